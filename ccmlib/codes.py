@@ -1,0 +1,31 @@
+"""Code lists of the rule catalog, kept in one place."""
+from __future__ import annotations
+
+#: CCM family codes reported in claim_lines.csv
+CCM_CODES = ("99490", "99439", "99487", "99489", "99491", "99437", "G0506")
+#: base code -> its add-on code
+ADDON_OF = {"99439": "99490", "99489": "99487", "99437": "99491"}
+BASE_CODES = ("99490", "99487", "99491")
+#: code -> (time family, minutes for the base, minutes per add-on unit, max add-on units or None)
+TIME_RULES = {
+    "99490": ("staff", 20, 20, 2),
+    "99487": ("staff", 60, 30, None),
+    "99491": ("practitioner", 30, 30, None),
+}
+BASE_OF_ADDON = ADDON_OF
+ADDON_OF_BASE = {v: k for k, v in ADDON_OF.items()}
+
+#: initiating visits (IV-01): office/outpatient E/M, AWV, IPPE, TCM
+INITIATING_VISITS = frozenset(
+    [f"9920{i}" for i in range(2, 6)] + [f"9921{i}" for i in range(2, 6)]
+    + ["G0438", "G0439", "G0402", "99495", "99496"])
+#: visits that G0506 can be added to (E/M, AWV, IPPE): BILL-06
+G0506_HOSTS = frozenset([f"9920{i}" for i in range(2, 6)] + [f"9921{i}" for i in range(2, 6)]
+                        + ["G0438", "G0439", "G0402"])
+
+#: BILL-03: services that conflict with CCM in the same month
+CONFLICT_SAME_NPI = frozenset(["G0181", "G0182"] + [str(c) for c in range(90951, 90971)]
+                              + ["99424", "99425", "99426", "99427"])
+CONFLICT_APCM = frozenset(["G0556", "G0557", "G0558"])  # from 2025-01-01
+APCM_FROM = "2025-01-01"
+CONFLICT_ANY_NPI = frozenset(["G0181", "G0182"] + [str(c) for c in range(90951, 90971)])

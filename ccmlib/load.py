@@ -1,0 +1,91 @@
+"""Load a practice data folder into typed tables plus a data-quality table."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import io
+from .schema import TABLES
+from .validate import DQ_COLUMNS, empty_quality, validate_table
+
+
+@dataclass
+class Practice:
+    """Typed tables of one practice, the data-quality table and what was read from where."""
+
+    folder: Path
+    tables: dict[str, pd.DataFrame]
+    quality: pd.DataFrame
+    inputs: list[dict] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.tables
+
+    def counts(self) -> pd.DataFrame:
+        """Rows read, accepted and rejected per input table (read = accepted + rejected)."""
+        return pd.DataFrame(self.inputs)[["table", "file", "rows_read", "rows_accepted", "rows_rejected"]]
+
+
+def _unknown_patients(tables: dict[str, pd.DataFrame], labels: dict[str, str]) -> list[pd.DataFrame]:
+    if "patients" not in tables:
+        return []
+    known = pd.Index(tables["patients"]["patient_id"].dropna().unique())
+    out = []
+    for name, df in tables.items():
+        if not TABLES[name].patient_ref or not len(df):
+            continue
+        bad = ~df["patient_id"].isin(known)
+        if bad.any():
+            out.append(pd.DataFrame({
+                "table": name, "file": labels[name], "line": df.loc[bad, "_line"].to_numpy(), "column": "patient_id",
+                "problem": "patient_id not in the patients table (row kept; check the export)",
+                "value": df.loc[bad, "patient_id"].astype("string").to_numpy(), "action": "flagged"}))
+    return out
+
+
+def load_practice(folder: str | Path, progress: bool = False) -> Practice:
+    """Read, map, type and validate every table of a practice folder.
+
+    Raises :class:`~ccmlib.errors.InputError` for a file that cannot be used at all (missing
+    required column, not UTF-8, empty, unknown sheet); bad rows go to ``Practice.quality``.
+    """
+    folder = Path(folder)
+    sources = io.find_sources(folder)
+    mapping = io.load_mapping(folder)
+    tables, quality, inputs, labels = {}, [], [], {}
+    items = list(sources.items())
+    if progress:
+        from tqdm.auto import tqdm
+        items = tqdm(items, desc="loading tables", unit="table", leave=False)
+    for name, src in items:
+        raw = io.read_raw(src)
+        raw = io.apply_mapping(raw, mapping.get(name, {}), src)
+        label = src.label
+        accepted, dq = validate_table(TABLES[name], raw, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]")
+        dq["file"] = label
+        tables[name], labels[name] = accepted, label
+        quality.append(dq)
+        inputs.append({"table": name, "file": label, "path": str(src.path), "sha256": io.sha256(src.path),
+                       "rows_read": int(len(raw)), "rows_accepted": int(len(accepted)),
+                       "rows_rejected": int(len(raw) - len(accepted))})
+    quality.extend(_unknown_patients(tables, labels))
+    for name in TABLES:
+        if name not in tables:
+            quality.append(pd.DataFrame([{"table": name, "file": "", "line": np.nan, "column": "",
+                                          "problem": "table not provided: checks that need it report that they could not run",
+                                          "value": "", "action": "note"}]))
+    quality = [q for q in quality if len(q)]
+    dq = pd.concat(quality, ignore_index=True)[DQ_COLUMNS] if quality else empty_quality()
+    return Practice(folder, tables, sort_quality(dq), inputs)
+
+
+def sort_quality(dq: pd.DataFrame) -> pd.DataFrame:
+    order = {n: i for i, n in enumerate(TABLES)}
+    dq = dq.assign(_t=dq["table"].map(order).fillna(99), line=pd.to_numeric(dq["line"], errors="coerce").astype("Int64"))
+    return dq.sort_values(["_t", "line", "column", "problem"], kind="mergesort", na_position="first").drop(columns="_t").reset_index(drop=True)

@@ -1,0 +1,180 @@
+"""Parse text columns into types and validate rows against the declared schemas.
+
+Parsing is vectorized per column; value rules (ranges, value sets, unique keys) are declared as
+pandera schemas built from :mod:`ccmlib.schema`. Every failure becomes a row of the
+data-quality table; a row with any ``rejected`` problem is left out of the typed table, a
+``flagged`` row is kept. Nothing is dropped without a data-quality row.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .schema import Col, Table
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import pandera.pandas as pa
+
+DQ_COLUMNS = ["table", "file", "line", "column", "problem", "value", "action"]
+
+TRUE = {"true", "yes", "y", "1", "t"}
+FALSE = {"false", "no", "n", "0", "f"}
+_BOOL_MAP = {**{k: True for k in TRUE}, **{k: False for k in FALSE}}
+_DATE_RE = r"^\d{4}-\d{2}-\d{2}(?:[ T]00:00(?::00(?:\.0+)?)?)?$"
+_TIME_RE = r"^(\d{1,2}):(\d{2})(?::\d{2})?$"
+
+
+def _problems(mask: pd.Series, column: str, problem: str, values: pd.Series | None = None,
+              action: str = "rejected") -> pd.DataFrame:
+    idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
+    vals = values.iloc[idx].astype("string").to_numpy() if values is not None else [""] * len(idx)
+    return pd.DataFrame({"row": idx, "column": column, "problem": problem, "value": vals, "action": action})
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
+        s = s.astype("Int64")  # 123.0 from a Parquet/Excel number column -> "123"
+    return s.astype("string").str.strip()
+
+
+def parse_column(raw: pd.Series, col: Col) -> tuple[pd.Series, pd.DataFrame]:
+    """Typed series and the problems found in one column."""
+    kind = col.kind
+    if kind == "date" and pd.api.types.is_datetime64_any_dtype(raw):
+        return pd.to_datetime(raw).dt.tz_localize(None).dt.normalize().astype("datetime64[ns]"), _problems(raw.isna() & False, col.name, "")
+    if kind == "bool" and pd.api.types.is_bool_dtype(raw):
+        return raw.astype("boolean"), _problems(raw.isna() & False, col.name, "")
+    text = _as_text(raw)
+    blank = text.isna() | (text == "")
+    text = text.mask(blank)
+    probs = []
+    if not col.blank_ok:
+        probs.append(_problems(blank, col.name, "required value is blank"))
+    if kind in ("id", "text"):
+        out = text
+    elif kind == "code":
+        out = text.str.upper()
+    elif kind == "icd":
+        out = text.str.upper().str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
+    elif kind == "choice":
+        out = text.str.lower()
+    elif kind == "date":
+        ok = text.str.match(_DATE_RE).fillna(False).astype(bool)
+        out = pd.to_datetime(text.where(ok).str.slice(0, 10), format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
+        probs.append(_problems(~blank & out.isna(), col.name, "not a valid date (expected YYYY-MM-DD)", text))
+    elif kind == "time":
+        parts = text.str.extract(_TIME_RE)
+        hh, mm = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+        good = hh.between(0, 23) & mm.between(0, 59)
+        out = (hh * 60 + mm).where(good).astype("Int32")
+        probs.append(_problems(~blank & ~good.fillna(False).astype(bool), col.name, "not a valid time (expected HH:MM, 24 h)", text))
+    elif kind == "bool":
+        out = text.str.lower().map(_BOOL_MAP).astype("boolean")
+        probs.append(_problems(~blank & out.isna(), col.name, "not a boolean (expected true/false, yes/no, y/n or 1/0)", text))
+    elif kind in ("number", "int"):
+        out = pd.to_numeric(text, errors="coerce").astype("float64")
+        probs.append(_problems(~blank & out.isna(), col.name, "not a number", text))
+        if kind == "int":
+            frac = out.notna() & (out % 1 != 0)
+            probs.append(_problems(frac, col.name, "not a whole number", text))
+            out = out.where(~frac).astype("Int64")
+    else:  # pragma: no cover - guarded by the schema declarations
+        raise ValueError(f"unknown column kind {kind}")
+    probs = [p for p in probs if len(p)]
+    return out, (pd.concat(probs, ignore_index=True) if probs else _problems(blank & False, col.name, ""))
+
+
+def _pandera_schemas(table: Table) -> tuple[pa.DataFrameSchema, pa.DataFrameSchema]:
+    """(reject schema, flag schema) declared from the table's columns."""
+    reject, flag = {}, {}
+    for c in table.cols:
+        checks = []
+        if c.choices:
+            checks.append(pa.Check.isin(list(c.choices), error=f"not one of: {', '.join(c.choices)}"))
+        if c.min is not None:
+            checks.append(pa.Check.ge(c.min, error=f"below the minimum of {c.min:g}"))
+        if c.max is not None:
+            checks.append(pa.Check.le(c.max, error=f"above the maximum of {c.max:g}"))
+        if checks:
+            reject[c.name] = pa.Column(checks=checks, nullable=True, required=False)
+        if c.flag_above is not None:
+            flag[c.name] = pa.Column(checks=[pa.Check.le(c.flag_above, error=f"implausibly large (over {c.flag_above:g}); kept, please verify")],
+                                     nullable=True, required=False)
+    unique = list(table.key) or None
+    return (pa.DataFrameSchema(reject, unique=unique, report_duplicates="exclude_first"),
+            pa.DataFrameSchema(flag))
+
+
+def _run_schema(schema: pa.DataFrameSchema, df: pd.DataFrame, table: Table, action: str) -> pd.DataFrame:
+    try:
+        schema.validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+        fc = fc[fc["index"].notna()]
+        is_dup = fc["check"].astype(str).str.contains("uniqueness|unique", regex=True)
+        problem = np.where(is_dup, "duplicate " + "+".join(table.key) + " (an earlier row has the same; this one is left out)",
+                           fc["check"].astype(str))
+        column = np.where(is_dup, "+".join(table.key), fc["column"].astype(str))
+        out = pd.DataFrame({"row": fc["index"].astype("int64").to_numpy(), "column": column, "problem": problem,
+                            "value": fc["failure_case"].astype("string").to_numpy(), "action": action})
+        return out.drop_duplicates(["row", "column", "problem"])
+    return pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
+
+
+def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
+    """Cross-column rules that a column schema cannot state."""
+    out = []
+    if table.name == "time_entries":
+        both = df["start_time"].notna() & df["end_time"].notna()
+        span = (df["end_time"] - df["start_time"]).astype("Float64")
+        out.append(_problems(both & (span < 0), "end_time", "end_time before start_time", df["end_time"].astype("string")))
+        disagree = both & df["minutes"].notna() & ((df["minutes"] - span).abs() > 1)
+        out.append(_problems(disagree, "minutes", "minutes disagree with start_time/end_time", df["minutes"].astype("string")))
+    return out
+
+
+def validate_table(table: Table, raw: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Typed table of accepted rows (with ``_line``) and its data-quality rows."""
+    from .errors import InputError
+
+    present = set(raw.columns)
+    missing = [c for c in table.required if c not in present]
+    if table.one_of and not any(all(c in present for c in alt) for alt in table.one_of):
+        missing.append(" or ".join("+".join(alt) for alt in table.one_of))
+    if missing:
+        have = ", ".join(c for c in raw.columns if c != "_line") or "none"
+        raise InputError(f"{label}: missing required column(s) {', '.join(missing)} for table {table.name} "
+                         f"(columns found: {have}; rename them with mapping.yml if the export uses other names)")
+    raw = raw.reset_index(drop=True)
+    typed = {}
+    probs = []
+    for c in table.cols:
+        if c.name in present:
+            typed[c.name], p = parse_column(raw[c.name], c)
+            probs.append(p)
+        else:
+            typed[c.name] = parse_column(pd.Series([None] * len(raw), dtype="object"), c)[0]
+    extra = [c for c in raw.columns if c not in typed and c != "_line"]
+    df = pd.DataFrame(typed)
+    for c in extra:
+        df[c] = raw[c]
+    df["_line"] = raw["_line"].to_numpy()
+    reject_schema, flag_schema = _pandera_schemas(table)
+    probs.append(_run_schema(reject_schema, df, table, "rejected"))
+    probs.append(_run_schema(flag_schema, df, table, "flagged"))
+    probs.extend(_table_rules(table, df))
+    probs = [p for p in probs if len(p)]
+    dq = pd.concat(probs, ignore_index=True) if probs else pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
+    rejected = np.zeros(len(df), dtype=bool)
+    rejected[dq.loc[dq["action"] == "rejected", "row"].astype("int64").to_numpy()] = True
+    dq["line"] = df["_line"].to_numpy()[dq["row"].astype("int64").to_numpy()] if len(dq) else pd.Series(dtype="int64")
+    dq["table"], dq["file"] = table.name, label
+    accepted = df[~rejected].reset_index(drop=True)
+    return accepted, dq[DQ_COLUMNS]
+
+
+def empty_quality() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in DQ_COLUMNS})
