@@ -1,0 +1,286 @@
+"""The audit job: load -> facts -> rules -> money -> the tables of the data contract.
+
+``audit()`` is the one public entry point; ``write_outputs()`` writes the run folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import refdata
+from .errors import InputError
+from .facts import PM, Facts, build_facts, initiating_visit_status
+from .load import Practice, load_practice, sort_quality
+from .money import codes_label, expand_effects, potential_units, settle_lines, unit_values
+from .period import Period, key_to_label, parse_period
+from .rules import RULE_CATALOG_VERSION, load_all
+from .validate import DQ_COLUMNS
+
+FINDING_COLUMNS = ["patient_id", "service_month", "rule_id", "severity", "cert_category", "message", "claim_id", "line",
+                   "cpt_code", "billing_npi", "entry_id", "amount"]
+CLAIM_LINE_COLUMNS = ["claim_id", "line", "patient_id", "service_month", "billing_npi", "service_date", "cpt_code",
+                      "units_billed", "units_supported", "paid_amount", "overpayment", "determination"]
+PM_COLUMNS = ["patient_id", "service_month", "qualifying_minutes", "practitioner_minutes", "documented_minutes",
+              "chronic_conditions", "codes_billed", "codes_supported", "overpayment", "missed_amount",
+              "date_20min", "date_40min", "date_60min", "errors", "warnings"]
+PACKAGES = ["ccm-audit", "pandas", "numpy", "pyarrow", "pandera", "scipy", "simple-icd-10-cm", "openpyxl", "papermill"]
+
+
+@dataclass
+class AuditResult:
+    findings: pd.DataFrame
+    claim_lines: pd.DataFrame
+    patient_months: pd.DataFrame
+    data_quality: pd.DataFrame
+    run: dict
+    facts: Facts | None = field(default=None, repr=False)
+
+    def summary(self) -> dict:
+        return self.run["summary"]
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def select_rules(rules: str | list[str] | None) -> list[str]:
+    catalog = load_all()
+    if rules is None or rules == "" or rules == []:
+        return sorted(catalog)
+    ids = [r.strip().upper() for r in (rules.split(",") if isinstance(rules, str) else rules) if r.strip()]
+    unknown = [r for r in ids if r not in catalog]
+    if unknown:
+        raise InputError(f"unknown rule ID(s): {', '.join(unknown)}; known: {', '.join(sorted(catalog))}")
+    return sorted(set(ids))
+
+
+def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFrame, list[dict]]:
+    catalog = load_all()
+    parts, status = [], []
+    todo = [i for i in ids if i != "REV-01"]
+    if progress:
+        from tqdm.auto import tqdm
+        todo = tqdm(todo, desc="checking rules", unit="rule", leave=False)
+    for rid in todo:
+        r = catalog[rid]
+        lacking = [t for t in r.needs if t in facts.missing]
+        if lacking:
+            status.append({"rule_id": rid, "status": "not_run", "reason": f"table(s) not provided: {', '.join(lacking)}"})
+            continue
+        out = r.func(facts)
+        out = out.assign(rule_id=rid, severity=out["severity"].fillna(r.severity) if len(out) else r.severity,
+                         cert_category=r.cert_category)
+        parts.append(out)
+        status.append({"rule_id": rid, "status": "ran", "raw_findings": int(len(out))})
+    raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["patient_id", "mkey", "scope", "rule_id", "severity"])
+    return raw, status
+
+
+def _missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: pd.DataFrame) -> pd.DataFrame:
+    """REV-01 per patient-month with no error (billed or not) whose minutes support unbilled units."""
+    pm = facts.pm
+    blocked = raw.loc[raw["severity"] == "error", PM].drop_duplicates().assign(blocked=True)
+    iv = initiating_visit_status(facts, pm[["patient_id"]].assign(billing_npi=pd.Series(pd.NA, index=pm.index, dtype="string")))
+    no_visit = iv.loc[~iv["visit_found"], ["patient_id"]]
+    pot, billed = potential_units(pm, lines.rename(columns={"units": "units"})[PM + ["cpt_code", "units"]])
+    missed = (pot.drop(columns=PM) - billed.drop(columns=PM)).clip(lower=0)
+    ok = pm[PM].merge(blocked, on=PM, how="left")["blocked"].isna().to_numpy() & ~pm["patient_id"].isin(no_visit["patient_id"]).to_numpy()
+    if "encounters" in facts.missing:
+        ok &= False  # cannot tell whether an initiating visit happened
+    missed = missed.mul(ok.astype(int), axis=0)
+    amount = pd.Series(0.0, index=pm.index)
+    for c in missed.columns:
+        u = missed[c]
+        if (u > 0).any():
+            amount += u * refdata.fee_for(pd.Series(c, index=pm.index), pm["month_start"], fees).fillna(0)
+    res = pm[PM].assign(missed_label=codes_label(missed), supported_label=codes_label(pot.drop(columns=PM)),
+                        billed_label=codes_label(billed.drop(columns=PM)), missed_amount=amount.round(2),
+                        minutes=pm["qualifying_minutes"])
+    return res
+
+
+def audit(data: str | Path | Practice, period: str | Period | None = None, start: str | None = None, end: str | None = None,
+          rules: str | list[str] | None = None, fees: str | Path | None = None, conditions: str | Path | None = None,
+          progress: bool = False) -> AuditResult:
+    """Check a practice folder (or a loaded :class:`Practice`) against the CCM rule catalog."""
+    started = datetime.now(timezone.utc)
+    per = period if isinstance(period, Period) else parse_period(period, start, end)
+    ids = select_rules(rules)
+    fee_table, fee_notes = refdata.fee_schedule(fees)
+    cmap = refdata.condition_map(conditions)
+    practice = data if isinstance(data, Practice) else load_practice(data, progress=progress)
+    facts = build_facts(practice, per, cmap)
+    years = {str(k // 12) for k in facts.period.keys}
+    fee_notes = [n for n in fee_notes if n.split(" ")[1][:4] in years]
+    raw, status = _run_rules(facts, ids, progress)
+    raw["fid"] = np.arange(len(raw))
+
+    billed_pm = facts.pm.loc[facts.pm["billed"], PM]
+    keep = (raw["scope"].isin(["line", "entry"])) | raw[PM].merge(billed_pm.assign(_b=True), on=PM, how="left")["_b"].notna().to_numpy()
+    kept = raw[keep]
+    lines = facts.lines
+    uv = unit_values(lines, fee_table)
+    effects = expand_effects(kept, lines)
+    settled = settle_lines(lines, effects, uv)
+    eff_val = effects.merge(settled[["claim_id", "line", "unit_value"]], on=["claim_id", "line"])
+    amount = (eff_val["units_removed"] * eff_val["unit_value"]).groupby(eff_val["fid"]).sum()
+    findings = kept.assign(amount=kept["fid"].map(amount).fillna(0.0).round(2))
+
+    pmo = facts.pm.copy()
+    rev = _missed_revenue(facts, raw, lines, fee_table) if "REV-01" in ids else None
+    if rev is not None:
+        pmo = pmo.merge(rev[PM + ["missed_amount"]], on=PM, how="left")
+        r = rev[rev["missed_amount"] > 0]
+        if len(r):
+            msg = (r["minutes"].round(1).astype(str) + " qualifying minutes support " + r["supported_label"] + "; billed "
+                   + r["billed_label"].replace("", "nothing") + "; not billed: " + r["missed_label"])
+            findings = pd.concat([findings, pd.DataFrame({"patient_id": r["patient_id"], "mkey": r["mkey"], "scope": "pm",
+                                                          "rule_id": "REV-01", "severity": "info", "cert_category": "other",
+                                                          "message": msg, "amount": r["missed_amount"]})], ignore_index=True)
+        status.append({"rule_id": "REV-01", "status": "ran", "raw_findings": int(len(r))})
+    else:
+        pmo["missed_amount"] = 0.0
+
+    dq = [practice.quality]
+    for s in status:
+        if s["status"] == "not_run":
+            dq.append(pd.DataFrame([{"table": "", "file": "", "line": pd.NA, "column": "", "problem": f"rule {s['rule_id']} could not run: {s['reason']}", "value": "", "action": "note"}]))
+    if "IV-01" in ids and "IV-01" not in [s["rule_id"] for s in status if s["status"] == "not_run"]:
+        st = initiating_visit_status(facts, lines[["patient_id", "billing_npi"]])
+        unk = st[~st["visit_found"] & ~st["covered"]]
+        if len(unk):
+            dq.append(pd.DataFrame({"table": "encounters", "file": "", "line": pd.NA, "column": "encounter_date",
+                                    "problem": "encounters do not reach back 365 days before CCM commencement "
+                                    + unk["commencement"].dt.strftime("%Y-%m-%d").fillna("?") + " and no initiating visit was found; IV-01 not assessed for patient "
+                                    + unk["patient_id"].astype(str) + ", NPI " + unk["billing_npi"].astype(str),
+                                    "value": "", "action": "note"}))
+    for n in fee_notes:
+        dq.append(pd.DataFrame([{"table": "fee_schedule", "file": str(fees or "fee_schedule.csv (bundled)"), "line": pd.NA, "column": "amount",
+                                 "problem": n, "value": "", "action": "note"}]))
+    no_value = settled[settled["unit_value"].isna()]
+    if len(no_value):
+        dq.append(pd.DataFrame({"table": "claims", "file": "", "line": pd.NA, "column": "paid_amount",
+                                "problem": "no paid_amount and no fee-schedule amount for " + no_value["cpt_code"] + " on "
+                                + no_value["service_date"].dt.strftime("%Y-%m-%d") + ": overpayment counted as 0 for claim "
+                                + no_value["claim_id"].astype(str) + " line " + no_value["line"].astype(str), "value": "", "action": "note"}))
+    data_quality = sort_quality(pd.concat([d for d in dq if len(d)], ignore_index=True)[DQ_COLUMNS])
+
+    result = AuditResult(
+        findings=_findings_table(findings),
+        claim_lines=_claim_lines_table(settled),
+        patient_months=_patient_months_table(pmo, lines, settled, findings),
+        data_quality=data_quality,
+        run={}, facts=facts)
+    result.run = _run_record(practice, facts.period, ids, status, fee_table, fee_notes, fees, conditions, result, started)
+    return result
+
+
+def _findings_table(f: pd.DataFrame) -> pd.DataFrame:
+    out = f.assign(service_month=key_to_label(f["mkey"].astype("int64")) if len(f) else "")
+    for c in FINDING_COLUMNS:
+        if c not in out.columns:
+            out[c] = pd.NA
+    out = out[FINDING_COLUMNS].copy()
+    out["line"] = pd.to_numeric(out["line"], errors="coerce").astype("Int64")
+    for c in ("patient_id", "claim_id", "cpt_code", "billing_npi", "entry_id"):
+        out[c] = out[c].astype("string")
+    return out.sort_values(["patient_id", "service_month", "rule_id", "claim_id", "line", "billing_npi", "entry_id", "message"],
+                           kind="mergesort", na_position="first").reset_index(drop=True)
+
+
+def _claim_lines_table(s: pd.DataFrame) -> pd.DataFrame:
+    out = s.assign(service_month=key_to_label(s["mkey"].astype("int64")) if len(s) else "", units_billed=s["units"])
+    out = out[CLAIM_LINE_COLUMNS].copy()
+    out["paid_amount"] = out["paid_amount"].round(2)
+    return out.sort_values(["patient_id", "service_month", "service_date", "claim_id", "line"], kind="mergesort").reset_index(drop=True)
+
+
+def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
+    billed = lines.pivot_table(index=PM, columns="cpt_code", values="units", aggfunc="sum", fill_value=0)
+    supp = settled.pivot_table(index=PM, columns="cpt_code", values="units_supported", aggfunc="sum", fill_value=0)
+    over = settled.groupby(PM)["overpayment"].sum()
+    lab = pd.DataFrame({"codes_billed": codes_label(billed), "codes_supported": codes_label(supp)}, index=billed.index)
+    out = pm.merge(lab.reset_index(), on=PM, how="left").merge(over.rename("overpayment").reset_index(), on=PM, how="left")
+    counts = findings.pivot_table(index=PM, columns="severity", values="rule_id", aggfunc="count", fill_value=0)
+    counts = counts.reindex(columns=["error", "warning"], fill_value=0).rename(columns={"error": "errors", "warning": "warnings"})
+    out = out.merge(counts.reset_index(), on=PM, how="left")
+    for c in ("errors", "warnings"):
+        out[c] = out[c].fillna(0).astype("int64")
+    out["codes_billed"] = out["codes_billed"].fillna("")
+    out["codes_supported"] = out["codes_supported"].fillna("")
+    out["overpayment"] = out["overpayment"].fillna(0.0).round(2)
+    out["missed_amount"] = out["missed_amount"].fillna(0.0).round(2)
+    for c in ("qualifying_minutes", "practitioner_minutes", "documented_minutes"):
+        out[c] = out[c].round(2)
+    return out[PM_COLUMNS].sort_values(["patient_id", "service_month"], kind="mergesort").reset_index(drop=True)
+
+
+def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_notes, fees, conditions, res: AuditResult, started) -> dict:
+    f, cl = res.findings, res.claim_lines
+    return {
+        "tool": "ccm-audit",
+        "inputs": practice.inputs,
+        "data_folder": str(practice.folder),
+        "mapping": str(practice.folder / "mapping.yml") if (practice.folder / "mapping.yml").is_file() else None,
+        "period": period.to_json(),
+        "rule_catalog_version": RULE_CATALOG_VERSION,
+        "rules": status,
+        "fee_schedule": {"source": str(fees) if fees else "bundled (CMS PFS national non-facility)", "fallbacks": fee_notes},
+        "condition_map": {"source": str(conditions) if conditions else "bundled CCW map", "icd10": refdata.icd10_version()},
+        "seed": None,
+        "sample": None,
+        "summary": {
+            "patient_months": int(len(res.patient_months)),
+            "claim_lines": int(len(cl)),
+            "claim_lines_not_supported": int((cl["determination"] != "supported").sum()),
+            "paid_amount": round(float(cl["paid_amount"].fillna(0).sum()), 2),
+            "overpayment": round(float(cl["overpayment"].fillna(0).sum()), 2),
+            "missed_amount": round(float(res.patient_months["missed_amount"].sum()), 2),
+            "findings": {s: int((f["severity"] == s).sum()) for s in ("error", "warning", "info")},
+            "data_quality_rows": int(len(res.data_quality)),
+        },
+        "packages": package_versions(),
+        "command": " ".join(sys.argv),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, path)
+
+
+def _csv(df: pd.DataFrame) -> str:
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d")
+    return out.to_csv(index=False, lineterminator="\n")
+
+
+def write_outputs(result: AuditResult, out_dir: str | Path) -> Path:
+    """Write the run folder of the data contract: four CSVs and run.json."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),
+                     ("patient_months", result.patient_months), ("data_quality", result.data_quality)):
+        _atomic_write(out / f"{name}.csv", _csv(df))
+    _atomic_write(out / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
+    return out

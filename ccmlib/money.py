@@ -1,0 +1,96 @@
+"""Dollars: supported units per claim line, overpayment, per-finding amounts and missed revenue."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import refdata
+from .codes import ADDON_OF_BASE, BASE_CODES
+from .facts import PM
+
+LINE_KEY = ["claim_id", "line"]
+
+
+def unit_values(lines: pd.DataFrame, fees: pd.DataFrame) -> pd.Series:
+    """Dollars per unit of each line: paid_amount / units, else the fee schedule for the service date."""
+    fee = refdata.fee_for(lines["cpt_code"], lines["service_date"], fees)
+    paid = lines["paid_amount"] / lines["units"]
+    return paid.fillna(fee)
+
+
+def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """(fid, claim_id, line, units_removed) for every error finding, add-ons of a fully removed base included."""
+    err = findings[findings["severity"] == "error"]
+    ln = lines[PM + LINE_KEY + ["billing_npi", "cpt_code", "units"]]
+    parts = []
+    pm = err[err["scope"] == "pm"][["fid", *PM]].merge(ln, on=PM)
+    parts.append(pm.assign(units_removed=pm["units"]))
+    npi = err[err["scope"] == "npi"][["fid", *PM, "billing_npi"]].merge(ln, on=PM + ["billing_npi"])
+    parts.append(npi.assign(units_removed=npi["units"]))
+    li = err[err["scope"] == "line"][["fid", *LINE_KEY, "units_removed"]].merge(ln, on=LINE_KEY)
+    parts.append(li)
+    eff = pd.concat(parts, ignore_index=True)[["fid", *PM, *LINE_KEY, "billing_npi", "cpt_code", "units", "units_removed"]]
+    # a finding that removes every unit of a base code for a practitioner's month also sinks the add-ons
+    base = eff[eff["cpt_code"].isin(BASE_CODES)].groupby(["fid", *PM, "billing_npi", "cpt_code"])["units_removed"].sum().reset_index()
+    billed = ln[ln["cpt_code"].isin(BASE_CODES)].groupby([*PM, "billing_npi", "cpt_code"])["units"].sum().rename("billed").reset_index()
+    base = base.merge(billed, on=[*PM, "billing_npi", "cpt_code"])
+    gone = base[base["units_removed"] >= base["billed"]].assign(addon=lambda d: d["cpt_code"].map(ADDON_OF_BASE))
+    casc = gone[["fid", *PM, "billing_npi", "addon"]].merge(ln.rename(columns={"cpt_code": "addon"}), on=[*PM, "billing_npi", "addon"])
+    casc = casc.rename(columns={"addon": "cpt_code"}).assign(units_removed=lambda d: d["units"])
+    eff = pd.concat([eff, casc[eff.columns]], ignore_index=True)
+    eff["units_removed"] = np.minimum(eff["units_removed"].astype("int64"), eff["units"].astype("int64"))
+    return eff.groupby(["fid", *LINE_KEY], sort=False, as_index=False).agg({**{c: "first" for c in (*PM, "billing_npi", "cpt_code", "units")}, "units_removed": "max"})
+
+
+def settle_lines(lines: pd.DataFrame, effects: pd.DataFrame, unit_value: pd.Series) -> pd.DataFrame:
+    """units_supported, overpayment and determination per CCM line."""
+    out = lines.copy()
+    removed = effects.groupby(LINE_KEY)["units_removed"].max().rename("removed").reset_index()
+    out = out.merge(removed, on=LINE_KEY, how="left")
+    out["unit_value"] = unit_value.to_numpy()
+    out["units_supported"] = (out["units"] - out["removed"].fillna(0)).clip(lower=0).astype("int64")
+    # an add-on is never supported when no unit of its base is supported for that practitioner's month
+    base_ok = out[out["cpt_code"].isin(BASE_CODES)].groupby([*PM, "billing_npi", "cpt_code"])["units_supported"].sum()
+    base_ok = base_ok.rename("base_supported").reset_index().assign(cpt_code=lambda d: d["cpt_code"].map(ADDON_OF_BASE))
+    out = out.merge(base_ok, on=[*PM, "billing_npi", "cpt_code"], how="left")
+    is_addon = out["cpt_code"].isin(ADDON_OF_BASE.values())
+    out.loc[is_addon & (out["base_supported"].fillna(0) <= 0), "units_supported"] = 0
+    out["overpayment"] = ((out["units"] - out["units_supported"]) * out["unit_value"]).round(2)
+    out["determination"] = np.select([out["units_supported"] >= out["units"], out["units_supported"] > 0],
+                                     ["supported", "partially_supported"], "not_supported")
+    return out.drop(columns=["removed", "base_supported"])
+
+
+def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> pd.DataFrame:
+    """Units each patient-month's qualifying minutes support, in the code family billed (99490 when none).
+
+    Complex CCM (99487) is never proposed for an unbilled month: it needs medical decision-making that
+    time logs cannot show.
+    """
+    fam = billed.pivot_table(index=PM, columns="cpt_code", values="units", aggfunc="sum", fill_value=0)
+    fam = fam.reindex(columns=["99490", "99439", "99487", "99489", "99491", "99437"], fill_value=0)
+    p = pm[PM + ["qualifying_minutes", "practitioner_minutes"]].merge(fam.reset_index(), on=PM, how="left").fillna(0)
+    m, pm_ = p["qualifying_minutes"], p["practitioner_minutes"]
+    complex_ = p["99487"] > 0
+    prac = (p["99491"] > 0) & ~complex_
+    staff = ~complex_ & ~prac
+    pot = pd.DataFrame({c: 0 for c in fam.columns}, index=p.index)
+    pot["99490"] = np.where(staff & (m >= 20), 1, 0)
+    pot["99439"] = np.where(staff, np.clip(np.floor((m - 20) / 20), 0, 2), 0)
+    pot["99487"] = np.where(complex_ & (m >= 60), 1, 0)
+    pot["99489"] = np.where(complex_, np.clip(np.floor((m - 60) / 30), 0, None), 0)
+    pot["99491"] = np.where(prac & (pm_ >= 30), 1, 0)
+    pot["99437"] = np.where(prac, np.clip(np.floor((pm_ - 30) / 30), 0, None), 0)
+    return pd.concat([p[PM], pot.astype("int64")], axis=1), pd.concat([p[PM], fam.reset_index(drop=True).astype("int64")], axis=1)
+
+
+def codes_label(units: pd.DataFrame) -> pd.Series:
+    """'99490+99439x2' from a frame of unit counts per code column (CCM order)."""
+    out = pd.Series("", index=units.index, dtype="object")
+    for c in ["99490", "99439", "99487", "99489", "99491", "99437", "G0506"]:
+        if c not in units.columns:
+            continue
+        u = units[c].fillna(0).astype("int64")
+        piece = np.where(u == 1, c, np.where(u > 1, c + "x" + u.astype(str), ""))
+        out = out + np.where((out != "") & (piece != ""), "+", "") + piece
+    return out

@@ -1,0 +1,140 @@
+"""Initiating visit (IV-01) and billing rules (BILL-01..06)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..codes import (ADDON_OF, APCM_FROM, BASE_CODES, CONFLICT_ANY_NPI, CONFLICT_APCM, CONFLICT_SAME_NPI, G0506_HOSTS)
+from ..facts import PM, Facts, initiating_visit_status, threshold_dates
+from .registry import raw, rule
+
+ORDER = ["patient_id", "mkey", "service_date", "claim_id", "line"]
+TIMED = ("99490", "99439", "99487", "99489", "99491", "99437")
+
+
+def _timed_lines(f: Facts) -> pd.DataFrame:
+    return f.lines[f.lines["cpt_code"].isin(TIMED)].sort_values(ORDER, kind="mergesort")
+
+
+@rule("IV-01", "No initiating visit before CCM began", "error", "no_documentation",
+      "CMS MLN909188 (initiating visit for new patients or not seen within a year); 42 CFR 410.26", ("encounters", "claims"))
+def iv_01(f: Facts) -> pd.DataFrame:
+    """Per billing practitioner. Not raised when the encounters table does not reach back 365 days before the
+    patient's commencement and no visit is found: that case is listed in the data-quality table instead."""
+    who = f.lines[PM + ["billing_npi"]].drop_duplicates()
+    st = initiating_visit_status(f, who[["patient_id", "billing_npi"]])
+    bad = st[~st["visit_found"] & st["covered"]]
+    m = who.merge(bad[["patient_id", "billing_npi", "commencement"]], on=["patient_id", "billing_npi"])
+    return raw(m, "npi", "no qualifying visit by " + m["billing_npi"].astype(str) + " in the 365 days up to CCM commencement on "
+               + m["commencement"].dt.strftime("%Y-%m-%d"))
+
+
+@rule("BILL-01", "More than one practitioner billed CCM for the patient-month", "error", "other",
+      "CMS MLN909188 (only one practitioner may bill CCM per month)", ("claims",))
+def bill_01(f: Facts) -> pd.DataFrame:
+    """The first practitioner (earliest service date, then claim_id, line) keeps the month."""
+    ln = _timed_lines(f)
+    first = ln.drop_duplicates(PM)[PM + ["billing_npi"]].rename(columns={"billing_npi": "first_npi"})
+    ln = ln.merge(first, on=PM)
+    ln = ln[ln["billing_npi"] != ln["first_npi"]]
+    return raw(ln, "line", "CCM for this month was first billed by " + ln["first_npi"].astype(str) + "; "
+               + ln["billing_npi"].astype(str) + " cannot also bill it")
+
+
+@rule("BILL-02", "Base CCM code billed more than once in the month", "error", "incorrect_coding",
+      "CPT descriptors: 99490, 99487, 99491 are reported once per calendar month", ("claims",))
+def bill_02(f: Facts) -> pd.DataFrame:
+    ln = _timed_lines(f)
+    ln = ln[ln["cpt_code"].isin(BASE_CODES)]
+    before = ln.groupby(PM + ["billing_npi", "cpt_code"])["units"].cumsum() - ln["units"]
+    removed = (ln["units"] - (1 - before).clip(lower=0)).clip(lower=0).astype("int64")
+    bad = removed > 0
+    return raw(ln[bad], "line", ln["cpt_code"][bad] + " is billed once per month; " + removed[bad].astype(str) + " extra unit(s)",
+               units_removed=removed[bad])
+
+
+@rule("BILL-03", "CCM billed with a conflicting service in the month", "error", "other",
+      "CMS MLN909188; OIG A-07-17-05101, A-07-19-05122 (overlapping care management)", ("claims",))
+def bill_03(f: Facts) -> pd.DataFrame:
+    """Error when the CCM practitioner also bills G0181/G0182, ESRD 90951-90970, PCM 99424-99427 or (from
+    2025) APCM G0556-G0558 in the month; warning when another practitioner bills G0181/G0182/ESRD."""
+    who = f.lines[f.lines["cpt_code"] != "G0506"][PM + ["billing_npi"]].drop_duplicates()
+    c = f.claims[f.claims["mkey"].notna()]
+    apcm = c["cpt_code"].isin(CONFLICT_APCM) & (c["service_date"] >= pd.Timestamp(APCM_FROM))
+    c = c[c["cpt_code"].isin(CONFLICT_SAME_NPI | CONFLICT_ANY_NPI) | apcm].assign(mkey=lambda d: d["mkey"].astype("int64"))
+    c = c.assign(same_ok=c["cpt_code"].isin(CONFLICT_SAME_NPI) | apcm.loc[c.index], any_ok=c["cpt_code"].isin(CONFLICT_ANY_NPI))
+    m = who.merge(c[PM + ["billing_npi", "cpt_code", "same_ok", "any_ok"]].rename(columns={"billing_npi": "other_npi"}), on=PM)
+    same = m[(m["other_npi"] == m["billing_npi"]) & m["same_ok"]]
+    other = m[(m["other_npi"] != m["billing_npi"]) & m["any_ok"]]
+    out = []
+    for part, sev, text in ((same, "error", "also billed "), (other, "warning", "another practitioner billed ")):
+        if not len(part):
+            continue
+        g = part.groupby(PM + ["billing_npi"])["cpt_code"].agg(lambda s: ", ".join(sorted(set(s)))).reset_index()
+        out.append(raw(g, "npi", text + g["cpt_code"] + " in the month of CCM by " + g["billing_npi"].astype(str), severity=sev))
+    return pd.concat(out, ignore_index=True) if out else raw(who.iloc[:0], "npi", "")
+
+
+@rule("BILL-04", "Incompatible CCM codes in one month", "error", "incorrect_coding",
+      "CPT CCM family rules: 99490 and 99487 not together; add-ons need their base", ("claims",))
+def bill_04(f: Facts) -> pd.DataFrame:
+    """99490 with 99487: the base code billed later (and its add-ons) is unsupported. An add-on without its base in
+    the month is unsupported."""
+    ln = _timed_lines(f)
+    has = pd.get_dummies(ln["cpt_code"]).reindex(columns=list(TIMED), fill_value=False).astype(bool)
+    has = has.groupby([ln["patient_id"], ln["mkey"]]).transform("any")
+    out = []
+    first_base = ln[ln["cpt_code"].isin(("99490", "99487"))].drop_duplicates(PM)[PM + ["cpt_code"]].rename(columns={"cpt_code": "kept"})
+    x = ln[has["99490"] & has["99487"]].merge(first_base, on=PM)
+    drop = ((x["kept"] == "99490") & x["cpt_code"].isin(("99487", "99489"))) | ((x["kept"] == "99487") & x["cpt_code"].isin(("99490", "99439")))
+    x = x[drop]
+    out.append(raw(x, "line", x["cpt_code"] + " billed in the same month as " + x["kept"] + " (incompatible)"))
+    for addon, base in ADDON_OF.items():
+        x = ln[(ln["cpt_code"] == addon) & ~has[base]]
+        out.append(raw(x, "line", f"add-on {addon} billed without its base code {base} in the month"))
+    return pd.concat(out, ignore_index=True) if out else raw(ln.iloc[:0], "line", "")
+
+
+@rule("BILL-05", "Billed before the time threshold was reached", "warning", "insufficient_documentation",
+      "CMS MLN909188 (the service is complete when the time threshold is met)", ("claims", "time_entries"))
+def bill_05(f: Facts) -> pd.DataFrame:
+    ln = _timed_lines(f).copy()
+    if not len(ln):
+        return raw(ln, "line", "")
+    base_min = ln["cpt_code"].map({"99490": 20, "99439": 20, "99487": 60, "99489": 60, "99491": 30, "99437": 30})
+    step = ln["cpt_code"].map({"99490": 0, "99439": 20, "99487": 0, "99489": 30, "99491": 0, "99437": 30})
+    cum_units = ln.groupby(PM + ["cpt_code"])["units"].cumsum()
+    ln["need"] = base_min + step * cum_units
+    prac = ln["cpt_code"].isin(("99491", "99437"))
+    reached = pd.Series(pd.NaT, index=ln.index, dtype="datetime64[ns]")
+    for mask, col in ((~prac, "staff_cum"), (prac, "prac_cum")):
+        if mask.any():
+            reached[mask] = threshold_dates(f.cum, ln[mask], col).to_numpy()
+    bad = reached.notna() & (ln["service_date"] < reached)
+    x = ln[bad]
+    return raw(x, "line", "service date " + x["service_date"].dt.strftime("%Y-%m-%d") + " is before the "
+               + x["need"].astype(int).astype(str) + "-minute threshold was reached on " + reached[bad].dt.strftime("%Y-%m-%d"),
+               units_removed=0)
+
+
+@rule("BILL-06", "G0506 without a qualifying initiating visit, or billed twice", "error", "incorrect_coding",
+      "CMS PFS CY2017 final rule (G0506 add-on to the initiating visit, once per practitioner)", ("claims",))
+def bill_06(f: Facts) -> pd.DataFrame:
+    g = f.claims[f.claims["cpt_code"] == "G0506"].sort_values(["patient_id", "billing_npi", "service_date", "claim_id", "line"], kind="mergesort")
+    if not len(g):
+        return raw(f.lines.iloc[:0], "line", "")
+    g = g.assign(nth=g.groupby(["patient_id", "billing_npi"]).cumcount())
+    hosts_c = f.claims[f.claims["cpt_code"].isin(G0506_HOSTS)][["patient_id", "billing_npi", "service_date"]]
+    enc = f.encounters[f.encounters["cpt_code"].isin(G0506_HOSTS)]
+    hosts_e = g[["patient_id", "billing_npi", "service_date"]].drop_duplicates().merge(
+        enc.rename(columns={"encounter_date": "service_date"})[["patient_id", "service_date", "practitioner_npi"]], on=["patient_id", "service_date"])
+    hosts_e = hosts_e[hosts_e["practitioner_npi"].isna() | (hosts_e["practitioner_npi"] == hosts_e["billing_npi"])]
+    hosts = pd.concat([hosts_c, hosts_e[["patient_id", "billing_npi", "service_date"]]]).drop_duplicates().assign(host=True)
+    g = g.merge(hosts, on=["patient_id", "billing_npi", "service_date"], how="left")
+    g = g[g["mkey"].between(f.period.first, f.period.last)]
+    no_host = g["host"].isna()
+    dup = g["nth"] > 0
+    bad = g[no_host | dup]
+    why = np.where(no_host[no_host | dup], "no E/M, AWV or IPPE by the same practitioner on " + bad["service_date"].dt.strftime("%Y-%m-%d"),
+                   "G0506 already billed for this patient by " + bad["billing_npi"].astype(str))
+    return raw(bad, "line", "G0506: " + pd.Series(why, index=bad.index))

@@ -1,0 +1,74 @@
+"""The rule registry: one entry per rule ID of the catalog (``ccm-rules.md`` v1).
+
+A rule function takes :class:`~ccmlib.facts.Facts` and returns raw findings, a DataFrame with
+``patient_id, mkey, scope, message`` and, by scope, ``billing_npi`` (``npi``), ``claim_id, line,
+cpt_code, units_removed`` (``line``) or ``entry_id`` (``entry``). ``scope = pm`` findings of an
+error rule make every CCM line of the patient-month unsupported; ``npi`` ones the lines of that
+practitioner; ``line`` ones remove ``units_removed`` units of one line. A ``severity`` column, when
+present, overrides the rule's default (BILL-03 has both).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+RULE_CATALOG_VERSION = "1"
+
+RAW_COLUMNS = ["patient_id", "mkey", "scope", "billing_npi", "claim_id", "line", "cpt_code", "entry_id",
+               "units_removed", "message", "severity"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    severity: str  # error | warning | info
+    cert_category: str
+    citation: str
+    needs: tuple[str, ...]
+    func: Callable | None = None
+
+    @property
+    def family(self) -> str:
+        return self.id.split("-")[0]
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(id: str, title: str, severity: str, cert_category: str, citation: str, needs: tuple[str, ...] = ()):
+    """Register a rule function under its catalog ID."""
+    def wrap(func):
+        RULES[id] = Rule(id, title, severity, cert_category, citation, needs, func)
+        func.rule_id = id
+        return func
+    return wrap
+
+
+def raw(df: pd.DataFrame, scope: str, message, **cols) -> pd.DataFrame:
+    """Build raw findings from the rows of ``df`` (which has patient_id and mkey)."""
+    out = pd.DataFrame({"patient_id": df["patient_id"].to_numpy(), "mkey": df["mkey"].to_numpy()})
+    out["scope"] = scope
+    for c in ("billing_npi", "claim_id", "line", "cpt_code", "entry_id"):
+        src = cols.pop(c, df[c] if c in df.columns and scope in ("line", "npi", "entry") else None)
+        out[c] = src.to_numpy() if isinstance(src, pd.Series) else src
+    out["units_removed"] = cols.pop("units_removed", df["units"] if scope == "line" and "units" in df.columns else 0)
+    if isinstance(out["units_removed"], pd.Series):
+        out["units_removed"] = pd.Series(out["units_removed"]).to_numpy()
+    out["message"] = message.to_numpy() if isinstance(message, pd.Series) else message
+    out["severity"] = cols.pop("severity", None)
+    if isinstance(out["severity"], pd.Series):
+        out["severity"] = out["severity"].to_numpy()
+    if cols:
+        raise TypeError(f"unknown columns {sorted(cols)}")
+    return out[RAW_COLUMNS]
+
+
+def catalog() -> pd.DataFrame:
+    """Every rule with its ID, title, severity, CERT category and citation (for reports)."""
+    from . import load_all
+    load_all()
+    return pd.DataFrame([{k: getattr(r, k) for k in ("id", "title", "severity", "cert_category", "citation")}
+                         | {"needs": ",".join(r.needs)} for r in sorted(RULES.values(), key=lambda r: r.id)])

@@ -1,0 +1,126 @@
+"""Time documentation: exclusions (TIME-01..05, CONS-05) and time thresholds (TIME-06..09)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..facts import Facts
+from .registry import raw, rule
+
+CMS_CCM = "CMS MLN909188 Chronic Care Management Services; CPT 2024 CCM code descriptors"
+
+
+def _entries(f: Facts, flag: str, what) -> pd.DataFrame:
+    e = f.entries[f.entries[flag]]
+    mins = e["duration"].fillna(0).round(1).astype(str)
+    msg = "entry " + e["entry_id"].astype(str) + ": " + (what(e) if callable(what) else what) + "; " + mins + " min excluded"
+    return raw(e, "entry", msg)
+
+
+@rule("TIME-01", "Time entry documentation incomplete", "warning", "insufficient_documentation",
+      "Medicare Claims Processing Manual ch.12 s.30.6; CMS CCM FAQ (time must be documented)", ("time_entries",))
+def time_01(f: Facts) -> pd.DataFrame:
+    def what(e):
+        d = e["description"].astype("string").str.strip()
+        parts = (pd.Series(np.where(d.isna() | (d == ""), "no description", ""), index=e.index) + ","
+                 + np.where(e["staff_id"].isna(), "no staff", "") + "," + np.where(e["duration"].isna(), "no duration", ""))
+        return parts.str.replace(r",+", ", ", regex=True).str.strip(", ")
+    return _entries(f, "x_incomplete", what)
+
+
+@rule("TIME-02", "Time by staff who are not clinical staff or a billing practitioner", "warning",
+      "insufficient_documentation", "42 CFR 410.26; CPT clinical staff definition; CMS CCM FAQ", ("time_entries", "staff"))
+def time_02(f: Facts) -> pd.DataFrame:
+    return _entries(f, "x_staff", lambda e: np.where(e["role"].isna(), "staff " + e["staff_id"].astype(str) + " not in the staff table",
+                                                      "staff " + e["staff_id"].astype(str) + " is " + e["role"].astype(str)))
+
+
+@rule("TIME-03", "Overlapping time of one staff member", "warning", "insufficient_documentation",
+      "CPT time rules (a unit of time is counted once); OIG A-07-17-05101", ("time_entries",))
+def time_03(f: Facts) -> pd.DataFrame:
+    e = f.entries[f.entries["x_overlap"]]
+    msg = ("entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " logged "
+           + e["overlap"].round(1).astype(str) + " min that overlap an earlier entry; counted once")
+    return raw(e, "entry", msg)
+
+
+@rule("TIME-04", "Face-to-face time logged as CCM", "warning", "insufficient_documentation",
+      "CMS CCM FAQ: face-to-face time belongs to the visit", ("time_entries",))
+def time_04(f: Facts) -> pd.DataFrame:
+    return _entries(f, "x_f2f", "face-to-face time belongs to a visit")
+
+
+@rule("TIME-05", "Time already counted toward another service", "warning", "insufficient_documentation",
+      "CMS PFS final rule CY2020 (no double counting of time with TCM, RPM, BHI)", ("time_entries",))
+def time_05(f: Facts) -> pd.DataFrame:
+    return _entries(f, "x_counted", lambda e: "already counted toward " + e["counted_toward"].astype(str))
+
+
+@rule("CONS-05", "Activity before consent", "warning", "no_documentation",
+      "CMS MLN909188: consent before CCM begins", ("time_entries", "consents"))
+def cons_05(f: Facts) -> pd.DataFrame:
+    """Also raised when the patient has no consent at all (the time cannot count)."""
+    e = f.entries[f.entries["x_before_consent"] | f.entries["x_no_consent"]]
+    what = np.where(e["x_no_consent"], "no consent on file",
+                    "activity on " + e["activity_date"].dt.strftime("%Y-%m-%d") + " before consent of "
+                    + e["first_consent"].dt.strftime("%Y-%m-%d").fillna(""))
+    return raw(e, "entry", "entry " + e["entry_id"].astype(str) + ": " + pd.Series(what, index=e.index) + "; "
+               + e["duration"].fillna(0).round(1).astype(str) + " min excluded")
+
+
+# ----------------------------------------------------------------------------- thresholds
+def _lines_with_minutes(f: Facts, codes: tuple[str, ...]) -> pd.DataFrame:
+    ln = f.lines[f.lines["cpt_code"].isin(codes)]
+    pm = f.pm[["patient_id", "mkey", "qualifying_minutes", "practitioner_minutes"]]
+    ln = ln.merge(pm, on=["patient_id", "mkey"], how="left")
+    return ln.sort_values(["patient_id", "mkey", "service_date", "claim_id", "line"], kind="mergesort")
+
+
+def _base_short(f: Facts, code: str, need: int, col: str, label: str) -> pd.DataFrame:
+    ln = _lines_with_minutes(f, (code,))
+    ln = ln[ln[col].fillna(0) < need]
+    msg = code + " billed with " + ln[col].fillna(0).round(1).astype(str) + f" {label}minutes; it needs {need}"
+    return raw(ln, "line", msg)
+
+
+def _addon_excess(f: Facts, addon: str, base_min: int, step: int, cap: int | None, col: str, label: str) -> pd.DataFrame:
+    """Add-on units beyond floor((minutes - base) / step) (capped), taken from the latest lines first."""
+    ln = _lines_with_minutes(f, (addon,))
+    if not len(ln):
+        return raw(ln, "line", "")
+    supported = np.floor((ln[col].fillna(0) - base_min) / step).clip(lower=0)
+    if cap is not None:
+        supported = supported.clip(upper=cap)
+    before = ln.groupby(["patient_id", "mkey"])["units"].cumsum() - ln["units"]
+    keep = (supported - before).clip(lower=0)
+    removed = (ln["units"] - keep).clip(lower=0).astype("int64")
+    bad = removed > 0
+    msg = (ln["units"].astype(str) + f" unit(s) of {addon} billed; " + ln[col].fillna(0).round(1).astype(str)
+           + f" {label}minutes support " + supported.astype(int).astype(str) + " in the month")
+    return raw(ln[bad], "line", msg[bad], units_removed=removed[bad])
+
+
+@rule("TIME-06", "99490 billed with fewer than 20 qualifying minutes", "error", "insufficient_documentation",
+      "CPT 99490 descriptor; CMS MLN909188", ("time_entries", "claims"))
+def time_06(f: Facts) -> pd.DataFrame:
+    return _base_short(f, "99490", 20, "qualifying_minutes", "qualifying ")
+
+
+@rule("TIME-07", "99439 units beyond those supported", "error", "insufficient_documentation",
+      "CPT 99439 descriptor (each additional 20 min, at most twice a month, CMS PFS CY2022)", ("time_entries", "claims"))
+def time_07(f: Facts) -> pd.DataFrame:
+    return _addon_excess(f, "99439", 20, 20, 2, "qualifying_minutes", "qualifying ")
+
+
+@rule("TIME-08", "99487/99489 billed beyond the time documented", "error", "insufficient_documentation",
+      "CPT 99487/99489 descriptors", ("time_entries", "claims"))
+def time_08(f: Facts) -> pd.DataFrame:
+    return pd.concat([_base_short(f, "99487", 60, "qualifying_minutes", "qualifying "),
+                      _addon_excess(f, "99489", 60, 30, None, "qualifying_minutes", "qualifying ")], ignore_index=True)
+
+
+@rule("TIME-09", "99491/99437 billed beyond the practitioner's own time", "error", "insufficient_documentation",
+      "CPT 99491/99437 descriptors (time personally spent by the physician/QHP)", ("time_entries", "claims", "staff"))
+def time_09(f: Facts) -> pd.DataFrame:
+    return pd.concat([_base_short(f, "99491", 30, "practitioner_minutes", "practitioner "),
+                      _addon_excess(f, "99437", 30, 30, None, "practitioner_minutes", "practitioner ")], ignore_index=True)
