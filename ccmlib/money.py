@@ -81,7 +81,7 @@ def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> pd.DataFrame:
     pot["99489"] = np.where(complex_, np.clip(np.floor((m - 60) / 30), 0, None), 0)
     pot["99491"] = np.where(prac & (pm_ >= 30), 1, 0)
     pot["99437"] = np.where(prac, np.clip(np.floor((pm_ - 30) / 30), 0, None), 0)
-    return pd.concat([p[PM], pot.astype("int64")], axis=1), pd.concat([p[PM], fam.reset_index(drop=True).astype("int64")], axis=1)
+    return pd.concat([p[PM], pot.astype("int64")], axis=1), p[PM + list(fam.columns)].astype({c: "int64" for c in fam.columns})
 
 
 def codes_label(units: pd.DataFrame) -> pd.Series:

@@ -54,13 +54,11 @@ def raw(df: pd.DataFrame, scope: str, message, **cols) -> pd.DataFrame:
     for c in ("billing_npi", "claim_id", "line", "cpt_code", "entry_id"):
         src = cols.pop(c, df[c] if c in df.columns and scope in ("line", "npi", "entry") else None)
         out[c] = src.to_numpy() if isinstance(src, pd.Series) else src
-    out["units_removed"] = cols.pop("units_removed", df["units"] if scope == "line" and "units" in df.columns else 0)
-    if isinstance(out["units_removed"], pd.Series):
-        out["units_removed"] = pd.Series(out["units_removed"]).to_numpy()
+    units = cols.pop("units_removed", df["units"] if scope == "line" and "units" in df.columns else 0)
+    out["units_removed"] = units.to_numpy() if isinstance(units, pd.Series) else units
     out["message"] = message.to_numpy() if isinstance(message, pd.Series) else message
-    out["severity"] = cols.pop("severity", None)
-    if isinstance(out["severity"], pd.Series):
-        out["severity"] = out["severity"].to_numpy()
+    sev = cols.pop("severity", None)
+    out["severity"] = sev.to_numpy() if isinstance(sev, pd.Series) else sev
     if cols:
         raise TypeError(f"unknown columns {sorted(cols)}")
     return out[RAW_COLUMNS]

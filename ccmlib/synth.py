@@ -1,0 +1,384 @@
+"""Synthetic practices in the data-contract layout, with injected pitfalls and their ground truth.
+
+``generate()`` is vectorized with numpy (no per-row Python), so that it can also make the
+benchmark practices. Each patient gets at most one patient-level pitfall; each patient-month of a
+patient without one gets at most one month-level pitfall; ``truth.csv`` lists, for every injected
+pitfall, each (patient_id, service_month, rule_id) the checker must report. Everything is derived
+from the seed: same arguments, same bytes.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import refdata
+from .codes import ADDON_OF  # noqa: F401  (documented relation used below)
+from .errors import InputError
+from .period import key_end, key_start, key_to_label
+
+DEFAULT_RATE = 0.02
+SYNTH_VERSION = "1"
+
+#: patient-level pitfalls: every billed month of the patient (CONS-03: months after the revocation;
+#: CONS-05: the first month) is in the truth
+PATIENT_PITFALLS = ("ELIG-01", "ELIG-02", "CONS-01", "CONS-02", "CONS-03", "CONS-04", "CONS-05", "CONS-06",
+                    "IV-01", "CP-01", "CP-02", "CP-03", "CP-04", "CP-05", "CP-06")
+MONTH_PITFALLS = ("TIME-01", "TIME-02", "TIME-03", "TIME-04", "TIME-05", "TIME-06", "TIME-07", "TIME-08", "TIME-09",
+                  "BILL-01", "BILL-02", "BILL-03", "BILL-04", "BILL-05", "BILL-06", "REV-01")
+PITFALLS = PATIENT_PITFALLS + MONTH_PITFALLS
+
+CHRONIC = {  # category -> codes (all valid ICD-10-CM, one CCW category each)
+    "diabetes": ["E11.9", "E11.65"], "hypertension": ["I10"], "hyperlipidemia": ["E78.5", "E78.00"],
+    "ckd": ["N18.30", "N18.4"], "copd": ["J44.9"], "asthma": ["J45.909"], "heart_failure": ["I50.9", "I50.22"],
+    "afib": ["I48.91"], "ihd": ["I25.10"], "depression": ["F33.1", "F32.A"], "hypothyroidism": ["E03.9"],
+    "arthritis": ["M17.11", "M19.90"], "osteoporosis": ["M81.0"], "glaucoma": ["H40.9"], "bph": ["N40.0"],
+    "anemia": ["D50.9"], "dementia": ["F03.90"], "obesity": ["E66.9"], "chronic_pain": ["G89.29"], "pvd": ["I73.9"],
+}
+ACUTE = ["J06.9", "R05.9", "Z86.73", "S52.501A", "J18.9", "H25.9", "R53.83"]
+INVALID = ["I10.9", "E11.99", "J44.99", "Z99.999"]
+FIRST = np.array("Ada Alma Ben Carl Cora Dale Edna Ezra Faye Gus Hazel Ida Jude Kurt Lena Mae Milo Nell Otto Pearl Rex Rose Ruth Sam Tess Vera Walt".split())
+LAST = np.array("Abbott Baker Chen Diaz Ellis Flores Grant Hayes Ibarra Jensen Kim Lopez Moore Nguyen Olsen Patel Quinn Reyes Shah Tran Usher Vance Walsh Young Zhou".split())
+ACTIVITIES = {
+    "medication_reconciliation": ["Reconciled medication list after specialist visit", "Reviewed pill box setup with caregiver",
+                                  "Resolved duplicate statin prescriptions with pharmacy"],
+    "care_coordination": ["Coordinated home health referral", "Arranged transport to nephrology appointment",
+                          "Sent updated plan to cardiology"],
+    "lab_review": ["Reviewed A1c and lipid results, messaged patient", "Reviewed BMP, flagged potassium for physician"],
+    "care_plan_update": ["Updated care plan goals after ED visit", "Revised symptom action plan with patient"],
+    "patient_call": ["Called patient about blood pressure log", "Called patient re inhaler technique and refills"],
+    "scheduling": ["Scheduled diabetic eye exam", "Scheduled follow-up labs and visit"],
+}
+ELEMENTS = ("problem_list expected_outcomes measurable_goals symptom_management planned_interventions medication_management "
+            "community_resources care_coordination responsible_individuals review_schedule").split()
+
+
+def parse_rates(items) -> dict[str, float]:
+    """``["0.05", "TIME-06=0.1"]`` -> a rate per pitfall (the bare number sets every pitfall)."""
+    rates = {p: DEFAULT_RATE for p in PITFALLS}
+    for item in items or ():
+        key, _, val = str(item).rpartition("=")
+        try:
+            p = float(val)
+        except ValueError:
+            raise InputError(f"--rate {item!r}: expected a number like 0.05 or RULE=0.05") from None
+        if not 0 <= p <= 1:
+            raise InputError(f"--rate {item!r}: a rate is between 0 and 1")
+        if key:
+            key = key.strip().upper()
+            if key not in rates:
+                raise InputError(f"--rate {item!r}: {key} is not an injectable pitfall ({', '.join(PITFALLS)})")
+            rates[key] = p
+        else:
+            rates = {k: p for k in rates}
+    for group, name in ((PATIENT_PITFALLS, "patient-level"), (MONTH_PITFALLS, "month-level")):
+        if sum(rates[g] for g in group) > 1:
+            raise InputError(f"the {name} pitfall rates add up to more than 1; lower them")
+    return rates
+
+
+def _months(spec: str) -> list[int]:
+    m = re.fullmatch(r"\s*(\d{4})-(\d{2})\s*(?:\.\.\s*(\d{4})-(\d{2}))?\s*", spec or "")
+    if not m:
+        raise InputError(f"--months {spec!r}: expected FIRST..LAST like 2026-01..2026-03")
+    a = int(m.group(1)) * 12 + int(m.group(2)) - 1
+    b = int(m.group(3)) * 12 + int(m.group(4)) - 1 if m.group(3) else a
+    if b < a or not (1 <= int(m.group(2)) <= 12):
+        raise InputError(f"--months {spec!r}: not a valid month range")
+    return list(range(a, b + 1))
+
+
+def _npi(base: np.ndarray) -> np.ndarray:
+    """10-digit NPIs with a valid Luhn check digit (prefix 80840), from 9-digit bases."""
+    digits = np.array([[int(c) for c in f"{b:09d}"] for b in base]) if len(base) else np.zeros((0, 9), int)
+    total = np.full(len(base), 24)  # contribution of the 80840 prefix
+    for i in range(9):
+        d = digits[:, 8 - i]
+        total = total + (np.where(d * 2 > 9, d * 2 - 9, d * 2) if i % 2 == 0 else d)
+    check = (10 - total % 10) % 10
+    return np.array([f"{b:09d}{c}" for b, c in zip(base, check)])
+
+
+def _choice(rng, options, n):
+    return np.asarray(options)[rng.integers(0, len(options), n)]
+
+
+def _pick_pitfall(rng, n, names, rates):
+    p = np.array([rates[k] for k in names])
+    cats = np.append(np.array(names, dtype=object), "")
+    return cats[rng.choice(len(cats), size=n, p=np.append(p, 1 - p.sum()))]
+
+
+def _date(s) -> pd.Series:
+    return pd.Series(pd.to_datetime(s)).dt.strftime("%Y-%m-%d")
+
+
+def generate(patients: int = 200, months: str = "2026-01..2026-03", seed: int = 1, rates: dict | None = None,
+             out: str | Path | None = None, fmt: str = "csv", progress: bool = False) -> dict:
+    """Make a synthetic practice; write it to ``out`` when given. Returns row counts per table."""
+    tables = build(patients, months, seed, rates or parse_rates(None))
+    if out is not None:
+        write(tables, Path(out), fmt, {"patients": patients, "months": months, "seed": seed,
+                                       "rates": rates or parse_rates(None), "synth_version": SYNTH_VERSION}, progress)
+    return {k: len(v) for k, v in tables.items()}
+
+
+def build(n: int, months: str, seed: int, rates: dict) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    keys = np.array(_months(months))
+    nm = len(keys)
+    first_start = key_start([keys[0]])[0]
+    fee_table, _ = refdata.fee_schedule()
+
+    # ---------------------------------------------------------------- staff
+    n_doc, n_cm, n_aux = max(2, n // 150), max(2, n // 30), max(1, n // 250)
+    doc_npi = _npi(rng.integers(10**8, 10**9 - 1, n_doc))
+    cm_roles = _choice(rng, ["rn", "rn", "lpn", "ma"], n_cm)
+    staff = pd.DataFrame({
+        "staff_id": [f"D{i+1:03d}" for i in range(n_doc)] + [f"S{i+1:04d}" for i in range(n_cm)]
+        + [f"{r}{i+1:03d}" for r in ("PH", "SW", "FD") for i in range(n_aux)],
+        "role": ["physician"] * n_doc + list(cm_roles) + ["pharmacist"] * n_aux + ["social_worker"] * n_aux + ["non_clinical"] * n_aux,
+        "supervising_npi": list(doc_npi) + list(_choice(rng, doc_npi, n_cm)) + list(doc_npi[np.arange(3 * n_aux) % n_doc]),
+    })
+
+    # ---------------------------------------------------------------- patients
+    pid = np.char.add("P", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
+    doc = rng.integers(0, n_doc, n)
+    cm = rng.integers(0, n_cm, n)
+    aux = np.char.zfill((rng.integers(0, n_aux, n) + 1).astype(str), 3)
+    family = rng.choice(np.array(["staff", "complex", "prac"]), n, p=[0.9, 0.05, 0.05])
+    ppit = _pick_pitfall(rng, n, PATIENT_PITFALLS, rates)
+    if nm < 2:
+        ppit[ppit == "CONS-03"] = ""  # needs a month after the revocation
+    new = (rng.random(n) < 0.12) | (ppit == "CONS-05")  # enrolled in the first month
+    consent = np.where(new, first_start + pd.to_timedelta(rng.integers(3, 10, n), "D"),
+                       first_start - pd.to_timedelta(rng.integers(20, 600, n), "D"))
+    consent = pd.DatetimeIndex(consent)
+    consent = consent.where(ppit != "CP-06", first_start - pd.Timedelta(days=800))
+    consent = pd.DatetimeIndex(consent).where(~((ppit == "CONS-05") & (consent.day < 5)), consent + pd.Timedelta(days=3))
+    letters = np.array(list("ACDEFGHJKMNPQRTUVWXY"))
+    mbi = np.char.add(np.char.add(rng.integers(1, 10, n).astype(str), _choice(rng, letters, n)),
+                      np.char.add(rng.integers(0, 10, n).astype(str), np.char.add(_choice(rng, letters, n), rng.integers(10**6, 10**7, n).astype(str))))
+    patients = pd.DataFrame({"patient_id": pid, "first_name": _choice(rng, FIRST, n), "last_name": _choice(rng, LAST, n),
+                             "birth_date": _date(pd.Timestamp("1930-01-01") + pd.to_timedelta(rng.integers(0, 365 * 28, n), "D")),
+                             "medicare_id": mbi})
+
+    # ---------------------------------------------------------------- diagnoses
+    cats = np.array(list(CHRONIC))
+    ncat = np.where(ppit == "ELIG-01", 1, rng.integers(2, 5, n))
+    rows = np.repeat(np.arange(n), 4)
+    order = np.argsort(rng.random((n, len(cats))), axis=1)[:, :4].ravel()
+    take = np.tile(np.arange(4), n) < np.repeat(ncat, 4)
+    rows, catsel = rows[take], cats[order[take]]
+    code = np.array([CHRONIC[c][0] for c in catsel], dtype=object)
+    alt = np.array([CHRONIC[c][-1] for c in catsel], dtype=object)
+    code = np.where(rng.random(len(code)) < 0.4, alt, code)
+    dx = [pd.DataFrame({"patient_id": pid[rows], "icd10_code": code})]
+    elig = np.flatnonzero(ppit == "ELIG-01")  # near-miss: a second code of the same category, plus acute codes
+    first_cat = catsel[np.searchsorted(rows, elig)] if len(elig) else np.array([])
+    dx.append(pd.DataFrame({"patient_id": pid[elig], "icd10_code": [CHRONIC[c][-1] if CHRONIC[c][-1] != CHRONIC[c][0] else "R53.83" for c in first_cat]}))
+    ac = rng.random(n) < 0.5
+    dx.append(pd.DataFrame({"patient_id": pid[ac | (ppit == "ELIG-01")], "icd10_code": _choice(rng, ACUTE, int((ac | (ppit == "ELIG-01")).sum()))}))
+    inv = ppit == "ELIG-02"
+    dx.append(pd.DataFrame({"patient_id": pid[inv], "icd10_code": _choice(rng, INVALID, int(inv.sum()))}))
+    diagnoses = pd.concat(dx, ignore_index=True)
+    onset = consent[pd.Index(pid).get_indexer(diagnoses["patient_id"])] - pd.to_timedelta(rng.integers(200, 4000, len(diagnoses)), "D")
+    diagnoses["onset_date"] = _date(onset)
+    diagnoses["resolved_date"] = ""
+    diagnoses = diagnoses.sort_values(["patient_id", "icd10_code"], kind="mergesort").drop_duplicates(["patient_id", "icd10_code"])
+
+    # ---------------------------------------------------------------- consents, care plans, initiating visits
+    yes = lambda mask: np.where(mask, "no", "yes")  # noqa: E731
+    revoke_month = np.where(ppit == "CONS-03", rng.integers(0, max(nm - 1, 1), n), -1)
+    other_doc = doc_npi[(doc + 1) % n_doc]
+    consents = pd.DataFrame({
+        "patient_id": pid, "consent_date": _date(consent), "method": _choice(rng, ["verbal", "written"], n),
+        "practitioner_npi": np.where(ppit == "CONS-04", other_doc, np.where(rng.random(n) < 0.8, doc_npi[doc], "")),
+        "informed_cost_sharing": yes(ppit == "CONS-02"), "informed_one_practitioner": "yes", "informed_right_to_stop": "yes",
+        "informed_availability": np.where(ppit == "CONS-06", "", "yes"),
+        "revoked_date": np.where(revoke_month >= 0, _date(key_start(keys[np.maximum(revoke_month, 0)]) + pd.Timedelta(days=14)), ""),
+    })[ppit != "CONS-01"]
+    review = first_start - pd.to_timedelta(rng.integers(5, 60, n), "D")  # fresh for a range of up to 10 months
+    plans = pd.DataFrame({"patient_id": pid, "plan_id": np.char.add(pid, "-1"), "created_date": _date(consent),
+                          "reviewed_date": np.where((consent < review) & (ppit != "CP-06"), _date(review), ""),
+                          "electronic": np.where(ppit == "CP-04", "false", "true"),
+                          "shared_with_patient_date": np.where(ppit == "CP-05", "", _date(consent + pd.to_timedelta(rng.integers(0, 3, n), "D")))})
+    for el in ELEMENTS:
+        plans[el] = "true"
+    plans.loc[ppit == "CP-02", "measurable_goals"] = "false"
+    plans.loc[ppit == "CP-03", "community_resources"] = ""
+    plans = plans[ppit != "CP-01"]
+    iv_date = np.where(new & (ppit != "IV-01"), consent, consent - pd.to_timedelta(np.where(ppit == "IV-01", rng.integers(400, 500, n), rng.integers(10, 300, n)), "D"))
+    encounters = pd.DataFrame({"patient_id": pid, "encounter_date": _date(iv_date), "cpt_code": _choice(rng, ["99214", "99215", "G0439"], n),
+                               "practitioner_npi": doc_npi[doc]})
+
+    # ---------------------------------------------------------------- patient-months
+    P = np.repeat(np.arange(n), nm)
+    K = np.tile(keys, n)
+    mi = np.tile(np.arange(nm), n)
+    npm = len(P)
+    mpit = _pick_pitfall(rng, npm, MONTH_PITFALLS, rates)
+    mpit[(ppit[P] != "") | (family[P] != "staff")] = ""
+    mpit[(mpit == "BILL-05") & new[P] & (mi == 0)] = ""  # would date the first claim before the initiating visit
+    fam = family[P].copy()
+    fam[mpit == "TIME-08"] = "complex"
+    fam[mpit == "TIME-09"] = "prac"
+    u = rng.random(npm)
+    billed = ~((fam == "staff") & (u < 0.08) & (mpit == "") & (ppit[P] == ""))
+    staff_min = np.select([u < 0.55, u < 0.85], [rng.integers(20, 40, npm), rng.integers(40, 60, npm)], rng.integers(60, 76, npm))
+    minutes = np.where(billed, staff_min, rng.integers(5, 20, npm))
+    minutes = np.where(fam == "complex", rng.integers(60, 115, npm), minutes)
+    minutes = np.where(fam == "prac", rng.integers(30, 58, npm), minutes)
+    minutes = np.select([mpit == "TIME-06", mpit == "TIME-07", mpit == "TIME-08", mpit == "TIME-09", mpit == "REV-01"],
+                        [rng.integers(12, 20, npm), rng.integers(40, 60, npm), rng.integers(45, 60, npm), rng.integers(18, 30, npm),
+                         rng.integers(40, 60, npm)], minutes)
+    mstart = key_start(K).to_numpy()
+    day0 = np.where(new[P] & (mi == 0), pd.DatetimeIndex(consent[P]).day, 2)  # first possible activity day
+
+    # ---------------------------------------------------------------- time entries
+    k = rng.integers(2, 5, npm)
+    E = np.repeat(np.arange(npm), k)
+    w = rng.uniform(0.5, 1.5, len(E))
+    wsum = np.bincount(E, weights=w)
+    dur = np.floor(minutes[E] * w / wsum[E]).astype(int)
+    last = np.r_[E[1:] != E[:-1], True]
+    dur[last] += minutes - np.bincount(E, weights=dur).astype(int)
+    day = day0[E] + np.floor(rng.random(len(E)) * (27 - day0[E])).astype(int)
+    who = np.where(fam[E] == "prac", "D" + np.char.zfill((doc[P[E]] + 1).astype(str), 3),
+                   np.where(rng.random(len(E)) < 0.12, np.char.add(_choice(rng, ["PH", "SW"], len(E)), aux[P[E]]), "S" + np.char.zfill((cm[P[E]] + 1).astype(str), 4)))
+    names = list(ACTIVITIES)
+    ai = rng.integers(0, len(names), len(E))
+    act = np.array(names)[ai]
+    flat = np.array([d for a in names for d in ACTIVITIES[a]], dtype=object)
+    offset = np.cumsum([0] + [len(ACTIVITIES[a]) for a in names])[:-1]
+    desc = flat[offset[ai] + rng.integers(0, 6, len(E)) % np.array([len(ACTIVITIES[a]) for a in names])[ai]]
+    te = pd.DataFrame({"pm": E, "staff_id": who, "activity_date": mstart[E] + pd.to_timedelta(day - 1, "D").to_numpy(),
+                       "minutes": dur, "activity": act, "description": desc, "face_to_face": "false", "counted_toward": "", "extra": ""})
+
+    # extra entries for the documentation pitfalls (qualifying minutes are unchanged)
+    extras = []
+    for rule, kw in (("TIME-01", {"description": ""}), ("TIME-02", {"staff_id": None}), ("TIME-04", {"face_to_face": "true"}),
+                     ("TIME-05", {"counted_toward": "99457"})):
+        idx = np.flatnonzero(mpit == rule)
+        if len(idx):
+            base = te.drop_duplicates("pm").set_index("pm").loc[idx].reset_index()
+            base = base.assign(minutes=rng.integers(5, 16, len(idx)), extra=rule, **kw)
+            if rule == "TIME-02":
+                base["staff_id"] = np.char.add("FD", aux[P[idx]])
+            extras.append(base)
+    c5 = np.flatnonzero((ppit[P] == "CONS-05") & (mi == 0))
+    if len(c5):
+        b = te.drop_duplicates("pm").set_index("pm").loc[c5].reset_index()
+        cd = pd.DatetimeIndex(consent[P[c5]])
+        extras.append(b.assign(activity_date=(cd - pd.to_timedelta(rng.integers(1, 3, len(c5)), "D")).to_numpy(), minutes=10, extra="CONS-05"))
+    te = pd.concat([te, *extras], ignore_index=True)
+    te = te.sort_values(["activity_date", "pm", "staff_id"], kind="mergesort").reset_index(drop=True)
+    # schedule: back-to-back with 5-minute gaps per staff member and day, from 08:00
+    g = te.groupby(["staff_id", "activity_date"], sort=False)["minutes"]
+    start = 480 + (g.cumsum() - te["minutes"]) + 5 * g.cumcount()
+    te["start"] = start.to_numpy()
+    t3 = np.flatnonzero(mpit == "TIME-03")
+    if len(t3):  # a second entry inside the longest entry of the month, same staff member
+        host = te[te["pm"].isin(t3) & (te["extra"] == "")].sort_values(["pm", "minutes"], ascending=[True, False], kind="mergesort").drop_duplicates("pm")
+        add = host.assign(start=host["start"] + 2, minutes=np.minimum(5, host["minutes"] - 3), extra="TIME-03", description="Follow-up call to pharmacy")
+        add = add[add["minutes"] >= 1]
+        te = pd.concat([te, add], ignore_index=True)
+    te = te.sort_values(["activity_date", "pm", "start"], kind="mergesort").reset_index(drop=True)
+    timed = (rng.random(len(te)) < 0.7) | (te["extra"] == "TIME-03").to_numpy() | te["pm"].isin(t3).to_numpy()
+    timed &= (te["start"] + te["minutes"]).to_numpy() < 1440  # an overfull day is logged in minutes only
+    fmt_t = lambda m: pd.Series(np.char.add(np.char.add(np.char.zfill((m // 60).astype(int).astype(str), 2), ":"),  # noqa: E731
+                                            np.char.zfill((m % 60).astype(int).astype(str), 2)))
+    time_entries = pd.DataFrame({
+        "entry_id": np.char.add("T", np.char.zfill(np.arange(1, len(te) + 1).astype(str), 7)),
+        "patient_id": pid[P[te["pm"]]], "staff_id": te["staff_id"], "activity_date": _date(te["activity_date"]),
+        "minutes": te["minutes"], "start_time": np.where(timed, fmt_t(te["start"].to_numpy()), ""),
+        "end_time": np.where(timed, fmt_t((te["start"] + te["minutes"]).to_numpy()), ""), "activity": te["activity"],
+        "description": te["description"], "face_to_face": te["face_to_face"], "counted_toward": te["counted_toward"]})
+
+    # ---------------------------------------------------------------- claims
+    month_end = key_end(K).to_numpy()
+    first_entry = te.groupby("pm")["activity_date"].min().reindex(np.arange(npm)).to_numpy()
+    svc = np.where(mpit == "BILL-05", first_entry - np.timedelta64(1, "D"), month_end)
+    npi = doc_npi[doc[P]]
+    lines = []
+
+    def add(mask, code, units=1, date=None, who=None):
+        idx = np.flatnonzero(mask & billed)
+        if len(idx):
+            lines.append(pd.DataFrame({"pm": idx, "cpt_code": code, "units": np.broadcast_to(units, npm)[idx] if np.ndim(units) else units,
+                                       "service_date": (svc if date is None else date)[idx], "billing_npi": (npi if who is None else who)[idx]}))
+
+    m = minutes
+    staff_fam = fam == "staff"
+    add(staff_fam & (mpit != "BILL-04"), "99490")
+    addon = np.where(mpit == "REV-01", 0, np.clip((m - 20) // 20, 0, 2))
+    addon = np.where(mpit == "TIME-07", 2, addon)
+    add(staff_fam & (addon > 0), "99439", addon)
+    add(staff_fam & (mpit == "BILL-04"), "99439", np.maximum(addon, 1))
+    add(fam == "complex", "99487")
+    add((fam == "complex") & ((m - 60) // 30 > 0) & (mpit != "TIME-08"), "99489", np.maximum((m - 60) // 30, 1))
+    add(fam == "prac", "99491")
+    add(mpit == "BILL-02", "99490", 1, month_end)
+    add(mpit == "BILL-01", "99490", 1, month_end, other_doc[P])
+    add(mpit == "BILL-06", "G0506", 1, month_end)
+    add(mpit == "BILL-03", "G0181", 1, month_end)
+    g0506 = new[P] & (mi == 0) & (ppit[P] == "")
+    add(g0506, "G0506", 1, pd.DatetimeIndex(consent[P]).to_numpy())
+    cl = pd.concat(lines, ignore_index=True)
+    # E/M visit claims for the initiating visits inside the months
+    ivm = pd.DatetimeIndex(iv_date)
+    ivk = ivm.year * 12 + ivm.month - 1
+    inm = np.isin(ivk, keys)
+    vis = pd.DataFrame({"pm": np.flatnonzero(inm) * nm + np.searchsorted(keys, ivk[inm]), "cpt_code": encounters["cpt_code"].to_numpy()[inm],
+                        "units": 1, "service_date": ivm[inm], "billing_npi": doc_npi[doc][inm]})
+    cl = pd.concat([cl, vis], ignore_index=True)
+    cl["separate"] = cl["cpt_code"].isin(["G0181"]) | (cl.duplicated(["pm", "cpt_code"]) & cl["cpt_code"].isin(["99490"]))
+    cl = cl.sort_values(["service_date", "pm", "separate", "billing_npi"], kind="mergesort").reset_index(drop=True)
+    claim_key = cl["pm"].astype(str) + "|" + cl["service_date"].astype(str) + "|" + cl["billing_npi"] + "|" + cl["separate"].astype(str) + cl.groupby(["pm", "cpt_code"]).cumcount().astype(str).where(cl["separate"], "")
+    cid = pd.factorize(claim_key)[0]
+    fee = refdata.fee_for(cl["cpt_code"], cl["service_date"], fee_table)
+    fee = fee.fillna(cl["cpt_code"].map({"G0506": 63.00, "G0181": 110.00, "99214": 131.00, "99215": 183.00, "G0439": 133.00})).fillna(90.0)
+    claims = pd.DataFrame({"claim_id": np.char.add("C", np.char.zfill((cid + 1).astype(str), 7)), "line": cl.groupby(cid).cumcount() + 1,
+                           "patient_id": pid[P[cl["pm"]]], "billing_npi": cl["billing_npi"], "service_date": _date(cl["service_date"]),
+                           "cpt_code": cl["cpt_code"], "units": cl["units"], "paid_amount": (fee * cl["units"]).round(2)})
+    claims = claims.sort_values(["claim_id", "line"], kind="mergesort")
+
+    # ---------------------------------------------------------------- truth
+    tr = []
+    billed_pm = np.zeros(npm, bool)
+    billed_pm[cl.loc[cl["cpt_code"].isin(["99490", "99439", "99487", "99489", "99491", "99437", "G0506"]), "pm"].to_numpy()] = True
+    pat = ppit[P]
+    ok = (pat != "") & billed_pm & (pat != "CONS-03") & (pat != "CONS-05")
+    tr.append((np.flatnonzero(ok), pat[ok]))
+    c3 = (pat == "CONS-03") & (mi > revoke_month[P]) & billed_pm
+    tr.append((np.flatnonzero(c3), pat[c3]))
+    c5m = (pat == "CONS-05") & (mi == 0)
+    tr.append((np.flatnonzero(c5m), pat[c5m]))
+    mm = (mpit != "") & (billed_pm | np.isin(mpit, ["TIME-01", "TIME-02", "TIME-03", "TIME-04", "TIME-05"]))
+    tr.append((np.flatnonzero(mm), mpit[mm]))
+    idx = np.concatenate([t[0] for t in tr])
+    truth = pd.DataFrame({"patient_id": pid[P[idx]], "service_month": key_to_label(K[idx]) if len(idx) else [],
+                          "rule_id": np.concatenate([t[1] for t in tr]).astype(str)})
+    truth = truth.sort_values(["patient_id", "service_month", "rule_id"], kind="mergesort").drop_duplicates()
+
+    return {"patients": patients, "diagnoses": diagnoses, "consents": consents, "care_plans": plans, "staff": staff,
+            "time_entries": time_entries, "claims": claims, "encounters": encounters.sort_values(["patient_id", "encounter_date"], kind="mergesort"),
+            "truth": truth}
+
+
+def write(tables: dict[str, pd.DataFrame], out: Path, fmt: str, params: dict, progress: bool = False) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    items = list(tables.items())
+    if progress:
+        from tqdm.auto import tqdm
+        items = tqdm(items, desc="writing tables", unit="table", leave=False)
+    for name, df in items:
+        df = df.reset_index(drop=True)
+        if fmt == "parquet" and name != "truth":
+            df.astype(str).replace({"": None}).to_parquet(out / f"{name}.parquet", index=False)
+        else:
+            df.to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
+    (out / "synth.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
