@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test clean-venv
+.PHONY: setup demo test clean-venv demo-data
 
 setup: $(STAMP)
 
@@ -24,3 +24,9 @@ test: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+DEMO_ARGS := --patients 120 --months 2026-01..2026-09 --seed 2026
+
+demo-data: setup
+	rm -rf data/demo
+	$(BIN)/ccm-audit synth $(DEMO_ARGS) --out data/demo

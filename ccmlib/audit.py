@@ -72,7 +72,7 @@ def select_rules(rules: str | list[str] | None) -> list[str]:
 def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFrame, list[dict]]:
     catalog = load_all()
     parts, status = [], []
-    todo = [i for i in ids if i != "REV-01"]
+    todo = list(ids)
     if progress:
         from tqdm.auto import tqdm
         todo = tqdm(todo, desc="checking rules", unit="rule", leave=False)
@@ -81,6 +81,8 @@ def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFra
         lacking = [t for t in r.needs if t in facts.missing]
         if lacking:
             status.append({"rule_id": rid, "status": "not_run", "reason": f"table(s) not provided: {', '.join(lacking)}"})
+            continue
+        if r.func is None:  # computed by the engine (REV-01)
             continue
         out = r.func(facts)
         out = out.assign(rule_id=rid, severity=out["severity"].fillna(r.severity) if len(out) else r.severity,
@@ -142,7 +144,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     findings = kept.assign(amount=kept["fid"].map(amount).fillna(0.0).round(2))
 
     pmo = facts.pm.copy()
-    rev = _missed_revenue(facts, raw, lines, fee_table) if "REV-01" in ids else None
+    rev_ok = "REV-01" in ids and not any(s["rule_id"] == "REV-01" for s in status)
+    rev = _missed_revenue(facts, raw, lines, fee_table) if rev_ok else None
     if rev is not None:
         pmo = pmo.merge(rev[PM + ["missed_amount"]], on=PM, how="left")
         r = rev[rev["missed_amount"] > 0]

@@ -170,6 +170,7 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str) -> tuple[pd.Data
     dq = pd.concat(probs, ignore_index=True) if probs else pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
     rejected = np.zeros(len(df), dtype=bool)
     rejected[dq.loc[dq["action"] == "rejected", "row"].astype("int64").to_numpy()] = True
+    dq = dq[(dq["action"] == "rejected") | ~rejected[dq["row"].astype("int64").to_numpy()]]  # no flag on a rejected row
     dq["line"] = df["_line"].to_numpy()[dq["row"].astype("int64").to_numpy()] if len(dq) else pd.Series(dtype="int64")
     dq["table"], dq["file"] = table.name, label
     accepted = df[~rejected].reset_index(drop=True)

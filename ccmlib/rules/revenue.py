@@ -5,4 +5,4 @@ from .registry import RULES, Rule
 
 RULES["REV-01"] = Rule(
     "REV-01", "Qualifying minutes support codes or units that were not billed", "info", "other",
-    "CPT 99490/99439 descriptors; CMS MLN909188", ("time_entries",), None)
+    "CPT 99490/99439 descriptors; CMS MLN909188", ("time_entries", "claims"), None)
