@@ -43,9 +43,26 @@ class AuditResult:
     data_quality: pd.DataFrame
     run: dict
     facts: Facts | None = field(default=None, repr=False)
+    sample: pd.DataFrame | None = None  # sampled units (with spares) when the run was sampled
+    frame: pd.DataFrame | None = None  # the numbered sampling frame
 
     def summary(self) -> dict:
         return self.run["summary"]
+
+
+def attach_sample(result: AuditResult, size: int, seed=None, spares: int = 0, strata: str | None = None,
+                  unit: str = "claim_lines") -> AuditResult:
+    """Draw a RAT-STATS sample of the run's claim lines (or patient-months) and record it in ``run``."""
+    from .sampleframe import FRAME_ORDER, appraise_sample, assign_strata, build_frame, draw
+
+    frame = build_frame(result.claim_lines, unit)
+    sample, info = draw(frame, size, seed, spares, strata)
+    result.frame = frame.assign(stratum=assign_strata(frame, strata).to_numpy())
+    result.sample = sample
+    result.run["seed"] = info["seed"]
+    result.run["sample"] = {"unit": unit, "frame_order": FRAME_ORDER[unit], **info}
+    result.run["appraisal"] = appraise_sample(sample, info)
+    return result
 
 
 def package_versions() -> dict:
@@ -285,5 +302,8 @@ def write_outputs(result: AuditResult, out_dir: str | Path) -> Path:
     for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),
                      ("patient_months", result.patient_months), ("data_quality", result.data_quality)):
         _atomic_write(out / f"{name}.csv", _csv(df))
+    if result.sample is not None:
+        _atomic_write(out / "sample.csv", _csv(result.sample))
+        _atomic_write(out / "frame.csv", _csv(result.frame))
     _atomic_write(out / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
     return out

@@ -45,14 +45,25 @@ def main():
 @click.option("--rules", help="Comma-separated rule IDs to run (default: all). See `ccm-audit rules`.")
 @click.option("--fees", type=click.Path(path_type=Path), help="Locality fee schedule CSV replacing the bundled national amounts.")
 @click.option("--conditions", type=click.Path(path_type=Path), help="CSV (prefix,category,category_name) extending the chronic-condition map.")
+@click.option("--sample", "sample_size", type=int, help="Draw a RAT-STATS sample of this many units from the frame.")
+@click.option("--seed", help="Sample seed as typed (default: time of day, printed and recorded).")
+@click.option("--spares", default=0, show_default=True, type=int, help="Spare units to draw after the sample.")
+@click.option("--strata", help="Stratify the frame: practitioner, or dollars:CUT,CUT (paid-amount bands).")
+@click.option("--unit", type=click.Choice(["claim_lines", "patient_months"]), default="claim_lines", show_default=True,
+              help="Sampling unit of the frame.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @_friendly
-def check(data_dir, out_dir, period, start, end, rules, fees, conditions, quiet):
+def check(data_dir, out_dir, period, start, end, rules, fees, conditions, sample_size, seed, spares, strata, unit, quiet):
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
     from .audit import audit, write_outputs
 
     res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions, progress=not quiet)
+    if sample_size is not None:
+        from .audit import attach_sample
+        attach_sample(res, sample_size, seed, spares, strata, unit)
+    elif seed is not None or strata is not None:
+        raise InputError("--seed and --strata go with --sample N")
     write_outputs(res, out_dir)
     if not quiet:
         s = res.run["summary"]
@@ -60,6 +71,14 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, quiet)
                    f"({s['claim_lines_not_supported']} not fully supported)")
         click.echo(f"findings: {s['findings']['error']} errors, {s['findings']['warning']} warnings, {s['findings']['info']} opportunities; "
                    f"overpayment ${s['overpayment']:,.2f}; missed ${s['missed_amount']:,.2f}")
+        if res.sample is not None:
+            smp = res.run["sample"]
+            click.echo(f"sample: {smp['quantity']} of {smp['frame_size']} {unit.replace('_', ' ')}, seed {smp['seed']} "
+                       f"(re-draw with the same seed and frame.csv); sample.csv and frame.csv written")
+            dem = (res.run.get("appraisal") or {}).get("demand")
+            if dem:
+                click.echo(f"extrapolated overpayment: point ${dem['point_estimate']:,.0f}; 90 % two-sided lower ${dem['lower_90_two_sided']:,.0f}; "
+                           f"80 % two-sided lower ${dem['lower_80_two_sided']:,.0f}")
         click.echo(f"data quality: {s['data_quality_rows']} rows; written to {out_dir}")
 
 
@@ -103,6 +122,108 @@ def templates(out_dir):
 
     for p in write_templates(out_dir):
         click.echo(p)
+
+
+def _emit(obj: dict, as_json: bool, text) -> None:
+    import json
+
+    if as_json:
+        click.echo(json.dumps(obj))
+    else:
+        click.echo(text(obj))
+
+
+@main.command()
+@click.option("--seed", help="Seed as typed (e.g. 48863.78). Default: the time of day in seconds, printed.")
+@click.option("--quantity", required=True, type=int, help="Quantity in sequential order.")
+@click.option("--spares", default=0, show_default=True, type=int, help="Spares (drawn after the sequential numbers).")
+@click.option("--low", required=True, type=int, help="Frame low number (may be negative).")
+@click.option("--high", required=True, type=int, help="Frame high number.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly
+def sample(seed, quantity, spares, low, high, as_json):
+    """Single-stage random numbers without replacement, as RAT-STATS draws them."""
+    from .report_text import random_numbers_text
+    from .sampling import random_numbers
+
+    _emit(random_numbers(seed, quantity, spares, low, high).to_json(), as_json, random_numbers_text)
+
+
+@main.group()
+def appraise():
+    """Appraise a sample: variable (dollar) or attribute (error-rate) appraisal."""
+
+
+@appraise.command("variable")
+@click.argument("values", type=click.Path(path_type=Path))
+@click.option("--universe", required=True, help="Universe size N, or per stratum: 1:5200,2:3500.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly
+def appraise_variable_cmd(values, universe, as_json):
+    """Variable appraisal of VALUES.csv (columns examined, audited and/or difference; optional stratum)."""
+    from .report_text import variable_text
+    from .sampling import appraise_variable, parse_universe
+
+    _emit(appraise_variable(_read_values(values), parse_universe(universe)), as_json, variable_text)
+
+
+@appraise.command("attribute")
+@click.option("--universe", required=True, type=int, help="Universe size N.")
+@click.option("--sample", "sample_size", required=True, type=int, help="Sample size n.")
+@click.option("--hits", required=True, type=int, help="Sample items with the attribute (errors).")
+@click.option("--one-sided", is_flag=True, help="One-sided limits.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly
+def appraise_attribute_cmd(universe, sample_size, hits, one_sided, as_json):
+    """Attribute appraisal with exact hypergeometric limits."""
+    from .report_text import attribute_text
+    from .sampling import appraise_attribute
+
+    _emit(appraise_attribute(universe, sample_size, hits, one_sided), as_json, attribute_text)
+
+
+@main.group("sample-size")
+def sample_size():
+    """Sample-size determination."""
+
+
+@sample_size.command("variable")
+@click.option("--probe", type=click.Path(path_type=Path), help="Probe sample CSV (a difference, or examined and audited, column).")
+@click.option("--mean", type=float, help="Mean of the probe (instead of --probe).")
+@click.option("--sd", type=float, help="Standard deviation of the probe (instead of --probe).")
+@click.option("--universe", required=True, type=int, help="Universe size N.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly
+def sample_size_variable(probe, mean, sd, universe, as_json):
+    """Sample sizes for 1-25 % precision at 80/90/95/99 % confidence."""
+    from .report_text import sizes_text
+    from .sampling import _columns, sample_sizes
+
+    if probe is not None:
+        if mean is not None or sd is not None:
+            raise InputError("give --probe or --mean and --sd, not both")
+        cols = _columns(_read_values(probe))
+        vals = cols["difference"] if "difference" in cols else cols.iloc[:, 0]
+        mean, sd = float(vals.mean()), float(vals.std(ddof=1))
+    elif mean is None or sd is None:
+        raise InputError("give --probe PROBE.csv, or both --mean and --sd")
+    _emit(sample_sizes(mean, sd, universe), as_json, sizes_text)
+
+
+def _read_values(path: Path):
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: file is empty") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot be read as a UTF-8 CSV ({exc})") from None
+    if df.empty:
+        raise InputError(f"{path}: no data rows")
+    return df
 
 
 if __name__ == "__main__":  # pragma: no cover
