@@ -99,6 +99,37 @@ def synth(patients, months, seed, out_dir, rates, fmt):
     click.echo(f"wrote {out_dir}: " + ", ".join(f"{k} {v}" for k, v in res.items()))
 
 
+@main.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--period", required=True, help="Quarter (2026Q3), month or year.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Report folder to write (replaced when the run succeeds).")
+@click.option("--sample", "sample_size", type=int, help="Review a RAT-STATS sample of N claim lines instead of the full population.")
+@click.option("--seed", help="Sample seed as typed (default: time of day, reported).")
+@click.option("--strata", help="Stratify the sample: practitioner, or dollars:CUT,CUT.")
+@click.option("--practice-name", help="Name shown on the report (default: the data folder's name).")
+@click.option("--show-identifiers", is_flag=True, help="Show patient ids instead of pseudonymous keys (PHI: handle accordingly).")
+@click.option("--ledger", type=click.Path(path_type=Path), help="SQLite run ledger (default: ledger.sqlite beside the report folder).")
+@click.option("--timeout", default=900, show_default=True, type=int, help="Seconds a notebook cell may run.")
+@_friendly
+def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, timeout):
+    """Render the quarterly compliance report: executed notebook, report.html, report.pdf and workpapers.xlsx."""
+    from .report.render import ReportError, render_report
+
+    if seed is not None and sample_size is None:
+        raise InputError("--seed goes with --sample N")
+    try:
+        r = render_report(data_dir, period, out_dir, sample_size=sample_size, seed=seed, strata=strata, practice_name=practice_name,
+                          show_identifiers=show_identifiers, ledger=ledger, timeout=timeout, progress=True)
+    except ReportError as exc:
+        click.echo(f"ccm-audit: report failed: {exc}", err=True)
+        sys.exit(1)
+    h = r.headline
+    click.echo(f"{h['period']}: {h['claim_lines_reviewed']} claim lines, {h['claim_lines_in_error']} in error; overpayment "
+               f"${h['overpayment']:,.2f}; missed ${h['missed_revenue']:,.2f}")
+    for p in (r.notebook, r.html, r.pdf, r.workpapers):
+        click.echo(p)
+
+
 @main.command("rules")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the catalog as CSV.")
 def rules_cmd(as_csv):

@@ -40,8 +40,13 @@ CHRONIC = {  # category -> codes (all valid ICD-10-CM, one CCW category each)
 }
 ACUTE = ["J06.9", "R05.9", "Z86.73", "S52.501A", "J18.9", "H25.9", "R53.83"]
 INVALID = ["I10.9", "E11.99", "J44.99", "Z99.999"]
-FIRST = np.array("Ada Alma Ben Carl Cora Dale Edna Ezra Faye Gus Hazel Ida Jude Kurt Lena Mae Milo Nell Otto Pearl Rex Rose Ruth Sam Tess Vera Walt".split())
-LAST = np.array("Abbott Baker Chen Diaz Ellis Flores Grant Hayes Ibarra Jensen Kim Lopez Moore Nguyen Olsen Patel Quinn Reyes Shah Tran Usher Vance Walsh Young Zhou".split())
+# distinctive names, so that a scan for them in a rendered report cannot hit ordinary words
+FIRST = np.array("Philomena Evangeline Bartholomew Wilhelmina Leopoldine Casimir Ottoline Thaddeus Griselda Ambrosius "
+                 "Perpetua Florentin Hildegard Cornelius Euphemia Barnabas Clementine Ignatius Seraphina Augustin "
+                 "Rosalind Ptolemy Henrietta Lysander Gwendolyn".split())
+LAST = np.array("Quackenbush Vanderpool Ollivander Featherstonehaugh Bickerstaff Throckmorton Winterbottom Abernethy "
+                "Kowalczyk Zimmerhofer Montgomerie Pettigrew Ravensworth Oyelaran Nakashima Castellanos Brightwater "
+                "Szczepanski Underhill Fitzwilliam Okonkwo Villalobos Haverford Lindqvist Marchbanks".split())
 ACTIVITIES = {
     "medication_reconciliation": ["Reconciled medication list after specialist visit", "Reviewed pill box setup with caregiver",
                                   "Resolved duplicate statin prescriptions with pharmacy"],
@@ -202,7 +207,7 @@ def build(n: int, months: str, seed: int, rates: dict) -> dict[str, pd.DataFrame
         "revoked_date": np.where(revoke_month >= 0, _date(key_start(keys[np.maximum(revoke_month, 0)]) + pd.Timedelta(days=14)), ""),
     })[ppit != "CONS-01"]
     review = first_start - pd.to_timedelta(rng.integers(5, 60, n), "D")  # fresh for a range of up to 10 months
-    plans = pd.DataFrame({"patient_id": pid, "plan_id": np.char.add(pid, "-1"), "created_date": _date(consent),
+    plans = pd.DataFrame({"patient_id": pid, "plan_id": np.char.add("CP-", np.char.zfill(np.arange(1, n + 1).astype(str), 5)), "created_date": _date(consent),
                           "reviewed_date": np.where((consent < review) & (ppit != "CP-06"), _date(review), ""),
                           "electronic": np.where(ppit == "CP-04", "false", "true"),
                           "shared_with_patient_date": np.where(ppit == "CP-05", "", _date(consent + pd.to_timedelta(rng.integers(0, 3, n), "D")))})

@@ -1,0 +1,189 @@
+"""Everything the quarterly-review notebook shows, computed and tested here; the notebook only displays it."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .. import paths
+from ..audit import AuditResult, attach_sample, audit, write_outputs
+from ..errors import InputError
+from ..period import parse_period
+from ..rules import RULE_CATALOG_VERSION
+from . import tables
+from .excel import write_workpapers
+from .privacy import load_salt, pseudonymize
+
+PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (int, type(None)), "seed": (str, int, float, type(None)),
+              "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
+              "show_identifiers": (bool,), "ledger": (str, type(None))}
+
+
+def check_parameters(params: dict) -> dict:
+    """Reject unknown names and wrong types (papermill injects anything with only a warning)."""
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise InputError(f"unknown report parameter(s): {', '.join(unknown)} (known: {', '.join(PARAMETERS)})")
+    for k, v in params.items():
+        if not isinstance(v, PARAMETERS[k]) or (isinstance(v, bool) and bool not in PARAMETERS[k]):
+            raise InputError(f"report parameter {k}={v!r} should be {' or '.join(t.__name__ for t in PARAMETERS[k])}")
+    return params
+
+
+def _escape_dollars(markdown: str) -> str:
+    """Dollar signs would start LaTeX math in notebook Markdown."""
+    return markdown.replace("$", "\\$")
+
+
+def money(v: float) -> str:
+    return f"${v:,.2f}"
+
+
+def pct(v: float) -> str:
+    return f"{v * 100:.1f} %"
+
+
+@dataclass
+class QuarterlyReview:
+    data_dir: Path
+    period: str
+    practice_name: str
+    output_dir: Path
+    result: AuditResult
+    show_identifiers: bool = False
+    ledger: Path | None = None
+    salt: bytes = field(default=b"", repr=False)
+
+    @classmethod
+    def run(cls, data_dir=None, period="2026Q3", sample_size=None, seed=None, strata=None, practice_name=None,
+            output_dir=None, show_identifiers=False, ledger=None) -> "QuarterlyReview":
+        check_parameters(dict(data_dir=data_dir, period=period, sample_size=sample_size, seed=seed, strata=strata,
+                              practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger))
+        data = Path(data_dir) if data_dir else paths.demo_dir()
+        out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="ccm-report-"))
+        out.mkdir(parents=True, exist_ok=True)
+        parse_period(period)
+        res = audit(data, period=period)
+        if sample_size:
+            attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
+        name = practice_name or data.name
+        salt_root = Path(ledger).parent if ledger else out.parent
+        review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, load_salt(salt_root))
+        write_outputs(res, out / "audit")
+        return review
+
+    # ------------------------------------------------------------------ identifiers
+    def shown(self, df: pd.DataFrame) -> pd.DataFrame:
+        """A table as the report may show it: pseudonymous patient keys unless identifiers were asked for."""
+        if self.show_identifiers:
+            return df
+        return pseudonymize(df, self.salt, self.practice_name)
+
+    # ------------------------------------------------------------------ sections
+    @property
+    def headline(self) -> dict:
+        return tables.headline(self.result)
+
+    def provenance(self) -> dict:
+        run = self.result.run
+        return {"practice": self.practice_name, "period": run["period"]["label"], "rule_catalog_version": RULE_CATALOG_VERSION,
+                "seed": run.get("seed"), "inputs": [{"file": i["file"], "sha256": i["sha256"]} for i in run["inputs"]],
+                "packages": run["packages"], "generated": run["finished"]}
+
+    def scope_markdown(self) -> str:
+        r, h = self.result.run, self.headline
+        lines = [f"**Practice:** {self.practice_name}  ", f"**Period:** {r['period']['label']} ({r['period']['from']} to {r['period']['to']})  ",
+                 f"**Universe:** {h['patient_months']} billed or documented patient-months, {h['claim_lines_reviewed']} CCM-family claim lines "
+                 f"(99490, 99439, 99487, 99489, 99491, 99437, G0506) paid {money(h['paid_amount'])}.  ",
+                 f"**Rule catalog:** version {RULE_CATALOG_VERSION}, {len(r['rules'])} rules run.  "]
+        if self.result.sample is not None:
+            s = r["sample"]
+            strata = f", stratified by {s['strata']} (seeds {s['seed_sequence']})" if s["strata"] else ""
+            wh = "; ".join(f"{b['stratum']}: {', '.join(map(str, b['wh_seeds']))}" for b in s["by_stratum"])
+            lines.append(f"**Sample:** {s['quantity']} of {s['frame_size']} {s['unit'].replace('_', ' ')} drawn with RAT-STATS-compatible "
+                         f"random numbers, seed {s['seed']}{strata}; frame numbered 1..N by {', '.join(s['frame_order'])} "
+                         f"(AS 183 seeds {wh}). The frame is in the workpapers so anyone can re-draw it.  ")
+        else:
+            lines.append("**Sample:** none; the full population was screened.  ")
+        lines.append(f"**Fee schedule:** {r['fee_schedule']['source']}; condition map: {r['condition_map']['source']} ({r['condition_map']['icd10']}).")
+        return _escape_dollars("\n".join(lines))
+
+    def summary_markdown(self) -> str:
+        h = self.headline
+        lines = [f"- CCM claim lines reviewed: **{h['claim_lines_reviewed']}**; not fully supported: **{h['claim_lines_in_error']}** "
+                 f"({pct(h['error_rate_count'])} by count).",
+                 f"- Paid {money(h['paid_amount'])}; overpayment **{money(h['overpayment'])}** ({pct(h['error_rate_dollars'])} of dollars).",
+                 f"- Missed revenue (documented but unbilled units): **{money(h['missed_revenue'])}**.",
+                 f"- Findings: {h['errors']} errors, {h['warnings']} warnings, {h['opportunities']} opportunities, in "
+                 f"{h['patient_months_with_error']} of {h['patient_months']} patient-months with an error."]
+        if h["sampled"]:
+            lines.append(f"- Sample: {h['sample_size']} of {h['frame_size']} units, {h['sample_in_error']} in error "
+                         f"({pct(h['sample_error_rate_count'])} by count, {pct(h['sample_error_rate_dollars'])} by dollars).")
+            if "estimate_point" in h:
+                lines.append(f"- Extrapolated overpayment: point estimate **{money(h['estimate_point'])}**; lower limit of the two-sided 90 % "
+                             f"interval {money(h['estimate_lower_90'])} (OIG CIA reviews); two-sided 80 % lower limit "
+                             f"{money(h['estimate_lower_80'])} (Medicare contractors, PIM ch. 8); self-disclosures use the point estimate.")
+        return _escape_dollars("\n".join(lines))
+
+    def rules(self) -> pd.DataFrame:
+        return tables.by_rule(self.result)
+
+    def criterion_tables(self) -> dict[str, pd.DataFrame]:
+        r = self.rules()
+        cols = ["id", "severity", "title", "findings", "patient_months", "amount", "explanation", "citation"]
+        return {c: r[r["criterion"] == c][cols].reset_index(drop=True) for c in tables.CRITERIA_ORDER}
+
+    def corrective_actions(self) -> pd.DataFrame:
+        return tables.corrective_actions(self.result)
+
+    def data_quality_summary(self) -> pd.DataFrame:
+        """Data-quality rows counted by table, column and action, with one example problem each."""
+        dq = self.shown_quality()
+        if dq.empty:
+            return pd.DataFrame(columns=["table", "column", "action", "rows", "example"])
+        g = dq.groupby(["table", "column", "action"], dropna=False)
+        return (g.size().rename("rows").to_frame().join(g["problem"].first().rename("example"))
+                .reset_index().sort_values(["rows", "table"], ascending=[False, True]).reset_index(drop=True))
+
+    def shown_quality(self) -> pd.DataFrame:
+        """The data-quality table without identifying values (PHI columns' values and patient ids in notes masked)."""
+        dq = self.result.data_quality
+        if self.show_identifiers or dq.empty:
+            return dq
+        phi = dq["column"].isin(["first_name", "last_name", "birth_date", "medicare_id"]) | (dq["column"] == "patient_id")
+        return dq.assign(value=dq["value"].where(~phi, "(hidden)"),
+                         problem=dq["problem"].str.replace(r"for patient \S+", "for a patient", regex=True))
+
+    def trend(self) -> pd.DataFrame:
+        return tables.trend(self.data_dir, parse_period(self.period))
+
+    def appendix(self) -> pd.DataFrame:
+        return self.shown(tables.appendix(self.result))
+
+    def staff_error_rate(self) -> pd.DataFrame:
+        return tables.staff_error_rate(self.result)
+
+    def month_error_rate(self) -> pd.DataFrame:
+        return tables.month_error_rate(self.result)
+
+    def ledger_history(self) -> pd.DataFrame:
+        from .ledger import runs
+        if not self.ledger:
+            return pd.DataFrame()
+        return runs(self.ledger, self.practice_name)
+
+    def write_workpapers(self) -> Path:
+        res, h = self.result, self.headline
+        summary = pd.DataFrame({"item": list(h), "value": [str(v) for v in h.values()]})
+        sheets = {"summary": summary, "findings": self.shown(res.findings), "claim lines": self.shown(res.claim_lines),
+                  "patient-months": self.shown(res.patient_months)}
+        if res.sample is not None:
+            sheets["sample"] = self.shown(res.sample)
+            sheets["frame"] = self.shown(res.frame)
+        else:
+            sheets["sample"] = pd.DataFrame({"note": ["full population screened; no sample drawn"]})
+        sheets["data quality"] = self.shown_quality()
+        sheets["rules"] = self.rules().drop(columns=["criterion"]).assign(criterion=self.rules()["criterion"].astype(str))
+        return write_workpapers(self.output_dir / "workpapers.xlsx", sheets)

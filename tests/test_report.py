@@ -1,0 +1,117 @@
+"""The quarterly report: four files, figures that match the tables, no PHI, clean failure."""
+import re
+import sqlite3
+import subprocess
+import sys
+
+import openpyxl
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+from ccmlib.report.render import ReportError, render_report
+from ccmlib.report.record import read_records
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, ):
+    from conftest import DEMO
+    root = tmp_path_factory.mktemp("reports")
+    r = render_report(DEMO, "2026Q3", root / "q3", sample_size=40, seed="48863.78", practice_name="Demo Family Practice")
+    return r, root
+
+
+def test_all_four_files(rendered):
+    r, _ = rendered
+    for p in (r.notebook, r.html, r.pdf, r.workpapers):
+        assert p.is_file() and p.stat().st_size > 1000
+    assert not list(r.folder.parent.glob(".q3.partial-*"))
+
+
+def test_pdf_renders_text_with_page_numbers(rendered):
+    r, _ = rendered
+    pdf = PdfReader(r.pdf)
+    assert len(pdf.pages) >= 5
+    first = pdf.pages[0].extract_text()
+    assert "CCM quarterly compliance review" in first and "Provenance" in first
+    assert re.search(r"Page 1 of \d+", first)
+    assert "Executive summary" in " ".join(pdf.pages[i].extract_text() for i in range(3))
+
+
+def test_html_is_self_contained_without_code(rendered):
+    html = rendered[0].html.read_text()
+    assert "<script" not in html  # no require.js, MathJax or widget scripts
+    assert not re.search(r'(src|href)="https?://', html)  # nothing fetched from a CDN
+    assert "QuarterlyReview.run(" not in html  # code cells are not shown
+    assert "data:image/png;base64" in html  # figures embedded
+    assert "@page" in html and "counter(page)" in html
+    assert "48863.78" in html and "rule catalog v1" in html
+
+
+def test_headline_in_html_equals_the_tables(rendered):
+    r, _ = rendered
+    html = r.html.read_text()
+    cl = pd.read_csv(r.folder / "audit" / "claim_lines.csv")
+    pm = pd.read_csv(r.folder / "audit" / "patient_months.csv")
+    f = pd.read_csv(r.folder / "audit" / "findings.csv")
+    over = cl["overpayment"].sum()
+    bad = (cl["determination"] != "supported").sum()
+    assert f"overpayment <strong>${over:,.2f}</strong>" in html
+    assert f"CCM claim lines reviewed: <strong>{len(cl)}</strong>; not fully supported: <strong>{bad}</strong>" in html
+    assert f"<strong>${pm['missed_amount'].sum():,.2f}</strong>" in html
+    assert f"Findings: {(f['severity'] == 'error').sum()} errors, {(f['severity'] == 'warning').sum()} warnings" in html
+    rec = read_records(r.notebook)
+    assert rec["headline"]["overpayment"] == pytest.approx(over)
+    s = pd.read_csv(r.folder / "audit" / "sample.csv")
+    s = s[~s["spare"]]
+    assert rec["headline"]["sample_size"] == len(s) == 40
+
+
+def test_workpapers_sheets(rendered):
+    r, _ = rendered
+    wb = openpyxl.load_workbook(r.workpapers)
+    assert {"summary", "findings", "claim lines", "patient-months", "sample", "frame", "data quality", "rules"} <= set(wb.sheetnames)
+    ws = wb["findings"]
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref
+    assert ws.cell(1, 1).value == "patient_key"
+    cl = pd.read_excel(r.workpapers, sheet_name="claim lines")
+    assert cl["overpayment"].sum() == pytest.approx(pd.read_csv(r.folder / "audit" / "claim_lines.csv")["overpayment"].sum())
+    assert len(pd.read_excel(r.workpapers, sheet_name="frame")) == len(cl)
+
+
+def test_no_phi_in_html_pdf_or_excel(rendered):
+    from conftest import DEMO
+    r, _ = rendered
+    pts = pd.read_csv(DEMO / "patients.csv", dtype=str)
+    needles = set(pts["first_name"]) | set(pts["last_name"]) | set(pts["birth_date"]) | set(pts["medicare_id"]) | set(pts["patient_id"])
+    html = r.html.read_text()
+    pdf = " ".join(p.extract_text() for p in PdfReader(r.pdf).pages)
+    wb = openpyxl.load_workbook(r.workpapers, read_only=True)
+    cells = " ".join(str(v) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for v in row if v is not None)
+    for where, text in (("html", html), ("pdf", pdf), ("xlsx", cells)):
+        leaks = [n for n in needles if n in text]
+        assert not leaks, (where, leaks[:5])
+
+
+def test_ledger_records_the_run(rendered):
+    r, root = rendered
+    con = sqlite3.connect(root / "ledger.sqlite")
+    rows = con.execute("SELECT practice, period, status, report_dir, headline FROM runs").fetchall()
+    assert rows[-1][:4] == ("Demo Family Practice", "2026Q3", "ok", str(r.folder))
+    assert '"overpayment"' in rows[-1][4]
+
+
+def test_failed_cell_keeps_evidence_and_no_half_report(tmp_path):
+    from chart import chart, write
+    data = write(chart(), tmp_path / "data")
+    (data / "staff.csv").write_bytes("staff_id,role\nS1,rn\nS\xe9,rn\n".encode("latin-1"))  # not UTF-8: the first cell fails
+    out = tmp_path / "r"
+    with pytest.raises(ReportError, match="InputError.*staff.csv: not UTF-8"):
+        render_report(data, "2026-01", out)
+    assert not out.exists()
+    failed = tmp_path / "r.failed"
+    assert (failed / "quarterly_review.ipynb").is_file() and (failed / "error.html").is_file()
+    assert not (failed / "report.pdf").exists()
+    proc = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(data), "--period", "2026-01", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "report failed" in proc.stderr and "not UTF-8" in proc.stderr
