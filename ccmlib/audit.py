@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import overrides as review
 from . import refdata
 from .errors import InputError
 from .facts import PM, Facts, build_facts, initiating_visit_status
+from .io import sha256
 from .load import Practice, load_practice, sort_quality
 from .money import codes_label, expand_effects, potential_units, settle_lines, unit_values
 from .period import Period, key_to_label, parse_period
@@ -26,7 +28,7 @@ from .rules import RULE_CATALOG_VERSION, load_all
 from .validate import DQ_COLUMNS
 
 FINDING_COLUMNS = ["patient_id", "service_month", "rule_id", "severity", "cert_category", "message", "claim_id", "line",
-                   "cpt_code", "billing_npi", "entry_id", "amount"]
+                   "cpt_code", "billing_npi", "entry_id", "amount", "review_decision", "reviewed_by", "reviewed_at", "review_reason"]
 CLAIM_LINE_COLUMNS = ["claim_id", "line", "patient_id", "service_month", "billing_npi", "service_date", "cpt_code",
                       "units_billed", "units_supported", "paid_amount", "overpayment", "determination"]
 PM_COLUMNS = ["patient_id", "service_month", "qualifying_minutes", "practitioner_minutes", "documented_minutes",
@@ -43,6 +45,7 @@ class AuditResult:
     data_quality: pd.DataFrame
     run: dict
     facts: Facts | None = field(default=None, repr=False)
+    review_trail: pd.DataFrame | None = None  # applied auditor decisions (overrides_applied.csv)
     sample: pd.DataFrame | None = None  # sampled units (with spares) when the run was sampled
     frame: pd.DataFrame | None = None  # the numbered sampling frame
 
@@ -135,8 +138,11 @@ def _missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: 
 
 def audit(data: str | Path | Practice, period: str | Period | None = None, start: str | None = None, end: str | None = None,
           rules: str | list[str] | None = None, fees: str | Path | None = None, conditions: str | Path | None = None,
-          progress: bool = False) -> AuditResult:
-    """Check a practice folder (or a loaded :class:`Practice`) against the CCM rule catalog."""
+          overrides: str | Path | None = None, progress: bool = False) -> AuditResult:
+    """Check a practice folder (or a loaded :class:`Practice`) against the CCM rule catalog.
+
+    ``overrides`` names an auditor decision log (:mod:`ccmlib.overrides`); overturned findings stay in
+    the findings with the decision beside them and no longer take units away."""
     started = datetime.now(timezone.utc)
     per = period if isinstance(period, Period) else parse_period(period, start, end)
     ids = select_rules(rules)
@@ -148,13 +154,16 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     fee_notes = [n for n in fee_notes if n.split(" ")[1][:4] in years]
     raw, status = _run_rules(facts, ids, progress)
     raw["fid"] = np.arange(len(raw))
+    raw["service_month"] = key_to_label(raw["mkey"].astype("int64")) if len(raw) else pd.Series([], dtype="object")
+    decisions = review.latest(review.load(overrides))
+    overturned = raw.assign(k=review.finding_key(raw))["k"].isin(decisions.loc[decisions["decision"] == "overturn", "finding_key"])
 
     billed_pm = facts.pm.loc[facts.pm["billed"], PM]
     keep = (raw["scope"].isin(["line", "entry"])) | raw[PM].merge(billed_pm.assign(_b=True), on=PM, how="left")["_b"].notna().to_numpy()
     kept = raw[keep]
     lines = facts.lines
     uv = unit_values(lines, fee_table)
-    effects = expand_effects(kept, lines)
+    effects = expand_effects(kept[~overturned[keep]], lines)
     settled = settle_lines(lines, effects, uv)
     eff_val = effects.merge(settled[["claim_id", "line", "unit_value"]], on=["claim_id", "line"])
     amount = (eff_val["units_removed"] * eff_val["unit_value"]).groupby(eff_val["fid"]).sum()
@@ -162,7 +171,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
 
     pmo = facts.pm.copy()
     rev_ok = "REV-01" in ids and not any(s["rule_id"] == "REV-01" for s in status)
-    rev = _missed_revenue(facts, raw, lines, fee_table) if rev_ok else None
+    rev = _missed_revenue(facts, raw[~overturned], lines, fee_table) if rev_ok else None
     if rev is not None:
         pmo = pmo.merge(rev[PM + ["missed_amount"]], on=PM, how="left")
         r = rev[rev["missed_amount"] > 0]
@@ -200,14 +209,32 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
                                 + no_value["claim_id"].astype(str) + " line " + no_value["line"].astype(str), "value": "", "action": "note"}))
     data_quality = sort_quality(pd.concat([d for d in dq if len(d)], ignore_index=True)[DQ_COLUMNS])
 
+    findings = _with_decisions(findings, decisions)
     result = AuditResult(
         findings=_findings_table(findings),
         claim_lines=_claim_lines_table(settled),
         patient_months=_patient_months_table(pmo, lines, settled, findings),
         data_quality=data_quality,
         run={}, facts=facts)
+    result.review_trail = review.trail(result.findings, review.load(overrides)) if overrides else None
     result.run = _run_record(practice, facts.period, ids, status, fee_table, fee_notes, fees, conditions, result, started)
+    if overrides:
+        t = result.review_trail
+        result.run["overrides"] = {"file": str(overrides), "sha256": sha256(Path(overrides)) if Path(overrides).is_file() else None,
+                                   "decisions": int(len(t)), "applied": int((t["status"] == "applied").sum()),
+                                   "overturned": int(((t["status"] == "applied") & (t["decision"] == "overturn")).sum()),
+                                   "no_longer_raised": int((t["status"] != "applied").sum())}
     return result
+
+
+def _with_decisions(findings: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    f = findings.assign(service_month=key_to_label(findings["mkey"].astype("int64")) if len(findings) else "")
+    d = decisions[["finding_key", "decision", "reviewer", "decided_at", "reason"]].rename(columns={
+        "decision": "review_decision", "reviewer": "reviewed_by", "decided_at": "reviewed_at", "reason": "review_reason"})
+    out = f.assign(finding_key=review.finding_key(f)).merge(d, on="finding_key", how="left").drop(columns="finding_key")
+    cols = ["review_decision", "reviewed_by", "reviewed_at", "review_reason"]
+    out[cols] = out[cols].astype(object).where(out[cols].notna(), "")
+    return out
 
 
 def _findings_table(f: pd.DataFrame) -> pd.DataFrame:
@@ -236,7 +263,8 @@ def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.Dat
     over = settled.groupby(PM)["overpayment"].sum()
     lab = pd.DataFrame({"codes_billed": codes_label(billed), "codes_supported": codes_label(supp)}, index=billed.index)
     out = pm.merge(lab.reset_index(), on=PM, how="left").merge(over.rename("overpayment").reset_index(), on=PM, how="left")
-    counts = findings.pivot_table(index=PM, columns="severity", values="rule_id", aggfunc="count", fill_value=0)
+    standing = findings[findings["review_decision"] != "overturn"]
+    counts = standing.pivot_table(index=PM, columns="severity", values="rule_id", aggfunc="count", fill_value=0)
     counts = counts.reindex(columns=["error", "warning"], fill_value=0).rename(columns={"error": "errors", "warning": "warnings"})
     out = out.merge(counts.reset_index(), on=PM, how="left")
     for c in ("errors", "warnings"):
@@ -271,7 +299,8 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
             "paid_amount": round(float(cl["paid_amount"].fillna(0).sum()), 2),
             "overpayment": round(float(cl["overpayment"].fillna(0).sum()), 2),
             "missed_amount": round(float(res.patient_months["missed_amount"].sum()), 2),
-            "findings": {s: int((f["severity"] == s).sum()) for s in ("error", "warning", "info")},
+            "findings": {s: int(((f["severity"] == s) & (f["review_decision"] != "overturn")).sum()) for s in ("error", "warning", "info")},
+            "overturned": int((f["review_decision"] == "overturn").sum()),
             "data_quality_rows": int(len(res.data_quality)),
         },
         "packages": package_versions(),
@@ -302,6 +331,8 @@ def write_outputs(result: AuditResult, out_dir: str | Path) -> Path:
     for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),
                      ("patient_months", result.patient_months), ("data_quality", result.data_quality)):
         _atomic_write(out / f"{name}.csv", _csv(df))
+    if result.review_trail is not None:
+        _atomic_write(out / "overrides_applied.csv", _csv(result.review_trail))
     if result.sample is not None:
         _atomic_write(out / "sample.csv", _csv(result.sample))
         _atomic_write(out / "frame.csv", _csv(result.frame))

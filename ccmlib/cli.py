@@ -45,6 +45,8 @@ def main():
 @click.option("--rules", help="Comma-separated rule IDs to run (default: all). See `ccm-audit rules`.")
 @click.option("--fees", type=click.Path(path_type=Path), help="Locality fee schedule CSV replacing the bundled national amounts.")
 @click.option("--conditions", type=click.Path(path_type=Path), help="CSV (prefix,category,category_name) extending the chronic-condition map.")
+@click.option("--overrides", type=click.Path(path_type=Path),
+              help="Auditor decision log to apply (default: overrides.csv in --out when it exists).")
 @click.option("--sample", "sample_size", type=int, help="Draw a RAT-STATS sample of this many units from the frame.")
 @click.option("--seed", help="Sample seed as typed (default: time of day, printed and recorded).")
 @click.option("--spares", default=0, show_default=True, type=int, help="Spare units to draw after the sample.")
@@ -53,12 +55,19 @@ def main():
               help="Sampling unit of the frame.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @_friendly
-def check(data_dir, out_dir, period, start, end, rules, fees, conditions, sample_size, seed, spares, strata, unit, quiet):
+def check(data_dir, out_dir, period, start, end, rules, fees, conditions, overrides, sample_size, seed, spares, strata, unit, quiet):
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
     from .audit import audit, write_outputs
 
-    res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions, progress=not quiet)
+    from .overrides import FILE_NAME
+
+    if overrides is None and (out_dir / FILE_NAME).is_file():
+        overrides = out_dir / FILE_NAME
+    elif overrides is not None and not overrides.is_file():
+        raise InputError(f"{overrides}: overrides file not found")
+    res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
+                overrides=overrides, progress=not quiet)
     if sample_size is not None:
         from .audit import attach_sample
         attach_sample(res, sample_size, seed, spares, strata, unit)
@@ -79,6 +88,10 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, sample
             if dem:
                 click.echo(f"extrapolated overpayment: point ${dem['point_estimate']:,.0f}; 90 % two-sided lower ${dem['lower_90_two_sided']:,.0f}; "
                            f"80 % two-sided lower ${dem['lower_80_two_sided']:,.0f}")
+        if "overrides" in res.run:
+            o = res.run["overrides"]
+            click.echo(f"auditor decisions from {o['file']}: {o['applied']} applied ({o['overturned']} overturned), "
+                       f"{o['no_longer_raised']} for findings no longer raised; trail in overrides_applied.csv")
         click.echo(f"data quality: {s['data_quality_rows']} rows; written to {out_dir}")
 
 

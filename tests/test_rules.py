@@ -409,3 +409,26 @@ def test_missing_table_is_reported_not_passed(tmp_path):
     st = {s["rule_id"]: s["status"] for s in r.run["rules"]}
     assert st["CP-01"] == "not_run"
     assert r.data_quality["problem"].str.contains("rule CP-01 could not run").any()
+
+
+def test_overturned_finding_keeps_trail_and_gives_back_the_money(tmp_path):
+    from ccmlib.overrides import record_decision
+    t = chart()
+    t["consents"][0]["informed_cost_sharing"] = ""
+    d = write(t, tmp_path / "ov")
+    r = audit(d, period="2026-01")
+    f = r.findings.iloc[0]
+    assert f["rule_id"] == "CONS-02" and line(r, "99490")["determination"] == "not_supported"
+    log = tmp_path / "overrides.csv"
+    record_decision(log, f, "overturn", "J. Auditor", "cost-sharing line found in the scanned paper consent")
+    r2 = audit(d, period="2026-01", overrides=log)
+    g = r2.findings.iloc[0]
+    assert (g["rule_id"], g["review_decision"], g["reviewed_by"]) == ("CONS-02", "overturn", "J. Auditor")
+    assert line(r2, "99490")["determination"] == "supported"
+    assert r2.run["summary"]["findings"]["error"] == 0 and r2.run["summary"]["overturned"] == 1
+    trail = r2.review_trail
+    assert trail.loc[0, "status"] == "applied" and trail.loc[0, "original_message"] == f["message"]
+    record_decision(log, f, "accept", "J. Auditor", "second look: the paper consent is for 2024")
+    r3 = audit(d, period="2026-01", overrides=log)
+    assert line(r3, "99490")["determination"] == "not_supported"  # the latest decision wins
+    assert r3.findings.iloc[0]["review_decision"] == "accept"
