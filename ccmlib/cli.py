@@ -143,6 +143,32 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
         click.echo(p)
 
 
+@main.command()
+@click.argument("clients_dir", type=click.Path(path_type=Path))
+@click.option("--period", required=True, help="Quarter (2026Q3), month or year.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for one report per practice and portfolio.csv.")
+@click.option("--check-only", is_flag=True, help="Write audit run folders only, no rendered reports.")
+@click.option("--strict", is_flag=True, help="Exit 1 when any practice failed (default: 0 when at least one succeeded).")
+@_friendly
+def batch(clients_dir, period, out_dir, check_only, strict):
+    """Audit every practice folder in CLIENTS_DIR (each may have its own mapping.yml), continuing past failures."""
+    from .period import parse_period
+    from .workbench.portfolio import run_batch
+
+    parse_period(period)
+    df = run_batch(clients_dir, period, out_dir, reports=not check_only, progress=True)
+    for r in df.itertuples():
+        if r.status == "ok":
+            click.echo(f"ok      {r.practice}: {r.claim_lines:.0f} claim lines, {r.error_rate_count:.1%} in error, "
+                       f"overpayment ${r.overpayment:,.2f}, missed ${r.missed_revenue:,.2f} -> {r.folder}")
+        else:
+            click.echo(f"FAILED  {r.practice}: {r.error}", err=True)
+    failed = int((df["status"] != "ok").sum())
+    click.echo(f"{len(df) - failed} of {len(df)} practices done; portfolio.csv in {out_dir}")
+    if failed and (strict or failed == len(df)):
+        sys.exit(1)
+
+
 @main.command("rules")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the catalog as CSV.")
 def rules_cmd(as_csv):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .schema import TABLES
+
 NPI = "1234567893"
 OTHER_NPI = "1093817465"
 ELEMENTS = ("problem_list expected_outcomes measurable_goals symptom_management planned_interventions "
@@ -66,5 +68,6 @@ def write(tables: dict, folder: Path) -> Path:
     for name, rows in tables.items():
         if rows is None:
             continue
-        pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
+        df = pd.DataFrame(rows) if rows else pd.DataFrame(columns=TABLES[name].columns)  # an empty table keeps its header
+        df.to_csv(folder / f"{name}.csv", index=False)
     return folder

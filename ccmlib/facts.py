@@ -68,7 +68,7 @@ def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFra
     e["x_f2f"] = e["face_to_face"].fillna(False).astype(bool)
     e["x_counted"] = e["counted_toward"].notna()
     first_consent = consents.groupby("patient_id")["consent_date"].min()
-    fc = e["patient_id"].map(first_consent)
+    fc = pd.Series(first_consent.reindex(e["patient_id"]).to_numpy(), index=e.index, dtype="datetime64[ns]")
     e["first_consent"] = fc
     e["x_before_consent"] = (fc.notna() & (e["activity_date"] < fc)).astype(bool)
     e["x_no_consent"] = fc.isna()

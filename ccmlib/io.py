@@ -122,7 +122,8 @@ def read_raw(src: Source) -> pd.DataFrame:
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InputError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            line = data[:exc.start].count(b"\n") + 1
+            raise InputError(f"{path}: not UTF-8 text (line {line}: byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                              f"save the file as UTF-8") from None
         try:
             df = pd.read_csv(_io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")

@@ -1,0 +1,134 @@
+"""Portfolio: audit many client practices (each with its own export layout), keep going past failures,
+and compare them side by side."""
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from ..audit import audit, write_outputs
+from ..errors import InputError
+from ..report.tables import headline
+from ..synth import generate, parse_rates
+
+PORTFOLIO_COLUMNS = ["practice", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count", "paid_amount",
+                     "overpayment", "error_rate_dollars", "missed_revenue", "top_pitfalls", "folder"]
+
+
+def discover(clients_dir: str | Path) -> list[Path]:
+    """Every sub-folder of CLIENTS_DIR that holds practice files (sorted by name)."""
+    root = Path(clients_dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder (expected one sub-folder per client practice)")
+    found = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not found:
+        raise InputError(f"{root}: no practice sub-folders found")
+    return found
+
+
+def _top(findings: pd.DataFrame, n: int = 3) -> str:
+    f = findings[findings["severity"].isin(["error", "warning"])]
+    top = f["rule_id"].value_counts().head(n)
+    return ", ".join(f"{k} ({v})" for k, v in top.items())
+
+
+def run_batch(clients_dir, period: str, out, reports: bool = True, progress: bool = True) -> pd.DataFrame:
+    """Audit (and, with ``reports``, render the quarterly report for) each practice; a failing practice becomes a
+    ``failed`` row with its error, and the batch goes on. Writes ``OUT/portfolio.csv``."""
+    practices = discover(clients_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    it = practices
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(practices, desc="practices", unit="practice")
+    for folder in it:
+        dest = out / folder.name
+        try:
+            if reports:
+                from ..report.render import render_report
+                rep = render_report(folder, period, dest, practice_name=folder.name, ledger=out / "ledger.sqlite")
+                run_dir = rep.folder / "audit"
+            else:
+                res = audit(folder, period=period)
+                run_dir = write_outputs(res, dest)
+            cl = pd.read_csv(run_dir / "claim_lines.csv", dtype={"claim_id": str})
+            f = pd.read_csv(run_dir / "findings.csv", dtype=str)
+            pm = pd.read_csv(run_dir / "patient_months.csv")
+            paid, over = float(cl["paid_amount"].fillna(0).sum()), float(cl["overpayment"].sum())
+            bad = int((cl["determination"] != "supported").sum())
+            rows.append({"practice": folder.name, "status": "ok", "error": "", "claim_lines": len(cl), "claim_lines_in_error": bad,
+                         "error_rate_count": bad / len(cl) if len(cl) else 0.0, "paid_amount": round(paid, 2),
+                         "overpayment": round(over, 2), "error_rate_dollars": over / paid if paid else 0.0,
+                         "missed_revenue": round(float(pm["missed_amount"].sum()), 2), "top_pitfalls": _top(f), "folder": str(dest)})
+        except Exception as exc:  # keep going: the failure is reported, not raised
+            msg = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, InputError) and type(exc).__name__ != "ReportError":
+                msg += " | " + traceback.format_exc(limit=2).strip().splitlines()[-1]
+            rows.append({"practice": folder.name, "status": "failed", "error": msg, "folder": ""})
+    df = pd.DataFrame(rows).reindex(columns=PORTFOLIO_COLUMNS)
+    df.to_csv(out / "portfolio.csv", index=False, lineterminator="\n")
+    return df
+
+
+def pitfall_matrix(portfolio: pd.DataFrame) -> pd.DataFrame:
+    """Practice x rule counts of error and warning findings (successful practices)."""
+    parts = []
+    for r in portfolio[portfolio["status"] == "ok"].itertuples():
+        folder = Path(r.folder)
+        path = folder / "audit" / "findings.csv" if (folder / "audit").is_dir() else folder / "findings.csv"
+        f = pd.read_csv(path, dtype=str)
+        f = f[f["severity"].isin(["error", "warning"])]
+        parts.append(f["rule_id"].value_counts().rename(r.practice))
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, axis=1).fillna(0).astype(int).sort_index()
+
+
+def comparison_figure(portfolio: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    ok = portfolio[portfolio["status"] == "ok"]
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
+    axes[0].bar(ok["practice"], ok["error_rate_count"] * 100, color="#6a8caf")
+    axes[0].set_title("claim lines in error (%)", fontsize=10)
+    axes[1].bar(ok["practice"], ok["overpayment"], color="#b2182b")
+    axes[1].set_title("dollars at risk", fontsize=10)
+    axes[2].bar(ok["practice"], ok["missed_revenue"], color="#4393c3")
+    axes[2].set_title("missed revenue", fontsize=10)
+    for a in axes:
+        a.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def make_demo_clients(root: str | Path, patients: int = 40, months: str = "2026-07..2026-09",
+                      which: tuple[str, ...] = ("csv", "excel", "mapping", "broken")) -> Path:
+    """Synthetic client practices, each exporting its own way: ``csv`` (the contract layout), ``excel`` (one
+    workbook), ``mapping`` (renamed columns and recoded values with a mapping.yml) and ``broken`` (a time log
+    that is not UTF-8)."""
+    root = Path(root)
+    for i, kind in enumerate(which):
+        folder = root / f"clinic_{chr(97 + i)}_{kind}"
+        generate(patients, months, 101 + i, rates=parse_rates(["0.03"]), out=folder)
+        (folder / "truth.csv").unlink()
+        if kind == "excel":
+            with pd.ExcelWriter(folder / "export.xlsx") as xw:
+                for p in sorted(folder.glob("*.csv")):
+                    pd.read_csv(p, dtype=str, keep_default_na=False).to_excel(xw, sheet_name=p.stem, index=False)
+                    p.unlink()
+        elif kind == "mapping":
+            te = pd.read_csv(folder / "time_entries.csv", dtype=str, keep_default_na=False)
+            te = te.rename(columns={"patient_id": "Pt MRN", "minutes": "Mins", "staff_id": "Staff"})
+            te["activity"] = te["activity"].replace({"medication_reconciliation": "Med Rec"})
+            te.to_csv(folder / "time_entries.csv", index=False)
+            (folder / "mapping.yml").write_text(yaml.safe_dump({"time_entries": {
+                "columns": {"Pt MRN": "patient_id", "Mins": "minutes", "Staff": "staff_id"},
+                "values": {"activity": {"Med Rec": "medication_reconciliation"}}}}))
+        elif kind == "broken":
+            raw = (folder / "time_entries.csv").read_bytes()
+            (folder / "time_entries.csv").write_bytes(raw.replace(b"Reconciled", "R\xe9conciled".encode("latin-1"), 1))
+    return root

@@ -1,0 +1,170 @@
+"""Pitfalls training: one small synthetic chart per rule of the catalog, knobs a trainee can turn,
+and the verdict the rule engine gives. The widgets in ``notebooks/pitfalls_training.ipynb`` call
+only :func:`scenario_chart`, :func:`verdict` and :class:`TrainingApp`."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from ..audit import audit
+from ..examples import OTHER_NPI, chart, claim, entry, write
+from ..rules import load_all
+
+
+def _minutes(c, total: int) -> None:
+    """Spread ``total`` minutes over the two clean entries (15 + rest, or all in the first)."""
+    first = min(15, total)
+    c["time_entries"][0].update(minutes=str(first), end_time=f"09:{first:02d}")
+    c["time_entries"][1].update(minutes=str(total - first), end_time=f"10:{total - first:02d}" if total - first < 60 else "")
+
+
+def _add_claim(code, units=1, **kw):
+    return lambda c: c["claims"].append(claim("C1", code, units=units, line=len(c["claims"]) + 1, **kw))
+
+
+#: rule -> (what the chart shows, change that makes the pitfall)
+SCENARIOS = {
+    "TIME-01": ("An entry has no description.", lambda c: c["time_entries"].append(entry("E3", 10, description=""))),
+    "TIME-02": ("The front desk logged CCM time.", lambda c: c["time_entries"].append(entry("E3", 10, staff="X1"))),
+    "TIME-03": ("The nurse logged two entries at the same minute.",
+                lambda c: c["time_entries"].append(entry("E3", 10, date="2026-01-06", start="09:05", end="09:15"))),
+    "TIME-04": ("Face-to-face visit time was logged as CCM.", lambda c: c["time_entries"].append(entry("E3", 10, face_to_face="true"))),
+    "TIME-05": ("Remote-monitoring time was counted again for CCM.",
+                lambda c: c["time_entries"].append(entry("E3", 10, counted_toward="99457"))),
+    "TIME-06": ("Only 18 minutes were documented, 99490 billed anyway.", lambda c: _minutes(c, 18)),
+    "TIME-07": ("Two 99439 units billed on 45 minutes.", lambda c: (_minutes(c, 45), _add_claim("99439", 2, paid=91.86)(c))),
+    "TIME-08": ("Complex CCM 99487 billed on 50 minutes.",
+                lambda c: (_minutes(c, 50), c["claims"].__setitem__(0, claim("C1", "99487", paid=131.65)))),
+    "TIME-09": ("99491 billed, but the physician spent 0 minutes (staff did the work).",
+                lambda c: c["claims"].__setitem__(0, claim("C1", "99491", paid=82.16))),
+    "CONS-01": ("No consent on file.", lambda c: c.__setitem__("consents", [])),
+    "CONS-02": ("The consent does not mention cost sharing.", lambda c: c["consents"][0].update(informed_cost_sharing="")),
+    "CONS-03": ("The patient revoked consent in December.", lambda c: c["consents"][0].update(revoked_date="2025-12-20")),
+    "CONS-04": ("The consent was given for another practitioner.", lambda c: c["consents"][0].update(practitioner_npi=OTHER_NPI)),
+    "CONS-05": ("A call on Jan 3 happened before the consent of Jan 5.",
+                lambda c: (c["consents"][0].update(consent_date="2026-01-05"), c["time_entries"].append(entry("E3", 10, date="2026-01-03")))),
+    "CONS-06": ("The consent does not say CCM is available.", lambda c: c["consents"][0].update(informed_availability="")),
+    "ELIG-01": ("Two diabetes codes are one condition.",
+                lambda c: c.__setitem__("diagnoses", [{"patient_id": "P1", "icd10_code": "E11.9"}, {"patient_id": "P1", "icd10_code": "E11.65"}])),
+    "ELIG-02": ("A diagnosis code does not exist.", lambda c: c["diagnoses"].append({"patient_id": "P1", "icd10_code": "I10.9"})),
+    "IV-01": ("The last visit was two years before CCM began.",
+              lambda c: c.__setitem__("encounters", [dict(c["encounters"][0], encounter_date="2023-11-20")])),
+    "CP-01": ("No care plan was created yet.", lambda c: c["care_plans"][0].update(created_date="2026-02-05")),
+    "CP-02": ("The care plan has no measurable goals.", lambda c: c["care_plans"][0].update(measurable_goals="false")),
+    "CP-03": ("The care plan lists no community resources.", lambda c: c["care_plans"][0].update(community_resources="")),
+    "CP-04": ("The care plan exists only on paper.", lambda c: c["care_plans"][0].update(electronic="false")),
+    "CP-05": ("Nobody gave the patient a copy of the plan.", lambda c: c["care_plans"][0].update(shared_with_patient_date="")),
+    "CP-06": ("The plan is two years old and never reviewed.",
+              lambda c: c["care_plans"][0].update(created_date="2023-12-01", shared_with_patient_date="2023-12-01")),
+    "BILL-01": ("A specialist also billed CCM this month.",
+                lambda c: c["claims"].append(claim("C2", "99490", npi=OTHER_NPI, paid=66.13))),
+    "BILL-02": ("99490 was billed twice.", lambda c: c["claims"].append(claim("C2", "99490", paid=66.13))),
+    "BILL-03": ("The practice also billed home-health supervision (G0181).",
+                lambda c: c["claims"].append(claim("C3", "G0181", date="2026-01-15", paid=110))),
+    "BILL-04": ("99439 was billed without 99490.",
+                lambda c: (_minutes(c, 45), c["claims"].__setitem__(0, claim("C1", "99439", paid=45.93)))),
+    "BILL-05": ("The claim was dated the 10th; 20 minutes were reached on the 13th.",
+                lambda c: c["claims"][0].update(service_date="2026-01-10")),
+    "BILL-06": ("G0506 was billed with no visit that day.", lambda c: c["claims"].append(claim("C4", "G0506", paid=63))),
+    "REV-01": ("45 minutes were documented, only 99490 billed.", lambda c: _minutes(c, 45)),
+}
+
+
+def scenario_chart(rule_id: str, on: bool = True, minutes: int | None = None, cost_sharing: bool = True,
+                   electronic: bool = True) -> dict:
+    """The seed chart with the trainee's knobs applied, then the pitfall when ``on``."""
+    if rule_id not in SCENARIOS:
+        raise KeyError(f"no training scenario for {rule_id}")
+    c = chart()
+    if minutes is not None:
+        _minutes(c, int(minutes))
+    if not cost_sharing:
+        c["consents"][0]["informed_cost_sharing"] = ""
+    if not electronic:
+        c["care_plans"][0]["electronic"] = "false"
+    if on:
+        SCENARIOS[rule_id][1](c)
+    return c
+
+
+def verdict(c: dict, period: str = "2026-01") -> dict:
+    """What the rule engine says about a chart: codes billed and supported, money, findings."""
+    with tempfile.TemporaryDirectory() as tmp:
+        res = audit(write(c, Path(tmp) / "chart"), period=period)
+    pm = res.patient_months
+    row = pm.iloc[0] if len(pm) else None
+    cl = res.claim_lines
+    return {"codes_billed": row["codes_billed"] if row is not None else "",
+            "codes_supported": row["codes_supported"] if row is not None else "",
+            "qualifying_minutes": float(row["qualifying_minutes"]) if row is not None else 0.0,
+            "paid": round(float(cl["paid_amount"].fillna(0).sum()), 2), "overpayment": round(float(cl["overpayment"].sum()), 2),
+            "missed": round(float(pm["missed_amount"].sum()), 2),
+            "supported": bool(len(cl)) and bool((cl["determination"] == "supported").all()),
+            "findings": res.findings[["rule_id", "severity", "message", "amount"]].to_dict("records")}
+
+
+def verdict_html(v: dict, rule_id: str | None = None) -> str:
+    head = ("<b style='color:#1a7f37'>SUPPORTED</b>" if v["supported"] else "<b style='color:#b2182b'>NOT FULLY SUPPORTED</b>")
+    rows = "".join(f"<li><b>{f['rule_id']}</b> ({f['severity']}): {f['message']}</li>" for f in v["findings"]) or "<li>no findings</li>"
+    rule = load_all().get(rule_id) if rule_id else None
+    what = f"<p><i>{rule.id}: {rule.title}. {rule.citation}</i></p>" if rule else ""
+    return (f"<div class='ccm-verdict'>{head}: billed {v['codes_billed'] or 'nothing'}, supported {v['codes_supported'] or 'nothing'} "
+            f"on {v['qualifying_minutes']:g} qualifying minutes; overpayment ${v['overpayment']:,.2f}; missed ${v['missed']:,.2f}"
+            f"{what}<ul>{rows}</ul></div>")
+
+
+class TrainingApp:
+    """Widgets: pick a pitfall, switch it on and off, drag the minutes, toggle consent and plan; quiz mode."""
+
+    def widget(self, rule_id: str = "TIME-06"):
+        import ipywidgets as w
+
+        pick = w.Dropdown(options=[(f"{k}: {v[0]}", k) for k, v in SCENARIOS.items()], value=rule_id, description="Pitfall",
+                          layout=w.Layout(width="80%"))
+        pick.add_class("ccm-pitfall")
+        on = w.Checkbox(value=True, description="pitfall on")
+        on.add_class("ccm-on")
+        minutes = w.IntSlider(value=28, min=0, max=80, description="minutes")
+        minutes.add_class("ccm-minutes")
+        use_minutes = w.Checkbox(value=False, description="use the minutes slider")
+        use_minutes.add_class("ccm-use-minutes")
+        cost = w.Checkbox(value=True, description="consent documents cost sharing")
+        cost.add_class("ccm-cost")
+        elec = w.Checkbox(value=True, description="care plan is electronic")
+        elec.add_class("ccm-electronic")
+        quiz = w.Checkbox(value=False, description="quiz mode")
+        quiz.add_class("ccm-quiz")
+        answer = w.RadioButtons(options=["supported", "not fully supported"], value=None, description="Your call")
+        answer.add_class("ccm-answer")
+        reveal = w.Button(description="Check my answer")
+        reveal.add_class("ccm-reveal")
+        out = w.HTML()
+        out.add_class("ccm-verdict-box")
+        state = {}
+
+        def update(_=None):
+            c = scenario_chart(pick.value, on.value, minutes.value if use_minutes.value else None, cost.value, elec.value)
+            state["v"] = verdict(c)
+            state["shown"] = not quiz.value
+            answer.value = None
+            out.value = verdict_html(state["v"], pick.value) if state["shown"] else "<i>Quiz: decide, then check your answer.</i>"
+
+        def check(_):
+            v = state["v"]
+            right = (answer.value == "supported") == v["supported"]
+            mark = "<b style='color:#1a7f37'>Right.</b> " if right else "<b style='color:#b2182b'>Not quite.</b> "
+            out.value = mark + verdict_html(v, pick.value)
+
+        for wid in (pick, on, minutes, use_minutes, cost, elec, quiz):
+            wid.observe(update, names="value")
+        reveal.on_click(check)
+        update()
+        return w.VBox([pick, w.HBox([on, use_minutes, minutes]), w.HBox([cost, elec]), w.HBox([quiz, answer, reveal]), out])
+
+
+def catalog_table() -> pd.DataFrame:
+    """Every rule with its training scenario (the notebook lists them)."""
+    cat = load_all()
+    return pd.DataFrame([{"rule": k, "severity": cat[k].severity, "pitfall": v[0], "rule says": cat[k].title} for k, v in SCENARIOS.items()])
