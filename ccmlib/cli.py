@@ -122,9 +122,11 @@ def synth(patients, months, seed, out_dir, rates, fmt):
 @click.option("--practice-name", help="Name shown on the report (default: the data folder's name).")
 @click.option("--show-identifiers", is_flag=True, help="Show patient ids instead of pseudonymous keys (PHI: handle accordingly).")
 @click.option("--ledger", type=click.Path(path_type=Path), help="SQLite run ledger (default: ledger.sqlite beside the report folder).")
+@click.option("--overrides", type=click.Path(path_type=Path),
+              help="Auditor decision log to apply (default: OUT/audit/overrides.csv of the previous run when it exists).")
 @click.option("--timeout", default=900, show_default=True, type=int, help="Seconds a notebook cell may run.")
 @_friendly
-def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, timeout):
+def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, timeout):
     """Render the quarterly compliance report: executed notebook, report.html, report.pdf and workpapers.xlsx."""
     from .report.render import ReportError, render_report
 
@@ -132,7 +134,7 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
         raise InputError("--seed goes with --sample N")
     try:
         r = render_report(data_dir, period, out_dir, sample_size=sample_size, seed=seed, strata=strata, practice_name=practice_name,
-                          show_identifiers=show_identifiers, ledger=ledger, timeout=timeout, progress=True)
+                          show_identifiers=show_identifiers, ledger=ledger, overrides=overrides, timeout=timeout, progress=True)
     except ReportError as exc:
         click.echo(f"ccm-audit: report failed: {exc}", err=True)
         sys.exit(1)

@@ -1,6 +1,7 @@
 """Everything the quarterly-review notebook shows, computed and tested here; the notebook only displays it."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from .privacy import load_salt, pseudonymize
 
 PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (int, type(None)), "seed": (str, int, float, type(None)),
               "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
-              "show_identifiers": (bool,), "ledger": (str, type(None))}
+              "show_identifiers": (bool,), "ledger": (str, type(None)), "overrides": (str, type(None))}
 
 
 def check_parameters(params: dict) -> dict:
@@ -58,20 +59,25 @@ class QuarterlyReview:
 
     @classmethod
     def run(cls, data_dir=None, period="2026Q3", sample_size=None, seed=None, strata=None, practice_name=None,
-            output_dir=None, show_identifiers=False, ledger=None) -> "QuarterlyReview":
+            output_dir=None, show_identifiers=False, ledger=None, overrides=None) -> "QuarterlyReview":
         check_parameters(dict(data_dir=data_dir, period=period, sample_size=sample_size, seed=seed, strata=strata,
-                              practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger))
+                              practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger,
+                              overrides=overrides))
         data = Path(data_dir) if data_dir else paths.demo_dir()
         out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="ccm-report-"))
         out.mkdir(parents=True, exist_ok=True)
         parse_period(period)
-        res = audit(data, period=period)
+        if overrides and not Path(overrides).is_file():
+            raise InputError(f"{overrides}: overrides file not found")
+        res = audit(data, period=period, overrides=overrides)
         if sample_size:
             attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
         name = practice_name or data.name
         salt_root = Path(ledger).parent if ledger else out.parent
         review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, load_salt(salt_root))
         write_outputs(res, out / "audit")
+        if overrides and Path(overrides).resolve() != (out / "audit" / "overrides.csv").resolve():
+            shutil.copyfile(overrides, out / "audit" / "overrides.csv")  # the decisions travel with the report
         return review
 
     # ------------------------------------------------------------------ identifiers
@@ -118,6 +124,10 @@ class QuarterlyReview:
                  f"- Missed revenue (documented but unbilled units): **{money(h['missed_revenue'])}**.",
                  f"- Findings: {h['errors']} errors, {h['warnings']} warnings, {h['opportunities']} opportunities, in "
                  f"{h['patient_months_with_error']} of {h['patient_months']} patient-months with an error."]
+        o = self.result.run.get("overrides")
+        if o:
+            lines.append(f"- Auditor decisions: {o['applied']} applied, {o['overturned']} finding(s) overturned after chart review "
+                         f"(trail in the workpapers, sheet 'auditor decisions').")
         if h["sampled"]:
             lines.append(f"- Sample: {h['sample_size']} of {h['frame_size']} units, {h['sample_in_error']} in error "
                          f"({pct(h['sample_error_rate_count'])} by count, {pct(h['sample_error_rate_dollars'])} by dollars).")
@@ -185,5 +195,7 @@ class QuarterlyReview:
         else:
             sheets["sample"] = pd.DataFrame({"note": ["full population screened; no sample drawn"]})
         sheets["data quality"] = self.shown_quality()
+        if res.review_trail is not None:
+            sheets["auditor decisions"] = self.shown(res.review_trail)
         sheets["rules"] = self.rules().drop(columns=["criterion"]).assign(criterion=self.rules()["criterion"].astype(str))
         return write_workpapers(self.output_dir / "workpapers.xlsx", sheets)

@@ -76,8 +76,8 @@ def to_pdf(html: Path, pdf: Path) -> Path:
 
 
 def render_report(data_dir, period: str, out, sample_size: int | None = None, seed=None, strata: str | None = None,
-                  practice_name: str | None = None, show_identifiers: bool = False, ledger=None, timeout: int = 900,
-                  progress: bool = False) -> Report:
+                  practice_name: str | None = None, show_identifiers: bool = False, ledger=None, overrides=None,
+                  timeout: int = 900, progress: bool = False) -> Report:
     """Execute the quarterly-review notebook and write the executed notebook, report.html, report.pdf and workpapers.xlsx."""
     data = Path(data_dir)
     if not data.is_dir():
@@ -85,14 +85,23 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
     parse_period(period)
     out = Path(out)
     ledger = Path(ledger) if ledger else out.parent / "ledger.sqlite"
+    if overrides is None and (out / "audit" / "overrides.csv").is_file():
+        overrides = out / "audit" / "overrides.csv"  # decisions recorded against the previous run of this report
+    if overrides is not None and not Path(overrides).is_file():
+        raise InputError(f"{overrides}: overrides file not found")
     params = check_parameters({"data_dir": str(data.resolve()), "period": period, "sample_size": sample_size,
                                "seed": None if seed is None else str(seed), "strata": strata,
                                "practice_name": practice_name or data.resolve().name, "output_dir": None,
-                               "show_identifiers": bool(show_identifiers), "ledger": str(ledger.resolve())})
+                               "show_identifiers": bool(show_identifiers), "ledger": str(ledger.resolve()),
+                               "overrides": str(Path(overrides).resolve()) if overrides else None})
     stage = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     params["output_dir"] = str(stage.resolve())
+    if overrides:  # keep the decision log inside the staging folder, so replacing OUT cannot lose it
+        (stage / "audit").mkdir()
+        shutil.copyfile(overrides, stage / "audit" / "overrides.csv")
+        params["overrides"] = str((stage / "audit" / "overrides.csv").resolve())
     nb_in = paths.notebook(NOTEBOOK)
     executed = stage / NOTEBOOK
     import papermill as pm
