@@ -51,6 +51,7 @@ class Facts:
     commencement: pd.DataFrame  # patient_id -> CCM commencement date
     missing: set[str] = field(default_factory=set)  # tables not provided
     cum: pd.DataFrame | None = None  # cumulative qualifying minutes per patient-month (for thresholds)
+    conditions: pd.DataFrame | None = None  # (patient_id, mkey, category) active chronic categories
 
 
 # --------------------------------------------------------------------------- time entries
@@ -168,11 +169,9 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     act = pm[PM + ["month_start", "month_end"]].merge(dxc[["patient_id", "category", "onset_date", "resolved_date"]], on="patient_id")
     act = act[(act["onset_date"].isna() | (act["onset_date"] <= act["month_end"]))
               & (act["resolved_date"].isna() | (act["resolved_date"] >= act["month_start"]))]
-    ncat = act.drop_duplicates(PM + ["category"])
-    pm = pm.merge(ncat.groupby(PM).agg(chronic_conditions=("category", "count"),
-                                       condition_list=("category", lambda s: ";".join(sorted(s)))).reset_index(), on=PM, how="left")
+    ncat = act.drop_duplicates(PM + ["category"])[PM + ["category"]]
+    pm = pm.merge(ncat.groupby(PM).size().rename("chronic_conditions").reset_index(), on=PM, how="left")
     pm["chronic_conditions"] = pm["chronic_conditions"].fillna(0).astype("int64")
-    pm["condition_list"] = pm["condition_list"].fillna("")
 
     # consents: candidates dated on/before the month's reference date
     cons = consents.reset_index(drop=True).assign(consent_row=lambda d: np.arange(len(d)))
@@ -203,7 +202,16 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
 
     enc = table(practice, "encounters")
     return Facts(period=period, entries=entries, pm=pm, lines=lines.reset_index(drop=True), claims=claims, diagnoses=dx,
-                 consents=consents, cand_consents=cand, plans=plans, encounters=enc, commencement=comm, missing=missing, cum=cum)
+                 consents=consents, cand_consents=cand, plans=plans, encounters=enc, commencement=comm, missing=missing, cum=cum,
+                 conditions=ncat.reset_index(drop=True))
+
+
+def condition_lists(f: Facts, pms: pd.DataFrame) -> pd.Series:
+    """'ckd;diabetes' per row of ``pms`` (patient_id, mkey): the chronic categories active in the month.
+    Meant for the few patient-months a message or a view needs, not for the whole population."""
+    c = f.conditions.merge(pms[PM].drop_duplicates(), on=PM).sort_values(PM + ["category"])
+    lists = c.groupby(PM)["category"].agg(";".join)
+    return pd.Series(pms.set_index(PM).index.map(lists), index=pms.index).fillna("")
 
 
 def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:

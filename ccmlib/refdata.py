@@ -1,6 +1,7 @@
 """Reference data shipped with the package: chronic-condition map, exclusions, fee schedule, ICD-10-CM."""
 from __future__ import annotations
 
+import os
 import warnings
 from functools import lru_cache
 from importlib import resources
@@ -70,18 +71,32 @@ def map_conditions(codes: pd.Series, cmap: pd.DataFrame | None = None) -> pd.Dat
 
 @lru_cache(maxsize=1)
 def icd10_codes() -> frozenset[str]:
+    """Every ICD-10-CM code of the simple-icd-10-cm release, cached on disk (parsing its XML takes seconds)."""
+    from importlib.metadata import version
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ccm-audit" / f"icd10cm-{version('simple-icd-10-cm')}.txt"
+    try:
+        return frozenset(cache.read_text(encoding="ascii").split())
+    except OSError:
+        pass
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import simple_icd_10_cm as cm
-    return frozenset(c.upper() for c in cm.get_all_codes(with_dots=False))
+    codes = frozenset(c.upper() for c in cm.get_all_codes(with_dots=False))
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text("\n".join(sorted(codes)), encoding="ascii")
+        os.replace(tmp, cache)
+    except OSError:  # a read-only home: no cache, still correct
+        pass
+    return codes
 
 
 def icd10_version() -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import simple_icd_10_cm as cm
     from importlib.metadata import version
-    return f"simple-icd-10-cm {version('simple-icd-10-cm')}" + (f" ({getattr(cm, 'version', '')})" if getattr(cm, "version", "") else "")
+
+    return f"simple-icd-10-cm {version('simple-icd-10-cm')}"
 
 
 def valid_icd10(codes: pd.Series) -> pd.Series:

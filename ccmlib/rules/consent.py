@@ -49,7 +49,8 @@ def cons_04(f: Facts) -> pd.DataFrame:
     covered = m[ok][PM + ["billing_npi"]].drop_duplicates()
     bad = who.merge(m[PM].drop_duplicates(), on=PM).merge(covered, on=PM + ["billing_npi"], how="left", indicator=True)
     bad = bad[bad["_merge"] == "left_only"]
-    names = m.dropna(subset=["practitioner_npi"]).groupby(PM)["practitioner_npi"].agg(lambda s: ", ".join(sorted(set(s))))
+    named = m.dropna(subset=["practitioner_npi"]).merge(bad[PM].drop_duplicates(), on=PM)  # only the months in question
+    names = named.drop_duplicates(PM + ["practitioner_npi"]).sort_values("practitioner_npi").groupby(PM)["practitioner_npi"].agg(", ".join)
     bad = bad.merge(names.rename("consent_npis").reset_index(), on=PM, how="left")
     return raw(bad, "npi", "billing NPI " + bad["billing_npi"].astype(str) + " is not the practitioner named in the consent ("
                + bad["consent_npis"].fillna("") + ")")

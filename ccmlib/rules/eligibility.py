@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..facts import Facts
+from ..facts import Facts, condition_lists
 from .registry import raw, rule
 
 
@@ -13,7 +13,7 @@ def elig_01(f: Facts) -> pd.DataFrame:
     """Counts distinct CCW categories (E11.9 + E11.65 = one: diabetes). A code in two categories
     (E11.22: diabetes and CKD) counts for both, as the CCW does."""
     pm = f.pm[f.pm["chronic_conditions"] < 2]
-    found = pm["condition_list"].where(pm["condition_list"] != "", "none")
+    found = condition_lists(f, pm).replace("", "none")
     msg = pm["chronic_conditions"].astype(str) + " chronic condition(s) active in the month (" + found + "); two are required"
     return raw(pm, "pm", msg)
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .. import overrides as decisions
 from ..audit import AuditResult, audit, write_outputs
-from ..facts import PM
+from ..facts import PM, condition_lists
 from ..period import key_to_label
 
 REASONS = {"x_incomplete": "incomplete documentation (TIME-01)", "x_staff": "not clinical staff (TIME-02)",
@@ -55,7 +55,8 @@ def patient_month_view(res: AuditResult, patient_id: str, month: str) -> dict[st
     plan.columns = ["field", "value"] if len(plan.columns) == 2 else plan.columns
     lines = res.claim_lines[(res.claim_lines["patient_id"] == patient_id) & (res.claim_lines["service_month"] == month)]
     findings = res.findings[(res.findings["patient_id"] == patient_id) & (res.findings["service_month"] == month)]
-    summary = pm[["qualifying_minutes", "practitioner_minutes", "chronic_conditions", "condition_list"]].reset_index(drop=True)
+    summary = pm[["qualifying_minutes", "practitioner_minutes", "chronic_conditions"]].assign(
+        conditions=condition_lists(f, pm)).reset_index(drop=True)
     return {"summary": summary, "diagnoses": dx.reset_index(drop=True), "consent": consent.reset_index(drop=True), "care_plan": plan,
             "time_log": time_log.reset_index(drop=True), "claim_lines": lines.reset_index(drop=True), "findings": findings.reset_index(drop=True)}
 
