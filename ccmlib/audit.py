@@ -121,7 +121,7 @@ def _missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: 
     no_visit = iv.loc[~iv["visit_found"], ["patient_id"]]
     pot, billed = potential_units(pm, lines.rename(columns={"units": "units"})[PM + ["cpt_code", "units"]])
     missed = (pot.drop(columns=PM) - billed.drop(columns=PM)).clip(lower=0)
-    ok = pm[PM].merge(blocked, on=PM, how="left")["blocked"].isna().to_numpy() & ~pm["patient_id"].isin(no_visit["patient_id"]).to_numpy()
+    ok = pm[PM].merge(blocked, on=PM, how="left")["blocked"].isna().to_numpy() & (pd.Index(no_visit["patient_id"].unique()).get_indexer(pm["patient_id"]) < 0)
     if "encounters" in facts.missing:
         ok &= False  # cannot tell whether an initiating visit happened
     missed = missed.mul(ok.astype(int), axis=0)

@@ -103,12 +103,18 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, overri
 @click.option("--rate", "rates", multiple=True, metavar="[RULE=]P",
               help="Pitfall rate: P for every pitfall (default 0.02), or RULE=P for one (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--entries", default="2-4", show_default=True, metavar="FEWEST-MOST", help="Time entries per patient-month.")
 @_friendly
-def synth(patients, months, seed, out_dir, rates, fmt):
+def synth(patients, months, seed, out_dir, rates, fmt, entries):
     """Write a synthetic practice in the data-contract layout, with injected pitfalls and truth.csv."""
     from .synth import generate, parse_rates
 
-    res = generate(patients=patients, months=months, seed=seed, rates=parse_rates(rates), out=out_dir, fmt=fmt, progress=True)
+    try:
+        lo, hi = (int(x) for x in entries.split("-"))
+    except ValueError:
+        raise InputError(f"--entries {entries!r}: expected FEWEST-MOST like 2-4") from None
+    res = generate(patients=patients, months=months, seed=seed, rates=parse_rates(rates), out=out_dir, fmt=fmt, progress=True,
+                   entries=(lo, hi))
     click.echo(f"wrote {out_dir}: " + ", ".join(f"{k} {v}" for k, v in res.items()))
 
 

@@ -32,8 +32,9 @@ def table(practice: Practice, name: str) -> pd.DataFrame:
 
 def sort_key(ids: pd.Series) -> pd.Series:
     """Order of ids: numeric when every id is a number, else text (documented tie-breaker)."""
-    num = pd.to_numeric(ids, errors="coerce")
-    return num if num.notna().all() and len(ids) else ids.astype("string")
+    if len(ids) and ids.astype("string").str.fullmatch(r"\d{1,18}").fillna(False).all():
+        return pd.to_numeric(ids)
+    return ids.astype("string")
 
 
 @dataclass

@@ -40,7 +40,7 @@ def _unknown_patients(tables: dict[str, pd.DataFrame], labels: dict[str, str]) -
     for name, df in tables.items():
         if not TABLES[name].patient_ref or not len(df):
             continue
-        bad = ~df["patient_id"].isin(known)
+        bad = pd.Series(known.get_indexer(df["patient_id"]) < 0, index=df.index)  # hash lookup (isin on arrow strings is slow)
         if bad.any():
             out.append(pd.DataFrame({
                 "table": name, "file": labels[name], "line": df.loc[bad, "_line"].to_numpy(), "column": "patient_id",

@@ -122,16 +122,23 @@ def _date(s) -> pd.Series:
 
 
 def generate(patients: int = 200, months: str = "2026-01..2026-03", seed: int = 1, rates: dict | None = None,
-             out: str | Path | None = None, fmt: str = "csv", progress: bool = False) -> dict:
-    """Make a synthetic practice; write it to ``out`` when given. Returns row counts per table."""
-    tables = build(patients, months, seed, rates or parse_rates(None))
+             out: str | Path | None = None, fmt: str = "csv", progress: bool = False, entries: tuple[int, int] = (2, 4)) -> dict:
+    """Make a synthetic practice; write it to ``out`` when given. Returns row counts per table.
+
+    ``entries`` is the (fewest, most) time entries logged per patient-month."""
+    tables = build(patients, months, seed, rates or parse_rates(None), entries)
     if out is not None:
-        write(tables, Path(out), fmt, {"patients": patients, "months": months, "seed": seed,
-                                       "rates": rates or parse_rates(None), "synth_version": SYNTH_VERSION}, progress)
+        params = {"patients": patients, "months": months, "seed": seed, "rates": rates or parse_rates(None), "synth_version": SYNTH_VERSION}
+        if tuple(entries) != (2, 4):
+            params["entries"] = list(entries)
+        write(tables, Path(out), fmt, params, progress)
     return {k: len(v) for k, v in tables.items()}
 
 
-def build(n: int, months: str, seed: int, rates: dict) -> dict[str, pd.DataFrame]:
+def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] = (2, 4)) -> dict[str, pd.DataFrame]:
+    lo, hi = int(entries[0]), int(entries[1])
+    if not 1 <= lo <= hi <= 20:
+        raise InputError(f"entries per patient-month {lo}-{hi}: give FEWEST-MOST between 1 and 20")
     rng = np.random.default_rng(seed)
     keys = np.array(_months(months))
     nm = len(keys)
@@ -244,7 +251,7 @@ def build(n: int, months: str, seed: int, rates: dict) -> dict[str, pd.DataFrame
     day0 = np.where(new[P] & (mi == 0), pd.DatetimeIndex(consent[P]).day, 2)  # first possible activity day
 
     # ---------------------------------------------------------------- time entries
-    k = rng.integers(2, 5, npm)
+    k = rng.integers(lo, hi + 1, npm)
     E = np.repeat(np.arange(npm), k)
     w = rng.uniform(0.5, 1.5, len(E))
     wsum = np.bincount(E, weights=w)
@@ -383,7 +390,22 @@ def write(tables: dict[str, pd.DataFrame], out: Path, fmt: str, params: dict, pr
     for name, df in items:
         df = df.reset_index(drop=True)
         if fmt == "parquet" and name != "truth":
-            df.astype(str).replace({"": None}).to_parquet(out / f"{name}.parquet", index=False)
+            _typed(name, df).to_parquet(out / f"{name}.parquet", index=False)
         else:
             df.to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
     (out / "synth.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _typed(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Parquet with real types, as a database export would have them (dates, numbers, booleans)."""
+    from .schema import TABLES
+    from .validate import parse_column
+
+    out = {}
+    for c in df.columns:
+        col = TABLES[name].col(c) if c in TABLES[name].columns else None
+        if col is not None and col.kind in ("date", "number", "int", "bool"):
+            out[c] = parse_column(df[c].astype(str), col)[0]
+        else:
+            out[c] = df[c].astype(str).replace({"": None})
+    return pd.DataFrame(out)

@@ -34,10 +34,35 @@ def _problems(mask: pd.Series, column: str, problem: str, values: pd.Series | No
     return pd.DataFrame({"row": idx, "column": column, "problem": problem, "value": vals, "action": action})
 
 
+TEXT = pd.StringDtype("pyarrow")  # vectorized string kernels (pyarrow is a dependency)
+
+
 def _as_text(s: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
         s = s.astype("Int64")  # 123.0 from a Parquet/Excel number column -> "123"
-    return s.astype("string").str.strip()
+    return s.astype(TEXT).str.strip()
+
+
+def _hhmm(text: pd.Series) -> pd.Series:
+    """Minutes after midnight of HH:MM / H:MM / HH:MM:SS text (NaN where invalid): fixed-width fast path, regex for the rest."""
+    out = np.full(len(text), np.nan)
+    lens = text.str.len().fillna(0).to_numpy()
+    fast = lens == 5
+    if fast.any():
+        try:
+            b = np.frombuffer(np.asarray(text[fast].to_numpy(dtype=object), dtype="S5").tobytes(), dtype=np.uint8).reshape(-1, 5).astype(np.int16)
+            d = b - 48
+            ok = (b[:, 2] == 58) & (np.delete(d, 2, axis=1) >= 0).all(axis=1) & (np.delete(d, 2, axis=1) <= 9).all(axis=1)
+            hh, mm = d[:, 0] * 10 + d[:, 1], d[:, 3] * 10 + d[:, 4]
+            out[np.flatnonzero(fast)] = np.where(ok & (hh <= 23) & (mm <= 59), hh * 60 + mm, np.nan)
+        except UnicodeEncodeError:  # non-ASCII text: let the regex decide
+            fast[:] = False
+    rest = ~fast & (lens > 0)
+    if rest.any():
+        parts = text[rest].str.extract(_TIME_RE)
+        hh, mm = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+        out[np.flatnonzero(rest)] = (hh * 60 + mm).where(hh.between(0, 23) & mm.between(0, 59)).to_numpy(dtype=float)
+    return pd.Series(out, index=text.index)
 
 
 def parse_column(raw: pd.Series, col: Col) -> tuple[pd.Series, pd.DataFrame]:
@@ -47,6 +72,10 @@ def parse_column(raw: pd.Series, col: Col) -> tuple[pd.Series, pd.DataFrame]:
         return pd.to_datetime(raw).dt.tz_localize(None).dt.normalize().astype("datetime64[ns]"), _problems(raw.isna() & False, col.name, "")
     if kind == "bool" and pd.api.types.is_bool_dtype(raw):
         return raw.astype("boolean"), _problems(raw.isna() & False, col.name, "")
+    if kind in ("number", "int") and pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        out = raw.astype("float64")
+        frac = out.notna() & (out % 1 != 0) if kind == "int" else out.isna() & False
+        return (out.where(~frac).astype("Int64") if kind == "int" else out), _problems(frac, col.name, "not a whole number", raw)
     text = _as_text(raw)
     blank = text.isna() | (text == "")
     text = text.mask(blank)
@@ -62,15 +91,17 @@ def parse_column(raw: pd.Series, col: Col) -> tuple[pd.Series, pd.DataFrame]:
     elif kind == "choice":
         out = text.str.lower()
     elif kind == "date":
-        ok = text.str.match(_DATE_RE).fillna(False).astype(bool)
-        out = pd.to_datetime(text.where(ok).str.slice(0, 10), format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
+        out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
+        retry = (~blank & out.isna()).to_numpy()
+        if retry.any():  # also YYYY-MM-DD 00:00:00 (Excel dates read as text)
+            t = text[retry]
+            ok = t.str.match(_DATE_RE).fillna(False).astype(bool)
+            out[retry] = pd.to_datetime(t.where(ok).str.slice(0, 10), format="%Y-%m-%d", errors="coerce").to_numpy()
         probs.append(_problems(~blank & out.isna(), col.name, "not a valid date (expected YYYY-MM-DD)", text))
     elif kind == "time":
-        parts = text.str.extract(_TIME_RE)
-        hh, mm = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
-        good = hh.between(0, 23) & mm.between(0, 59)
-        out = (hh * 60 + mm).where(good).astype("Int32")
-        probs.append(_problems(~blank & ~good.fillna(False).astype(bool), col.name, "not a valid time (expected HH:MM, 24 h)", text))
+        mins = _hhmm(text)
+        out = mins.astype("Int32")
+        probs.append(_problems(~blank & mins.isna(), col.name, "not a valid time (expected HH:MM, 24 h)", text))
     elif kind == "bool":
         out = text.str.lower().map(_BOOL_MAP).astype("boolean")
         probs.append(_problems(~blank & out.isna(), col.name, "not a boolean (expected true/false, yes/no, y/n or 1/0)", text))
