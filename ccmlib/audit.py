@@ -253,6 +253,7 @@ def _findings_table(f: pd.DataFrame) -> pd.DataFrame:
 def _claim_lines_table(s: pd.DataFrame) -> pd.DataFrame:
     out = s.assign(service_month=key_to_label(s["mkey"].astype("int64")) if len(s) else "", units_billed=s["units"])
     out = out[CLAIM_LINE_COLUMNS].copy()
+    out[["claim_id", "patient_id"]] = out[["claim_id", "patient_id"]].astype("string")  # facts keep them as categoricals
     out["paid_amount"] = out["paid_amount"].round(2)
     return out.sort_values(["patient_id", "service_month", "service_date", "claim_id", "line"], kind="mergesort").reset_index(drop=True)
 
@@ -275,7 +276,8 @@ def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.Dat
     out["missed_amount"] = out["missed_amount"].fillna(0.0).round(2)
     for c in ("qualifying_minutes", "practitioner_minutes", "documented_minutes"):
         out[c] = out[c].round(2)
-    return out[PM_COLUMNS].sort_values(["patient_id", "service_month"], kind="mergesort").reset_index(drop=True)
+    out = out[PM_COLUMNS].assign(patient_id=out["patient_id"].astype("string"))
+    return out.sort_values(["patient_id", "service_month"], kind="mergesort").reset_index(drop=True)
 
 
 def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_notes, fees, conditions, res: AuditResult, started) -> dict:

@@ -103,24 +103,38 @@ def overlap_minutes(e: pd.DataFrame) -> pd.Series:
 
 
 def threshold_dates(cum: pd.DataFrame, req: pd.DataFrame, col: str) -> pd.Series:
-    """Date on which the cumulative minutes ``col`` of each requirement's patient-month first
-    reached ``req['need']`` (NaT if never). ``req`` has patient_id, mkey, need."""
-    if not len(req):
-        return pd.Series([], dtype="datetime64[ns]")
-    left = req[["patient_id", "mkey", "need"]].assign(_i=np.arange(len(req)), need=req["need"].astype("float64"))
-    right = cum[cum[col] > 0][["patient_id", "mkey", col, "activity_date"]]
-    left["_g"] = left["patient_id"].astype("string") + "|" + left["mkey"].astype("string")
-    right = right.assign(_g=right["patient_id"].astype("string") + "|" + right["mkey"].astype("string"))
-    m = pd.merge_asof(left.sort_values("need"), right[["_g", col, "activity_date"]].sort_values(col),
-                      left_on="need", right_on=col, by="_g", direction="forward")
-    return m.set_index("_i")["activity_date"].reindex(np.arange(len(req))).set_axis(req.index)
+    """Date on which the cumulative minutes ``col`` of each requirement's patient-month first reached
+    ``req['need']`` (NaT if never). ``req`` has pm_id and need; ``cum`` is sorted by pm_id and date."""
+    out = np.full(len(req), np.datetime64("NaT"), dtype="datetime64[ns]")
+    needs = req["need"].to_numpy(dtype="float64")
+    for need in np.unique(needs):  # a handful of thresholds (20, 40, 60, ...)
+        hit = cum[cum[col] >= need].drop_duplicates("pm_id")
+        first = pd.Series(hit["activity_date"].to_numpy(), index=hit["pm_id"].to_numpy())
+        sel = needs == need
+        out[sel] = first.reindex(req["pm_id"].to_numpy()[sel]).to_numpy()
+    return pd.Series(out, index=req.index)
 
 
 # --------------------------------------------------------------------------- assembly
+def encoded_tables(practice: Practice) -> dict[str, pd.DataFrame]:
+    """Every table with patient_id (and claim_id) as categoricals sharing one category list, so that the many
+    merges and group-bys on them work on integer codes instead of strings."""
+    names = [n for n in TABLES if TABLES[n].patient_ref or n == "patients"]
+    tabs = {n: table(practice, n) for n in TABLES}
+    ids = pd.unique(pd.concat([tabs[n]["patient_id"].dropna().astype(str) for n in names], ignore_index=True))
+    pid = pd.CategoricalDtype(np.sort(ids.astype(str)))
+    out = {n: (df.assign(patient_id=df["patient_id"].astype(str).where(df["patient_id"].notna()).astype(pid)) if n in names else df)
+           for n, df in tabs.items()}
+    c = out["claims"]
+    out["claims"] = c.assign(claim_id=c["claim_id"].astype("category"))
+    return out
+
+
 def build_facts(practice: Practice, period: Period | None, condition_map: pd.DataFrame | None = None) -> Facts:
     missing = {n for n in TABLES if not practice.has(n)}
-    te, staff, consents = table(practice, "time_entries"), table(practice, "staff"), table(practice, "consents")
-    claims = table(practice, "claims").copy()
+    tabs = encoded_tables(practice)
+    te, staff, consents = tabs["time_entries"], tabs["staff"], tabs["consents"]
+    claims = tabs["claims"].copy()
     claims["units"] = claims["units"].fillna(1).astype("int64")
     claims["mkey"] = month_key(claims["service_date"])
     ccm = claims[claims["cpt_code"].isin(CCM_CODES)]
@@ -136,6 +150,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     pm = pd.concat([lines[PM], entries[PM]]).drop_duplicates().reset_index(drop=True)
     pm["mkey"] = pm["mkey"].astype("int64")
     pm = pm.sort_values(PM, key=lambda s: s if s.name == "mkey" else s.astype("string"), kind="mergesort").reset_index(drop=True)
+    pm["pm_id"] = np.arange(len(pm))
     pm["service_month"] = key_to_label(pm["mkey"]) if len(pm) else pd.Series([], dtype="string")
     pm["month_start"] = key_start(pm["mkey"]).to_numpy() if len(pm) else pd.Series([], dtype="datetime64[ns]")
     pm["month_end"] = key_end(pm["mkey"]).to_numpy() if len(pm) else pd.Series([], dtype="datetime64[ns]")
@@ -146,11 +161,13 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     pm = pm.merge(mins.reset_index().astype({"mkey": "int64"}), on=PM, how="left")
     for c in ("qualifying_minutes", "practitioner_minutes", "documented_minutes"):
         pm[c] = pm[c].fillna(0.0)
-    e = entries.assign(_k=sort_key(entries["entry_id"]), _s=entries["start_time"].astype("float64"))
-    e = e[e["qualifying"] > 0].sort_values(["patient_id", "mkey", "activity_date", "_s", "_k"], kind="mergesort")
-    cum = pd.DataFrame({"patient_id": e["patient_id"], "mkey": e["mkey"].astype("int64"), "activity_date": e["activity_date"],
-                        "staff_cum": e.groupby(PM, sort=False)["qualifying"].cumsum(),
-                        "prac_cum": e.groupby(PM, sort=False)["prac_qualifying"].cumsum()})
+    # running totals through the month (ties on date and start keep the log's order)
+    e = entries.loc[entries["qualifying"] > 0, ["patient_id", "mkey", "activity_date", "start_time", "qualifying", "prac_qualifying"]]
+    e = e.merge(pm[PM + ["pm_id"]], on=PM, how="left")
+    e = e.assign(_s=e["start_time"].astype("float64")).sort_values(["pm_id", "activity_date", "_s"], kind="stable")
+    g = e.groupby("pm_id", sort=False)
+    cum = pd.DataFrame({"pm_id": e["pm_id"].to_numpy(), "activity_date": e["activity_date"].to_numpy(),
+                        "staff_cum": g["qualifying"].cumsum().to_numpy(), "prac_cum": g["prac_qualifying"].cumsum().to_numpy()})
     for t in STAFF_THRESHOLDS:
         pm[f"date_{t}min"] = threshold_dates(cum, pm.assign(need=t), "staff_cum").to_numpy()
     for t in PRACTITIONER_THRESHOLDS:
@@ -163,7 +180,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     pm["ref_date"] = pm[["last_service", "last_activity"]].max(axis=1)
 
     # chronic conditions active in the month
-    dx = table(practice, "diagnoses").copy()
+    dx = tabs["diagnoses"].copy()
     dx["valid"] = refdata.valid_icd10(dx["icd10_code"])
     cats = refdata.map_conditions(dx.loc[dx["valid"], "icd10_code"], condition_map)
     dxc = dx[dx["valid"]].merge(cats, left_on="icd10_code", right_on="code")
@@ -189,7 +206,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     pm["consents_on_file"] = pm["consents_on_file"].fillna(0).astype("int64")
 
     # care plan in force: latest version created on/before the month's end
-    plans = table(practice, "care_plans").reset_index(drop=True).assign(plan_row=lambda d: np.arange(len(d)))
+    plans = tabs["care_plans"].reset_index(drop=True).assign(plan_row=lambda d: np.arange(len(d)))
     cp = pm[PM + ["month_end"]].merge(plans, on="patient_id")
     cp = cp[cp["created_date"] <= cp["month_end"]].sort_values(PM + ["created_date", "plan_row"], kind="mergesort").drop_duplicates(PM, keep="last")
     plan_cols = [c.name for c in TABLES["care_plans"].cols if c.name != "patient_id"]
@@ -201,7 +218,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     comm = pd.concat([first_claim, first_consent], axis=1).min(axis=1).rename("commencement").reset_index()
     comm.columns = ["patient_id", "commencement"]
 
-    enc = table(practice, "encounters")
+    enc = tabs["encounters"]
     return Facts(period=period, entries=entries, pm=pm, lines=lines.reset_index(drop=True), claims=claims, diagnoses=dx,
                  consents=consents, cand_consents=cand, plans=plans, encounters=enc, commencement=comm, missing=missing, cum=cum,
                  conditions=ncat.reset_index(drop=True))

@@ -98,7 +98,7 @@ def bill_04(f: Facts) -> pd.DataFrame:
 @rule("BILL-05", "Billed before the time threshold was reached", "warning", "insufficient_documentation",
       "CMS MLN909188 (the service is complete when the time threshold is met)", ("claims", "time_entries"))
 def bill_05(f: Facts) -> pd.DataFrame:
-    ln = _timed_lines(f).copy()
+    ln = _timed_lines(f).merge(f.pm[PM + ["pm_id"]], on=PM, how="left")
     if not len(ln):
         return raw(ln, "line", "")
     base_min = ln["cpt_code"].map({"99490": 20, "99439": 20, "99487": 60, "99489": 60, "99491": 30, "99437": 30})
