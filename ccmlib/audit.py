@@ -156,7 +156,9 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     raw["fid"] = np.arange(len(raw))
     raw["service_month"] = key_to_label(raw["mkey"].astype("int64")) if len(raw) else pd.Series([], dtype="object")
     decisions = review.latest(review.load(overrides))
-    overturned = raw.assign(k=review.finding_key(raw))["k"].isin(decisions.loc[decisions["decision"] == "overturn", "finding_key"])
+    overturned = pd.Series(False, index=raw.index)
+    if len(decisions):
+        overturned = raw.assign(k=review.finding_key(raw))["k"].isin(decisions.loc[decisions["decision"] == "overturn", "finding_key"])
 
     billed_pm = facts.pm.loc[facts.pm["billed"], PM]
     keep = (raw["scope"].isin(["line", "entry"])) | raw[PM].merge(billed_pm.assign(_b=True), on=PM, how="left")["_b"].notna().to_numpy()
@@ -229,6 +231,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
 
 def _with_decisions(findings: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
     f = findings.assign(service_month=key_to_label(findings["mkey"].astype("int64")) if len(findings) else "")
+    if decisions.empty:
+        return f.assign(review_decision="", reviewed_by="", reviewed_at="", review_reason="")
     d = decisions[["finding_key", "decision", "reviewer", "decided_at", "reason"]].rename(columns={
         "decision": "review_decision", "reviewer": "reviewed_by", "decided_at": "reviewed_at", "reason": "review_reason"})
     out = f.assign(finding_key=review.finding_key(f)).merge(d, on="finding_key", how="left").drop(columns="finding_key")

@@ -85,12 +85,12 @@ def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> pd.DataFrame:
 
 
 def codes_label(units: pd.DataFrame) -> pd.Series:
-    """'99490+99439x2' from a frame of unit counts per code column (CCM order)."""
-    out = pd.Series("", index=units.index, dtype="object")
-    for c in ["99490", "99439", "99487", "99489", "99491", "99437", "G0506"]:
-        if c not in units.columns:
-            continue
-        u = units[c].fillna(0).astype("int64")
-        piece = np.where(u == 1, c, np.where(u > 1, c + "x" + u.astype(str), ""))
-        out = out + np.where((out != "") & (piece != ""), "+", "") + piece
-    return out
+    """'99490+99439x2' from a frame of unit counts per code column (CCM order). Labels are built once per
+    distinct combination of counts (a handful), then mapped back to the rows."""
+    cols = [c for c in ["99490", "99439", "99487", "99489", "99491", "99437", "G0506"] if c in units.columns]
+    if not len(units) or not cols:
+        return pd.Series("", index=units.index, dtype="object")
+    counts = units[cols].fillna(0).astype("int64")
+    combo, uniq = pd.MultiIndex.from_frame(counts).factorize()
+    labels = np.array(["+".join(c if u == 1 else f"{c}x{u}" for c, u in zip(cols, row) if u > 0) for row in uniq], dtype=object)
+    return pd.Series(labels[combo], index=units.index)
