@@ -61,8 +61,10 @@ def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFra
     e = te.copy()
     span = (e["end_time"] - e["start_time"]).astype("float64")
     e["duration"] = e["minutes"].fillna(span)
-    role = e["staff_id"].map(staff.drop_duplicates("staff_id").set_index("staff_id")["role"]) if len(staff) else pd.Series(pd.NA, index=e.index)
-    e["role"] = role.astype("string")
+    roster = staff.drop_duplicates("staff_id")
+    pos = pd.Index(roster["staff_id"]).get_indexer(e["staff_id"])  # hash lookup; -1 = not in the staff table
+    roles = np.append(roster["role"].astype(object).to_numpy(), None)
+    e["role"] = pd.Series(roles[pos], index=e.index, dtype="string")
     e["is_practitioner"] = e["role"].isin(PRACTITIONER_ROLES).astype(bool)
     desc = e["description"].astype("string").str.strip()
     e["x_incomplete"] = (desc.isna() | (desc == "") | e["staff_id"].isna() | e["duration"].isna()).astype(bool)
@@ -90,15 +92,25 @@ def overlap_minutes(e: pd.DataFrame) -> pd.Series:
     ok = e["start_time"].notna() & e["end_time"].notna() & e["staff_id"].notna()
     if not ok.any():
         return out
-    t = pd.DataFrame({"staff_id": e.loc[ok, "staff_id"], "d": e.loc[ok, "activity_date"],
-                      "s": e.loc[ok, "start_time"].astype("int64"), "f": e.loc[ok, "end_time"].astype("int64"),
-                      "k": sort_key(e.loc[ok, "entry_id"])})
-    t = t.sort_values(["staff_id", "d", "s", "k"], kind="mergesort")
-    prev_end = t.groupby(["staff_id", "d"], sort=False)["f"].cummax()
-    prev_end = prev_end.groupby([t["staff_id"], t["d"]], sort=False).shift(1)
-    start_eff = np.maximum(t["s"].to_numpy(), prev_end.fillna(-1).to_numpy())
-    counted = np.clip(t["f"].to_numpy() - start_eff, 0, None)
-    out.loc[t.index] = (t["f"] - t["s"]).to_numpy() - counted
+    staff = pd.factorize(e.loc[ok, "staff_id"])[0]
+    day = e.loc[ok, "activity_date"].to_numpy().astype("int64")
+    s = e.loc[ok, "start_time"].to_numpy(dtype="int64")
+    f = e.loc[ok, "end_time"].to_numpy(dtype="int64")
+    # tie-break on entry_id only where one staff member has several entries starting the same minute
+    k = np.zeros(len(s), dtype="int64")
+    keys = pd.DataFrame({"a": staff, "b": day, "c": s})
+    tied = keys.duplicated(keep=False).to_numpy()
+    if tied.any():
+        k[tied] = pd.Series(sort_key(e.loc[ok, "entry_id"][tied])).rank(method="first").to_numpy(dtype="int64")
+    order = np.lexsort((k, s, day, staff))
+    st, dy, s_, f_ = staff[order], day[order], s[order], f[order]
+    group = np.r_[True, (st[1:] != st[:-1]) | (dy[1:] != dy[:-1])]  # first entry of a staff member's day
+    gid = np.cumsum(group) - 1
+    run_max = pd.Series(f_).groupby(gid).cummax().to_numpy()
+    prev_end = np.where(group, -1, np.r_[-1, run_max[:-1]])
+    counted = np.clip(f_ - np.maximum(s_, prev_end), 0, None)
+    idx = e.index[ok.to_numpy()][order]
+    out.loc[idx] = f_ - s_ - counted
     return out
 
 
@@ -121,10 +133,15 @@ def encoded_tables(practice: Practice) -> dict[str, pd.DataFrame]:
     merges and group-bys on them work on integer codes instead of strings."""
     names = [n for n in TABLES if TABLES[n].patient_ref or n == "patients"]
     tabs = {n: table(practice, n) for n in TABLES}
-    ids = pd.unique(pd.concat([tabs[n]["patient_id"].dropna().astype(str) for n in names], ignore_index=True))
-    pid = pd.CategoricalDtype(np.sort(ids.astype(str)))
-    out = {n: (df.assign(patient_id=df["patient_id"].astype(str).where(df["patient_id"].notna()).astype(pid)) if n in names else df)
-           for n, df in tabs.items()}
+    ids = pd.unique(pd.concat([tabs[n]["patient_id"].dropna().astype(str) for n in names if len(tabs[n])]
+                              or [pd.Series([], dtype=str)], ignore_index=True))
+    cats = pd.Index(np.sort(np.asarray(ids, dtype=object)))
+    pid = pd.CategoricalDtype(cats)
+
+    def enc(col: pd.Series) -> pd.Series:
+        return pd.Series(pd.Categorical.from_codes(cats.get_indexer(col.astype(object)), dtype=pid), index=col.index)
+
+    out = {n: (df.assign(patient_id=enc(df["patient_id"])) if n in names else df) for n, df in tabs.items()}
     c = out["claims"]
     out["claims"] = c.assign(claim_id=c["claim_id"].astype("category"))
     return out
@@ -164,7 +181,9 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     # running totals through the month (ties on date and start keep the log's order)
     e = entries.loc[entries["qualifying"] > 0, ["patient_id", "mkey", "activity_date", "start_time", "qualifying", "prac_qualifying"]]
     e = e.merge(pm[PM + ["pm_id"]], on=PM, how="left")
-    e = e.assign(_s=e["start_time"].astype("float64")).sort_values(["pm_id", "activity_date", "_s"], kind="stable")
+    order = np.lexsort((e["start_time"].astype("float64").fillna(-1).to_numpy(), e["activity_date"].to_numpy().astype("int64"),
+                        e["pm_id"].to_numpy()))
+    e = e.iloc[order]
     g = e.groupby("pm_id", sort=False)
     cum = pd.DataFrame({"pm_id": e["pm_id"].to_numpy(), "activity_date": e["activity_date"].to_numpy(),
                         "staff_cum": g["qualifying"].cumsum().to_numpy(), "prac_cum": g["prac_qualifying"].cumsum().to_numpy()})

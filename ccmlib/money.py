@@ -90,7 +90,8 @@ def codes_label(units: pd.DataFrame) -> pd.Series:
     cols = [c for c in ["99490", "99439", "99487", "99489", "99491", "99437", "G0506"] if c in units.columns]
     if not len(units) or not cols:
         return pd.Series("", index=units.index, dtype="object")
-    counts = units[cols].fillna(0).astype("int64")
-    combo, uniq = pd.MultiIndex.from_frame(counts).factorize()
-    labels = np.array(["+".join(c if u == 1 else f"{c}x{u}" for c, u in zip(cols, row) if u > 0) for row in uniq], dtype=object)
+    counts = units[cols].fillna(0).to_numpy(dtype="int64").clip(0, 999)
+    key = (counts * (1000 ** np.arange(len(cols)))).sum(axis=1)  # one integer per combination of counts
+    uniq, first, combo = np.unique(key, return_index=True, return_inverse=True)
+    labels = np.array(["+".join(c if u == 1 else f"{c}x{u}" for c, u in zip(cols, counts[i]) if u > 0) for i in first], dtype=object)
     return pd.Series(labels[combo], index=units.index)
