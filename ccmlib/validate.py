@@ -27,9 +27,17 @@ _DATE_RE = r"^\d{4}-\d{2}-\d{2}(?:[ T]00:00(?::00(?:\.0+)?)?)?$"
 _TIME_RE = r"^(\d{1,2}):(\d{2})(?::\d{2})?$"
 
 
+def _clock(minutes: pd.Series) -> pd.Series:
+    """Minutes after midnight back to HH:MM (for messages)."""
+    m = minutes.astype("Float64")
+    return ((m // 60).astype("Int64").astype("string").str.zfill(2) + ":" + (m % 60).astype("Int64").astype("string").str.zfill(2))
+
+
 def _problems(mask: pd.Series, column: str, problem: str, values: pd.Series | None = None,
               action: str = "rejected") -> pd.DataFrame:
     idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
+    if values is not None and len(idx) and values.name == "end_time" and pd.api.types.is_integer_dtype(values):
+        values = _clock(values)
     vals = values.iloc[idx].astype("string").to_numpy() if values is not None else [""] * len(idx)
     return pd.DataFrame({"row": idx, "column": column, "problem": problem, "value": vals, "action": action})
 
@@ -43,6 +51,24 @@ def _as_text(s: pd.Series) -> pd.Series:
     return s.astype(TEXT).str.strip()
 
 
+def _fixed5(text: pd.Series) -> np.ndarray:
+    """(n, 5) uint8 array of 5-character ASCII strings, straight from the Arrow buffer when possible."""
+    import pyarrow as pa
+
+    try:
+        arr = pa.array(text.array)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if arr.null_count == 0 and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+            offsets = np.frombuffer(arr.buffers()[1], dtype=off_type)[arr.offset: arr.offset + len(arr) + 1]
+            if offsets[-1] - offsets[0] == 5 * len(arr):  # all exactly 5 bytes: ASCII and contiguous
+                return np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 5)
+    except (TypeError, pa.ArrowException):
+        pass
+    return np.frombuffer(np.asarray(text.to_numpy(dtype=object), dtype="S5").tobytes(), dtype=np.uint8).reshape(-1, 5)
+
+
 def _hhmm(text: pd.Series) -> pd.Series:
     """Minutes after midnight of HH:MM / H:MM / HH:MM:SS text (NaN where invalid): fixed-width fast path, regex for the rest."""
     out = np.full(len(text), np.nan)
@@ -50,7 +76,7 @@ def _hhmm(text: pd.Series) -> pd.Series:
     fast = lens == 5
     if fast.any():
         try:
-            b = np.frombuffer(np.asarray(text[fast].to_numpy(dtype=object), dtype="S5").tobytes(), dtype=np.uint8).reshape(-1, 5).astype(np.int16)
+            b = _fixed5(text[fast]).astype(np.int16)
             d = b - 48
             ok = (b[:, 2] == 58) & (np.delete(d, 2, axis=1) >= 0).all(axis=1) & (np.delete(d, 2, axis=1) <= 9).all(axis=1)
             hh, mm = d[:, 0] * 10 + d[:, 1], d[:, 3] * 10 + d[:, 4]
@@ -161,9 +187,9 @@ def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
     if table.name == "time_entries":
         both = df["start_time"].notna() & df["end_time"].notna()
         span = (df["end_time"] - df["start_time"]).astype("Float64")
-        out.append(_problems(both & (span < 0), "end_time", "end_time before start_time", df["end_time"].astype("string")))
+        out.append(_problems(both & (span < 0), "end_time", "end_time before start_time", _clock(df["end_time"])))
         disagree = both & df["minutes"].notna() & ((df["minutes"] - span).abs() > 1)
-        out.append(_problems(disagree, "minutes", "minutes disagree with start_time/end_time", df["minutes"].astype("string")))
+        out.append(_problems(disagree, "minutes", "minutes disagree with start_time/end_time", df["minutes"]))
     return out
 
 
