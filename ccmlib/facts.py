@@ -11,6 +11,7 @@ import pandas as pd
 
 from . import refdata
 from .codes import CCM_CODES, INITIATING_VISITS
+from .fastops import positions
 from .load import Practice
 from .period import Period, key_end, key_start, key_to_label, month_key
 from .schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
@@ -62,7 +63,7 @@ def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFra
     span = (e["end_time"] - e["start_time"]).astype("float64")
     e["duration"] = e["minutes"].fillna(span)
     roster = staff.drop_duplicates("staff_id")
-    pos = pd.Index(roster["staff_id"]).get_indexer(e["staff_id"])  # hash lookup; -1 = not in the staff table
+    pos = positions(e["staff_id"], roster["staff_id"])  # -1 = not in the staff table
     roles = np.append(roster["role"].astype(object).to_numpy(), None)
     e["role"] = pd.Series(roles[pos], index=e.index, dtype="string")
     e["is_practitioner"] = e["role"].isin(PRACTITIONER_ROLES).astype(bool)
@@ -139,7 +140,7 @@ def encoded_tables(practice: Practice) -> dict[str, pd.DataFrame]:
     pid = pd.CategoricalDtype(cats)
 
     def enc(col: pd.Series) -> pd.Series:
-        return pd.Series(pd.Categorical.from_codes(cats.get_indexer(col.astype(object)), dtype=pid), index=col.index)
+        return pd.Series(pd.Categorical.from_codes(positions(col, cats), dtype=pid), index=col.index)
 
     out = {n: (df.assign(patient_id=enc(df["patient_id"])) if n in names else df) for n, df in tabs.items()}
     c = out["claims"]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import io
+from .fastops import positions
 from .schema import TABLES
 from .validate import DQ_COLUMNS, empty_quality, validate_table
 
@@ -35,12 +36,12 @@ class Practice:
 def _unknown_patients(tables: dict[str, pd.DataFrame], labels: dict[str, str]) -> list[pd.DataFrame]:
     if "patients" not in tables:
         return []
-    known = pd.Index(tables["patients"]["patient_id"].dropna().unique())
+    known = tables["patients"]["patient_id"].dropna().unique()
     out = []
     for name, df in tables.items():
         if not TABLES[name].patient_ref or not len(df):
             continue
-        bad = pd.Series(known.get_indexer(df["patient_id"]) < 0, index=df.index)  # hash lookup (isin on arrow strings is slow)
+        bad = pd.Series(positions(df["patient_id"], known) < 0, index=df.index)  # Arrow hash lookup (isin on arrow strings is slow)
         if bad.any():
             out.append(pd.DataFrame({
                 "table": name, "file": labels[name], "line": df.loc[bad, "_line"].to_numpy(), "column": "patient_id",
