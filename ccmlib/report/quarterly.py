@@ -11,6 +11,7 @@ import pandas as pd
 from .. import paths
 from ..audit import AuditResult, attach_sample, audit, write_outputs
 from ..errors import InputError
+from ..load import load_practice
 from ..period import parse_period
 from ..rules import RULE_CATALOG_VERSION
 from . import tables
@@ -56,6 +57,7 @@ class QuarterlyReview:
     show_identifiers: bool = False
     ledger: Path | None = None
     salt: bytes = field(default=b"", repr=False)
+    practice: object = field(default=None, repr=False)  # the loaded tables, reused for the trend
 
     @classmethod
     def run(cls, data_dir=None, period="2026Q3", sample_size=None, seed=None, strata=None, practice_name=None,
@@ -69,12 +71,13 @@ class QuarterlyReview:
         parse_period(period)
         if overrides and not Path(overrides).is_file():
             raise InputError(f"{overrides}: overrides file not found")
-        res = audit(data, period=period, overrides=overrides)
+        practice = load_practice(data)
+        res = audit(practice, period=period, overrides=overrides)
         if sample_size:
             attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
         name = practice_name or data.name
         salt_root = Path(ledger).parent if ledger else out.parent
-        review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, load_salt(salt_root))
+        review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, load_salt(salt_root), practice)
         write_outputs(res, out / "audit")
         if overrides and Path(overrides).resolve() != (out / "audit" / "overrides.csv").resolve():
             shutil.copyfile(overrides, out / "audit" / "overrides.csv")  # the decisions travel with the report
@@ -167,10 +170,24 @@ class QuarterlyReview:
                          problem=dq["problem"].str.replace(r"for patient \S+", "for a patient", regex=True))
 
     def trend(self) -> pd.DataFrame:
-        return tables.trend(self.data_dir, parse_period(self.period))
+        return tables.trend(self.practice or self.data_dir, parse_period(self.period))
 
-    def appendix(self) -> pd.DataFrame:
-        return self.shown(tables.appendix(self.result))
+    APPENDIX_ROWS = 150
+
+    def appendix(self, limit: int | None = APPENDIX_ROWS) -> pd.DataFrame:
+        """Findings per patient-month, the largest dollar amounts first; the report shows ``limit`` rows, the
+        workpapers all of them (a PDF of thousands of table rows helps nobody and takes minutes to print)."""
+        a = tables.appendix(self.result)
+        a = a.assign(_d=a["overpayment"] + a["missed_amount"]).sort_values(["_d", "patient_id", "service_month"],
+                                                                         ascending=[False, True, True], kind="mergesort")
+        a = self.shown(a.drop(columns="_d").reset_index(drop=True))
+        return a if limit is None else a.head(limit)
+
+    def appendix_note(self) -> str:
+        n = len(tables.appendix(self.result))
+        shown = min(n, self.APPENDIX_ROWS)
+        return (f"{n} patient-months have findings; the {shown} with the largest dollar amounts are listed here"
+                + ("" if shown == n else "; all are in the workpapers, sheet 'appendix'") + ".")
 
     def staff_error_rate(self) -> pd.DataFrame:
         return tables.staff_error_rate(self.result)
@@ -194,6 +211,7 @@ class QuarterlyReview:
             sheets["frame"] = self.shown(res.frame)
         else:
             sheets["sample"] = pd.DataFrame({"note": ["full population screened; no sample drawn"]})
+        sheets["appendix"] = self.appendix(limit=None)
         sheets["data quality"] = self.shown_quality()
         if res.review_trail is not None:
             sheets["auditor decisions"] = self.shown(res.review_trail)

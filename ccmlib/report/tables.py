@@ -167,6 +167,9 @@ def month_error_rate(res: AuditResult) -> pd.DataFrame:
 
 def trend(data, period: Period, quarters: int = 3, **kw) -> pd.DataFrame:
     """Headline figures of this quarter and up to ``quarters`` earlier quarters present in the data."""
+    from ..load import Practice, load_practice
+
+    data = data if isinstance(data, Practice) else load_practice(data)  # load once for every quarter
     rows = []
     first = period.first
     for back in range(quarters, -1, -1):
