@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from . import refdata
-from .codes import ADDON_OF  # noqa: F401  (documented relation used below)
 from .errors import InputError
 from .period import key_end, key_start, key_to_label
 

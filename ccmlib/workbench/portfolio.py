@@ -10,7 +10,6 @@ import yaml
 
 from ..audit import audit, write_outputs
 from ..errors import InputError
-from ..report.tables import headline
 from ..synth import generate, parse_rates
 
 PORTFOLIO_COLUMNS = ["practice", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count", "paid_amount",

@@ -12,8 +12,7 @@ import pandas as pd
 
 from .. import overrides as decisions
 from ..audit import AuditResult, audit, write_outputs
-from ..facts import PM, condition_lists
-from ..period import key_to_label
+from ..facts import condition_lists
 
 REASONS = {"x_incomplete": "incomplete documentation (TIME-01)", "x_staff": "not clinical staff (TIME-02)",
            "x_overlap": "overlaps another entry (TIME-03)", "x_f2f": "face-to-face (TIME-04)",
