@@ -36,8 +36,6 @@ def _clock(minutes: pd.Series) -> pd.Series:
 def _problems(mask: pd.Series, column: str, problem: str, values: pd.Series | None = None,
               action: str = "rejected") -> pd.DataFrame:
     idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
-    if values is not None and len(idx) and values.name == "end_time" and pd.api.types.is_integer_dtype(values):
-        values = _clock(values)
     vals = values.iloc[idx].astype("string").to_numpy() if values is not None else [""] * len(idx)
     return pd.DataFrame({"row": idx, "column": column, "problem": problem, "value": vals, "action": action})
 
