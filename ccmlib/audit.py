@@ -19,7 +19,7 @@ import pandas as pd
 from . import overrides as review
 from . import refdata
 from .errors import InputError
-from .facts import PM, Facts, build_facts, initiating_visit_status
+from .facts import PM, Facts, build_facts, initiating_visit_status, practitioner_visit_status
 from .io import sha256
 from .load import Practice, load_practice, sort_quality
 from .money import codes_label, expand_effects, potential_units, settle_lines, unit_values
@@ -119,7 +119,7 @@ def _missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: 
     blocked = raw.loc[raw["severity"] == "error", PM].drop_duplicates().assign(blocked=True)
     iv = initiating_visit_status(facts, pm[["patient_id"]].assign(billing_npi=pd.Series(pd.NA, index=pm.index, dtype="string")))
     no_visit = iv.loc[~iv["visit_found"], ["patient_id"]]
-    pot, billed = potential_units(pm, lines.rename(columns={"units": "units"})[PM + ["cpt_code", "units"]])
+    pot, billed = potential_units(pm, lines[PM + ["cpt_code", "units"]])
     missed = (pot.drop(columns=PM) - billed.drop(columns=PM)).clip(lower=0)
     ok = pm[PM].merge(blocked, on=PM, how="left")["blocked"].isna().to_numpy() & (pd.Index(no_visit["patient_id"].unique()).get_indexer(pm["patient_id"]) < 0)
     if "encounters" in facts.missing:
@@ -192,7 +192,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
         if s["status"] == "not_run":
             dq.append(pd.DataFrame([{"table": "", "file": "", "line": pd.NA, "column": "", "problem": f"rule {s['rule_id']} could not run: {s['reason']}", "value": "", "action": "note"}]))
     if "IV-01" in ids and "IV-01" not in [s["rule_id"] for s in status if s["status"] == "not_run"]:
-        st = initiating_visit_status(facts, lines[["patient_id", "billing_npi"]])
+        st = practitioner_visit_status(facts)
         unk = st[~st["visit_found"] & ~st["covered"]]
         if len(unk):
             dq.append(pd.DataFrame({"table": "encounters", "file": "", "line": pd.NA, "column": "encounter_date",

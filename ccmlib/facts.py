@@ -54,6 +54,7 @@ class Facts:
     missing: set[str] = field(default_factory=set)  # tables not provided
     cum: pd.DataFrame | None = None  # cumulative qualifying minutes per patient-month (for thresholds)
     conditions: pd.DataFrame | None = None  # (patient_id, mkey, category) active chronic categories
+    visit_status: pd.DataFrame | None = None  # cache of practitioner_visit_status()
 
 
 # --------------------------------------------------------------------------- time entries
@@ -250,6 +251,14 @@ def condition_lists(f: Facts, pms: pd.DataFrame) -> pd.Series:
     c = f.conditions.merge(pms[PM].drop_duplicates(), on=PM).sort_values(PM + ["category"])
     lists = c.groupby(PM)["category"].agg(";".join)
     return pd.Series(pms.set_index(PM).index.map(lists), index=pms.index).fillna("")
+
+
+def practitioner_visit_status(f: Facts) -> pd.DataFrame:
+    """:func:`initiating_visit_status` for every (patient, billing NPI) of the period's CCM lines, computed once
+    per run (IV-01 and the data-quality note both need it)."""
+    if f.visit_status is None:
+        f.visit_status = initiating_visit_status(f, f.lines[["patient_id", "billing_npi"]])
+    return f.visit_status
 
 
 def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:

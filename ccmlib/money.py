@@ -61,8 +61,9 @@ def settle_lines(lines: pd.DataFrame, effects: pd.DataFrame, unit_value: pd.Seri
     return out.drop(columns=["removed", "base_supported"])
 
 
-def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> pd.DataFrame:
-    """Units each patient-month's qualifying minutes support, in the code family billed (99490 when none).
+def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(units each patient-month's qualifying minutes support, units billed), per code, in the code family billed
+    (99490 when none).
 
     Complex CCM (99487) is never proposed for an unbilled month: it needs medical decision-making that
     time logs cannot show.

@@ -215,5 +215,6 @@ class QuarterlyReview:
         sheets["data quality"] = self.shown_quality()
         if res.review_trail is not None:
             sheets["auditor decisions"] = self.shown(res.review_trail)
-        sheets["rules"] = self.rules().drop(columns=["criterion"]).assign(criterion=self.rules()["criterion"].astype(str))
+        rules = self.rules()
+        sheets["rules"] = rules.assign(criterion=rules["criterion"].astype(str))
         return write_workpapers(self.output_dir / "workpapers.xlsx", sheets)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ..codes import (ADDON_OF, APCM_FROM, BASE_CODES, CONFLICT_ANY_NPI, CONFLICT_APCM, CONFLICT_SAME_NPI, G0506_HOSTS)
-from ..facts import PM, Facts, initiating_visit_status, threshold_dates
+from ..facts import PM, Facts, practitioner_visit_status, threshold_dates
 from .registry import raw, rule
 
 ORDER = ["patient_id", "mkey", "service_date", "claim_id", "line"]
@@ -22,7 +22,7 @@ def iv_01(f: Facts) -> pd.DataFrame:
     """Per billing practitioner. Not raised when the encounters table does not reach back 365 days before the
     patient's commencement and no visit is found: that case is listed in the data-quality table instead."""
     who = f.lines[PM + ["billing_npi"]].drop_duplicates()
-    st = initiating_visit_status(f, who[["patient_id", "billing_npi"]])
+    st = practitioner_visit_status(f)
     bad = st[~st["visit_found"] & st["covered"]]
     m = who.merge(bad[["patient_id", "billing_npi", "commencement"]], on=["patient_id", "billing_npi"])
     return raw(m, "npi", "no qualifying visit by " + m["billing_npi"].astype(str) + " in the 365 days up to CCM commencement on "

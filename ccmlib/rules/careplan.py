@@ -5,7 +5,7 @@ import pandas as pd
 
 from ..facts import Facts
 from ..schema import CARE_PLAN_CORE, CARE_PLAN_OTHER
-from .registry import raw, rule
+from .registry import not_documented, raw, rule
 
 CP = "CMS MLN909188 (comprehensive care plan, electronic, copy to patient); 42 CFR 410.26"
 
@@ -14,33 +14,27 @@ def _has_plan(f: Facts) -> pd.DataFrame:
     return f.pm[f.pm["plan_id"].notna()]
 
 
-def _lacking(pm: pd.DataFrame, elements) -> pd.Series:
-    out = pd.Series("", index=pm.index, dtype="object")
-    for c in elements:
-        out = out + (~pm[f"plan_{c}"].fillna(False).astype(bool)).map({True: c.replace("_", " ") + ", ", False: ""})
-    return out.str.rstrip(", ")
-
-
 @rule("CP-01", "No care plan in force", "error", "no_documentation", CP, ("care_plans",))
 def cp_01(f: Facts) -> pd.DataFrame:
     pm = f.pm[f.pm["plan_id"].isna()]
     return raw(pm, "pm", "no care plan created on or before " + pm["month_end"].dt.strftime("%Y-%m-%d"))
 
 
-@rule("CP-02", "Care plan lacks a core element", "error", "insufficient_documentation", CP, ("care_plans",))
-def cp_02(f: Facts) -> pd.DataFrame:
+def _lacks(f: Facts, elements) -> pd.DataFrame:
     pm = _has_plan(f)
-    lack = _lacking(pm, CARE_PLAN_CORE)
+    lack = not_documented(pm, "plan_", elements)
     pm, lack = pm[lack != ""], lack[lack != ""]
     return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " lacks: " + lack)
+
+
+@rule("CP-02", "Care plan lacks a core element", "error", "insufficient_documentation", CP, ("care_plans",))
+def cp_02(f: Facts) -> pd.DataFrame:
+    return _lacks(f, CARE_PLAN_CORE)
 
 
 @rule("CP-03", "Care plan lacks another expected element", "warning", "insufficient_documentation", CP, ("care_plans",))
 def cp_03(f: Facts) -> pd.DataFrame:
-    pm = _has_plan(f)
-    lack = _lacking(pm, CARE_PLAN_OTHER)
-    pm, lack = pm[lack != ""], lack[lack != ""]
-    return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " lacks: " + lack)
+    return _lacks(f, CARE_PLAN_OTHER)
 
 
 @rule("CP-04", "Care plan not electronic and shareable", "error", "insufficient_documentation", CP, ("care_plans",))

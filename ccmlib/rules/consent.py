@@ -5,7 +5,7 @@ import pandas as pd
 
 from ..facts import PM, Facts
 from ..schema import CONSENT_REQUIRED
-from .registry import raw, rule
+from .registry import not_documented, raw, rule
 
 MLN = "CMS MLN909188 CCM booklet; 42 CFR 410.26; MAC CCM checklists"
 
@@ -20,12 +20,9 @@ def cons_01(f: Facts) -> pd.DataFrame:
 @rule("CONS-02", "Consent lacks the required disclosures", "error", "insufficient_documentation", MLN, ("consents",))
 def cons_02(f: Facts) -> pd.DataFrame:
     pm = f.pm[f.pm["consent_date"].notna()]
-    missing = pd.Series("", index=pm.index)
-    for c in CONSENT_REQUIRED:
-        missing = missing + (~pm[f"consent_{c}"].fillna(False).astype(bool)).map({True: c.replace("informed_", "") + ",", False: ""})
+    missing = not_documented(pm, "consent_", CONSENT_REQUIRED, drop="informed_")
     pm, missing = pm[missing != ""], missing[missing != ""]
-    return raw(pm, "pm", "consent of " + pm["consent_date"].dt.strftime("%Y-%m-%d") + " does not document: "
-               + missing.str.rstrip(",").str.replace(",", ", ").str.replace("_", " "))
+    return raw(pm, "pm", "consent of " + pm["consent_date"].dt.strftime("%Y-%m-%d") + " does not document: " + missing)
 
 
 @rule("CONS-03", "Consent revoked before the month", "error", "no_documentation", MLN, ("consents",))

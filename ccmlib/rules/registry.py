@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 RULE_CATALOG_VERSION = "1"
@@ -62,6 +63,15 @@ def raw(df: pd.DataFrame, scope: str, message, **cols) -> pd.DataFrame:
     if cols:
         raise TypeError(f"unknown columns {sorted(cols)}")
     return out[RAW_COLUMNS]
+
+
+def not_documented(df: pd.DataFrame, prefix: str, elements, drop: str = "") -> pd.Series:
+    """Per row, the comma-separated ``elements`` whose ``prefix + element`` boolean is not true ('' = all present)."""
+    out = pd.Series("", index=df.index, dtype="object")
+    for c in elements:
+        name = c.replace(drop, "").replace("_", " ")
+        out = out + np.where(df[prefix + c].fillna(False).astype(bool), "", name + ", ")
+    return out.str.rstrip(", ")
 
 
 def catalog() -> pd.DataFrame:
