@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -21,11 +20,12 @@ from . import refdata
 from .errors import InputError
 from .facts import PM, Facts, build_facts, initiating_visit_status, practitioner_visit_status
 from .io import sha256
+from .outdir import RunFolder
 from .load import Practice, load_practice, sort_quality
 from .money import codes_label, expand_effects, potential_units, settle_lines, unit_values
 from .period import Period, key_to_label, parse_period
 from .rules import RULE_CATALOG_VERSION, load_all
-from .validate import DQ_COLUMNS
+from .validate import DQ_COLUMNS, empty_quality
 
 FINDING_COLUMNS = ["patient_id", "service_month", "rule_id", "severity", "cert_category", "message", "claim_id", "line",
                    "cpt_code", "billing_npi", "entry_id", "amount", "review_decision", "reviewed_by", "reviewed_at", "review_reason"]
@@ -209,7 +209,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
                                 "problem": "no paid_amount and no fee-schedule amount for " + no_value["cpt_code"] + " on "
                                 + no_value["service_date"].dt.strftime("%Y-%m-%d") + ": overpayment counted as 0 for claim "
                                 + no_value["claim_id"].astype(str) + " line " + no_value["line"].astype(str), "value": "", "action": "note"}))
-    data_quality = sort_quality(pd.concat([d for d in dq if len(d)], ignore_index=True)[DQ_COLUMNS])
+    dq = [d for d in dq if len(d)]
+    data_quality = sort_quality(pd.concat(dq, ignore_index=True)[DQ_COLUMNS] if dq else empty_quality())
 
     findings = _with_decisions(findings, decisions)
     result = AuditResult(
@@ -316,12 +317,6 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
     }
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
-
-
 def _csv(df: pd.DataFrame) -> str:
     out = df.copy()
     for c in out.columns:
@@ -331,17 +326,27 @@ def _csv(df: pd.DataFrame) -> str:
     return out.to_csv(index=False, lineterminator="\n")
 
 
-def write_outputs(result: AuditResult, out_dir: str | Path) -> Path:
-    """Write the run folder of the data contract: four CSVs and run.json."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),
-                     ("patient_months", result.patient_months), ("data_quality", result.data_quality)):
-        _atomic_write(out / f"{name}.csv", _csv(df))
-    if result.review_trail is not None:
-        _atomic_write(out / "overrides_applied.csv", _csv(result.review_trail))
-    if result.sample is not None:
-        _atomic_write(out / "sample.csv", _csv(result.sample))
-        _atomic_write(out / "frame.csv", _csv(result.frame))
-    _atomic_write(out / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
-    return out
+def write_outputs(result: AuditResult, out_dir) -> Path:
+    """Write the run folder of the data contract: four CSVs and run.json (plus the sample, frame and decision trail).
+
+    ``out_dir`` is a path or an open :class:`~ccmlib.outdir.RunFolder`. The folder must be new, empty or an earlier
+    ``check`` run folder (see :mod:`ccmlib.outdir`); files are staged and moved into place whole, under a lock."""
+    rf = out_dir if isinstance(out_dir, RunFolder) else RunFolder(out_dir, "check")
+    with rf as folder:
+        stage = folder.stage()
+        for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),
+                         ("patient_months", result.patient_months), ("data_quality", result.data_quality)):
+            _write(stage / f"{name}.csv", _csv(df))
+        if result.review_trail is not None:
+            _write(stage / "overrides_applied.csv", _csv(result.review_trail))
+        if result.sample is not None:
+            _write(stage / "sample.csv", _csv(result.sample))
+            _write(stage / "frame.csv", _csv(result.frame))
+        _write(stage / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
+        folder.publish(stage)
+        return folder.path
+
+
+def _write(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)

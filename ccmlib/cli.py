@@ -59,21 +59,22 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, overri
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
     from .audit import audit, write_outputs
-
+    from .outdir import RunFolder
     from .overrides import FILE_NAME
 
-    if overrides is None and (out_dir / FILE_NAME).is_file():
-        overrides = out_dir / FILE_NAME
-    elif overrides is not None and not overrides.is_file():
-        raise InputError(f"{overrides}: overrides file not found")
-    res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
-                overrides=overrides, progress=not quiet)
-    if sample_size is not None:
-        from .audit import attach_sample
-        attach_sample(res, sample_size, seed, spares, strata, unit)
-    elif seed is not None or strata is not None:
+    if (seed is not None or strata is not None) and sample_size is None:
         raise InputError("--seed and --strata go with --sample N")
-    write_outputs(res, out_dir)
+    if overrides is not None and not overrides.is_file():
+        raise InputError(f"{overrides}: overrides file not found")
+    with RunFolder(out_dir, "check") as rf:  # checked and locked before any expensive work
+        if overrides is None and (out_dir / FILE_NAME).is_file():
+            overrides = out_dir / FILE_NAME
+        res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
+                    overrides=overrides, progress=not quiet)
+        if sample_size is not None:
+            from .audit import attach_sample
+            attach_sample(res, sample_size, seed, spares, strata, unit)
+        write_outputs(res, rf)
     if not quiet:
         s = res.run["summary"]
         click.echo(f"{res.run['period']['label']}: {s['patient_months']} patient-months, {s['claim_lines']} CCM claim lines "
@@ -92,6 +93,9 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, overri
             o = res.run["overrides"]
             click.echo(f"auditor decisions from {o['file']}: {o['applied']} applied ({o['overturned']} overturned), "
                        f"{o['no_longer_raised']} for findings no longer raised; trail in overrides_applied.csv")
+        not_run = [r for r in res.run["rules"] if r["status"] == "not_run"]
+        if not_run:
+            click.echo(f"{len(not_run)} rule(s) did not run: " + "; ".join(f"{r['rule_id']} ({r['reason']})" for r in not_run))
         click.echo(f"data quality: {s['data_quality_rows']} rows; written to {out_dir}")
 
 

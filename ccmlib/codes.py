@@ -29,3 +29,14 @@ CONFLICT_SAME_NPI = frozenset(["G0181", "G0182"] + [str(c) for c in range(90951,
 CONFLICT_APCM = frozenset(["G0556", "G0557", "G0558"])  # from 2025-01-01
 APCM_FROM = "2025-01-01"
 CONFLICT_ANY_NPI = frozenset(["G0181", "G0182"] + [str(c) for c in range(90951, 90971)])
+
+#: codes in a CCM-like position (994xx, G05xx) that are real CPT/HCPCS codes of other services; any other code of that
+#: shape on a claim (``9949O``, ``99940``, ``G0560X``) is listed in data_quality.csv as a probable typo (the line is kept
+#: but is not audited as CCM). CPT 2024-2026 and HCPCS Level II G05xx, deleted codes included for older claims.
+OTHER_994_G05 = frozenset(
+    [f"9940{i}" for i in (1, 2, 3, 4, 6, 7, 8, 9)] + ["99411", "99412", "99415", "99416", "99417", "99418"]
+    + [f"9942{i}" for i in range(1, 10)] + ["99441", "99442", "99443", "99445", "99446", "99447", "99448", "99449"]
+    + [f"9945{i}" for i in range(1, 10)] + [f"994{i}" for i in range(60, 87)] + [f"9949{i}" for i in range(2, 10)]
+    + ["G0500", "G0501", "G0505", "G0508", "G0509", "G0512", "G0513", "G0514", "G0516", "G0517", "G0518"]
+    + [f"G05{i}" for i in range(19, 60)] + ["G0560", "G0561", "G0562"])
+CCM_LIKE = r"^(?:994|G05)[0-9A-Z]{2}$"

@@ -125,6 +125,8 @@ def generate(patients: int = 200, months: str = "2026-01..2026-03", seed: int = 
     """Make a synthetic practice; write it to ``out`` when given. Returns row counts per table.
 
     ``entries`` is the (fewest, most) time entries logged per patient-month."""
+    if out is not None:
+        _check_synth_out(Path(out))
     tables = build(patients, months, seed, rates or parse_rates(None), entries)
     if out is not None:
         params = {"patients": patients, "months": months, "seed": seed, "rates": rates or parse_rates(None), "synth_version": SYNTH_VERSION}
@@ -381,7 +383,12 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
 
 
 def write(tables: dict[str, pd.DataFrame], out: Path, fmt: str, params: dict, progress: bool = False) -> None:
+    _check_synth_out(out)
     out.mkdir(parents=True, exist_ok=True)
+    for name in tables:  # an earlier synth run in the other format would leave two files per table
+        other = out / f"{name}.{'csv' if fmt == 'parquet' else 'parquet'}"
+        if other.is_file():
+            other.unlink()
     items = list(tables.items())
     if progress:
         from tqdm.auto import tqdm
@@ -393,6 +400,17 @@ def write(tables: dict[str, pd.DataFrame], out: Path, fmt: str, params: dict, pr
         else:
             df.to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
     (out / "synth.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _check_synth_out(out: Path) -> None:
+    """A synthetic practice goes into a new or empty folder, or over an earlier synthetic practice (its synth.json)."""
+    from .errors import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder; choose a new folder name")
+    if out.is_dir() and any(out.iterdir()) and not (out / "synth.json").is_file():
+        raise InputError(f"--out {out}: this folder is not empty and holds no synthetic practice (no synth.json); "
+                         f"ccm-audit synth writes only into a new or empty folder, or over an earlier synthetic practice")
 
 
 def _typed(name: str, df: pd.DataFrame) -> pd.DataFrame:

@@ -89,11 +89,25 @@ def _hhmm(text: pd.Series) -> pd.Series:
     return pd.Series(out, index=text.index)
 
 
+DATE_MIN, DATE_MAX = pd.Timestamp("1800-01-01"), pd.Timestamp("2199-12-31")
+
+
+def _in_range(d: pd.Series) -> pd.Series:
+    """Dates outside 1800-2199 as missing (9999-12-31 or 0954-05-31 are typos or placeholders, and would not fit
+    the nanosecond timestamps every later step uses)."""
+    d = d.astype("datetime64[s]")
+    return d.where((d >= DATE_MIN) & (d <= DATE_MAX))
+
+
 def parse_column(raw: pd.Series, col: Col) -> tuple[pd.Series, pd.DataFrame]:
     """Typed series and the problems found in one column."""
     kind = col.kind
     if kind == "date" and pd.api.types.is_datetime64_any_dtype(raw):
-        return pd.to_datetime(raw).dt.tz_localize(None).dt.normalize().astype("datetime64[ns]"), _problems(raw.isna() & False, col.name, "")
+        d = pd.to_datetime(raw).dt.tz_localize(None).dt.normalize()
+        ok = _in_range(d)
+        return ok.astype("datetime64[ns]"), _problems(d.notna() & ok.isna(), col.name,
+                                                      f"date out of range (expected a year from {DATE_MIN.year} to {DATE_MAX.year})",
+                                                      d.dt.strftime("%Y-%m-%d"))
     if kind == "bool" and pd.api.types.is_bool_dtype(raw):
         return raw.astype("boolean"), _problems(raw.isna() & False, col.name, "")
     if kind in ("number", "int") and pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
@@ -115,13 +129,17 @@ def parse_column(raw: pd.Series, col: Col) -> tuple[pd.Series, pd.DataFrame]:
     elif kind == "choice":
         out = text.str.lower()
     elif kind == "date":
-        out = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
-        retry = (~blank & out.isna()).to_numpy()
+        parsed = _in_range(pd.to_datetime(text, format="%Y-%m-%d", errors="coerce"))
+        retry = (~blank & parsed.isna()).to_numpy()
         if retry.any():  # also YYYY-MM-DD 00:00:00 (Excel dates read as text)
             t = text[retry]
             ok = t.str.match(_DATE_RE).fillna(False).astype(bool)
-            out[retry] = pd.to_datetime(t.where(ok).str.slice(0, 10), format="%Y-%m-%d", errors="coerce").to_numpy()
-        probs.append(_problems(~blank & out.isna(), col.name, "not a valid date (expected YYYY-MM-DD)", text))
+            parsed[retry] = _in_range(pd.to_datetime(t.where(ok).str.slice(0, 10), format="%Y-%m-%d", errors="coerce")).to_numpy()
+        out = parsed.astype("datetime64[ns]")
+        bad = ~blank & out.isna()
+        early_late = bad & text.str.match(r"^\d{4}-").fillna(False).astype(bool) & ~text.str.slice(0, 4).between(str(DATE_MIN.year), str(DATE_MAX.year))
+        probs.append(_problems(bad & ~early_late, col.name, "not a valid date (expected YYYY-MM-DD)", text))
+        probs.append(_problems(early_late, col.name, f"date out of range (expected a year from {DATE_MIN.year} to {DATE_MAX.year})", text))
     elif kind == "time":
         mins = _hhmm(text)
         out = mins.astype("Int32")
@@ -182,6 +200,13 @@ def _run_schema(schema: pa.DataFrameSchema, df: pd.DataFrame, table: Table, acti
 def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
     """Cross-column rules that a column schema cannot state."""
     out = []
+    if table.name == "claims":
+        from .codes import CCM_CODES, CCM_LIKE, OTHER_994_G05
+
+        code = df["cpt_code"]
+        like = code.str.match(CCM_LIKE).fillna(False).astype(bool) & ~code.isin(list(CCM_CODES) + list(OTHER_994_G05)).fillna(False)
+        out.append(_problems(like, "cpt_code", "looks like a CCM-family code but is not one (typo?); the line is kept but not "
+                             "audited as CCM: correct the code if it was meant to be " + ", ".join(CCM_CODES), code, action="flagged"))
     if table.name == "time_entries":
         both = df["start_time"].notna() & df["end_time"].notna()
         span = (df["end_time"] - df["start_time"]).astype("Float64")

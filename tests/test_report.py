@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from ccmlib.errors import InputError
 from ccmlib.report.render import ReportError, render_report
 from ccmlib.report.record import read_records
 
@@ -25,7 +26,7 @@ def test_all_four_files(rendered):
     r, _ = rendered
     for p in (r.notebook, r.html, r.pdf, r.workpapers):
         assert p.is_file() and p.stat().st_size > 1000
-    assert not list(r.folder.parent.glob(".q3.partial-*"))
+    assert not list(r.folder.parent.glob(".q3.partial-*")) and not list(r.folder.glob(".staging-*"))
 
 
 def test_pdf_renders_text_with_page_numbers(rendered):
@@ -101,17 +102,35 @@ def test_ledger_records_the_run(rendered):
     assert '"overpayment"' in rows[-1][4]
 
 
-def test_failed_cell_keeps_evidence_and_no_half_report(tmp_path):
+def test_input_error_inside_the_notebook_is_exit_2_and_leaves_nothing(tmp_path):
     from chart import chart, write
     data = write(chart(), tmp_path / "data")
     (data / "staff.csv").write_bytes("staff_id,role\nS1,rn\nS\xe9,rn\n".encode("latin-1"))  # not UTF-8: the first cell fails
     out = tmp_path / "r"
-    with pytest.raises(ReportError, match="InputError.*staff.csv: not UTF-8"):
+    with pytest.raises(InputError, match="staff.csv: not UTF-8"):
         render_report(data, "2026-01", out)
     assert not out.exists()
-    failed = tmp_path / "r.failed"
-    assert (failed / "quarterly_review.ipynb").is_file() and (failed / "error.html").is_file()
-    assert not (failed / "report.pdf").exists()
     proc = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(data), "--period", "2026-01", "--out", str(out)],
                           capture_output=True, text=True)
-    assert proc.returncode == 1 and "report failed" in proc.stderr and "not UTF-8" in proc.stderr
+    assert proc.returncode == 2 and "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_failed_cell_keeps_evidence_and_no_half_report(tmp_path, monkeypatch):
+    import nbformat
+    from chart import chart, write
+    from ccmlib import paths
+    from ccmlib.report import render
+    data = write(chart(), tmp_path / "data")
+    nb = nbformat.read(str(paths.notebook(render.NOTEBOOK)), as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('boom in a cell')"))
+    broken = tmp_path / "nb" / render.NOTEBOOK
+    broken.parent.mkdir()
+    nbformat.write(nb, str(broken))
+    monkeypatch.setattr(render.paths, "notebook", lambda name: broken)
+    out = tmp_path / "r"
+    with pytest.raises(ReportError, match="RuntimeError: boom in a cell"):
+        render_report(data, "2026-01", out)
+    assert (out / "failed" / "quarterly_review.ipynb").is_file() and (out / "failed" / "error.html").is_file()
+    assert not (out / "report.html").exists() and not (out / "report.pdf").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".staging")]

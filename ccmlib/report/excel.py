@@ -1,4 +1,7 @@
-"""Excel workpapers: one sheet per table, frozen headers, filters, sensible widths (xlsxwriter)."""
+"""Excel workpapers: one sheet per table, frozen headers, filters, sensible widths (xlsxwriter).
+
+Every cell from data is written as a value: xlsxwriter's ``strings_to_formulas`` and ``strings_to_urls`` are off, so a
+claim id such as ``=HYPERLINK(...)`` or ``=cmd|' /C calc'!A0`` is stored as text, never as a formula or a link."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +9,14 @@ from pathlib import Path
 import pandas as pd
 
 
+#: xlsxwriter options: strings stay strings (no formulas, links or numbers guessed from text)
+INERT = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+
+
 def write_workpapers(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
     path = Path(path)
-    with pd.ExcelWriter(path, engine="xlsxwriter", datetime_format="yyyy-mm-dd", date_format="yyyy-mm-dd") as xw:
+    with pd.ExcelWriter(path, engine="xlsxwriter", datetime_format="yyyy-mm-dd", date_format="yyyy-mm-dd",
+                        engine_kwargs={"options": INERT}) as xw:
         for name, df in sheets.items():
             df = df.copy()
             for c in df.columns:

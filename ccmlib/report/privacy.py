@@ -17,13 +17,35 @@ def salt_path(reports_root: Path) -> Path:
 
 
 def load_salt(reports_root: Path) -> bytes:
-    """The secret salt, created (mode 600) on first use; never written into a report."""
+    """The secret salt, created on first use with owner-only permissions (mode 600, never readable by others even
+    for an instant: created under a unique name with that mode, then linked into place, so two runs starting
+    together agree on one salt); never written into a report."""
     p = salt_path(reports_root)
     if not p.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(secrets.token_hex(32), encoding="ascii")
-        p.chmod(0o600)
-    return bytes.fromhex(p.read_text(encoding="ascii").strip())
+        tmp = p.with_name(f"{p.name}.{secrets.token_hex(6)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_hex(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, p)  # atomic, and fails if another run created it first: then use theirs
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    try:
+        return bytes.fromhex(p.read_text(encoding="ascii").strip())
+    except (ValueError, UnicodeDecodeError):
+        from ..errors import InputError
+        raise InputError(f"{p}: not a ccm-audit salt file (expected 64 hex digits); move it away to start a new one") from None
+
+
+def ephemeral_salt() -> bytes:
+    """A salt that lives only in memory: keys stable within one session and meaningless after it."""
+    return secrets.token_bytes(32)
 
 
 def patient_keys(ids: pd.Series, salt: bytes, practice: str) -> pd.Series:
@@ -33,7 +55,12 @@ def patient_keys(ids: pd.Series, salt: bytes, practice: str) -> pd.Series:
     return ids.astype("string").map(key)
 
 
+#: columns that embed a raw patient id inside a longer value; left out of anything shown
+EMBEDDED_ID_COLUMNS = ("finding_key",)
+
+
 def pseudonymize(df: pd.DataFrame, salt: bytes, practice: str, column: str = "patient_id") -> pd.DataFrame:
+    df = df.drop(columns=[c for c in EMBEDDED_ID_COLUMNS if c in df.columns])
     if column not in df.columns:
         return df
     return df.assign(**{column: patient_keys(df[column], salt, practice)}).rename(columns={column: "patient_key"})

@@ -1,6 +1,8 @@
 """Everything the quarterly-review notebook shows, computed and tested here; the notebook only displays it."""
 from __future__ import annotations
 
+import html
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from ..period import parse_period
 from ..rules import RULE_CATALOG_VERSION
 from . import tables
 from .excel import write_workpapers
-from .privacy import load_salt, pseudonymize
+from .privacy import ephemeral_salt, load_salt, patient_keys, pseudonymize
 
 PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (int, type(None)), "seed": (str, int, float, type(None)),
               "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
@@ -37,6 +39,13 @@ def check_parameters(params: dict) -> dict:
 def _escape_dollars(markdown: str) -> str:
     """Dollar signs would start LaTeX math in notebook Markdown."""
     return markdown.replace("$", "\\$")
+
+
+def md_text(value) -> str:
+    """A value from data or the user as inert Markdown text: HTML escaped (Markdown passes raw HTML through) and
+    Markdown's own punctuation backslash-escaped."""
+    text = html.escape(str(value), quote=True)
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", text).replace("\n", " ")
 
 
 def money(v: float) -> str:
@@ -66,8 +75,13 @@ class QuarterlyReview:
                               practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger,
                               overrides=overrides))
         data = Path(data_dir) if data_dir else paths.demo_dir()
-        out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="ccm-report-"))
-        out.mkdir(parents=True, exist_ok=True)
+        tmp = None
+        if output_dir:
+            out = Path(output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+        else:  # an interactive run: a private temporary folder, removed when the review object goes (or the kernel ends)
+            tmp = tempfile.TemporaryDirectory(prefix="ccm-report-")
+            out = Path(tmp.name)
         parse_period(period)
         if overrides and not Path(overrides).is_file():
             raise InputError(f"{overrides}: overrides file not found")
@@ -76,10 +90,16 @@ class QuarterlyReview:
         if sample_size:
             attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
         name = practice_name or data.name
-        salt_root = Path(ledger).parent if ledger else out.parent
-        review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, load_salt(salt_root), practice)
+        if ledger:
+            salt = load_salt(Path(ledger).parent)
+        elif output_dir:
+            salt = load_salt(out.parent)
+        else:
+            salt = ephemeral_salt()  # never written into the system temp folder
+        review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, salt, practice)
+        review._tmp = tmp
         write_outputs(res, out / "audit")
-        if overrides and Path(overrides).resolve() != (out / "audit" / "overrides.csv").resolve():
+        if overrides and not (out / "audit" / "overrides.csv").exists():
             shutil.copyfile(overrides, out / "audit" / "overrides.csv")  # the decisions travel with the report
         return review
 
@@ -103,20 +123,21 @@ class QuarterlyReview:
 
     def scope_markdown(self) -> str:
         r, h = self.result.run, self.headline
-        lines = [f"**Practice:** {self.practice_name}  ", f"**Period:** {r['period']['label']} ({r['period']['from']} to {r['period']['to']})  ",
+        lines = [f"**Practice:** {md_text(self.practice_name)}  ", f"**Period:** {r['period']['label']} ({r['period']['from']} to {r['period']['to']})  ",
                  f"**Universe:** {h['patient_months']} billed or documented patient-months, {h['claim_lines_reviewed']} CCM-family claim lines "
                  f"(99490, 99439, 99487, 99489, 99491, 99437, G0506) paid {money(h['paid_amount'])}.  ",
                  f"**Rule catalog:** version {RULE_CATALOG_VERSION}, {len(r['rules'])} rules run.  "]
         if self.result.sample is not None:
             s = r["sample"]
-            strata = f", stratified by {s['strata']} (seeds {s['seed_sequence']})" if s["strata"] else ""
-            wh = "; ".join(f"{b['stratum']}: {', '.join(map(str, b['wh_seeds']))}" for b in s["by_stratum"])
+            strata = f", stratified by {md_text(s['strata'])} (seeds {md_text(s['seed_sequence'])})" if s["strata"] else ""
+            wh = "; ".join(f"{md_text(b['stratum'])}: {', '.join(map(str, b['wh_seeds']))}" for b in s["by_stratum"])
             lines.append(f"**Sample:** {s['quantity']} of {s['frame_size']} {s['unit'].replace('_', ' ')} drawn with RAT-STATS-compatible "
-                         f"random numbers, seed {s['seed']}{strata}; frame numbered 1..N by {', '.join(s['frame_order'])} "
+                         f"random numbers, seed {md_text(s['seed'])}{strata}; frame numbered 1..N by {', '.join(s['frame_order'])} "
                          f"(AS 183 seeds {wh}). The frame is in the workpapers so anyone can re-draw it.  ")
         else:
             lines.append("**Sample:** none; the full population was screened.  ")
-        lines.append(f"**Fee schedule:** {r['fee_schedule']['source']}; condition map: {r['condition_map']['source']} ({r['condition_map']['icd10']}).")
+        lines.append(f"**Fee schedule:** {md_text(r['fee_schedule']['source'])}; condition map: {md_text(r['condition_map']['source'])} "
+                     f"({md_text(r['condition_map']['icd10'])}).")
         return _escape_dollars("\n".join(lines))
 
     def summary_markdown(self) -> str:
@@ -165,9 +186,12 @@ class QuarterlyReview:
         dq = self.result.data_quality
         if self.show_identifiers or dq.empty:
             return dq
-        phi = dq["column"].isin(["first_name", "last_name", "birth_date", "medicare_id"]) | (dq["column"] == "patient_id")
-        return dq.assign(value=dq["value"].where(~phi, "(hidden)"),
-                         problem=dq["problem"].str.replace(r"for patient \S+", "for a patient", regex=True))
+        col = dq["column"].astype(str)
+        phi = col.isin(["first_name", "last_name", "birth_date", "medicare_id"])
+        pid = col.str.split("+").str[0].eq("patient_id")  # patient_id, and composite keys that start with it
+        value = dq["value"].astype("string").where(~phi, "(hidden)")
+        value = value.where(~pid, patient_keys(dq["value"], self.salt, self.practice_name))
+        return dq.assign(value=value, problem=dq["problem"].str.replace(r"for patient \S+", "for a patient", regex=True))
 
     def trend(self) -> pd.DataFrame:
         return tables.trend(self.practice or self.data_dir, parse_period(self.period))

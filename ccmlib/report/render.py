@@ -7,6 +7,7 @@ executed notebook (with the error shown) and its HTML are kept in ``OUT.failed/`
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import nbformat
 
 from .. import paths
 from ..errors import InputError
+from ..outdir import RunFolder
 from ..period import parse_period
 from .ledger import add_run
 from .quarterly import check_parameters
@@ -47,6 +49,25 @@ def _clean(nb) -> None:
                             and not (o.get("output_type") == "display_data" and set(o.get("data", {})) == {MIME})]
 
 
+_ACTIVE = re.compile(r"<\s*(script|iframe|object|embed|base|form|meta\s[^>]*http-equiv)\b|<[^>]*\son[a-z]+\s*=|"
+                     r"(href|src|action)\s*=\s*[\"']?\s*(javascript|vbscript|data:text/html)", re.IGNORECASE)
+
+
+def css_string(value) -> str:
+    """Text safe inside a double-quoted CSS string in a <style> element: everything but letters, digits and spaces
+    as a CSS hex escape (so no quote, backslash or </style> can end it)."""
+    return "".join(c if c.isalnum() or c == " " else f"\\{ord(c):x} " for c in str(value))
+
+
+def assert_inert(html: str, name: str = "report.html") -> None:
+    """Refuse to write HTML with active content (the template has none; data is escaped on its way in, and this is
+    the last line of defence if something was not)."""
+    m = _ACTIVE.search(html)
+    if m:
+        at = html[max(0, m.start() - 60): m.end() + 60].replace("\n", " ")
+        raise ReportError(f"{name} would contain active content ({m.group(0)!r} near {at!r}); not written")
+
+
 def to_html(nb, out: Path, include_code: bool = False) -> Path:
     from nbconvert import HTMLExporter
 
@@ -55,6 +76,7 @@ def to_html(nb, out: Path, include_code: bool = False) -> Path:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
+    assert_inert(body, out.name)
     out.write_text(body, encoding="utf-8")
     return out
 
@@ -75,67 +97,82 @@ def to_pdf(html: Path, pdf: Path) -> Path:
     return pdf
 
 
+def _preflight(data: Path) -> None:
+    """Cheap checks of the practice folder before a notebook starts (a folder, its files and mapping.yml)."""
+    from ..io import find_sources, load_mapping
+
+    find_sources(data)
+    load_mapping(data)
+
+
 def render_report(data_dir, period: str, out, sample_size: int | None = None, seed=None, strata: str | None = None,
                   practice_name: str | None = None, show_identifiers: bool = False, ledger=None, overrides=None,
                   timeout: int = 900, progress: bool = False) -> Report:
-    """Execute the quarterly-review notebook and write the executed notebook, report.html, report.pdf and workpapers.xlsx."""
+    """Execute the quarterly-review notebook and write the executed notebook, report.html, report.pdf and workpapers.xlsx.
+
+    ``out`` must be a new or empty folder or an earlier report folder (:mod:`ccmlib.outdir`); it is checked and locked
+    before the notebook runs. The report is built in a staging folder inside ``out`` and its files are moved into place
+    only when every one exists; a failed cell leaves the previous report as it was and its evidence in ``out/failed/``."""
     data = Path(data_dir)
     if not data.is_dir():
         raise InputError(f"{data}: not a folder (expected a practice data folder)")
     parse_period(period)
     out = Path(out)
     ledger = Path(ledger) if ledger else out.parent / "ledger.sqlite"
-    if overrides is None and (out / "audit" / "overrides.csv").is_file():
-        overrides = out / "audit" / "overrides.csv"  # decisions recorded against the previous run of this report
+    live = out / "audit" / "overrides.csv"  # decisions recorded against the previous run of this report
     if overrides is not None and not Path(overrides).is_file():
         raise InputError(f"{overrides}: overrides file not found")
-    params = check_parameters({"data_dir": str(data.resolve()), "period": period, "sample_size": sample_size,
-                               "seed": None if seed is None else str(seed), "strata": strata,
-                               "practice_name": practice_name or data.resolve().name, "output_dir": None,
-                               "show_identifiers": bool(show_identifiers), "ledger": str(ledger.resolve()),
-                               "overrides": str(Path(overrides).resolve()) if overrides else None})
-    stage = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
-    params["output_dir"] = str(stage.resolve())
-    if overrides:  # keep the decision log inside the staging folder, so replacing OUT cannot lose it
-        (stage / "audit").mkdir()
-        shutil.copyfile(overrides, stage / "audit" / "overrides.csv")
-        params["overrides"] = str((stage / "audit" / "overrides.csv").resolve())
-    nb_in = paths.notebook(NOTEBOOK)
-    executed = stage / NOTEBOOK
-    import papermill as pm
+    if overrides is not None and live.is_file() and Path(overrides).resolve() != live.resolve() \
+            and Path(overrides).read_bytes() != live.read_bytes():
+        raise InputError(f"{live} already holds auditor decisions that differ from --overrides {overrides}; merge them into "
+                         f"one file or choose another --out")
+    with RunFolder(out, "report") as rf:
+        _preflight(data)
+        if overrides is None and live.is_file():
+            overrides = live
+        stage = rf.stage()
+        params = check_parameters({"data_dir": str(data.resolve()), "period": period, "sample_size": sample_size,
+                                   "seed": None if seed is None else str(seed), "strata": strata,
+                                   "practice_name": practice_name or data.resolve().name, "output_dir": str(stage.resolve()),
+                                   "show_identifiers": bool(show_identifiers), "ledger": str(ledger.resolve()),
+                                   "overrides": str(Path(overrides).resolve()) if overrides else None})
+        nb_in = paths.notebook(NOTEBOOK)
+        executed = stage / NOTEBOOK
+        import papermill as pm
 
-    try:
-        pm.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name=KERNEL, execution_timeout=timeout,
-                            start_timeout=120, cwd=str(nb_in.parent), progress_bar=progress, log_output=False)
-    except pm.PapermillExecutionError as exc:
-        failed = out.with_name(out.name + ".failed")
-        shutil.rmtree(failed, ignore_errors=True)
+        try:
+            pm.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name=KERNEL, execution_timeout=timeout,
+                                start_timeout=120, cwd=str(nb_in.parent), progress_bar=progress, log_output=False)
+        except pm.PapermillExecutionError as exc:
+            if exc.ename == "InputError":  # bad input found by the library inside the notebook: a user's message, exit 2
+                raise InputError(str(exc.evalue)) from None
+            evidence = rf.stage()
+            failed = evidence / "failed"
+            failed.mkdir()
+            os.replace(executed, failed / NOTEBOOK)
+            err_nb = nbformat.read(str(failed / NOTEBOOK), as_version=4)
+            _clean(err_nb)
+            to_html(err_nb, failed / "error.html", include_code=True)
+            rf.publish(evidence, add_only=True)
+            add_run(ledger, params["practice_name"], period, "failed", str(out / "failed"), [], params, None)
+            raise ReportError(f"cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}; the executed notebook with the error is "
+                              f"{out / 'failed' / NOTEBOOK} (the previous report, if any, is unchanged)") from None
         nb = nbformat.read(str(executed), as_version=4)
-        to_html(nb, stage / "error.html", include_code=True)
-        for name in ("report.html", "report.pdf", "workpapers.xlsx"):
-            (stage / name).unlink(missing_ok=True)
-        stage.rename(failed)
-        add_run(ledger, params["practice_name"], period, "failed", str(failed), [], params, None)
-        raise ReportError(f"cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}; the executed notebook with the error is "
-                          f"{failed / NOTEBOOK}") from None
-    except Exception:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    nb = nbformat.read(str(executed), as_version=4)
-    rec = read_records(nb)
-    nb.metadata["ccm_audit"] = rec.get("provenance", {})
-    _clean(nb)
-    html = to_html(nb, stage / "report.html")
-    to_pdf(html, stage / "report.pdf")
-    for name in ("report.html", "report.pdf", "workpapers.xlsx", NOTEBOOK):
-        if not (stage / name).is_file():
-            shutil.rmtree(stage, ignore_errors=True)
-            raise ReportError(f"the report run did not produce {name}")
-    if out.exists():
-        shutil.rmtree(out)
-    stage.rename(out)
+        rec = read_records(nb)
+        prov = dict(rec.get("provenance", {}))
+        prov.update({f"{k}_css": css_string(prov.get(v, "")) for k, v in
+                     (("practice", "practice"), ("period", "period"), ("catalog", "rule_catalog_version"))})
+        nb.metadata["ccm_audit"] = prov
+        _clean(nb)
+        html = to_html(nb, stage / "report.html")
+        to_pdf(html, stage / "report.pdf")
+        for name in ("report.html", "report.pdf", "workpapers.xlsx", NOTEBOOK):
+            if not (stage / name).is_file():
+                raise ReportError(f"the report run did not produce {name}")
+        copied = stage / "audit" / "overrides.csv"
+        if copied.is_file() and live.is_file():
+            copied.unlink()  # the live decision log stays as the reviewer left it (it may have grown meanwhile)
+        rf.publish(stage)
     add_run(ledger, params["practice_name"], period, "ok", str(out), rec.get("provenance", {}).get("inputs", []),
             {k: v for k, v in params.items() if k != "output_dir"}, rec.get("headline"))
     return Report(out, out / NOTEBOOK, out / "report.html", out / "report.pdf", out / "workpapers.xlsx", rec.get("headline", {}),

@@ -14,7 +14,9 @@ def table_html(data, columns=None, money=(), percent=(), max_rows: int | None = 
     fmt.update({c: "{:.1%}".format for c in percent if c in df.columns})
     if df.empty:
         return "<p><em>none</em></p>"
-    return df.style.format(fmt, na_rep="").hide(axis="index").set_table_attributes('class="ccm-table"').to_html()
+    # escape="html": every value and header from data is escaped (a claim id holding <script> stays text)
+    return (df.style.format(fmt, na_rep="", escape="html").format_index(escape="html", axis=1).hide(axis="index")
+            .set_table_attributes('class="ccm-table"').to_html())
 
 
 def show(data, columns=None, money=(), percent=(), max_rows: int | None = None) -> None:

@@ -10,6 +10,7 @@ import yaml
 
 from ..audit import audit, write_outputs
 from ..errors import InputError
+from ..outdir import RunFolder
 from ..synth import generate, parse_rates
 
 PORTFOLIO_COLUMNS = ["practice", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count", "paid_amount",
@@ -37,8 +38,15 @@ def run_batch(clients_dir, period: str, out, reports: bool = True, progress: boo
     """Audit (and, with ``reports``, render the quarterly report for) each practice; a failing practice becomes a
     ``failed`` row with its error, and the batch goes on. Writes ``OUT/portfolio.csv``."""
     practices = discover(clients_dir)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with RunFolder(out, "batch") as rf:  # checked and locked before the first practice
+        df = _run_all(practices, period, rf.path, reports, progress)
+        stage = rf.stage()
+        df.to_csv(stage / "portfolio.csv", index=False, lineterminator="\n")
+        rf.publish(stage, add_only=True)  # never remove another practice's folder or an earlier file
+    return df
+
+
+def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progress: bool) -> pd.DataFrame:
     rows = []
     it = practices
     if progress:
@@ -68,9 +76,7 @@ def run_batch(clients_dir, period: str, out, reports: bool = True, progress: boo
             if not isinstance(exc, InputError) and type(exc).__name__ != "ReportError":
                 msg += " | " + traceback.format_exc(limit=2).strip().splitlines()[-1]
             rows.append({"practice": folder.name, "status": "failed", "error": msg, "folder": ""})
-    df = pd.DataFrame(rows).reindex(columns=PORTFOLIO_COLUMNS)
-    df.to_csv(out / "portfolio.csv", index=False, lineterminator="\n")
-    return df
+    return pd.DataFrame(rows).reindex(columns=PORTFOLIO_COLUMNS)
 
 
 def pitfall_matrix(portfolio: pd.DataFrame) -> pd.DataFrame:
