@@ -30,7 +30,8 @@ from .validate import DQ_COLUMNS, empty_quality
 FINDING_COLUMNS = ["patient_id", "service_month", "rule_id", "severity", "cert_category", "message", "claim_id", "line",
                    "cpt_code", "billing_npi", "entry_id", "amount", "review_decision", "reviewed_by", "reviewed_at", "review_reason"]
 CLAIM_LINE_COLUMNS = ["claim_id", "line", "patient_id", "service_month", "billing_npi", "service_date", "cpt_code",
-                      "units_billed", "units_supported", "paid_amount", "overpayment", "determination"]
+                      "units_billed", "units_supported", "paid_amount", "overpayment", "determination", "place_of_service",
+                      "price_source", "fee_setting", "conversion_factor"]
 PM_COLUMNS = ["patient_id", "service_month", "qualifying_minutes", "practitioner_minutes", "documented_minutes",
               "chronic_conditions", "codes_billed", "codes_supported", "overpayment", "missed_amount",
               "date_20min", "date_40min", "date_60min", "errors", "warnings"]
@@ -117,32 +118,56 @@ def _missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: 
     """REV-01 per patient-month with no error (billed or not) whose minutes support unbilled units."""
     pm = facts.pm
     blocked = raw.loc[raw["severity"] == "error", PM].drop_duplicates().assign(blocked=True)
-    iv = initiating_visit_status(facts, pm[["patient_id"]].assign(billing_npi=pd.Series(pd.NA, index=pm.index, dtype="string")))
-    no_visit = iv.loc[~iv["visit_found"], ["patient_id"]]
+    iv = initiating_visit_status(facts, pm[PM].assign(billing_npi=pd.Series(pd.NA, index=pm.index, dtype="string")))
+    no_visit = iv.loc[~iv["visit_found"], PM]
     pot, billed = potential_units(pm, lines[PM + ["cpt_code", "units"]])
     missed = (pot.drop(columns=PM) - billed.drop(columns=PM)).clip(lower=0)
-    ok = pm[PM].merge(blocked, on=PM, how="left")["blocked"].isna().to_numpy() & (pd.Index(no_visit["patient_id"].unique()).get_indexer(pm["patient_id"]) < 0)
+    ok = pm[PM].merge(blocked, on=PM, how="left")["blocked"].isna().to_numpy() \
+        & pm[PM].merge(no_visit.assign(_nv=True), on=PM, how="left")["_nv"].isna().to_numpy()
     if "encounters" in facts.missing:
         ok &= False  # cannot tell whether an initiating visit happened
+    rhc = lines.loc[lines["cpt_code"] == "G0511", PM].drop_duplicates().assign(_g=True)
+    ok &= pm[PM].merge(rhc, on=PM, how="left")["_g"].isna().to_numpy()  # an RHC/FQHC month: no PFS codes to propose
     missed = missed.mul(ok.astype(int), axis=0)
     amount = pd.Series(0.0, index=pm.index)
     for c in missed.columns:
         u = missed[c]
         if (u > 0).any():
-            amount += u * refdata.fee_for(pd.Series(c, index=pm.index), pm["month_start"], fees).fillna(0)
+            when = _threshold_date(pm, c, pot[c])
+            amount += u * refdata.fee_for(pd.Series(c, index=pm.index), when, fees)["amount"].fillna(0)
     res = pm[PM].assign(missed_label=codes_label(missed), supported_label=codes_label(pot.drop(columns=PM)),
                         billed_label=codes_label(billed.drop(columns=PM)), missed_amount=amount.round(2),
                         minutes=pm["qualifying_minutes"])
     return res
 
 
+def _threshold_date(pm: pd.DataFrame, code: str, units: pd.Series) -> pd.Series:
+    """Date on which the minutes supporting ``units`` of ``code`` were reached (REV-01 is priced on it); the month's
+    start when the minutes never got there."""
+    base, step, col = {"99490": (20, 0, "date_{}min"), "99439": (20, 20, "date_{}min"), "99487": (60, 0, "date_{}min"),
+                       "99489": (60, 30, "date_{}min"), "99491": (30, 0, "date_{}min_practitioner"),
+                       "99437": (30, 30, "date_{}min_practitioner")}.get(code, (20, 0, "date_{}min"))
+    need = base + step * units.clip(lower=1 if step else 0)
+    out = pm["month_start"].copy()
+    for t in sorted(need.unique()):
+        name = col.format(int(t))
+        if name not in pm.columns:  # beyond the thresholds tracked: the latest tracked one
+            have = [c for c in pm.columns if c.startswith("date_") and c.endswith(col.format("X").split("X")[1])
+                    and c[5:].split("min")[0].isdigit()]
+            name = max(have, key=lambda c: int(c[5:].split("min")[0]))
+        sel = need == t
+        out[sel] = pm.loc[sel, name].fillna(pm.loc[sel, "month_start"])
+    return out
+
+
 def audit(data: str | Path | Practice, period: str | Period | None = None, start: str | None = None, end: str | None = None,
           rules: str | list[str] | None = None, fees: str | Path | None = None, conditions: str | Path | None = None,
-          overrides: str | Path | None = None, progress: bool = False) -> AuditResult:
+          overrides: str | Path | None = None, progress: bool = False, qp_npis=()) -> AuditResult:
     """Check a practice folder (or a loaded :class:`Practice`) against the CCM rule catalog.
 
     ``overrides`` names an auditor decision log (:mod:`ccmlib.overrides`); overturned findings stay in
-    the findings with the decision beside them and no longer take units away."""
+    the findings with the decision beside them and no longer take units away. ``qp_npis`` names billing NPIs that
+    are qualifying APM participants (their lines priced from the QP rows of the fee table, where it has them)."""
     started = datetime.now(timezone.utc)
     per = period if isinstance(period, Period) else parse_period(period, start, end)
     ids = select_rules(rules)
@@ -152,6 +177,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     facts = build_facts(practice, per, cmap)
     years = {str(k // 12) for k in facts.period.keys}
     fee_notes = [n for n in fee_notes if n.split(" ")[1][:4] in years]
+    qp_npis = tuple(sorted({str(n).strip() for n in (qp_npis or ()) if str(n).strip()}))
     raw, status = _run_rules(facts, ids, progress)
     raw["fid"] = np.arange(len(raw))
     raw["service_month"] = key_to_label(raw["mkey"].astype("int64")) if len(raw) else pd.Series([], dtype="object")
@@ -164,12 +190,13 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     keep = (raw["scope"].isin(["line", "entry"])) | raw[PM].merge(billed_pm.assign(_b=True), on=PM, how="left")["_b"].notna().to_numpy()
     kept = raw[keep]
     lines = facts.lines
-    uv = unit_values(lines, fee_table)
+    prices = unit_values(lines, fee_table, qp_npis)
     effects = expand_effects(kept[~overturned[keep]], lines)
-    settled = settle_lines(lines, effects, uv)
+    settled = settle_lines(lines, effects, prices)
     eff_val = effects.merge(settled[["claim_id", "line", "unit_value"]], on=["claim_id", "line"])
-    amount = (eff_val["units_removed"] * eff_val["unit_value"]).groupby(eff_val["fid"]).sum()
-    findings = kept.assign(amount=kept["fid"].map(amount).fillna(0.0).round(2))
+    amount = (eff_val["units_removed"] * eff_val["unit_value"]).groupby(eff_val["fid"]).sum(min_count=1)  # blank: unpriced
+    touched = set(eff_val["fid"])
+    findings = kept.assign(amount=np.where(kept["fid"].isin(touched), kept["fid"].map(amount), 0.0).round(2))
 
     pmo = facts.pm.copy()
     rev_ok = "REV-01" in ids and not any(s["rule_id"] == "REV-01" for s in status)
@@ -188,12 +215,15 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
         pmo["missed_amount"] = 0.0
 
     dq = [practice.quality]
+    iv_not_assessed = 0
     for s in status:
         if s["status"] == "not_run":
             dq.append(pd.DataFrame([{"table": "", "file": "", "line": pd.NA, "column": "", "problem": f"rule {s['rule_id']} could not run: {s['reason']}", "value": "", "action": "note"}]))
     if "IV-01" in ids and "IV-01" not in [s["rule_id"] for s in status if s["status"] == "not_run"]:
         st = practitioner_visit_status(facts)
         unk = st[~st["visit_found"] & ~st["covered"]]
+        iv_not_assessed = int(len(unk[PM].drop_duplicates()))
+        unk = unk.drop_duplicates(["patient_id", "billing_npi", "commencement"])
         if len(unk):
             dq.append(pd.DataFrame({"table": "encounters", "file": "", "line": pd.NA, "column": "encounter_date",
                                     "problem": "encounters do not reach back 365 days before CCM commencement "
@@ -203,12 +233,16 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     for n in fee_notes:
         dq.append(pd.DataFrame([{"table": "fee_schedule", "file": str(fees or "fee_schedule.csv (bundled)"), "line": pd.NA, "column": "amount",
                                  "problem": n, "value": "", "action": "note"}]))
-    no_value = settled[settled["unit_value"].isna()]
+    no_value = settled[settled["price_source"] == "unpriced"]
     if len(no_value):
-        dq.append(pd.DataFrame({"table": "claims", "file": "", "line": pd.NA, "column": "paid_amount",
-                                "problem": "no paid_amount and no fee-schedule amount for " + no_value["cpt_code"] + " on "
-                                + no_value["service_date"].dt.strftime("%Y-%m-%d") + ": overpayment counted as 0 for claim "
-                                + no_value["claim_id"].astype(str) + " line " + no_value["line"].astype(str), "value": "", "action": "note"}))
+        effect = np.where(no_value["units_supported"] < no_value["units"], "overpayment left blank (unpriced, not counted as 0)",
+                          "line supported; no dollar value")
+        dq.append(pd.DataFrame({"table": "claims", "file": "", "line": no_value["_line"].to_numpy() if "_line" in no_value else pd.NA,
+                                "column": "paid_amount",
+                                "problem": "no paid_amount and no fee-schedule amount for " + no_value["cpt_code"].astype(str) + " on "
+                                + no_value["service_date"].dt.strftime("%Y-%m-%d") + ": " + effect + " for claim "
+                                + no_value["claim_id"].astype(str) + " line " + no_value["line"].astype(str), "value": "",
+                                "action": "note"}))
     dq = [d for d in dq if len(d)]
     data_quality = sort_quality(pd.concat(dq, ignore_index=True)[DQ_COLUMNS] if dq else empty_quality())
 
@@ -221,6 +255,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
         run={}, facts=facts)
     result.review_trail = review.trail(result.findings, review.load(overrides)) if overrides else None
     result.run = _run_record(practice, facts.period, ids, status, fee_table, fee_notes, fees, conditions, result, started)
+    result.run["fee_schedule"].update(_pricing_summary(result.claim_lines, fee_table, qp_npis))
+    result.run["summary"]["iv01_not_assessed_patient_months"] = iv_not_assessed
     if overrides:
         t = result.review_trail
         result.run["overrides"] = {"file": str(overrides), "sha256": sha256(Path(overrides)) if Path(overrides).is_file() else None,
@@ -228,6 +264,18 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
                                    "overturned": int(((t["status"] == "applied") & (t["decision"] == "overturn")).sum()),
                                    "no_longer_raised": int((t["status"] != "applied").sum())}
     return result
+
+
+def _pricing_summary(cl: pd.DataFrame, fee_table: pd.DataFrame, qp_npis) -> dict:
+    """Which fee table, settings and conversion factors priced the lines (the report states it)."""
+    by_fee = cl[cl["price_source"] == "fee_schedule"]
+    return {
+        "table": fee_table.attrs.get("label", ""),
+        "qualifying_apm_npis": list(qp_npis),
+        "lines_by_price_source": {k: int(v) for k, v in cl["price_source"].value_counts().sort_index().items()},
+        "fee_settings": {k: int(v) for k, v in by_fee["fee_setting"].value_counts().sort_index().items()},
+        "conversion_factors": sorted({float(x) for x in by_fee["conversion_factor"].dropna()}),
+    }
 
 
 def _with_decisions(findings: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
@@ -295,7 +343,8 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
         "period": period.to_json(),
         "rule_catalog_version": RULE_CATALOG_VERSION,
         "rules": status,
-        "fee_schedule": {"source": str(fees) if fees else "bundled (CMS PFS national non-facility)", "fallbacks": fee_notes},
+        "fee_schedule": {"source": str(fees) if fees else "bundled (CMS PFS national, CY2024-CY2026, facility and non-facility)",
+                         "notes": fee_notes},
         "condition_map": {"source": str(conditions) if conditions else "bundled CCW map", "icd10": refdata.icd10_version()},
         "seed": None,
         "sample": None,
@@ -305,6 +354,8 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
             "claim_lines_not_supported": int((cl["determination"] != "supported").sum()),
             "paid_amount": round(float(cl["paid_amount"].fillna(0).sum()), 2),
             "overpayment": round(float(cl["overpayment"].fillna(0).sum()), 2),
+            "unpriced_lines": int((cl["price_source"] == "unpriced").sum()),
+            "unpriced_lines_not_supported": int(cl["overpayment"].isna().sum()),
             "missed_amount": round(float(res.patient_months["missed_amount"].sum()), 2),
             "findings": {s: int(((f["severity"] == s) & (f["review_decision"] != "overturn")).sum()) for s in ("error", "warning", "info")},
             "overturned": int((f["review_decision"] == "overturn").sum()),

@@ -45,6 +45,8 @@ def main():
 @click.option("--rules", help="Comma-separated rule IDs to run (default: all). See `ccm-audit rules`.")
 @click.option("--fees", type=click.Path(path_type=Path), help="Locality fee schedule CSV replacing the bundled national amounts.")
 @click.option("--conditions", type=click.Path(path_type=Path), help="CSV (prefix,category,category_name) extending the chronic-condition map.")
+@click.option("--qp-npis", metavar="NPI,...", help="Billing NPIs that are qualifying APM participants: their lines without paid_amount "
+              "are priced at the fee table's QP rate (CY2026 on).")
 @click.option("--overrides", type=click.Path(path_type=Path),
               help="Auditor decision log to apply (default: overrides.csv in --out when it exists).")
 @click.option("--sample", "sample_size", type=int, help="Draw a RAT-STATS sample of this many units from the frame.")
@@ -55,7 +57,8 @@ def main():
               help="Sampling unit of the frame.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @_friendly
-def check(data_dir, out_dir, period, start, end, rules, fees, conditions, overrides, sample_size, seed, spares, strata, unit, quiet):
+def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npis, overrides, sample_size, seed, spares, strata, unit,
+          quiet):
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
     from .audit import audit, write_outputs
@@ -70,7 +73,7 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, overri
         if overrides is None and (out_dir / FILE_NAME).is_file():
             overrides = out_dir / FILE_NAME
         res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
-                    overrides=overrides, progress=not quiet)
+                    overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis))
         if sample_size is not None:
             from .audit import attach_sample
             attach_sample(res, sample_size, seed, spares, strata, unit)
@@ -108,8 +111,9 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, overri
               help="Pitfall rate: P for every pitfall (default 0.02), or RULE=P for one (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--entries", default="2-4", show_default=True, metavar="FEWEST-MOST", help="Time entries per patient-month.")
+@click.option("--no-encounters", is_flag=True, help="Write an empty encounters table (IV-01 then applies to every billed month).")
 @_friendly
-def synth(patients, months, seed, out_dir, rates, fmt, entries):
+def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
     """Write a synthetic practice in the data-contract layout, with injected pitfalls and truth.csv."""
     from .synth import generate, parse_rates
 
@@ -118,7 +122,7 @@ def synth(patients, months, seed, out_dir, rates, fmt, entries):
     except ValueError:
         raise InputError(f"--entries {entries!r}: expected FEWEST-MOST like 2-4") from None
     res = generate(patients=patients, months=months, seed=seed, rates=parse_rates(rates), out=out_dir, fmt=fmt, progress=True,
-                   entries=(lo, hi))
+                   entries=(lo, hi), encounters=not no_encounters)
     click.echo(f"wrote {out_dir}: " + ", ".join(f"{k} {v}" for k, v in res.items()))
 
 
@@ -191,6 +195,9 @@ def rules_cmd(as_csv):
     if as_csv:
         click.echo(cat.to_csv(index=False), nl=False)
         return
+    from .rules.registry import RULE_CATALOG_VERSION
+
+    click.echo(f"rule catalog version {RULE_CATALOG_VERSION}: {len(cat)} rules")
     for r in cat.itertuples():
         click.echo(f"{r.id:8} {r.severity:8} {r.cert_category:27} {r.title}\n{'':8} {r.citation}")
 
@@ -204,6 +211,16 @@ def templates(out_dir):
 
     for p in write_templates(out_dir):
         click.echo(p)
+
+
+def _npis(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    npis = tuple(n.strip() for n in text.split(",") if n.strip())
+    bad = [n for n in npis if not (n.isdigit() and len(n) == 10)]
+    if bad:
+        raise InputError(f"--qp-npis: {', '.join(bad)} is not a 10-digit NPI")
+    return npis
 
 
 def _emit(obj: dict, as_json: bool, text) -> None:

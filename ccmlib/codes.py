@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 #: CCM family codes reported in claim_lines.csv
-CCM_CODES = ("99490", "99439", "99487", "99489", "99491", "99437", "G0506")
+CCM_CODES = ("99490", "99439", "99487", "99489", "99491", "99437", "G0506", "G0511")
+#: time-based CCM codes: a month-level error (consent, care plan, eligibility, conflict) takes them down; G0506 is an
+#: add-on to the initiating visit and falls only by BILL-06 or ELIG-01 (catalog v2, Money)
+TIMED_CODES = ("99490", "99439", "99487", "99489", "99491", "99437", "G0511")
 #: base code -> its add-on code
 ADDON_OF = {"99439": "99490", "99489": "99487", "99437": "99491"}
-BASE_CODES = ("99490", "99487", "99491")
+BASE_CODES = ("99490", "99487", "99491", "G0511")
+#: RHC/FQHC general care management, judged like 99490 up to its last billable date (reference/code_dates.csv), BILL-07 after
+G0511 = "G0511"
 #: code -> (time family, minutes for the base, minutes per add-on unit, max add-on units or None)
 TIME_RULES = {
     "99490": ("staff", 20, 20, 2),
     "99487": ("staff", 60, 30, None),
     "99491": ("practitioner", 30, 30, None),
+    "G0511": ("staff", 20, 0, 0),
 }
 BASE_OF_ADDON = ADDON_OF
 ADDON_OF_BASE = {v: k for k, v in ADDON_OF.items()}
@@ -38,5 +44,5 @@ OTHER_994_G05 = frozenset(
     + [f"9942{i}" for i in range(1, 10)] + ["99441", "99442", "99443", "99445", "99446", "99447", "99448", "99449"]
     + [f"9945{i}" for i in range(1, 10)] + [f"994{i}" for i in range(60, 87)] + [f"9949{i}" for i in range(2, 10)]
     + ["G0500", "G0501", "G0505", "G0508", "G0509", "G0512", "G0513", "G0514", "G0516", "G0517", "G0518"]
-    + [f"G05{i}" for i in range(19, 60)] + ["G0560", "G0561", "G0562"])
+    + [f"G05{i}" for i in range(19, 60)] + [f"G05{i}" for i in range(60, 71)])
 CCM_LIKE = r"^(?:994|G05)[0-9A-Z]{2}$"

@@ -26,8 +26,8 @@ BASE = {
                   "informed_availability": "yes", "revoked_date": ""}],
     "care_plans": [{"patient_id": "P1", "plan_id": "CP1", "created_date": "2025-12-01", "reviewed_date": "", "electronic": "true",
                     "shared_with_patient_date": "2025-12-02", **{k: "true" for k in ELEMENTS}}],
-    "staff": [{"staff_id": "S1", "role": "rn"}, {"staff_id": "S2", "role": "ma"}, {"staff_id": "D1", "role": "physician"},
-              {"staff_id": "X1", "role": "non_clinical"}],
+    "staff": [{"staff_id": "S1", "role": "rn", "supervising_npi": NPI}, {"staff_id": "S2", "role": "ma", "supervising_npi": NPI},
+              {"staff_id": "D1", "role": "physician", "supervising_npi": ""}, {"staff_id": "X1", "role": "non_clinical", "supervising_npi": ""}],
     "time_entries": [
         {"entry_id": "E1", "patient_id": "P1", "staff_id": "S1", "activity_date": "2026-01-06", "minutes": "15", "start_time": "09:00",
          "end_time": "09:15", "activity": "medication_reconciliation", "description": "Reconciled meds after cardiology visit",
@@ -71,3 +71,33 @@ def write(tables: dict, folder: Path) -> Path:
         df = pd.DataFrame(rows) if rows else pd.DataFrame(columns=TABLES[name].columns)  # an empty table keeps its header
         df.to_csv(folder / f"{name}.csv", index=False)
     return folder
+
+
+def practice(tables: dict):
+    """A chart as a loaded :class:`~ccmlib.load.Practice`, in memory (no files): each table typed and validated as
+    loading would, with line numbers as in a CSV. For rule tests and the training notebook."""
+    from .load import Practice, sort_quality
+    from .validate import empty_quality, validate_table
+
+    typed, dq, inputs = {}, [], []
+    for name, rows in tables.items():
+        if rows is None:
+            continue
+        raw = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame(columns=TABLES[name].columns, dtype=object)
+        raw = raw.fillna("").astype(str).assign(_line=range(2, len(raw) + 2))
+        accepted, q = validate_table(TABLES[name], raw, f"{name}.csv")
+        typed[name] = accepted
+        dq.append(q)
+        inputs.append({"table": name, "file": f"{name}.csv", "path": "", "sha256": "", "rows_read": len(raw),
+                       "rows_accepted": len(accepted), "rows_rejected": len(raw) - len(accepted)})
+    dq = [d for d in dq if len(d)]
+    return Practice(Path("(in memory)"), typed, sort_quality(pd.concat(dq, ignore_index=True) if dq else empty_quality()), inputs)
+
+
+def facts(tables: dict, period: str = "2026-01"):
+    """:class:`~ccmlib.facts.Facts` of a chart for one period, in memory: what every rule function takes."""
+    from . import refdata
+    from .facts import build_facts
+    from .period import parse_period
+
+    return build_facts(practice(tables), parse_period(period), refdata.condition_map())

@@ -31,11 +31,13 @@ def table(practice: Practice, name: str) -> pd.DataFrame:
     return pd.DataFrame({c.name: parse_column(empty, c)[0] for c in TABLES[name].cols} | {"_line": pd.Series([], dtype="int64")})
 
 
-def sort_key(ids: pd.Series) -> pd.Series:
-    """Order of ids: numeric when every id is a number, else text (documented tie-breaker)."""
-    if len(ids) and ids.astype("string").str.fullmatch(r"\d{1,18}").fillna(False).all():
-        return pd.to_numeric(ids)
-    return ids.astype("string")
+def natural_key(ids: pd.Series) -> pd.Series:
+    """A sort key that orders ids naturally: digit runs compare as numbers, so C9 < C10 and T9 < T10 (catalog v2,
+    every tie-break). Computed once per distinct id (ids repeat), as zero-padded text."""
+    s = ids.astype("string")
+    uniq = pd.Series(s.dropna().unique(), dtype="string")
+    padded = uniq.str.replace(r"\d+", lambda m: m.group(0).lstrip("0").zfill(24), regex=True)
+    return s.map(dict(zip(uniq, padded)))
 
 
 @dataclass
@@ -47,10 +49,10 @@ class Facts:
     claims: pd.DataFrame  # all claim lines (for conflicts, initiating visits)
     diagnoses: pd.DataFrame  # diagnoses with validity
     consents: pd.DataFrame
-    cand_consents: pd.DataFrame  # (patient-month, consent) pairs: consent dated on/before the month's reference date
+    consent_status: pd.DataFrame  # per (patient-month, billing NPI; <NA> for an unbilled month): the consent in force
     plans: pd.DataFrame
     encounters: pd.DataFrame
-    commencement: pd.DataFrame  # patient_id -> CCM commencement date
+    commencement: pd.DataFrame  # (patient_id, mkey, billing_npi) -> CCM commencement date (catalog v2: restarts after a revocation)
     missing: set[str] = field(default_factory=set)  # tables not provided
     cum: pd.DataFrame | None = None  # cumulative qualifying minutes per patient-month (for thresholds)
     conditions: pd.DataFrame | None = None  # (patient_id, mkey, category) active chronic categories
@@ -67,24 +69,122 @@ def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFra
     pos = positions(e["staff_id"], roster["staff_id"])  # -1 = not in the staff table
     roles = np.append(roster["role"].astype(object).to_numpy(), None)
     e["role"] = pd.Series(roles[pos], index=e.index, dtype="string")
+    sup = np.append(roster["supervising_npi"].astype(object).to_numpy(), None) if "supervising_npi" in roster else np.full(len(roster) + 1, None)
+    e["supervising_npi"] = pd.Series(sup[pos], index=e.index, dtype="string")
     e["is_practitioner"] = e["role"].isin(PRACTITIONER_ROLES).astype(bool)
     desc = e["description"].astype("string").str.strip()
     e["x_incomplete"] = (desc.isna() | (desc == "") | e["staff_id"].isna() | e["duration"].isna()).astype(bool)
     e["x_staff"] = (e["staff_id"].notna() & ~e["role"].isin(CLINICAL_STAFF_ROLES + PRACTITIONER_ROLES)).astype(bool)
     e["x_f2f"] = e["face_to_face"].fillna(False).astype(bool)
     e["x_counted"] = e["counted_toward"].notna()
-    first_consent = consents.groupby("patient_id")["consent_date"].min()
+    first_consent = consents.groupby("patient_id", observed=True)["consent_date"].min()
     fc = pd.Series(first_consent.reindex(e["patient_id"]).to_numpy(), index=e.index, dtype="datetime64[ns]")
     e["first_consent"] = fc
     e["x_before_consent"] = (fc.notna() & (e["activity_date"] < fc)).astype(bool)
     e["x_no_consent"] = fc.isna()
+    ep = consent_episode(e["patient_id"], e["activity_date"], consents)
+    e["revoked_date"] = ep["revoked_date"].to_numpy()
+    e["x_after_revocation"] = (~e["x_before_consent"] & ~e["x_no_consent"] & ep["after_revocation"].to_numpy()).astype(bool)
     e["overlap"] = overlap_minutes(e)
     e["x_overlap"] = e["overlap"] > 0
-    excluded = e[["x_incomplete", "x_staff", "x_f2f", "x_counted", "x_before_consent", "x_no_consent"]].any(axis=1)
+    e["x_unsupervised"] = (e["role"].isin(CLINICAL_STAFF_ROLES) & e["supervising_npi"].isna()).astype(bool)  # SUP-01: still counts
+    excluded = e[["x_incomplete", "x_staff", "x_f2f", "x_counted", "x_before_consent", "x_no_consent", "x_after_revocation"]].any(axis=1)
     e["qualifying"] = np.where(excluded, 0.0, (e["duration"].fillna(0) - e["overlap"]).clip(lower=0))
     e["prac_qualifying"] = np.where(e["is_practitioner"], e["qualifying"], 0.0)
     e["mkey"] = month_key(e["activity_date"])
     return e
+
+
+def _month_end(d: pd.Series) -> pd.Series:
+    return (d.dt.to_period("M").dt.end_time.dt.normalize()).astype("datetime64[ns]")
+
+
+def consent_episode(patient_id: pd.Series, dates: pd.Series, consents: pd.DataFrame) -> pd.DataFrame:
+    """For each (patient, date): the latest consent of any practitioner dated on or before it (ties: the later row),
+    its revoked_date, and whether the date falls after the end of that consent's revocation month (CONS-05: CCM had
+    stopped and no new consent was given yet)."""
+    n = len(dates)
+    out = pd.DataFrame({"revoked_date": pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]"),
+                        "after_revocation": np.zeros(n, dtype=bool)})
+    c = consents.dropna(subset=["consent_date"])
+    if not n or not len(c):
+        return out
+    pcode = lambda s: (s.cat.codes if isinstance(s.dtype, pd.CategoricalDtype) else pd.Series(pd.factorize(s)[0])).to_numpy()  # noqa: E731
+    if isinstance(patient_id.dtype, pd.CategoricalDtype) and isinstance(c["patient_id"].dtype, pd.CategoricalDtype):
+        lp, rp = pcode(patient_id), pcode(c["patient_id"])
+    else:
+        cats = pd.Index(pd.unique(pd.concat([patient_id.astype("string"), c["patient_id"].astype("string")])))
+        lp, rp = cats.get_indexer(patient_id.astype("string")), cats.get_indexer(c["patient_id"].astype("string"))
+    right = pd.DataFrame({"p": rp, "d": c["consent_date"].to_numpy(dtype="datetime64[ns]"),
+                          "row": c["_line"].to_numpy() if "_line" in c else np.arange(len(c)),
+                          "rev": c["revoked_date"].to_numpy(dtype="datetime64[ns]")}).sort_values(["d", "row"], kind="mergesort")
+    left = pd.DataFrame({"p": lp, "d": np.asarray(dates, dtype="datetime64[ns]"), "i": np.arange(n)})
+    ok = left["d"].notna()
+    m = pd.merge_asof(left[ok].sort_values("d", kind="mergesort"), right, on="d", by="p", direction="backward")
+    rev = pd.Series(m["rev"].to_numpy(), dtype="datetime64[ns]")
+    end = _month_end(rev)
+    out.loc[m["i"].to_numpy(), "revoked_date"] = rev.to_numpy()
+    out.loc[m["i"].to_numpy(), "after_revocation"] = (rev.notna() & (m["d"].to_numpy() > end)).to_numpy()
+    return out
+
+
+def consents_in_force(consents: pd.DataFrame, who: pd.DataFrame) -> pd.DataFrame:
+    """The consent in force per row of ``who`` (patient_id, mkey, billing_npi, ref_date; billing_npi <NA> = any
+    practitioner): the latest consent dated on or before ref_date (by consent_date, then row) that covers the
+    practitioner (blank practitioner_npi, or theirs). Adds ``consents_before`` (of any practitioner),
+    ``covering_before`` and the in-force consent's columns, and ``revoked_ended`` (its revocation month ended before
+    the service month: CONS-03)."""
+    w = who.reset_index(drop=True).assign(_w=lambda d: np.arange(len(d)))
+    cols = ["consent_date", "practitioner_npi", "informed_cost_sharing", "informed_one_practitioner", "informed_right_to_stop",
+            "informed_availability", "revoked_date"]
+    c = consents.assign(_row=consents["_line"] if "_line" in consents else np.arange(len(consents)))
+    m = w[["_w", "patient_id", "billing_npi", "ref_date"]].merge(c[["patient_id", "_row", *cols]], on="patient_id")
+    m = m[m["consent_date"] <= m["ref_date"]]
+    before = m.groupby("_w").size()
+    covers = m["practitioner_npi"].isna() | m["billing_npi"].isna() | (m["practitioner_npi"] == m["billing_npi"])
+    cov = m[covers.fillna(False).astype(bool)]
+    inforce = cov.sort_values(["_w", "consent_date", "_row"], kind="mergesort").drop_duplicates("_w", keep="last")
+    others = m[~covers.fillna(False).astype(bool)].dropna(subset=["practitioner_npi"])
+    named = others.drop_duplicates(["_w", "practitioner_npi"]).sort_values("practitioner_npi")
+    names = named.groupby("_w")["practitioner_npi"].agg(lambda s: ", ".join(s.astype(str)))
+    out = w.merge(inforce[["_w", *cols]], on="_w", how="left")
+    out["consents_before"] = out["_w"].map(before).fillna(0).astype("int64")
+    out["covering_before"] = out["_w"].map(cov.groupby("_w").size()).fillna(0).astype("int64")
+    out["other_npis"] = out["_w"].map(names).fillna("").astype(str)
+    start = key_start(out["mkey"]).to_numpy() if len(out) else np.array([], dtype="datetime64[ns]")
+    out["revoked_ended"] = (out["revoked_date"].notna() & (out["revoked_date"].to_numpy() < start)).astype(bool)
+    return out.drop(columns="_w")
+
+
+def _dates_by(keys: pd.Series, by: pd.Series) -> np.ndarray:
+    """``by[key]`` per key as datetime64 (NaT where missing), also when ``by`` is empty."""
+    return pd.Series(by, dtype="datetime64[ns]").reindex(keys.to_numpy()).to_numpy(dtype="datetime64[ns]")
+
+
+def commencement_dates(consents: pd.DataFrame, ccm_claims: pd.DataFrame, who: pd.DataFrame) -> pd.DataFrame:
+    """CCM commencement per (patient_id, mkey, billing_npi; <NA> = any practitioner): the earlier of the first consent
+    covering the practitioner and the practitioner's first CCM claim for the patient, both counted after the patient's
+    latest revocation whose coverage ended before the service month (a patient who re-enrols commences again): a consent
+    dated after the revocation date, a claim dated after the end of the revocation month (which was still covered)."""
+    w = who[["patient_id", "mkey", "billing_npi"]].drop_duplicates().reset_index(drop=True).assign(_w=lambda d: np.arange(len(d)))
+    start = pd.Series(key_start(w["mkey"]).to_numpy() if len(w) else [], dtype="datetime64[ns]")
+    rv = consents.dropna(subset=["revoked_date"])[["patient_id", "revoked_date"]]
+    r = w[["_w", "patient_id"]].assign(start=start.to_numpy()).merge(rv, on="patient_id")
+    r = r[r["revoked_date"] < r["start"]]  # revocation month ended before the service month
+    reset = r.groupby("_w")["revoked_date"].max() if len(r) else pd.Series(dtype="datetime64[ns]")  # a new span starts after it
+    w["reset"] = _dates_by(w["_w"], reset)
+    c = w.merge(consents[["patient_id", "consent_date", "practitioner_npi"]], on="patient_id")
+    c = c[(c["practitioner_npi"].isna() | c["billing_npi"].isna() | (c["practitioner_npi"] == c["billing_npi"])).fillna(False).astype(bool)
+          & (c["reset"].isna() | (c["consent_date"] > c["reset"]))]
+    first_c = c.groupby("_w")["consent_date"].min()
+    k = ccm_claims[["patient_id", "billing_npi", "service_date"]].rename(columns={"billing_npi": "claim_npi"})
+    b = w.merge(k, on="patient_id")
+    b = b[(b["billing_npi"].isna() | (b["claim_npi"] == b["billing_npi"])).fillna(False).astype(bool)
+          & (b["reset"].isna() | (b["service_date"] > _month_end(b["reset"])))]  # the revocation month's own claims are the old span
+    first_b = b.groupby("_w")["service_date"].min()
+    both = pd.DataFrame({"c": _dates_by(w["_w"], first_c), "b": _dates_by(w["_w"], first_b)})
+    w["commencement"] = both.min(axis=1).astype("datetime64[ns]")
+    return w.drop(columns="_w")
 
 
 def overlap_minutes(e: pd.DataFrame) -> pd.Series:
@@ -103,7 +203,7 @@ def overlap_minutes(e: pd.DataFrame) -> pd.Series:
     keys = pd.DataFrame({"a": staff, "b": day, "c": s})
     tied = keys.duplicated(keep=False).to_numpy()
     if tied.any():
-        k[tied] = pd.Series(sort_key(e.loc[ok, "entry_id"][tied])).rank(method="first").to_numpy(dtype="int64")
+        k[tied] = pd.Series(natural_key(e.loc[ok, "entry_id"][tied]).to_numpy()).rank(method="first").to_numpy(dtype="int64")
     order = np.lexsort((k, s, day, staff))
     st, dy, s_, f_ = staff[order], day[order], s[order], f[order]
     group = np.r_[True, (st[1:] != st[:-1]) | (dy[1:] != dy[:-1])]  # first entry of a staff member's day
@@ -212,20 +312,17 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     pm = pm.merge(ncat.groupby(PM).size().rename("chronic_conditions").reset_index(), on=PM, how="left")
     pm["chronic_conditions"] = pm["chronic_conditions"].fillna(0).astype("int64")
 
-    # consents: candidates dated on/before the month's reference date
-    cons = consents.reset_index(drop=True).assign(consent_row=lambda d: np.arange(len(d)))
-    cand = pm[PM + ["month_start", "ref_date"]].merge(cons, on="patient_id")
-    cand = cand[cand["consent_date"] <= cand["ref_date"]]
-    cand = cand.assign(revoked_before=(cand["revoked_date"].notna() & (cand["revoked_date"] < cand["month_start"])).astype(bool))
-    live = cand[~cand["revoked_before"]].sort_values(PM + ["consent_date", "consent_row"], kind="mergesort")
-    inforce = live.drop_duplicates(PM, keep="last")
-    keep = ["consent_date", "practitioner_npi", "informed_cost_sharing", "informed_one_practitioner",
-            "informed_right_to_stop", "informed_availability", "revoked_date"]
-    pm = pm.merge(inforce[PM + keep].rename(columns={c: f"consent_{c}" if not c.startswith("consent") else c for c in keep}), on=PM, how="left")
-    ncand = cand.groupby(PM).size().rename("consents_on_file").reset_index()
-    pm = pm.merge(ncand, on=PM, how="left")
-    pm["consents_on_file"] = pm["consents_on_file"].fillna(0).astype("int64")
-
+    # consent in force per (patient-month, billing practitioner); an unbilled month is judged for any practitioner
+    npi_ref = lines.groupby(PM + ["billing_npi"], observed=True)["service_date"].max().rename("npi_service").reset_index()
+    npi_ref = npi_ref.astype({"mkey": "int64"}).merge(pm[PM + ["last_activity"]], on=PM, how="left")
+    npi_ref["ref_date"] = npi_ref[["npi_service", "last_activity"]].max(axis=1)
+    unbilled = pm.loc[~pm["billed"], PM + ["month_end"]].rename(columns={"month_end": "ref_date"})
+    who = pd.concat([npi_ref[PM + ["billing_npi", "ref_date"]],
+                     unbilled.assign(billing_npi=pd.Series(pd.NA, index=unbilled.index, dtype=object))], ignore_index=True)
+    who["billing_npi"] = who["billing_npi"].astype("string")
+    consent_status = consents_in_force(consents, who)
+    anyone = pm[PM].assign(billing_npi=pd.Series(pd.NA, index=pm.index, dtype="string"))  # REV-01 asks for any practitioner
+    comm = commencement_dates(consents, ccm, pd.concat([who[PM + ["billing_npi"]], anyone], ignore_index=True))
     # care plan in force: latest version created on/before the month's end
     plans = tabs["care_plans"].reset_index(drop=True).assign(plan_row=lambda d: np.arange(len(d)))
     cp = pm[PM + ["month_end"]].merge(plans, on="patient_id")
@@ -233,15 +330,10 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     plan_cols = [c.name for c in TABLES["care_plans"].cols if c.name != "patient_id"]
     pm = pm.merge(cp[PM + plan_cols].rename(columns={c: f"plan_{c}" if not c.startswith("plan_") else c for c in plan_cols}), on=PM, how="left")
 
-    # CCM commencement: earlier of first consent and first CCM claim in the data
-    first_claim = ccm.groupby("patient_id")["service_date"].min()
-    first_consent = consents.groupby("patient_id")["consent_date"].min()
-    comm = pd.concat([first_claim, first_consent], axis=1).min(axis=1).rename("commencement").reset_index()
-    comm.columns = ["patient_id", "commencement"]
 
     enc = tabs["encounters"]
     return Facts(period=period, entries=entries, pm=pm, lines=lines.reset_index(drop=True), claims=claims, diagnoses=dx,
-                 consents=consents, cand_consents=cand, plans=plans, encounters=enc, commencement=comm, missing=missing, cum=cum,
+                 consents=consents, consent_status=consent_status, plans=plans, encounters=enc, commencement=comm, missing=missing, cum=cum,
                  conditions=ncat.reset_index(drop=True))
 
 
@@ -254,26 +346,32 @@ def condition_lists(f: Facts, pms: pd.DataFrame) -> pd.Series:
 
 
 def practitioner_visit_status(f: Facts) -> pd.DataFrame:
-    """:func:`initiating_visit_status` for every (patient, billing NPI) of the period's CCM lines, computed once
+    """:func:`initiating_visit_status` for every (patient-month, billing NPI) of the period's CCM lines, computed once
     per run (IV-01 and the data-quality note both need it)."""
     if f.visit_status is None:
-        f.visit_status = initiating_visit_status(f, f.lines[["patient_id", "billing_npi"]])
+        f.visit_status = initiating_visit_status(f, f.lines[["patient_id", "mkey", "billing_npi"]])
     return f.visit_status
 
 
 def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:
-    """For (patient_id, billing_npi) pairs (npi <NA> = any practitioner): was there a qualifying visit in
-    the 365 days up to and including commencement, and does the encounters table reach back that far?"""
-    w = who.drop_duplicates().merge(f.commencement, on="patient_id", how="left")
+    """For (patient_id, mkey, billing_npi) rows (npi <NA> = any practitioner): was there a qualifying visit in the 365
+    days up to and including commencement, and can the encounters table tell (``covered``)?
+
+    Catalog v2: a present encounters table with no rows, or with no row for the patient, is evidence of no visit
+    (covered). Only when the patient has encounters, none qualifies, and the table's earliest encounter_date is later
+    than 365 days before commencement is IV-01 not assessed (``covered`` false)."""
+    w = who.assign(billing_npi=who["billing_npi"].astype("string")).drop_duplicates()
+    w = w.merge(f.commencement.assign(billing_npi=f.commencement["billing_npi"].astype("string")),
+                on=["patient_id", "mkey", "billing_npi"], how="left").reset_index(drop=True)
     enc = f.encounters[f.encounters["cpt_code"].isin(INITIATING_VISITS)]
-    m = w.reset_index(drop=True).assign(_i=lambda d: np.arange(len(d))).merge(
-        enc[["patient_id", "encounter_date", "practitioner_npi"]], on="patient_id")
+    m = w.assign(_i=np.arange(len(w))).merge(enc[["patient_id", "encounter_date", "practitioner_npi"]], on="patient_id")
     hit = (m["encounter_date"] <= m["commencement"]) & (m["encounter_date"] >= m["commencement"] - pd.Timedelta(days=365)) \
         & (m["practitioner_npi"].isna() | m["billing_npi"].isna() | (m["practitioner_npi"] == m["billing_npi"]))
-    found = set(m.loc[hit.fillna(False).astype(bool), "_i"])
-    w = w.reset_index(drop=True)
-    w["visit_found"] = np.isin(np.arange(len(w)), list(found))
+    found = m.loc[hit.fillna(False).astype(bool), "_i"].unique()
+    w["visit_found"] = np.isin(np.arange(len(w)), found)
+    seen = pd.Index(f.encounters["patient_id"].dropna().unique())
+    has_rows = seen.get_indexer(w["patient_id"]) >= 0 if len(seen) else np.zeros(len(w), dtype=bool)
     earliest = f.encounters["encounter_date"].min() if len(f.encounters) else pd.NaT
-    w["covered"] = (w["commencement"] - pd.Timedelta(days=365) >= earliest) if pd.notna(earliest) else False
-    w["covered"] = w["covered"].fillna(False).astype(bool)
+    reaches = (w["commencement"] - pd.Timedelta(days=365) >= earliest) if pd.notna(earliest) else pd.Series(True, index=w.index)
+    w["covered"] = (~has_rows | reaches.fillna(False).astype(bool).to_numpy()).astype(bool)
     return w

@@ -5,27 +5,41 @@ import numpy as np
 import pandas as pd
 
 from . import refdata
-from .codes import ADDON_OF_BASE, BASE_CODES
+from .codes import ADDON_OF_BASE, BASE_CODES, TIMED_CODES
 from .facts import PM
 
 LINE_KEY = ["claim_id", "line"]
 
 
-def unit_values(lines: pd.DataFrame, fees: pd.DataFrame) -> pd.Series:
-    """Dollars per unit of each line: paid_amount / units, else the fee schedule for the service date."""
-    fee = refdata.fee_for(lines["cpt_code"], lines["service_date"], fees)
-    paid = lines["paid_amount"] / lines["units"]
-    return paid.fillna(fee)
+def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=()) -> pd.DataFrame:
+    """How each line is priced: ``unit_value`` (paid_amount / units, else the fee in force on the service date for its
+    setting), ``price_source`` (paid_amount, fee_schedule or unpriced), ``fee_setting`` and ``conversion_factor``
+    (of the fee row, when the fee schedule priced the line)."""
+    fac = refdata.is_facility(lines["place_of_service"]) if "place_of_service" in lines.columns else None
+    qp = lines["billing_npi"].astype("string").isin(list(qp_npis)).fillna(False).to_numpy() if len(qp_npis) else None
+    fee = refdata.fee_for(lines["cpt_code"], lines["service_date"], fees, fac, qp)
+    paid = (lines["paid_amount"] / lines["units"]).to_numpy(dtype=float)
+    has_paid = ~np.isnan(paid)
+    has_fee = ~np.isnan(fee["amount"].to_numpy())
+    value = np.where(has_paid, paid, fee["amount"].to_numpy())
+    source = np.select([has_paid, has_fee], ["paid_amount", "fee_schedule"], "unpriced")
+    by_fee = ~has_paid & has_fee
+    return pd.DataFrame({"unit_value": value, "price_source": source,
+                         "fee_setting": np.where(by_fee, fee["setting"].to_numpy(), ""),
+                         "conversion_factor": np.where(by_fee, fee["conversion_factor"].to_numpy(), np.nan)}, index=lines.index)
 
 
 def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """(fid, claim_id, line, units_removed) for every error finding, add-ons of a fully removed base included."""
     err = findings[findings["severity"] == "error"]
     ln = lines[PM + LINE_KEY + ["billing_npi", "cpt_code", "units"]]
+    timed = ln["cpt_code"].isin(TIMED_CODES).to_numpy()
     parts = []
-    pm = err[err["scope"] == "pm"][["fid", *PM]].merge(ln, on=PM)
+    # month-level errors take down the time-based lines; G0506 falls only with ELIG-01 (or its own BILL-06 line finding)
+    pm = err[err["scope"] == "pm"][["fid", "rule_id", *PM]].merge(ln, on=PM)
+    pm = pm[pm["cpt_code"].isin(TIMED_CODES) | (pm["rule_id"] == "ELIG-01")].drop(columns="rule_id")
     parts.append(pm.assign(units_removed=pm["units"]))
-    npi = err[err["scope"] == "npi"][["fid", *PM, "billing_npi"]].merge(ln, on=PM + ["billing_npi"])
+    npi = err[err["scope"] == "npi"][["fid", *PM, "billing_npi"]].merge(ln[timed], on=PM + ["billing_npi"])
     parts.append(npi.assign(units_removed=npi["units"]))
     li = err[err["scope"] == "line"][["fid", *LINE_KEY, "units_removed"]].merge(ln, on=LINE_KEY)
     parts.append(li)
@@ -42,12 +56,14 @@ def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     return eff.groupby(["fid", *LINE_KEY], sort=False, as_index=False).agg({**{c: "first" for c in (*PM, "billing_npi", "cpt_code", "units")}, "units_removed": "max"})
 
 
-def settle_lines(lines: pd.DataFrame, effects: pd.DataFrame, unit_value: pd.Series) -> pd.DataFrame:
-    """units_supported, overpayment and determination per CCM line."""
+def settle_lines(lines: pd.DataFrame, effects: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
+    """units_supported, overpayment and determination per CCM line. An unpriced line with unsupported units has a
+    blank (NaN) overpayment, never a silent 0."""
     out = lines.copy()
     removed = effects.groupby(LINE_KEY)["units_removed"].max().rename("removed").reset_index()
     out = out.merge(removed, on=LINE_KEY, how="left")
-    out["unit_value"] = unit_value.to_numpy()
+    for c in prices.columns:
+        out[c] = prices[c].to_numpy()
     out["units_supported"] = (out["units"] - out["removed"].fillna(0)).clip(lower=0).astype("int64")
     # an add-on is never supported when no unit of its base is supported for that practitioner's month
     base_ok = out[out["cpt_code"].isin(BASE_CODES)].groupby([*PM, "billing_npi", "cpt_code"])["units_supported"].sum()
@@ -55,7 +71,8 @@ def settle_lines(lines: pd.DataFrame, effects: pd.DataFrame, unit_value: pd.Seri
     out = out.merge(base_ok, on=[*PM, "billing_npi", "cpt_code"], how="left")
     is_addon = out["cpt_code"].isin(ADDON_OF_BASE.values())
     out.loc[is_addon & (out["base_supported"].fillna(0) <= 0), "units_supported"] = 0
-    out["overpayment"] = ((out["units"] - out["units_supported"]) * out["unit_value"]).round(2)
+    short = out["units"] - out["units_supported"]
+    out["overpayment"] = (short * out["unit_value"]).where(short > 0, 0.0).round(2)
     out["determination"] = np.select([out["units_supported"] >= out["units"], out["units_supported"] > 0],
                                      ["supported", "partially_supported"], "not_supported")
     return out.drop(columns=["removed", "base_supported"])
@@ -88,7 +105,7 @@ def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> tuple[pd.DataFram
 def codes_label(units: pd.DataFrame) -> pd.Series:
     """'99490+99439x2' from a frame of unit counts per code column (CCM order). Labels are built once per
     distinct combination of counts (a handful), then mapped back to the rows."""
-    cols = [c for c in ["99490", "99439", "99487", "99489", "99491", "99437", "G0506"] if c in units.columns]
+    cols = [c for c in ["99490", "99439", "99487", "99489", "99491", "99437", "G0506", "G0511"] if c in units.columns]
     if not len(units) or not cols:
         return pd.Series("", index=units.index, dtype="object")
     counts = units[cols].fillna(0).to_numpy(dtype="int64").clip(0, 999)

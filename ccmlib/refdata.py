@@ -107,45 +107,87 @@ def valid_icd10(codes: pd.Series) -> pd.Series:
     return codes.map(ok).fillna(False).astype(bool)
 
 
-def fee_schedule(path: str | Path | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Fee rows with every ``to_verify`` amount carried forward from the latest earlier published one.
+#: CMS place-of-service codes priced at the facility rate (catalog v2, Money)
+FACILITY_POS = frozenset({"19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51", "52", "53", "56", "61"})
+FEE_COLUMNS = ["code", "valid_from", "valid_to", "qualifying_apm", "conversion_factor", "nonfacility_amount", "facility_amount"]
 
-    Returns the table and a list of human-readable notes on what was carried forward or is missing.
-    """
+
+def fee_schedule(path: str | Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The fee table: per code and validity dates, the non-facility and facility amounts, the conversion factor,
+    and whether the row is the qualifying-APM (QP) rate. The bundled table is the Medicare PFS national amounts
+    CY2024-CY2026 (``reference/fee_schedule.csv``, sources in its last column); ``path`` replaces it with locality
+    rates in the same columns, or in the short form ``code, effective_from, effective_to, amount`` (one amount for
+    both settings). Returns the table and notes for the data-quality file (none for the bundled table)."""
     if path:
-        fees = _user_csv(path, ["code", "effective_from", "effective_to", "amount"], "fee schedule")
-        for c, default in (("year", ""), ("conversion_factor", ""), ("status", "locality")):
+        head = _user_csv(path, ["code"], "fee schedule")
+        if "amount" in head.columns and "nonfacility_amount" not in head.columns:
+            fees = _user_csv(path, ["code", "effective_from", "effective_to", "amount"], "fee schedule")
+            fees = fees.rename(columns={"effective_from": "valid_from", "effective_to": "valid_to"})
+            fees["nonfacility_amount"] = fees["facility_amount"] = fees["amount"]
+        else:
+            fees = _user_csv(path, ["code", "valid_from", "valid_to", "nonfacility_amount", "facility_amount"], "fee schedule")
+        for c, default in (("qualifying_apm", "no"), ("conversion_factor", ""), ("source", str(path))):
             if c not in fees.columns:
                 fees[c] = default
+        label = str(path)
     else:
         fees = _read("fee_schedule.csv")
+        label = "fee_schedule.csv (bundled)"
     fees = fees.copy()
-    fees["code"] = fees["code"].str.upper().str.strip()
-    fees["amount"] = pd.to_numeric(fees["amount"], errors="coerce")
-    for c in ("effective_from", "effective_to"):
+    fees["code"] = fees["code"].astype(str).str.upper().str.strip()
+    for c in ("nonfacility_amount", "facility_amount", "conversion_factor"):
+        fees[c] = pd.to_numeric(fees[c], errors="coerce")
+    for c in ("valid_from", "valid_to"):
         fees[c] = pd.to_datetime(fees[c], format="%Y-%m-%d", errors="coerce")
-    if fees[["effective_from", "effective_to"]].isna().any().any():
-        raise InputError(f"{path or 'fee_schedule.csv'}: effective_from/effective_to must be dates YYYY-MM-DD")
-    fees = fees.sort_values(["code", "effective_from"]).reset_index(drop=True)
-    notes = []
-    filled = fees.groupby("code")["amount"].ffill()
-    carried = fees["amount"].isna() & filled.notna()
-    for _, r in fees[carried].iterrows():  # a handful of reference rows, not data
-        notes.append(f"{r['code']} {r['effective_from']:%Y-%m-%d}..{r['effective_to']:%Y-%m-%d}: amount not yet verified; "
-                     f"carried forward ${filled[_]:.2f} from the latest earlier published amount")
-    for _, r in fees[fees["amount"].isna() & ~carried].iterrows():
-        notes.append(f"{r['code']} {r['effective_from']:%Y-%m-%d}..{r['effective_to']:%Y-%m-%d}: no amount; "
-                     f"lines without paid_amount get no dollar value")
-    fees["status"] = np.where(carried, "carried_forward", fees["status"])
-    fees["amount"] = filled
+    if fees[["valid_from", "valid_to"]].isna().any().any():
+        raise InputError(f"{label}: valid_from/valid_to (or effective_from/effective_to) must be dates YYYY-MM-DD")
+    qp = fees["qualifying_apm"].astype(str).str.strip().str.lower()
+    if not qp.isin(["yes", "no", "true", "false", ""]).all():
+        raise InputError(f"{label}: qualifying_apm must be yes or no")
+    fees["qualifying_apm"] = qp.isin(["yes", "true"])
+    fees["source"] = fees.get("source", label)
+    notes = [f"{r.code} {r.valid_from:%Y-%m-%d}..{r.valid_to:%Y-%m-%d}: no amount; lines without paid_amount are unpriced"
+             for r in fees[fees["nonfacility_amount"].isna() & fees["facility_amount"].isna()].itertuples()]  # reference rows
+    fees = fees.sort_values(["code", "qualifying_apm", "valid_from"], kind="mergesort").reset_index(drop=True)
+    fees.attrs["label"] = label
     return fees, notes
 
 
-def fee_for(codes: pd.Series, dates: pd.Series, fees: pd.DataFrame) -> pd.Series:
-    """Fee-schedule amount per (code, service date); NaN where the schedule has none."""
-    left = pd.DataFrame({"code": codes.to_numpy(), "d": dates.to_numpy(), "_i": np.arange(len(codes))})
-    m = left.merge(fees[["code", "effective_from", "effective_to", "amount"]], on="code", how="inner")
-    m = m[(m["d"] >= m["effective_from"]) & (m["d"] <= m["effective_to"])].drop_duplicates("_i")
-    out = np.full(len(codes), np.nan)
-    out[m["_i"].to_numpy()] = m["amount"].to_numpy()
-    return pd.Series(out, index=codes.index)
+def is_facility(place_of_service: pd.Series) -> pd.Series:
+    """True where the CMS place-of-service code is a facility setting (blank: non-facility)."""
+    pos = place_of_service.astype("string").str.strip().str.zfill(2)
+    return pos.isin(FACILITY_POS).fillna(False).astype(bool)
+
+
+def fee_for(codes: pd.Series, dates: pd.Series, fees: pd.DataFrame, facility: pd.Series | None = None,
+            qp: pd.Series | None = None) -> pd.DataFrame:
+    """Per (code, date, setting, QP): ``amount`` (NaN where the table has none), ``setting`` and ``conversion_factor``.
+
+    ``facility`` selects the facility amount (default non-facility); ``qp`` the qualifying-APM row where the table
+    has one for that date (else the ordinary row)."""
+    n = len(codes)
+    fac = np.zeros(n, dtype=bool) if facility is None else np.asarray(facility, dtype=bool)
+    qpa = np.zeros(n, dtype=bool) if qp is None else np.asarray(qp, dtype=bool)
+    left = pd.DataFrame({"code": np.asarray(codes, dtype=object), "d": np.asarray(dates, dtype="datetime64[ns]"),
+                         "_i": np.arange(n), "want_qp": qpa})
+    m = left.merge(fees[["code", "valid_from", "valid_to", "qualifying_apm", "conversion_factor", "nonfacility_amount",
+                         "facility_amount"]], on="code", how="inner")
+    m = m[(m["d"] >= m["valid_from"]) & (m["d"] <= m["valid_to"]) & (~m["qualifying_apm"] | m["want_qp"])]
+    m = m.sort_values(["_i", "qualifying_apm"], kind="mergesort").drop_duplicates("_i", keep="last")  # QP row when wanted and present
+    amount = np.full(n, np.nan)
+    cf = np.full(n, np.nan)
+    i = m["_i"].to_numpy()
+    amount[i] = np.where(fac[i], m["facility_amount"].to_numpy(dtype=float), m["nonfacility_amount"].to_numpy(dtype=float))
+    cf[i] = m["conversion_factor"].to_numpy(dtype=float)
+    setting = np.where(fac, "facility", "non-facility")
+    return pd.DataFrame({"amount": amount, "setting": setting, "conversion_factor": cf}, index=codes.index)
+
+
+def code_date(code: str, what: str) -> pd.Timestamp:
+    """A dated fact about a code from ``reference/code_dates.csv`` (e.g. G0511's last billable date), kept as data so
+    that it can be corrected without a code change."""
+    t = _read("code_dates.csv")
+    row = t[(t["code"] == code) & (t["what"] == what)]
+    if len(row) != 1:
+        raise InputError(f"reference/code_dates.csv: no single row for {code} {what}")
+    return pd.Timestamp(row["date"].iloc[0])

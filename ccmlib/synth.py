@@ -3,8 +3,16 @@
 ``generate()`` is vectorized with numpy (no per-row Python), so that it can also make the
 benchmark practices. Each patient gets at most one patient-level pitfall; each patient-month of a
 patient without one gets at most one month-level pitfall; ``truth.csv`` lists, for every injected
-pitfall, each (patient_id, service_month, rule_id) the checker must report. Everything is derived
+pitfall, each (patient_id, service_month, rule_id) the checker must report, including the findings
+that follow from it (a revoked consent also excludes the month's time, so TIME-06 follows; a second
+practitioner billing the month also lacks a consent and an initiating visit). Everything is derived
 from the seed: same arguments, same bytes.
+
+Shapes of real practices, clean unless a pitfall says otherwise (version 2): an older practice-level
+consent beside the practitioner's own, revocations long before the period with re-enrolment,
+practitioner changes with a new consent and visit, CCM billed from a hospital outpatient setting
+(place of service 22, facility amounts), rural health clinic patients billing G0511 up to its last
+day, and on request an empty encounters table.
 """
 from __future__ import annotations
 
@@ -20,14 +28,14 @@ from .errors import InputError
 from .period import key_end, key_start, key_to_label
 
 DEFAULT_RATE = 0.02
-SYNTH_VERSION = "1"
+SYNTH_VERSION = "2"
 
 #: patient-level pitfalls: every billed month of the patient (CONS-03: months after the revocation;
 #: CONS-05: the first month) is in the truth
 PATIENT_PITFALLS = ("ELIG-01", "ELIG-02", "CONS-01", "CONS-02", "CONS-03", "CONS-04", "CONS-05", "CONS-06",
                     "IV-01", "CP-01", "CP-02", "CP-03", "CP-04", "CP-05", "CP-06")
 MONTH_PITFALLS = ("TIME-01", "TIME-02", "TIME-03", "TIME-04", "TIME-05", "TIME-06", "TIME-07", "TIME-08", "TIME-09",
-                  "BILL-01", "BILL-02", "BILL-03", "BILL-04", "BILL-05", "BILL-06", "REV-01")
+                  "BILL-01", "BILL-02", "BILL-03", "BILL-04", "BILL-05", "BILL-06", "BILL-07", "SUP-01", "REV-01")
 PITFALLS = PATIENT_PITFALLS + MONTH_PITFALLS
 
 CHRONIC = {  # category -> codes (all valid ICD-10-CM, one CCW category each)
@@ -121,22 +129,26 @@ def _date(s) -> pd.Series:
 
 
 def generate(patients: int = 200, months: str = "2026-01..2026-03", seed: int = 1, rates: dict | None = None,
-             out: str | Path | None = None, fmt: str = "csv", progress: bool = False, entries: tuple[int, int] = (2, 4)) -> dict:
+             out: str | Path | None = None, fmt: str = "csv", progress: bool = False, entries: tuple[int, int] = (2, 4),
+             encounters: bool = True) -> dict:
     """Make a synthetic practice; write it to ``out`` when given. Returns row counts per table.
 
     ``entries`` is the (fewest, most) time entries logged per patient-month."""
     if out is not None:
         _check_synth_out(Path(out))
-    tables = build(patients, months, seed, rates or parse_rates(None), entries)
+    tables = build(patients, months, seed, rates or parse_rates(None), entries, encounters)
     if out is not None:
         params = {"patients": patients, "months": months, "seed": seed, "rates": rates or parse_rates(None), "synth_version": SYNTH_VERSION}
         if tuple(entries) != (2, 4):
             params["entries"] = list(entries)
+        if not encounters:
+            params["encounters"] = False
         write(tables, Path(out), fmt, params, progress)
     return {k: len(v) for k, v in tables.items()}
 
 
-def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] = (2, 4)) -> dict[str, pd.DataFrame]:
+def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] = (2, 4),
+          with_encounters: bool = True) -> dict[str, pd.DataFrame]:
     lo, hi = int(entries[0]), int(entries[1])
     if not 1 <= lo <= hi <= 20:
         raise InputError(f"entries per patient-month {lo}-{hi}: give FEWEST-MOST between 1 and 20")
@@ -156,6 +168,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
         "role": ["physician"] * n_doc + list(cm_roles) + ["pharmacist"] * n_aux + ["social_worker"] * n_aux + ["non_clinical"] * n_aux,
         "supervising_npi": list(doc_npi) + list(_choice(rng, doc_npi, n_cm)) + list(doc_npi[np.arange(3 * n_aux) % n_doc]),
     })
+    staff = pd.concat([staff, pd.DataFrame({"staff_id": ["U001"], "role": ["rn"], "supervising_npi": [""]})], ignore_index=True)  # SUP-01
 
     # ---------------------------------------------------------------- patients
     pid = np.char.add("P", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
@@ -203,13 +216,25 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     diagnoses["resolved_date"] = ""
     diagnoses = diagnoses.sort_values(["patient_id", "icd10_code"], kind="mergesort").drop_duplicates(["patient_id", "icd10_code"])
 
+    # ---------------------------------------------------------------- shapes of real practices (clean unless a pitfall says so)
+    u2 = rng.random(n)
+    plain = ppit == ""
+    # an older practice-level consent besides the practitioner's own (not where it would cover a pitfall away)
+    extra_consent = (u2 < 0.25) & ~new & ~np.isin(ppit, ["CONS-01", "CONS-04", "CONS-05", "IV-01"])
+    reenrol = (u2 >= 0.25) & (u2 < 0.28) & plain & ~new  # revoked long before the period, consented again
+    switch = (u2 >= 0.28) & (u2 < 0.31) & plain & ~new & (family == "staff") & (nm >= 2)  # practitioner change
+    switch_month = np.where(switch, rng.integers(1, max(nm, 2), n), nm)
+    rhc = (u2 >= 0.31) & (u2 < 0.34) & plain & (family == "staff")  # a rural health clinic patient: G0511 up to its last day
+    g0511_last = refdata.code_date("G0511", "last_billable_date")
+    g0511_key = g0511_last.year * 12 + g0511_last.month - 1
+
     # ---------------------------------------------------------------- consents, care plans, initiating visits
     yes = lambda mask: np.where(mask, "no", "yes")  # noqa: E731
     revoke_month = np.where(ppit == "CONS-03", rng.integers(0, max(nm - 1, 1), n), -1)
     other_doc = doc_npi[(doc + 1) % n_doc]
     consents = pd.DataFrame({
         "patient_id": pid, "consent_date": _date(consent), "method": _choice(rng, ["verbal", "written"], n),
-        "practitioner_npi": np.where(ppit == "CONS-04", other_doc, np.where(rng.random(n) < 0.8, doc_npi[doc], "")),
+        "practitioner_npi": np.where(ppit == "CONS-04", other_doc, np.where((rng.random(n) < 0.8) | switch, doc_npi[doc], "")),
         "informed_cost_sharing": yes(ppit == "CONS-02"), "informed_one_practitioner": "yes", "informed_right_to_stop": "yes",
         "informed_availability": np.where(ppit == "CONS-06", "", "yes"),
         "revoked_date": np.where(revoke_month >= 0, _date(key_start(keys[np.maximum(revoke_month, 0)]) + pd.Timedelta(days=14)), ""),
@@ -227,6 +252,28 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     iv_date = np.where(new & (ppit != "IV-01"), consent, consent - pd.to_timedelta(np.where(ppit == "IV-01", rng.integers(400, 500, n), rng.integers(10, 300, n)), "D"))
     encounters = pd.DataFrame({"patient_id": pid, "encounter_date": _date(iv_date), "cpt_code": _choice(rng, ["99214", "99215", "G0439"], n),
                                "practitioner_npi": doc_npi[doc]})
+    ivd = pd.DatetimeIndex(iv_date)
+    base_row = consents.iloc[0:0]
+    more = []
+    x = np.flatnonzero(extra_consent & (ppit != "CONS-01"))  # dated after the initiating visit, so CCM still began after it
+    gap = np.maximum((consent[x] - ivd[x]).days.to_numpy(), 2)
+    older = ivd[x] + pd.to_timedelta(rng.integers(0, gap - 1), "D")
+    more.append(pd.DataFrame({"patient_id": pid[x], "consent_date": _date(older), "method": "written", "practitioner_npi": "",
+                              "informed_cost_sharing": "yes", "informed_one_practitioner": "yes", "informed_right_to_stop": "yes",
+                              "informed_availability": "yes", "revoked_date": ""}))
+    x = np.flatnonzero(reenrol)
+    more.append(pd.DataFrame({"patient_id": pid[x], "consent_date": _date(consent[x] - pd.to_timedelta(rng.integers(500, 800, len(x)), "D")),
+                              "method": "verbal", "practitioner_npi": doc_npi[doc[x]], "informed_cost_sharing": "yes",
+                              "informed_one_practitioner": "yes", "informed_right_to_stop": "yes", "informed_availability": "yes",
+                              "revoked_date": _date(consent[x] - pd.to_timedelta(rng.integers(60, 200, len(x)), "D"))}))
+    x = np.flatnonzero(switch)
+    switch_date = key_start(keys[np.minimum(switch_month, nm - 1)]).to_numpy() - np.timedelta64(5, "D")
+    more.append(pd.DataFrame({"patient_id": pid[x], "consent_date": _date(switch_date[x]), "method": "written",
+                              "practitioner_npi": other_doc[x], "informed_cost_sharing": "yes", "informed_one_practitioner": "yes",
+                              "informed_right_to_stop": "yes", "informed_availability": "yes", "revoked_date": ""}))
+    consents = pd.concat([consents, *more], ignore_index=True).sort_values(["patient_id", "consent_date"], kind="mergesort")
+    encounters = pd.concat([encounters, pd.DataFrame({"patient_id": pid[x], "encounter_date": _date(switch_date[x]), "cpt_code": "99214",
+                                                      "practitioner_npi": other_doc[x]})], ignore_index=True)
 
     # ---------------------------------------------------------------- patient-months
     P = np.repeat(np.arange(n), nm)
@@ -234,7 +281,8 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     mi = np.tile(np.arange(nm), n)
     npm = len(P)
     mpit = _pick_pitfall(rng, npm, MONTH_PITFALLS, rates)
-    mpit[(ppit[P] != "") | (family[P] != "staff")] = ""
+    mpit[(ppit[P] != "") | (family[P] != "staff") | extra_consent[P] | reenrol[P] | switch[P] | rhc[P]] = ""
+    mpit[(mpit == "BILL-07") & (K <= g0511_key)] = ""
     mpit[(mpit == "BILL-05") & new[P] & (mi == 0)] = ""  # would date the first claim before the initiating visit
     fam = family[P].copy()
     fam[mpit == "TIME-08"] = "complex"
@@ -262,6 +310,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     day = day0[E] + np.floor(rng.random(len(E)) * (27 - day0[E])).astype(int)
     who = np.where(fam[E] == "prac", "D" + np.char.zfill((doc[P[E]] + 1).astype(str), 3),
                    np.where(rng.random(len(E)) < 0.12, np.char.add(_choice(rng, ["PH", "SW"], len(E)), aux[P[E]]), "S" + np.char.zfill((cm[P[E]] + 1).astype(str), 4)))
+    who = np.where((mpit[E] == "SUP-01") & (np.char.find(who.astype(str), "S") == 0), "U001", who)
     names = list(ACTIVITIES)
     ai = rng.integers(0, len(names), len(E))
     act = np.array(names)[ai]
@@ -315,7 +364,8 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     month_end = key_end(K).to_numpy()
     first_entry = te.groupby("pm")["activity_date"].min().reindex(np.arange(npm)).to_numpy()
     svc = np.where(mpit == "BILL-05", first_entry - np.timedelta64(1, "D"), month_end)
-    npi = doc_npi[doc[P]]
+    npi = np.where(mi >= switch_month[P], other_doc[P], doc_npi[doc[P]])
+    g0511 = (rhc[P] & (K <= g0511_key)) | (mpit == "BILL-07")  # RHC months bill G0511 instead of 99490 (+99439)
     lines = []
 
     def add(mask, code, units=1, date=None, who=None):
@@ -325,7 +375,8 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
                                        "service_date": (svc if date is None else date)[idx], "billing_npi": (npi if who is None else who)[idx]}))
 
     m = minutes
-    staff_fam = fam == "staff"
+    staff_fam = (fam == "staff") & ~g0511
+    add(g0511, "G0511")
     add(staff_fam & (mpit != "BILL-04"), "99490")
     addon = np.where(mpit == "REV-01", 0, np.clip((m - 20) // 20, 0, 2))
     addon = np.where(mpit == "TIME-07", 2, addon)
@@ -345,37 +396,89 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     ivm = pd.DatetimeIndex(iv_date)
     ivk = ivm.year * 12 + ivm.month - 1
     inm = np.isin(ivk, keys)
-    vis = pd.DataFrame({"pm": np.flatnonzero(inm) * nm + np.searchsorted(keys, ivk[inm]), "cpt_code": encounters["cpt_code"].to_numpy()[inm],
+    vis = pd.DataFrame({"pm": np.flatnonzero(inm) * nm + np.searchsorted(keys, ivk[inm]), "cpt_code": encounters["cpt_code"].to_numpy()[:n][inm],
                         "units": 1, "service_date": ivm[inm], "billing_npi": doc_npi[doc][inm]})
     cl = pd.concat([cl, vis], ignore_index=True)
     cl["separate"] = cl["cpt_code"].isin(["G0181"]) | (cl.duplicated(["pm", "cpt_code"]) & cl["cpt_code"].isin(["99490"]))
     cl = cl.sort_values(["service_date", "pm", "separate", "billing_npi"], kind="mergesort").reset_index(drop=True)
     claim_key = cl["pm"].astype(str) + "|" + cl["service_date"].astype(str) + "|" + cl["billing_npi"] + "|" + cl["separate"].astype(str) + cl.groupby(["pm", "cpt_code"]).cumcount().astype(str).where(cl["separate"], "")
     cid = pd.factorize(claim_key)[0]
-    fee = refdata.fee_for(cl["cpt_code"], cl["service_date"], fee_table)
-    fee = fee.fillna(cl["cpt_code"].map({"G0506": 63.00, "G0181": 110.00, "99214": 131.00, "99215": 183.00, "G0439": 133.00})).fillna(90.0)
+    ccm_line = cl["cpt_code"].isin(["99490", "99439", "99487", "99489", "99491", "99437", "G0506", "G0511"]).to_numpy()
+    pos = np.where(ccm_line & (rng.random(len(cl)) < 0.06), "22", "11")  # some CCM billed from a hospital outpatient setting
+    fee = refdata.fee_for(cl["cpt_code"], cl["service_date"], fee_table, facility=pos == "22")["amount"]
+    fee = fee.fillna(cl["cpt_code"].map({"G0506": 63.00, "G0511": 72.90, "G0181": 110.00, "99214": 131.00, "99215": 183.00,
+                                         "G0439": 133.00})).fillna(90.0)
     claims = pd.DataFrame({"claim_id": np.char.add("C", np.char.zfill((cid + 1).astype(str), 7)), "line": cl.groupby(cid).cumcount() + 1,
                            "patient_id": pid[P[cl["pm"]]], "billing_npi": cl["billing_npi"], "service_date": _date(cl["service_date"]),
-                           "cpt_code": cl["cpt_code"], "units": cl["units"], "paid_amount": (fee * cl["units"]).round(2)})
+                           "cpt_code": cl["cpt_code"], "units": cl["units"], "paid_amount": (fee * cl["units"]).round(2),
+                           "place_of_service": pos})
     claims = claims.sort_values(["claim_id", "line"], kind="mergesort")
 
     # ---------------------------------------------------------------- truth
+    # every (patient, month, rule) the checker must report: the injected pitfall and the findings that follow from it
     tr = []
+    ccm = cl["cpt_code"].isin(["99490", "99439", "99487", "99489", "99491", "99437", "G0506", "G0511"])
     billed_pm = np.zeros(npm, bool)
-    billed_pm[cl.loc[cl["cpt_code"].isin(["99490", "99439", "99487", "99489", "99491", "99437", "G0506"]), "pm"].to_numpy()] = True
+    billed_pm[cl.loc[ccm, "pm"].to_numpy()] = True
+    timed_pm = np.zeros(npm, bool)
+    timed_pm[cl.loc[ccm & (cl["cpt_code"] != "G0506"), "pm"].to_numpy()] = True
+    has = {c: np.zeros(npm, bool) for c in ("99490", "99439")}
+    for c in has:
+        has[c][cl.loc[cl["cpt_code"] == c, "pm"].to_numpy()] = True
     pat = ppit[P]
     ok = (pat != "") & billed_pm & (pat != "CONS-03") & (pat != "CONS-05")
     tr.append((np.flatnonzero(ok), pat[ok]))
     c3 = (pat == "CONS-03") & (mi > revoke_month[P]) & billed_pm
     tr.append((np.flatnonzero(c3), pat[c3]))
+    # without a consent, or after the revocation month, no time counts (CONS-05 on each entry): every billed time code
+    # falls short
+    no_time = c3 | ((pat == "CONS-01") & billed_pm)
+    tr.append((np.flatnonzero(no_time), np.full(int(no_time.sum()), "CONS-05")))
+    for mask, rule in ((no_time & has["99490"], "TIME-06"), (no_time & has["99439"], "TIME-07"), (no_time & (fam == "complex"), "TIME-08"),
+                       (no_time & (fam == "prac"), "TIME-09")):
+        tr.append((np.flatnonzero(mask), np.full(int(mask.sum()), rule)))
+    # BILL-04's extra 99439 line: units beyond what the minutes support
+    extra439 = np.where(addon > 0, addon, 0) + np.maximum(addon, 1)
+    b4 = (mpit == "BILL-04") & billed_pm & (extra439 > np.clip((minutes - 20) // 20, 0, 2))
+    tr.append((np.flatnonzero(b4), np.full(int(b4.sum()), "TIME-07")))
     c5m = (pat == "CONS-05") & (mi == 0)
     tr.append((np.flatnonzero(c5m), pat[c5m]))
-    mm = (mpit != "") & (billed_pm | np.isin(mpit, ["TIME-01", "TIME-02", "TIME-03", "TIME-04", "TIME-05"]))
+    mm = (mpit != "") & (billed_pm | np.isin(mpit, ["TIME-01", "TIME-02", "TIME-03", "TIME-04", "TIME-05", "SUP-01"]))
     tr.append((np.flatnonzero(mm), mpit[mm]))
+    # BILL-01: the second practitioner has no consent of their own (unless the consent is practice-level) and no visit
+    b1 = (mpit == "BILL-01") & billed_pm
+    named = np.isin(pid[P], consents.loc[consents["practitioner_npi"] != "", "patient_id"].to_numpy())
+    tr.append((np.flatnonzero(b1 & named), np.full(int((b1 & named).sum()), "CONS-04")))
+    enc_dates = pd.to_datetime(encounters["encounter_date"]) if with_encounters else pd.Series([], dtype="datetime64[ns]")
+    earliest = enc_dates.min() if len(enc_dates) else pd.NaT
+    comm_other = np.where(named, month_end, consent[P].to_numpy())  # practice-level consent: CCM began with it
+    def reaches(comm):  # the encounters table reaches back 365 days before commencement
+        return np.ones(len(comm), bool) if pd.isna(earliest) else (comm - np.timedelta64(365, "D")) >= np.datetime64(earliest)
+
+    tr.append((np.flatnonzero(b1 & reaches(comm_other)), np.full(int((b1 & reaches(comm_other)).sum()), "IV-01")))
+    # CCM begins with the practitioner's first claim when no consent covers them (CONS-01, CONS-04) or after a
+    # revocation (CONS-03): the initiating visit, dated for the consent that was (or was not) given, may be too early
+    timed_cl = cl[ccm & (cl["cpt_code"] != "G0506")]
+    first_claim = timed_cl.groupby(P[timed_cl["pm"].to_numpy()])["service_date"].min().reindex(np.arange(n)).to_numpy()
+    after = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    rv = np.flatnonzero(ppit == "CONS-03")
+    if len(rv) and nm > 1:
+        after[rv] = month_end.reshape(n, nm)[rv, np.minimum(revoke_month[rv] + 1, nm - 1)]
+    comm_p = np.where(ppit == "CONS-03", after, first_claim)[P]
+    late = (comm_p - ivd.to_numpy()[P]) > np.timedelta64(365, "D")
+    iv_c = (((pat == "CONS-01") | (pat == "CONS-04")) & billed_pm) | c3
+    iv_c &= late & reaches(comm_p) & ~((pat == "IV-01"))
+    tr.append((np.flatnonzero(iv_c), np.full(int(iv_c.sum()), "IV-01")))
+    if not with_encounters:  # an empty encounters table is evidence of no initiating visit for anyone
+        iv = timed_pm & ~((pat == "IV-01") & billed_pm)
+        tr.append((np.flatnonzero(iv), np.full(int(iv.sum()), "IV-01")))
+        encounters = encounters.iloc[0:0]
     idx = np.concatenate([t[0] for t in tr])
     truth = pd.DataFrame({"patient_id": pid[P[idx]], "service_month": key_to_label(K[idx]) if len(idx) else [],
                           "rule_id": np.concatenate([t[1] for t in tr]).astype(str)})
     truth = truth.sort_values(["patient_id", "service_month", "rule_id"], kind="mergesort").drop_duplicates()
+    if not with_encounters:  # IV-01 is an error in every billed month, and an error leaves no missed revenue to report
+        truth = truth[truth["rule_id"] != "REV-01"].reset_index(drop=True)
 
     return {"patients": patients, "diagnoses": diagnoses, "consents": consents, "care_plans": plans, "staff": staff,
             "time_entries": time_entries, "claims": claims, "encounters": encounters.sort_values(["patient_id", "encounter_date"], kind="mergesort"),

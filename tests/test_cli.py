@@ -30,7 +30,7 @@ def test_check_writes_the_contract_files_byte_identically(tmp_path, demo_dir):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
     run = json.loads((outs[0] / "run.json").read_text())
     assert run["period"] == {"label": "2026Q3", "from": "2026-07", "to": "2026-09"}
-    assert run["rule_catalog_version"] == "1" and run["packages"]["pandas"]
+    assert run["rule_catalog_version"] == "2" and run["packages"]["pandas"]
     assert all(len(i["sha256"]) == 64 for i in run["inputs"])
     f = pd.read_csv(outs[0] / "findings.csv", dtype=str)
     assert list(f.columns[:6]) == ["patient_id", "service_month", "rule_id", "severity", "cert_category", "message"]
@@ -68,4 +68,6 @@ def test_bad_file_exit_2_names_the_file(tmp_path):
 def test_rules_lists_the_catalog():
     r = CliRunner().invoke(main, ["rules", "--csv"])
     cat = pd.read_csv(pd.io.common.StringIO(r.output))
-    assert len(cat) == 31 and cat["id"].is_unique
+    assert len(cat) == 33 and cat["id"].is_unique and {"BILL-07", "SUP-01"} <= set(cat["id"])
+    text = CliRunner().invoke(main, ["rules"]).output
+    assert text.startswith("rule catalog version 2") and "BILL-07" in text and "SUP-01" in text

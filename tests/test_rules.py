@@ -355,8 +355,8 @@ def test_rev_01_missed_add_on(tmp_path):
     r = run(t, tmp_path)
     f = r.findings
     assert f["rule_id"].tolist() == ["REV-01"] and f["severity"].tolist() == ["info"]
-    assert f["amount"].tolist() == [45.93]
-    assert r.patient_months.iloc[0]["missed_amount"] == 45.93
+    assert f["amount"].tolist() == [50.44]
+    assert r.patient_months.iloc[0]["missed_amount"] == 50.44
 
 
 def test_rev_01_not_raised_when_month_has_an_error(tmp_path):
@@ -389,7 +389,7 @@ def test_overpayment_without_paid_amount_uses_fee_schedule(tmp_path):
 
 def test_rule_subset_and_catalog():
     cat = load_all()
-    assert len(cat) == 31 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
+    assert len(cat) == 33 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
     for r in cat.values():
         assert r.citation and r.cert_category in {"no_documentation", "insufficient_documentation", "medical_necessity", "incorrect_coding", "other"}
 

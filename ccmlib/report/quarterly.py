@@ -136,8 +136,22 @@ class QuarterlyReview:
                          f"(AS 183 seeds {wh}). The frame is in the workpapers so anyone can re-draw it.  ")
         else:
             lines.append("**Sample:** none; the full population was screened.  ")
-        lines.append(f"**Fee schedule:** {md_text(r['fee_schedule']['source'])}; condition map: {md_text(r['condition_map']['source'])} "
-                     f"({md_text(r['condition_map']['icd10'])}).")
+        fs, summ = r["fee_schedule"], r["summary"]
+        priced = ", ".join(f"{n} by {md_text(k.replace('_', ' '))}" for k, n in fs.get("lines_by_price_source", {}).items()) or "none"
+        settings = ", ".join(f"{n} {md_text(k)}" for k, n in fs.get("fee_settings", {}).items())
+        cfs = ", ".join(f"${c:.4f}" for c in fs.get("conversion_factors", []))
+        lines.append(f"**Fee schedule:** {md_text(fs['source'])}; claim lines priced {priced}"
+                     + (f" (fee-schedule lines: {settings} setting; conversion factor {cfs})" if settings else "")
+                     + (f"; qualifying APM rate for NPI {md_text(', '.join(fs['qualifying_apm_npis']))}" if fs.get("qualifying_apm_npis") else "")
+                     + ".  ")
+        if summ.get("unpriced_lines"):
+            lines.append(f"**Unpriced lines:** {summ['unpriced_lines']} line(s) have neither a paid amount nor a fee-schedule amount; "
+                         f"{summ.get('unpriced_lines_not_supported', 0)} of them are not supported and their overpayment is left blank "
+                         f"(not counted as $0); see the data-quality list.  ")
+        if summ.get("iv01_not_assessed_patient_months"):
+            lines.append(f"**Initiating visit not assessed:** {summ['iv01_not_assessed_patient_months']} patient-month(s): the "
+                         f"encounters table does not reach back 365 days before CCM began and shows no qualifying visit.  ")
+        lines.append(f"**Condition map:** {md_text(r['condition_map']['source'])} ({md_text(r['condition_map']['icd10'])}).")
         return _escape_dollars("\n".join(lines))
 
     def summary_markdown(self) -> str:

@@ -10,7 +10,7 @@ from ..period import Period, parse_period
 from ..rules.registry import catalog
 
 CRITERIA = {"CONS": "Consent", "CP": "Care plan", "ELIG": "Eligibility", "IV": "Eligibility", "TIME": "Time documentation",
-            "BILL": "Billing", "REV": "Opportunities"}
+            "BILL": "Billing", "REV": "Opportunities", "SUP": "Time documentation"}
 CRITERIA_ORDER = ["Consent", "Care plan", "Eligibility", "Time documentation", "Billing", "Opportunities"]
 
 #: plain-language explanation and corrective action per rule
@@ -35,14 +35,16 @@ EXPLAIN = {
                 "Track practitioner time separately from staff time."),
     "CONS-01": ("No consent was documented before the service.",
                 "Obtain and document consent before the first CCM activity; verify it before billing."),
-    "CONS-02": ("The consent does not show the patient was told of cost sharing, the one-practitioner limit and the right to stop.",
+    "CONS-02": ("The consent in force for the billing practitioner does not show the patient was told of cost sharing, the one-practitioner limit and the right to stop.",
                 "Use a consent template with all required disclosures as separate checkboxes."),
-    "CONS-03": ("The patient revoked consent; later months are not covered.",
+    "CONS-03": ("The consent in force was revoked; later months are not covered until a new consent.",
                 "Stop CCM billing after the month of revocation; flag revoked patients in the billing system."),
     "CONS-04": ("The consent names a different billing practitioner.",
                 "Obtain a new consent when the billing practitioner changes."),
-    "CONS-05": ("Activity logged before the consent date cannot count.",
-                "Start the CCM clock on the consent date."),
+    "CONS-05": ("Activity logged before the consent, without one, or after a revocation and before a new consent cannot count.",
+                "Start the CCM clock on the consent date; stop it at the end of a revocation month until a new consent."),
+    "SUP-01": ("Clinical staff time with no supervising practitioner on record (the minutes still count).",
+               "Record the supervising physician or practitioner of every clinical staff member in the staff roster."),
     "CONS-06": ("The consent does not show the patient was told CCM is available.",
                 "Add the availability statement to the consent template."),
     "ELIG-01": ("Fewer than two chronic conditions were active in the month.",
@@ -70,6 +72,8 @@ EXPLAIN = {
     "BILL-05": ("The claim was dated before the time threshold was reached.", "Date the claim after the threshold is met."),
     "BILL-06": ("G0506 was billed without a same-day initiating visit by the same practitioner, or twice.",
                 "Bill G0506 once, with the initiating visit."),
+    "BILL-07": ("G0511 was billed after 30 Sep 2025; rural health clinics and FQHCs now bill the individual care-management codes.",
+                "Bill 99490 and its siblings for RHC/FQHC care management from 1 Oct 2025."),
     "REV-01": ("Documented qualifying minutes support codes or units that were not billed.",
                "Review time totals at month end and bill what the documentation supports."),
 }

@@ -4,29 +4,38 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..codes import (ADDON_OF, APCM_FROM, BASE_CODES, CONFLICT_ANY_NPI, CONFLICT_APCM, CONFLICT_SAME_NPI, G0506_HOSTS)
-from ..facts import PM, Facts, practitioner_visit_status, threshold_dates
+from .. import refdata
+from ..codes import (ADDON_OF, APCM_FROM, BASE_CODES, CONFLICT_ANY_NPI, CONFLICT_APCM, CONFLICT_SAME_NPI, G0506_HOSTS, G0511,
+                     TIMED_CODES)
+from ..facts import PM, Facts, natural_key, practitioner_visit_status, threshold_dates
 from .registry import raw, rule
 
-ORDER = ["patient_id", "mkey", "service_date", "claim_id", "line"]
-TIMED = ("99490", "99439", "99487", "99489", "99491", "99437")
+ORDER = ["patient_id", "mkey", "service_date", "_claim_order", "line"]
+TIMED = TIMED_CODES
+
+
+def in_order(ln: pd.DataFrame, by=("patient_id", "mkey", "service_date")) -> pd.DataFrame:
+    """Lines in "first" order: ``by``, then claim_id in natural order (claim 9 before claim 10), then line."""
+    ln = ln.assign(_claim_order=natural_key(ln["claim_id"]))
+    return ln.sort_values([*by, "_claim_order", "line"], kind="mergesort").drop(columns="_claim_order")
 
 
 def _timed_lines(f: Facts) -> pd.DataFrame:
-    return f.lines[f.lines["cpt_code"].isin(TIMED)].sort_values(ORDER, kind="mergesort")
+    return in_order(f.lines[f.lines["cpt_code"].isin(TIMED)])
 
 
 @rule("IV-01", "No initiating visit before CCM began", "error", "no_documentation",
       "CMS MLN909188 (initiating visit for new patients or not seen within a year); 42 CFR 410.26", ("encounters", "claims"))
 def iv_01(f: Facts) -> pd.DataFrame:
-    """Per billing practitioner. Not raised when the encounters table does not reach back 365 days before the
-    patient's commencement and no visit is found: that case is listed in the data-quality table instead."""
-    who = f.lines[PM + ["billing_npi"]].drop_duplicates()
+    """Per patient-month and billing practitioner; commencement restarts after a revocation (see
+    :func:`~ccmlib.facts.commencement_dates`). An encounters table without rows, or without a row for the patient, is
+    evidence of no visit. Not raised only when the patient has encounters, none qualifies, and the table does not reach
+    back 365 days before commencement: that case is a data-quality note and counted in run.json."""
     st = practitioner_visit_status(f)
-    bad = st[~st["visit_found"] & st["covered"]]
-    m = who.merge(bad[["patient_id", "billing_npi", "commencement"]], on=["patient_id", "billing_npi"])
+    m = st[~st["visit_found"] & st["covered"]]
+    when = m["commencement"].dt.strftime("%Y-%m-%d").fillna("(no consent or claim)")
     return raw(m, "npi", "no qualifying visit by " + m["billing_npi"].astype(str) + " in the 365 days up to CCM commencement on "
-               + m["commencement"].dt.strftime("%Y-%m-%d"))
+               + when, billing_npi=m["billing_npi"])
 
 
 @rule("BILL-01", "More than one practitioner billed CCM for the patient-month", "error", "other",
@@ -101,8 +110,8 @@ def bill_05(f: Facts) -> pd.DataFrame:
     ln = _timed_lines(f).merge(f.pm[PM + ["pm_id"]], on=PM, how="left")
     if not len(ln):
         return raw(ln, "line", "")
-    base_min = ln["cpt_code"].map({"99490": 20, "99439": 20, "99487": 60, "99489": 60, "99491": 30, "99437": 30})
-    step = ln["cpt_code"].map({"99490": 0, "99439": 20, "99487": 0, "99489": 30, "99491": 0, "99437": 30})
+    base_min = ln["cpt_code"].map({"99490": 20, "99439": 20, "99487": 60, "99489": 60, "99491": 30, "99437": 30, G0511: 20})
+    step = ln["cpt_code"].map({"99490": 0, "99439": 20, "99487": 0, "99489": 30, "99491": 0, "99437": 30, G0511: 0})
     cum_units = ln.groupby(PM + ["cpt_code"])["units"].cumsum()
     ln["need"] = base_min + step * cum_units
     prac = ln["cpt_code"].isin(("99491", "99437"))
@@ -120,7 +129,7 @@ def bill_05(f: Facts) -> pd.DataFrame:
 @rule("BILL-06", "G0506 without a qualifying initiating visit, or billed twice", "error", "incorrect_coding",
       "CMS PFS CY2017 final rule (G0506 add-on to the initiating visit, once per practitioner)", ("claims",))
 def bill_06(f: Facts) -> pd.DataFrame:
-    g = f.claims[f.claims["cpt_code"] == "G0506"].sort_values(["patient_id", "billing_npi", "service_date", "claim_id", "line"], kind="mergesort")
+    g = in_order(f.claims[f.claims["cpt_code"] == "G0506"], by=("patient_id", "billing_npi", "service_date"))
     if not len(g):
         return raw(f.lines.iloc[:0], "line", "")
     g = g.assign(nth=g.groupby(["patient_id", "billing_npi"]).cumcount())
@@ -138,3 +147,14 @@ def bill_06(f: Facts) -> pd.DataFrame:
     why = np.where(no_host[no_host | dup], "no E/M, AWV or IPPE by the same practitioner on " + bad["service_date"].dt.strftime("%Y-%m-%d"),
                    "G0506 already billed for this patient by " + bad["billing_npi"].astype(str))
     return raw(bad, "line", "G0506: " + pd.Series(why, index=bad.index))
+
+
+@rule("BILL-07", "G0511 billed after its last billable date", "error", "incorrect_coding",
+      "CMS CY2025 PFS final rule: RHCs/FQHCs bill the individual care-management codes from 1 Oct 2025", ("claims",))
+def bill_07(f: Facts) -> pd.DataFrame:
+    """G0511 dated after its last billable date (``reference/code_dates.csv``, 30 Sep 2025): every unit unsupported.
+    Before it, G0511 is judged like 99490 (TIME-06, consent, care plan, eligibility)."""
+    last = refdata.code_date(G0511, "last_billable_date")
+    ln = f.lines[(f.lines["cpt_code"] == G0511) & (f.lines["service_date"] > last)]
+    return raw(ln, "line", "G0511 dated " + ln["service_date"].dt.strftime("%Y-%m-%d") + f", after its last billable date "
+               f"{last:%Y-%m-%d}: RHCs and FQHCs bill the individual care-management codes (99490 and siblings)")

@@ -56,28 +56,48 @@ def time_05(f: Facts) -> pd.DataFrame:
     return _entries(f, "x_counted", lambda e: "already counted toward " + e["counted_toward"].astype(str))
 
 
-@rule("CONS-05", "Activity before consent", "warning", "no_documentation",
-      "CMS MLN909188: consent before CCM begins", ("time_entries", "consents"))
+@rule("CONS-05", "Activity outside consent", "warning", "no_documentation",
+      "CMS MLN909188: consent before CCM begins; revocation ends CCM at the end of its month", ("time_entries", "consents"))
 def cons_05(f: Facts) -> pd.DataFrame:
-    """Also raised when the patient has no consent at all (the time cannot count)."""
-    e = f.entries[f.entries["x_before_consent"] | f.entries["x_no_consent"]]
-    what = np.where(e["x_no_consent"], "no consent on file",
-                    "activity on " + e["activity_date"].dt.strftime("%Y-%m-%d") + " before consent of "
-                    + e["first_consent"].dt.strftime("%Y-%m-%d").fillna(""))
+    """Activity before the patient's first consent, with no consent at all, or after the end of the month of a
+    revocation and before the next consent: the time cannot count."""
+    e = f.entries[f.entries["x_before_consent"] | f.entries["x_no_consent"] | f.entries["x_after_revocation"]]
+    day = e["activity_date"].dt.strftime("%Y-%m-%d")
+    what = np.select([e["x_no_consent"].to_numpy(), e["x_before_consent"].to_numpy()],
+                     ["no consent on file", "activity on " + day + " before consent of " + e["first_consent"].dt.strftime("%Y-%m-%d").fillna("")],
+                     "activity on " + day + " after the consent was revoked on " + e["revoked_date"].dt.strftime("%Y-%m-%d").fillna("")
+                     + " and before a new consent")
     return raw(e, "entry", "entry " + e["entry_id"].astype(str) + ": " + pd.Series(what, index=e.index) + "; "
                + e["duration"].fillna(0).round(1).astype(str) + " min excluded")
 
 
+@rule("SUP-01", "Clinical staff time with no supervising practitioner on record", "warning", "insufficient_documentation",
+      "42 CFR 410.26(b)(5) and 410.32(b)(3)(i) (general supervision); CMS MLN909188", ("time_entries", "staff"))
+def sup_01(f: Facts) -> pd.DataFrame:
+    """Clinical staff (not practitioners) whose staff row names no supervising_npi; the minutes still count."""
+    e = f.entries[f.entries["x_unsupervised"]]
+    return raw(e, "entry", "entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " (" + e["role"].astype(str)
+               + ") has no supervising practitioner on record; minutes still count")
+
+
 # ----------------------------------------------------------------------------- thresholds
 def _lines_with_minutes(f: Facts, codes: tuple[str, ...]) -> pd.DataFrame:
+    from .billing import in_order
+
     ln = f.lines[f.lines["cpt_code"].isin(codes)]
     pm = f.pm[["patient_id", "mkey", "qualifying_minutes", "practitioner_minutes"]]
-    ln = ln.merge(pm, on=["patient_id", "mkey"], how="left")
-    return ln.sort_values(["patient_id", "mkey", "service_date", "claim_id", "line"], kind="mergesort")
+    return in_order(ln.merge(pm, on=["patient_id", "mkey"], how="left"))
 
 
-def _base_short(f: Facts, code: str, need: int, col: str, label: str) -> pd.DataFrame:
+def _g0511_last():
+    from .. import refdata
+    return refdata.code_date("G0511", "last_billable_date")
+
+
+def _base_short(f: Facts, code: str, need: int, col: str, label: str, until=None) -> pd.DataFrame:
     ln = _lines_with_minutes(f, (code,))
+    if until is not None:
+        ln = ln[ln["service_date"] <= until]
     ln = ln[ln[col].fillna(0) < need]
     msg = code + " billed with " + ln[col].fillna(0).round(1).astype(str) + f" {label}minutes; it needs {need}"
     return raw(ln, "line", msg)
@@ -100,10 +120,13 @@ def _addon_excess(f: Facts, addon: str, base_min: int, step: int, cap: int | Non
     return raw(ln[bad], "line", msg[bad], units_removed=removed[bad])
 
 
-@rule("TIME-06", "99490 billed with fewer than 20 qualifying minutes", "error", "insufficient_documentation",
-      "CPT 99490 descriptor; CMS MLN909188", ("time_entries", "claims"))
+@rule("TIME-06", "99490 (or G0511) billed with fewer than 20 qualifying minutes", "error", "insufficient_documentation",
+      "CPT 99490 descriptor; CMS MLN909188; G0511 before 1 Oct 2025 likewise (CMS RHC/FQHC care management)",
+      ("time_entries", "claims"))
 def time_06(f: Facts) -> pd.DataFrame:
-    return _base_short(f, "99490", 20, "qualifying_minutes", "qualifying ")
+    """G0511 (RHC/FQHC) is judged like 99490 up to its last billable date; after it BILL-07 applies."""
+    return pd.concat([_base_short(f, "99490", 20, "qualifying_minutes", "qualifying "),
+                      _base_short(f, "G0511", 20, "qualifying_minutes", "qualifying ", until=_g0511_last())], ignore_index=True)
 
 
 @rule("TIME-07", "99439 units beyond those supported", "error", "insufficient_documentation",

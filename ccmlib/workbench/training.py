@@ -68,6 +68,9 @@ SCENARIOS = {
     "BILL-05": ("The claim was dated the 10th; 20 minutes were reached on the 13th.",
                 lambda c: c["claims"][0].update(service_date="2026-01-10")),
     "BILL-06": ("G0506 was billed with no visit that day.", lambda c: c["claims"].append(claim("C4", "G0506", paid=63))),
+    "BILL-07": ("A rural health clinic billed G0511 in January 2026, after it was retired.",
+                lambda c: c["claims"].__setitem__(0, claim("C1", "G0511", paid=72.90))),
+    "SUP-01": ("The nurse's supervising physician is not on record.", lambda c: c["staff"][0].update(supervising_npi="")),
     "REV-01": ("45 minutes were documented, only 99490 billed.", lambda c: _minutes(c, 45)),
 }
 
