@@ -34,7 +34,7 @@ CLI = [PY, "-m", "ccmlib.cli"]
 SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000}
 MONTHS = "2026-01..2026-03"
 
-LOAD = "import sys; from ccmlib.load import load_practice; p = load_practice(sys.argv[1]); print(len(p['time_entries']))"
+LOAD = "import sys; from ccmlib.intake.load import load_practice; p = load_practice(sys.argv[1]); print(len(p['time_entries']))"
 FLOOR = """
 import sys, pandas as pd
 from pathlib import Path

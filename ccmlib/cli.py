@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .errors import InputError
+from ccmlib.errors import InputError
 
 
 def _friendly(func):
@@ -61,9 +61,9 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
           quiet):
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
-    from .audit import audit, write_outputs
-    from .outdir import RunFolder
-    from .overrides import FILE_NAME
+    from ccmlib.engine.pipeline import audit, write_outputs
+    from ccmlib.engine.outputs import RunFolder
+    from ccmlib.engine.decisions import FILE_NAME
 
     if (seed is not None or strata is not None) and sample_size is None:
         raise InputError("--seed and --strata go with --sample N")
@@ -75,7 +75,7 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
         res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
                     overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis))
         if sample_size is not None:
-            from .audit import attach_sample
+            from ccmlib.engine.pipeline import attach_sample
             attach_sample(res, sample_size, seed, spares, strata, unit)
         write_outputs(res, rf)
     if not quiet:
@@ -115,7 +115,7 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
 @_friendly
 def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
     """Write a synthetic practice in the data-contract layout, with injected pitfalls and truth.csv."""
-    from .synth import generate, parse_rates
+    from ccmlib.synth.generator import generate, parse_rates
 
     try:
         lo, hi = (int(x) for x in entries.split("-"))
@@ -142,7 +142,7 @@ def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
 @_friendly
 def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, timeout):
     """Render the quarterly compliance report: executed notebook, report.html, report.pdf and workpapers.xlsx."""
-    from .report.render import ReportError, render_report
+    from ccmlib.report.render import ReportError, render_report
 
     if seed is not None and sample_size is None:
         raise InputError("--seed goes with --sample N")
@@ -168,8 +168,8 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
 @_friendly
 def batch(clients_dir, period, out_dir, check_only, strict):
     """Audit every practice folder in CLIENTS_DIR (each may have its own mapping.yml), continuing past failures."""
-    from .period import parse_period
-    from .workbench.portfolio import run_batch
+    from ccmlib.engine.periods import parse_period
+    from ccmlib.workbench.portfolio import run_batch
 
     parse_period(period)
     df = run_batch(clients_dir, period, out_dir, reports=not check_only, progress=True)
@@ -189,13 +189,13 @@ def batch(clients_dir, period, out_dir, check_only, strict):
 @click.option("--csv", "as_csv", is_flag=True, help="Print the catalog as CSV.")
 def rules_cmd(as_csv):
     """List every rule: ID, severity, CERT category, title and citation."""
-    from .rules.registry import catalog
+    from ccmlib.engine.rules.registry import catalog
 
     cat = catalog()
     if as_csv:
         click.echo(cat.to_csv(index=False), nl=False)
         return
-    from .rules.registry import RULE_CATALOG_VERSION
+    from ccmlib.engine.rules.registry import RULE_CATALOG_VERSION
 
     click.echo(f"rule catalog version {RULE_CATALOG_VERSION}: {len(cat)} rules")
     for r in cat.itertuples():
@@ -207,7 +207,7 @@ def rules_cmd(as_csv):
 @_friendly
 def templates(out_dir):
     """Write blank intake templates (one Excel workbook, one CSV header per table) from the schemas."""
-    from .templates import write_templates
+    from ccmlib.intake.templates import write_templates
 
     for p in write_templates(out_dir):
         click.echo(p)
@@ -242,8 +242,8 @@ def _emit(obj: dict, as_json: bool, text) -> None:
 @_friendly
 def sample(seed, quantity, spares, low, high, as_json):
     """Single-stage random numbers without replacement, as RAT-STATS draws them."""
-    from .report_text import random_numbers_text
-    from .sampling import random_numbers
+    from ccmlib.stats.text import random_numbers_text
+    from ccmlib.stats.ratstats import random_numbers
 
     _emit(random_numbers(seed, quantity, spares, low, high).to_json(), as_json, random_numbers_text)
 
@@ -260,8 +260,8 @@ def appraise():
 @_friendly
 def appraise_variable_cmd(values, universe, as_json):
     """Variable appraisal of VALUES.csv (columns examined, audited and/or difference; optional stratum)."""
-    from .report_text import variable_text
-    from .sampling import appraise_variable, parse_universe
+    from ccmlib.stats.text import variable_text
+    from ccmlib.stats.ratstats import appraise_variable, parse_universe
 
     _emit(appraise_variable(_read_values(values), parse_universe(universe)), as_json, variable_text)
 
@@ -275,8 +275,8 @@ def appraise_variable_cmd(values, universe, as_json):
 @_friendly
 def appraise_attribute_cmd(universe, sample_size, hits, one_sided, as_json):
     """Attribute appraisal with exact hypergeometric limits."""
-    from .report_text import attribute_text
-    from .sampling import appraise_attribute
+    from ccmlib.stats.text import attribute_text
+    from ccmlib.stats.ratstats import appraise_attribute
 
     _emit(appraise_attribute(universe, sample_size, hits, one_sided), as_json, attribute_text)
 
@@ -295,8 +295,8 @@ def sample_size():
 @_friendly
 def sample_size_variable(probe, mean, sd, universe, as_json):
     """Sample sizes for 1-25 % precision at 80/90/95/99 % confidence."""
-    from .report_text import sizes_text
-    from .sampling import _columns, sample_sizes
+    from ccmlib.stats.text import sizes_text
+    from ccmlib.stats.ratstats import _columns, sample_sizes
 
     if probe is not None:
         if mean is not None or sd is not None:

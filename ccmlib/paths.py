@@ -1,31 +1,42 @@
-"""Where the bundled demo practice and the notebooks live (a source checkout or an editable install)."""
+"""Where ccm-audit's own files are: the notebooks and the report template ship as package data (found through
+importlib.resources, so an installed ccm-audit works from any folder); the bundled demo practice exists only in a
+source checkout.
+
+In the source tree the notebooks and the template live at the top level (``notebooks/``, ``templates/report/``) and
+reach the package through the symlinks in ``ccmlib/resources/``; a wheel holds copies.
+"""
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
-from .errors import InputError
+from ccmlib.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the source checkout, when there is one
+
+
+def _resource(*parts: str) -> Path:
+    return Path(str(resources.files("ccmlib").joinpath("resources", *parts)))
 
 
 def demo_dir() -> Path:
     p = ROOT / "data" / "demo"
     if not p.is_dir():
-        raise InputError(f"the demo practice is not at {p}; pass a practice folder (data_dir)")
+        raise InputError(f"the demo practice is not at {p} (it ships with the source checkout, not the package); "
+                         f"pass a practice folder (data_dir)")
     return p
 
 
 def notebook(name: str) -> Path:
-    p = ROOT / "notebooks" / name
+    p = _resource("notebooks", name)
     if not p.is_file():
-        raise InputError(f"notebook {p} not found (ccm-audit reports run from a source checkout)")
+        raise InputError(f"notebook {name} not found in the installed package ({p.parent}); reinstall ccm-audit")
     return p
 
 
 def template_dir() -> Path:
-    return ROOT / "templates"
-
-
+    """The folder holding the nbconvert template ``report/``."""
+    return _resource("templates")
 def with_parameters(name: str, params: dict, out: Path) -> Path:
     """A copy of a bundled notebook with an ``injected-parameters`` cell after its parameters cell, as papermill
     would write it, without executing it (for Voila or JupyterLab sessions)."""

@@ -1,2 +1,2 @@
 """Test helpers: the library's example charts (kept in one place, ccmlib.examples)."""
-from ccmlib.examples import NPI, OTHER_NPI, chart, claim, entry, write  # noqa: F401
+from ccmlib.synth.examples import NPI, OTHER_NPI, chart, claim, entry, write  # noqa: F401

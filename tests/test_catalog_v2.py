@@ -5,14 +5,14 @@ import math
 import pandas as pd
 import pytest
 
-from ccmlib.audit import audit
-from ccmlib.examples import NPI, OTHER_NPI, chart, claim, entry, facts, practice
-from ccmlib.facts import natural_key, practitioner_visit_status
-from ccmlib.money import unit_values
-from ccmlib.refdata import fee_schedule
-from ccmlib.rules.billing import bill_01, bill_07, iv_01
-from ccmlib.rules.consent import cons_01, cons_02, cons_03, cons_04, cons_06
-from ccmlib.rules.time import cons_05, sup_01, time_03, time_06
+from ccmlib.engine.pipeline import audit
+from ccmlib.synth.examples import NPI, OTHER_NPI, chart, claim, entry, facts, practice
+from ccmlib.engine.facts import natural_key, practitioner_visit_status
+from ccmlib.engine.money import unit_values
+from ccmlib.reference.data import fee_schedule
+from ccmlib.engine.rules.billing import bill_01, bill_07, iv_01
+from ccmlib.engine.rules.consent import cons_01, cons_02, cons_03, cons_04, cons_06
+from ccmlib.engine.rules.time import cons_05, sup_01, time_03, time_06
 
 COMPLETE = {"informed_cost_sharing": "yes", "informed_one_practitioner": "yes", "informed_right_to_stop": "yes",
             "informed_availability": "yes", "revoked_date": "", "method": "written"}

@@ -4,7 +4,7 @@ import pytest
 from chart import chart, entry, write
 
 from ccmlib.errors import InputError
-from ccmlib.load import load_practice
+from ccmlib.intake.load import load_practice
 
 
 def test_demo_loads_typed_and_reconciles(demo_dir):

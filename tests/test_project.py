@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ccmlib.schema import TABLES
-from ccmlib.templates import write_templates
+from ccmlib.intake.schema import TABLES
+from ccmlib.intake.templates import write_templates
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def test_environment_yml_installs_the_pyproject_package():
     lowest = re.search(r">=\s*([\d.]+)", proj["project"]["requires-python"]).group(1)
     assert tuple(map(int, py.split("=")[1].split("."))) >= tuple(map(int, lowest.split(".")))
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
-    assert pip == ["-e .[dev]"]  # no second dependency list that could drift
+    assert pip == ["-e .[test]"]  # no second dependency list that could drift
     assert not [d for d in deps if isinstance(d, str) and not d.startswith(("python=", "pip"))]
 
 

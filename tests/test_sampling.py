@@ -2,18 +2,17 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ccmlib.audit import attach_sample, audit
+from ccmlib.engine.pipeline import attach_sample, audit
 from ccmlib.cli import main
 from ccmlib.errors import InputError
-from ccmlib.sampleframe import build_frame, draw
-from ccmlib.sampling import (appraise_attribute, appraise_variable, oig_follow_on, random_numbers, sample_sizes,
+from ccmlib.stats.frames import build_frame, draw
+from ccmlib.stats.ratstats import (appraise_attribute, appraise_variable, oig_follow_on, random_numbers, sample_sizes,
                              wichmann_hill_seeds)
 
 LOCAL = Path(__file__).parent / "data" / "ratstats-datasrs.csv"
@@ -44,12 +43,10 @@ def test_seeds_that_map_to_the_same_stream():
     assert wichmann_hill_seeds(48863.78) != wichmann_hill_seeds(48864.78)
 
 
-def test_negative_frame_and_large_frame_fast():
+def test_negative_frame_and_large_frame():
     r = random_numbers(7, 11, 0, -5, 5)
     assert sorted(v for v, _ in r.sequential) == list(range(-5, 6))
-    t = time.perf_counter()
-    big = random_numbers(99, 10_000, 0, 1, 10_000_000)
-    assert time.perf_counter() - t < 1.0
+    big = random_numbers(99, 10_000, 0, 1, 10_000_000)  # its speed is measured in benchmarks/, not asserted here
     values = [v for v, _ in big.sequential]
     assert len(set(values)) == 10_000 and 1 <= min(values) and max(values) <= 10_000_000
 

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from ccmlib.audit import audit
-from ccmlib.synth import PITFALLS, build, generate, parse_rates
+from ccmlib.engine.pipeline import audit
+from ccmlib.synth.generator import PITFALLS, build, generate, parse_rates
 from ccmlib.errors import InputError
 
 KEY = ["patient_id", "service_month", "rule_id"]
@@ -38,7 +38,7 @@ def test_recall_and_precision_per_rule_are_1_against_the_extended_truth(seed, mo
     """300 patients per seed: every pitfall injected, real shapes (several consents, re-enrolment, practitioner changes,
     facility claims, G0511 on both sides of its last day, and once an empty encounters table), and the truth lists every
     finding that follows from each pitfall; the checker must find exactly it, rule by rule."""
-    from ccmlib.examples import practice
+    from ccmlib.synth.examples import practice
     t = build(300, months, seed, parse_rates(["0.03"]), with_encounters=encounters)
     truth = t.pop("truth")
     expect = set(PITFALLS) - ({"REV-01"} if not encounters else set()) - ({"BILL-07"} if months < "2025-10" else set())

@@ -39,7 +39,7 @@ def load_salt(reports_root: Path) -> bytes:
     try:
         return bytes.fromhex(p.read_text(encoding="ascii").strip())
     except (ValueError, UnicodeDecodeError):
-        from ..errors import InputError
+        from ccmlib.errors import InputError
         raise InputError(f"{p}: not a ccm-audit salt file (expected 64 hex digits); move it away to start a new one") from None
 
 

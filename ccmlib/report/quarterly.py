@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import paths
-from ..audit import AuditResult, attach_sample, audit, write_outputs
-from ..errors import InputError
-from ..load import load_practice
-from ..period import parse_period
-from ..rules import RULE_CATALOG_VERSION
-from . import tables
-from .excel import write_workpapers
-from .privacy import ephemeral_salt, load_salt, patient_keys, pseudonymize
+from ccmlib import paths
+from ccmlib.engine.pipeline import AuditResult, attach_sample, audit, write_outputs
+from ccmlib.errors import InputError
+from ccmlib.intake.load import load_practice
+from ccmlib.engine.periods import parse_period
+from ccmlib.engine.rules import RULE_CATALOG_VERSION
+from ccmlib.report import tables
+from ccmlib.report.excel import write_workpapers
+from ccmlib.report.privacy import ephemeral_salt, load_salt, patient_keys, pseudonymize
 
 PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (int, type(None)), "seed": (str, int, float, type(None)),
               "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
@@ -125,7 +125,7 @@ class QuarterlyReview:
         r, h = self.result.run, self.headline
         lines = [f"**Practice:** {md_text(self.practice_name)}  ", f"**Period:** {r['period']['label']} ({r['period']['from']} to {r['period']['to']})  ",
                  f"**Universe:** {h['patient_months']} billed or documented patient-months, {h['claim_lines_reviewed']} CCM-family claim lines "
-                 f"(99490, 99439, 99487, 99489, 99491, 99437, G0506) paid {money(h['paid_amount'])}.  ",
+                 f"(99490, 99439, 99487, 99489, 99491, 99437, G0506, G0511) paid {money(h['paid_amount'])}.  ",
                  f"**Rule catalog:** version {RULE_CATALOG_VERSION}, {len(r['rules'])} rules run.  "]
         if self.result.sample is not None:
             s = r["sample"]
@@ -234,7 +234,7 @@ class QuarterlyReview:
         return tables.month_error_rate(self.result)
 
     def ledger_history(self) -> pd.DataFrame:
-        from .ledger import runs
+        from ccmlib.report.ledger import runs
         if not self.ledger:
             return pd.DataFrame()
         return runs(self.ledger, self.practice_name)

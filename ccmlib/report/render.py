@@ -14,13 +14,13 @@ from pathlib import Path
 
 import nbformat
 
-from .. import paths
-from ..errors import InputError
-from ..outdir import RunFolder
-from ..period import parse_period
-from .ledger import add_run
-from .quarterly import check_parameters
-from .record import MIME, read_records
+from ccmlib import paths
+from ccmlib.errors import InputError
+from ccmlib.engine.outputs import RunFolder
+from ccmlib.engine.periods import parse_period
+from ccmlib.report.ledger import add_run
+from ccmlib.report.quarterly import check_parameters
+from ccmlib.report.record import MIME, read_records
 
 KERNEL = "python3"
 NOTEBOOK = "quarterly_review.ipynb"
@@ -99,7 +99,7 @@ def to_pdf(html: Path, pdf: Path) -> Path:
 
 def _preflight(data: Path) -> None:
     """Cheap checks of the practice folder before a notebook starts (a folder, its files and mapping.yml)."""
-    from ..io import find_sources, load_mapping
+    from ccmlib.intake.sources import find_sources, load_mapping
 
     find_sources(data)
     load_mapping(data)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..audit import AuditResult, audit
-from ..period import Period, parse_period
-from ..rules.registry import catalog
+from ccmlib.engine.pipeline import AuditResult, audit
+from ccmlib.engine.periods import Period, parse_period
+from ccmlib.engine.rules.registry import catalog
 
 CRITERIA = {"CONS": "Consent", "CP": "Care plan", "ELIG": "Eligibility", "IV": "Eligibility", "TIME": "Time documentation",
             "BILL": "Billing", "REV": "Opportunities", "SUP": "Time documentation"}
@@ -153,7 +153,7 @@ def staff_error_rate(res: AuditResult) -> pd.DataFrame:
     """Per staff member who logged time: billed patient-months and the share with an error."""
     e = res.facts.entries[["patient_id", "mkey", "staff_id"]].dropna().drop_duplicates()
     pm = res.patient_months[res.patient_months["codes_billed"] != ""]
-    from ..period import key_to_label
+    from ccmlib.engine.periods import key_to_label
     e = e.assign(service_month=key_to_label(e["mkey"].astype("int64")) if len(e) else [])
     m = e.merge(pm[["patient_id", "service_month", "errors"]], on=["patient_id", "service_month"])
     g = m.groupby("staff_id").agg(patient_months=("errors", "size"), with_error=("errors", lambda s: int((s > 0).sum())))
@@ -171,14 +171,21 @@ def month_error_rate(res: AuditResult) -> pd.DataFrame:
 
 def trend(data, period: Period, quarters: int = 3, **kw) -> pd.DataFrame:
     """Headline figures of this quarter and up to ``quarters`` earlier quarters present in the data."""
-    from ..load import Practice, load_practice
+    from ccmlib.intake.load import Practice, load_practice
 
     data = data if isinstance(data, Practice) else load_practice(data)  # load once for every quarter
+    months = set()
+    for name, col in (("claims", "service_date"), ("time_entries", "activity_date")):
+        if data.has(name) and len(data[name]):
+            d = data[name][col].dropna()
+            months |= set((d.dt.year * 12 + d.dt.month - 1).unique().tolist())
     rows = []
     first = period.first
     for back in range(quarters, -1, -1):
         start = first - 3 * back
         p = parse_period(f"{start // 12}Q{start % 12 // 3 + 1}")
+        if back and not months & set(range(p.first, p.last + 1)):
+            continue  # no claims or time in that quarter: nothing to audit
         r = audit(data, period=p, **kw)
         if r.claim_lines.empty and back:
             continue

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..audit import audit, write_outputs
-from ..errors import InputError
-from ..outdir import RunFolder
-from ..synth import generate, parse_rates
+from ccmlib.engine.pipeline import audit, write_outputs
+from ccmlib.errors import InputError
+from ccmlib.engine.outputs import RunFolder
+from ccmlib.synth.generator import generate, parse_rates
 
 PORTFOLIO_COLUMNS = ["practice", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count", "paid_amount",
                      "overpayment", "error_rate_dollars", "missed_revenue", "top_pitfalls", "folder"]
@@ -56,7 +56,7 @@ def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progr
         dest = out / folder.name
         try:
             if reports:
-                from ..report.render import render_report
+                from ccmlib.report.render import render_report
                 rep = render_report(folder, period, dest, practice_name=folder.name, ledger=out / "ledger.sqlite")
                 run_dir = rep.folder / "audit"
             else:

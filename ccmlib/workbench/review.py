@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import overrides as decisions
-from ..audit import AuditResult, audit, write_outputs
-from ..facts import condition_lists
+from ccmlib.engine import decisions as decisions
+from ccmlib.engine.pipeline import AuditResult, audit, write_outputs
+from ccmlib.engine.facts import condition_lists
 
 REASONS = {"x_incomplete": "incomplete documentation (TIME-01)", "x_staff": "not clinical staff (TIME-02)",
            "x_overlap": "overlaps another entry (TIME-03)", "x_f2f": "face-to-face (TIME-04)",
@@ -91,7 +91,7 @@ class ChartReview:
 
     def rerun(self) -> AuditResult:
         """Audit again with every decision saved so far, and write the run folder."""
-        from ..audit import attach_sample
+        from ccmlib.engine.pipeline import attach_sample
 
         self.result = audit(self.data_dir, period=self.period, overrides=self.log if self.log.exists() else None)
         if self.sample_size:
@@ -108,7 +108,7 @@ class ChartReview:
         import ipywidgets as w
         from IPython.display import HTML, display
 
-        from ..report.show import table_html
+        from ccmlib.report.show import table_html
 
         reviewer = w.Text(value=self.reviewer, description="Reviewer", placeholder="your name")
         reviewer.add_class("ccm-reviewer")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..audit import audit
-from ..examples import OTHER_NPI, chart, claim, entry, write
-from ..rules import load_all
+from ccmlib.engine.pipeline import audit
+from ccmlib.synth.examples import OTHER_NPI, chart, claim, entry, write
+from ccmlib.engine.rules import load_all
 
 
 def _minutes(c, total: int) -> None:

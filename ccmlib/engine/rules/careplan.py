@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..facts import Facts
-from ..schema import CARE_PLAN_CORE, CARE_PLAN_OTHER
-from .registry import not_documented, raw, rule
+from ccmlib.engine.facts import Facts
+from ccmlib.intake.schema import CARE_PLAN_CORE, CARE_PLAN_OTHER
+from ccmlib.engine.rules.registry import not_documented, raw, rule
 
 CP = "CMS MLN909188 (comprehensive care plan, electronic, copy to patient); 42 CFR 410.26"
 

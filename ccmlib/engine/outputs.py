@@ -31,7 +31,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import InputError
+from ccmlib.errors import InputError
 
 MARKER = ".ccm-audit-run"
 LOCK = ".ccm-audit.lock"
@@ -185,7 +185,7 @@ class RunFolder:
 
     # ------------------------------------------------------------------ marker
     def _write_marker(self, files: list[str]) -> None:
-        from . import __version__
+        from ccmlib._version import __version__
 
         data = {"kind": self.kind, "tool": "ccm-audit", "version": __version__, "files": sorted(files),
                 "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}

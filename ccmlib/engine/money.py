@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import refdata
-from .codes import ADDON_OF_BASE, BASE_CODES, TIMED_CODES
-from .facts import PM
+from ccmlib.reference import data as refdata
+from ccmlib.reference.codes import ADDON_OF_BASE, BASE_CODES, TIMED_CODES
+from ccmlib.engine.facts import PM
 
 LINE_KEY = ["claim_id", "line"]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..facts import Facts, condition_lists
-from .registry import raw, rule
+from ccmlib.engine.facts import Facts, condition_lists
+from ccmlib.engine.rules.registry import raw, rule
 
 
 @rule("ELIG-01", "Fewer than two chronic conditions active in the month", "error", "medical_necessity",

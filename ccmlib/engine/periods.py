@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ccmlib.errors import InputError
 
 _Q = re.compile(r"^(\d{4})\s*-?\s*Q([1-4])$", re.I)
 _M = re.compile(r"^(\d{4})-(\d{2})$")

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import refdata
-from .codes import CCM_CODES, INITIATING_VISITS
-from .fastops import positions
-from .load import Practice
-from .period import Period, key_end, key_start, key_to_label, month_key
-from .schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
+from ccmlib.reference import data as refdata
+from ccmlib.reference.codes import CCM_CODES, INITIATING_VISITS
+from ccmlib.intake.fastops import positions
+from ccmlib.intake.load import Practice
+from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
+from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
 
 PM = ["patient_id", "mkey"]
 #: staff-code thresholds whose reach date is reported and used by BILL-05
@@ -26,7 +26,7 @@ def table(practice: Practice, name: str) -> pd.DataFrame:
     """The practice's table, or an empty typed frame with the contract's columns."""
     if practice.has(name):
         return practice[name]
-    from .validate import parse_column
+    from ccmlib.intake.validate import parse_column
     empty = pd.Series([], dtype="object")
     return pd.DataFrame({c.name: parse_column(empty, c)[0] for c in TABLES[name].cols} | {"_line": pd.Series([], dtype="int64")})
 

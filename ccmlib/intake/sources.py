@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .errors import InputError
-from .schema import TABLES
+from ccmlib.errors import InputError
+from ccmlib.intake.schema import TABLES
 
 IGNORED_SHEET_PREFIXES = ("readme", "_", "instructions")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import refdata
-from ..codes import (ADDON_OF, APCM_FROM, BASE_CODES, CONFLICT_ANY_NPI, CONFLICT_APCM, CONFLICT_SAME_NPI, G0506_HOSTS, G0511,
+from ccmlib.reference import data as refdata
+from ccmlib.reference.codes import (ADDON_OF, APCM_FROM, BASE_CODES, CONFLICT_ANY_NPI, CONFLICT_APCM, CONFLICT_SAME_NPI, G0506_HOSTS, G0511,
                      TIMED_CODES)
-from ..facts import PM, Facts, natural_key, practitioner_visit_status, threshold_dates
-from .registry import raw, rule
+from ccmlib.engine.facts import PM, Facts, natural_key, practitioner_visit_status, threshold_dates
+from ccmlib.engine.rules.registry import raw, rule
 
 ORDER = ["patient_id", "mkey", "service_date", "_claim_order", "line"]
 TIMED = TIMED_CODES

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .schema import TABLES
+from ccmlib.intake.schema import TABLES
 
 KIND_TEXT = {"id": "text", "text": "text", "code": "code", "icd": "ICD-10-CM code", "choice": "one of the listed values",
              "date": "date YYYY-MM-DD", "time": "time HH:MM (24 h)", "bool": "true/false, yes/no, y/n or 1/0",

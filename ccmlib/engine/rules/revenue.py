@@ -1,7 +1,7 @@
 """Opportunities (REV-01). Computed by the engine after all other rules, because it needs their errors."""
 from __future__ import annotations
 
-from .registry import RULES, Rule
+from ccmlib.engine.rules.registry import RULES, Rule
 
 RULES["REV-01"] = Rule(
     "REV-01", "Qualifying minutes support codes or units that were not billed", "info", "other",

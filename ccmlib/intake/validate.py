@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .schema import Col, Table
+from ccmlib.intake.schema import Col, Table
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -201,7 +201,7 @@ def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
     """Cross-column rules that a column schema cannot state."""
     out = []
     if table.name == "claims":
-        from .codes import CCM_CODES, CCM_LIKE, OTHER_994_G05
+        from ccmlib.reference.codes import CCM_CODES, CCM_LIKE, OTHER_994_G05
 
         code = df["cpt_code"]
         like = code.str.match(CCM_LIKE).fillna(False).astype(bool) & ~code.isin(list(CCM_CODES) + list(OTHER_994_G05)).fillna(False)
@@ -218,7 +218,7 @@ def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
 
 def validate_table(table: Table, raw: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed table of accepted rows (with ``_line``) and its data-quality rows."""
-    from .errors import InputError
+    from ccmlib.errors import InputError
 
     present = set(raw.columns)
     missing = [c for c in table.required if c not in present]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import InputError
+from ccmlib.errors import InputError
 
 LEVELS = ("80", "90", "95")
 SIZE_LEVELS = ("80", "90", "95", "99")

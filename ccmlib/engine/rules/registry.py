@@ -76,7 +76,7 @@ def not_documented(df: pd.DataFrame, prefix: str, elements, drop: str = "") -> p
 
 def catalog() -> pd.DataFrame:
     """Every rule with its ID, title, severity, CERT category and citation (for reports)."""
-    from . import load_all
+    from ccmlib.engine.rules import load_all
     load_all()
     return pd.DataFrame([{k: getattr(r, k) for k in ("id", "title", "severity", "cert_category", "citation")}
                          | {"needs": ",".join(r.needs)} for r in sorted(RULES.values(), key=lambda r: r.id)])

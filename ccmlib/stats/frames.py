@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .sampling import appraise_variable, demand_figures, parse_seed, random_numbers
+from ccmlib.errors import InputError
+from ccmlib.stats.ratstats import appraise_variable, demand_figures, parse_seed, random_numbers
 
 FRAME_ORDER = {"claim_lines": ["claim_id", "line"], "patient_months": ["patient_id", "service_month"]}
 

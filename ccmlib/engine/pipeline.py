@@ -15,17 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import overrides as review
-from . import refdata
-from .errors import InputError
-from .facts import PM, Facts, build_facts, initiating_visit_status, practitioner_visit_status
-from .io import sha256
-from .outdir import RunFolder
-from .load import Practice, load_practice, sort_quality
-from .money import codes_label, expand_effects, potential_units, settle_lines, unit_values
-from .period import Period, key_to_label, parse_period
-from .rules import RULE_CATALOG_VERSION, load_all
-from .validate import DQ_COLUMNS, empty_quality
+from ccmlib.engine import decisions as review
+from ccmlib.reference import data as refdata
+from ccmlib.errors import InputError
+from ccmlib.engine.facts import PM, Facts, build_facts, initiating_visit_status, practitioner_visit_status
+from ccmlib.intake.sources import sha256
+from ccmlib.engine.outputs import RunFolder
+from ccmlib.intake.load import Practice, load_practice, sort_quality
+from ccmlib.engine.money import codes_label, expand_effects, potential_units, settle_lines, unit_values
+from ccmlib.engine.periods import Period, key_to_label, parse_period
+from ccmlib.engine.rules import RULE_CATALOG_VERSION, load_all
+from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
 
 FINDING_COLUMNS = ["patient_id", "service_month", "rule_id", "severity", "cert_category", "message", "claim_id", "line",
                    "cpt_code", "billing_npi", "entry_id", "amount", "review_decision", "reviewed_by", "reviewed_at", "review_reason"]
@@ -57,7 +57,7 @@ class AuditResult:
 def attach_sample(result: AuditResult, size: int, seed=None, spares: int = 0, strata: str | None = None,
                   unit: str = "claim_lines") -> AuditResult:
     """Draw a RAT-STATS sample of the run's claim lines (or patient-months) and record it in ``run``."""
-    from .sampleframe import FRAME_ORDER, appraise_sample, assign_strata, build_frame, draw
+    from ccmlib.stats.frames import FRAME_ORDER, appraise_sample, assign_strata, build_frame, draw
 
     frame = build_frame(result.claim_lines, unit)
     sample, info = draw(frame, size, seed, spares, strata)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..facts import PM, Facts
-from ..schema import CONSENT_REQUIRED
-from .registry import not_documented, raw, rule
+from ccmlib.engine.facts import PM, Facts
+from ccmlib.intake.schema import CONSENT_REQUIRED
+from ccmlib.engine.rules.registry import not_documented, raw, rule
 
 MLN = "CMS MLN909188 CCM booklet; 42 CFR 410.26; MAC CCM checklists"
 

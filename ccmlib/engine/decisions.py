@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError
+from ccmlib.errors import InputError
 
 KEY_FIELDS = ["rule_id", "patient_id", "service_month", "claim_id", "line", "billing_npi", "entry_id"]
 COLUMNS = ["decided_at", "reviewer", "decision", "reason", "finding_key", *KEY_FIELDS, "original_message", "original_amount"]

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import refdata
-from .errors import InputError
-from .period import key_end, key_start, key_to_label
+from ccmlib.reference import data as refdata
+from ccmlib.errors import InputError
+from ccmlib.engine.periods import key_end, key_start, key_to_label
 
 DEFAULT_RATE = 0.02
 SYNTH_VERSION = "2"
@@ -507,7 +507,7 @@ def write(tables: dict[str, pd.DataFrame], out: Path, fmt: str, params: dict, pr
 
 def _check_synth_out(out: Path) -> None:
     """A synthetic practice goes into a new or empty folder, or over an earlier synthetic practice (its synth.json)."""
-    from .errors import InputError
+    from ccmlib.errors import InputError
 
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file, not a folder; choose a new folder name")
@@ -518,8 +518,8 @@ def _check_synth_out(out: Path) -> None:
 
 def _typed(name: str, df: pd.DataFrame) -> pd.DataFrame:
     """Parquet with real types, as a database export would have them (dates, numbers, booleans)."""
-    from .schema import TABLES
-    from .validate import parse_column
+    from ccmlib.intake.schema import TABLES
+    from ccmlib.intake.validate import parse_column
 
     out = {}
     for c in df.columns:

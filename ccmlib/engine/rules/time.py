@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..facts import Facts
-from .registry import raw, rule
+from ccmlib.engine.facts import Facts
+from ccmlib.engine.rules.registry import raw, rule
 
 CMS_CCM = "CMS MLN909188 Chronic Care Management Services; CPT 2024 CCM code descriptors"
 
@@ -82,7 +82,7 @@ def sup_01(f: Facts) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- thresholds
 def _lines_with_minutes(f: Facts, codes: tuple[str, ...]) -> pd.DataFrame:
-    from .billing import in_order
+    from ccmlib.engine.rules.billing import in_order
 
     ln = f.lines[f.lines["cpt_code"].isin(codes)]
     pm = f.pm[["patient_id", "mkey", "qualifying_minutes", "practitioner_minutes"]]
@@ -90,7 +90,7 @@ def _lines_with_minutes(f: Facts, codes: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _g0511_last():
-    from .. import refdata
+    from ccmlib.reference import data as refdata
     return refdata.code_date("G0511", "last_billable_date")
 
 

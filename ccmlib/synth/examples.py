@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .schema import TABLES
+from ccmlib.intake.schema import TABLES
 
 NPI = "1234567893"
 OTHER_NPI = "1093817465"
@@ -76,8 +76,8 @@ def write(tables: dict, folder: Path) -> Path:
 def practice(tables: dict):
     """A chart as a loaded :class:`~ccmlib.load.Practice`, in memory (no files): each table typed and validated as
     loading would, with line numbers as in a CSV. For rule tests and the training notebook."""
-    from .load import Practice, sort_quality
-    from .validate import empty_quality, validate_table
+    from ccmlib.intake.load import Practice, sort_quality
+    from ccmlib.intake.validate import empty_quality, validate_table
 
     typed, dq, inputs = {}, [], []
     for name, rows in tables.items():
@@ -96,8 +96,8 @@ def practice(tables: dict):
 
 def facts(tables: dict, period: str = "2026-01"):
     """:class:`~ccmlib.facts.Facts` of a chart for one period, in memory: what every rule function takes."""
-    from . import refdata
-    from .facts import build_facts
-    from .period import parse_period
+    from ccmlib.reference import data as refdata
+    from ccmlib.engine.facts import build_facts
+    from ccmlib.engine.periods import parse_period
 
     return build_facts(practice(tables), parse_period(period), refdata.condition_map())

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ccmlib.errors import InputError
 
 REF = resources.files("ccmlib") / "reference"
 

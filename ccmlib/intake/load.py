@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import io
-from .fastops import positions
-from .schema import TABLES
-from .validate import DQ_COLUMNS, empty_quality, validate_table
+from ccmlib.intake import sources as io
+from ccmlib.intake.fastops import positions
+from ccmlib.intake.schema import TABLES
+from ccmlib.intake.validate import DQ_COLUMNS, empty_quality, validate_table
 
 
 @dataclass

@@ -1,7 +1,0 @@
-"""Rule functions, one per catalog ID, grouped by criterion."""
-from .registry import RULE_CATALOG_VERSION, RULES, Rule, catalog  # noqa: F401
-
-
-def load_all() -> dict:
-    from . import billing, careplan, consent, eligibility, revenue, time  # noqa: F401  (registration side effect)
-    return RULES
