@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from ccmlib.errors import InputError
 from ccmlib.report.render import ReportError, render_report
 from ccmlib.report.record import read_records
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.reference import data as refdata
-from ccmlib.reference.codes import ADDON_OF_BASE, BASE_CODES, TIMED_CODES
+from ccmlib.reference.codes import ADDON_OF_BASE, BASE_CODES, CCM_CODES, PFS_TIME_CODES, TIME_RULES, TIMED_CODES
 from ccmlib.engine.facts import PM
 
 LINE_KEY = ["claim_id", "line"]
@@ -86,26 +86,24 @@ def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> tuple[pd.DataFram
     time logs cannot show.
     """
     fam = billed.pivot_table(index=PM, columns="cpt_code", values="units", aggfunc="sum", fill_value=0)
-    fam = fam.reindex(columns=["99490", "99439", "99487", "99489", "99491", "99437"], fill_value=0)
+    fam = fam.reindex(columns=list(PFS_TIME_CODES), fill_value=0)
     p = pm[PM + ["qualifying_minutes", "practitioner_minutes"]].merge(fam.reset_index(), on=PM, how="left").fillna(0)
     m, pm_ = p["qualifying_minutes"], p["practitioner_minutes"]
     complex_ = p["99487"] > 0
     prac = (p["99491"] > 0) & ~complex_
     staff = ~complex_ & ~prac
     pot = pd.DataFrame({c: 0 for c in fam.columns}, index=p.index)
-    pot["99490"] = np.where(staff & (m >= 20), 1, 0)
-    pot["99439"] = np.where(staff, np.clip(np.floor((m - 20) / 20), 0, 2), 0)
-    pot["99487"] = np.where(complex_ & (m >= 60), 1, 0)
-    pot["99489"] = np.where(complex_, np.clip(np.floor((m - 60) / 30), 0, None), 0)
-    pot["99491"] = np.where(prac & (pm_ >= 30), 1, 0)
-    pot["99437"] = np.where(prac, np.clip(np.floor((pm_ - 30) / 30), 0, None), 0)
+    for base, who, minutes in (("99490", staff, m), ("99487", complex_, m), ("99491", prac, pm_)):
+        _, first, step, cap = TIME_RULES[base]
+        pot[base] = np.where(who & (minutes >= first), 1, 0)
+        pot[ADDON_OF_BASE[base]] = np.where(who, np.clip(np.floor((minutes - first) / step), 0, cap), 0)
     return pd.concat([p[PM], pot.astype("int64")], axis=1), p[PM + list(fam.columns)].astype({c: "int64" for c in fam.columns})
 
 
 def codes_label(units: pd.DataFrame) -> pd.Series:
     """'99490+99439x2' from a frame of unit counts per code column (CCM order). Labels are built once per
     distinct combination of counts (a handful), then mapped back to the rows."""
-    cols = [c for c in ["99490", "99439", "99487", "99489", "99491", "99437", "G0506", "G0511"] if c in units.columns]
+    cols = [c for c in CCM_CODES if c in units.columns]
     if not len(units) or not cols:
         return pd.Series("", index=units.index, dtype="object")
     counts = units[cols].fillna(0).to_numpy(dtype="int64").clip(0, 999)

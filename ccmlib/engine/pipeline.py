@@ -18,11 +18,11 @@ import pandas as pd
 from ccmlib.engine import decisions as review
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
-from ccmlib.engine.facts import PM, Facts, build_facts, initiating_visit_status, practitioner_visit_status
+from ccmlib.engine.facts import PM, Facts, build_facts, practitioner_visit_status
 from ccmlib.intake.sources import sha256
 from ccmlib.engine.outputs import RunFolder
 from ccmlib.intake.load import Practice, load_practice, sort_quality
-from ccmlib.engine.money import codes_label, expand_effects, potential_units, settle_lines, unit_values
+from ccmlib.engine.money import codes_label, expand_effects, settle_lines, unit_values
 from ccmlib.engine.periods import Period, key_to_label, parse_period
 from ccmlib.engine.rules import RULE_CATALOG_VERSION, load_all
 from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
@@ -52,6 +52,16 @@ class AuditResult:
 
     def summary(self) -> dict:
         return self.run["summary"]
+
+    def entries(self) -> pd.DataFrame:
+        """Every time entry of the period with its minutes counted and why any were excluded (a public view)."""
+        from ccmlib.engine.views import entries
+        return entries(self.facts)
+
+    def patient_month(self, patient_id: str, month: str) -> dict[str, pd.DataFrame]:
+        """Everything about one patient-month: conditions, consent, care plan, time log, claim lines, findings."""
+        from ccmlib.engine.views import patient_month
+        return patient_month(self, patient_id, month)
 
 
 def attach_sample(result: AuditResult, size: int, seed=None, spares: int = 0, strata: str | None = None,
@@ -103,7 +113,7 @@ def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFra
         if lacking:
             status.append({"rule_id": rid, "status": "not_run", "reason": f"table(s) not provided: {', '.join(lacking)}"})
             continue
-        if r.func is None:  # computed by the engine (REV-01)
+        if r.phase != 1:  # second phase: run by audit() once the first phase's money is settled
             continue
         out = r.func(facts)
         out = out.assign(rule_id=rid, severity=out["severity"].fillna(r.severity) if len(out) else r.severity,
@@ -114,50 +124,24 @@ def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFra
     return raw, status
 
 
-def _missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: pd.DataFrame) -> pd.DataFrame:
-    """REV-01 per patient-month with no error (billed or not) whose minutes support unbilled units."""
-    pm = facts.pm
-    blocked = raw.loc[raw["severity"] == "error", PM].drop_duplicates().assign(blocked=True)
-    iv = initiating_visit_status(facts, pm[PM].assign(billing_npi=pd.Series(pd.NA, index=pm.index, dtype="string")))
-    no_visit = iv.loc[~iv["visit_found"], PM]
-    pot, billed = potential_units(pm, lines[PM + ["cpt_code", "units"]])
-    missed = (pot.drop(columns=PM) - billed.drop(columns=PM)).clip(lower=0)
-    ok = pm[PM].merge(blocked, on=PM, how="left")["blocked"].isna().to_numpy() \
-        & pm[PM].merge(no_visit.assign(_nv=True), on=PM, how="left")["_nv"].isna().to_numpy()
-    if "encounters" in facts.missing:
-        ok &= False  # cannot tell whether an initiating visit happened
-    rhc = lines.loc[lines["cpt_code"] == "G0511", PM].drop_duplicates().assign(_g=True)
-    ok &= pm[PM].merge(rhc, on=PM, how="left")["_g"].isna().to_numpy()  # an RHC/FQHC month: no PFS codes to propose
-    missed = missed.mul(ok.astype(int), axis=0)
-    amount = pd.Series(0.0, index=pm.index)
-    for c in missed.columns:
-        u = missed[c]
-        if (u > 0).any():
-            when = _threshold_date(pm, c, pot[c])
-            amount += u * refdata.fee_for(pd.Series(c, index=pm.index), when, fees)["amount"].fillna(0)
-    res = pm[PM].assign(missed_label=codes_label(missed), supported_label=codes_label(pot.drop(columns=PM)),
-                        billed_label=codes_label(billed.drop(columns=PM)), missed_amount=amount.round(2),
-                        minutes=pm["qualifying_minutes"])
-    return res
-
-
-def _threshold_date(pm: pd.DataFrame, code: str, units: pd.Series) -> pd.Series:
-    """Date on which the minutes supporting ``units`` of ``code`` were reached (REV-01 is priced on it); the month's
-    start when the minutes never got there."""
-    base, step, col = {"99490": (20, 0, "date_{}min"), "99439": (20, 20, "date_{}min"), "99487": (60, 0, "date_{}min"),
-                       "99489": (60, 30, "date_{}min"), "99491": (30, 0, "date_{}min_practitioner"),
-                       "99437": (30, 30, "date_{}min_practitioner")}.get(code, (20, 0, "date_{}min"))
-    need = base + step * units.clip(lower=1 if step else 0)
-    out = pm["month_start"].copy()
-    for t in sorted(need.unique()):
-        name = col.format(int(t))
-        if name not in pm.columns:  # beyond the thresholds tracked: the latest tracked one
-            have = [c for c in pm.columns if c.startswith("date_") and c.endswith(col.format("X").split("X")[1])
-                    and c[5:].split("min")[0].isdigit()]
-            name = max(have, key=lambda c: int(c[5:].split("min")[0]))
-        sel = need == t
-        out[sel] = pm.loc[sel, name].fillna(pm.loc[sel, "month_start"])
-    return out
+def _second_phase(facts: Facts, ids, status, standing: pd.DataFrame, fee_table: pd.DataFrame, findings: pd.DataFrame,
+                  pmo: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+    """Rules that take the first phase's standing findings (REV-01); their ``amount`` is missed revenue, added to the
+    patient-months' ``missed_amount``."""
+    catalog = load_all()
+    done = {s["rule_id"] for s in status}
+    for rid in ids:
+        r = catalog[rid]
+        if r.phase != 2 or rid in done:
+            continue
+        out = r.func(facts, standing, fee_table)
+        out = out.assign(rule_id=rid, severity=r.severity, cert_category=r.cert_category)
+        if len(out):
+            findings = pd.concat([findings, out], ignore_index=True)
+            per_pm = out.groupby(PM)["amount"].sum()
+            pmo["missed_amount"] = pmo.set_index(PM).index.map(per_pm).fillna(0.0).to_numpy() + pmo["missed_amount"].to_numpy()
+        status.append({"rule_id": rid, "status": "ran", "raw_findings": int(len(out))})
+    return findings, status
 
 
 def audit(data: str | Path | Practice, period: str | Period | None = None, start: str | None = None, end: str | None = None,
@@ -199,20 +183,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     findings = kept.assign(amount=np.where(kept["fid"].isin(touched), kept["fid"].map(amount), 0.0).round(2))
 
     pmo = facts.pm.copy()
-    rev_ok = "REV-01" in ids and not any(s["rule_id"] == "REV-01" for s in status)
-    rev = _missed_revenue(facts, raw[~overturned], lines, fee_table) if rev_ok else None
-    if rev is not None:
-        pmo = pmo.merge(rev[PM + ["missed_amount"]], on=PM, how="left")
-        r = rev[rev["missed_amount"] > 0]
-        if len(r):
-            msg = (r["minutes"].round(1).astype(str) + " qualifying minutes support " + r["supported_label"] + "; billed "
-                   + r["billed_label"].replace("", "nothing") + "; not billed: " + r["missed_label"])
-            findings = pd.concat([findings, pd.DataFrame({"patient_id": r["patient_id"], "mkey": r["mkey"], "scope": "pm",
-                                                          "rule_id": "REV-01", "severity": "info", "cert_category": "other",
-                                                          "message": msg, "amount": r["missed_amount"]})], ignore_index=True)
-        status.append({"rule_id": "REV-01", "status": "ran", "raw_findings": int(len(r))})
-    else:
-        pmo["missed_amount"] = 0.0
+    pmo["missed_amount"] = 0.0
+    findings, status = _second_phase(facts, ids, status, raw[~overturned], fee_table, findings, pmo)
 
     dq = [practice.quality]
     iv_not_assessed = 0

@@ -58,6 +58,12 @@ class Table:
         return next(c for c in self.cols if c.name == name)
 
 
+#: the care plan's required elements, in the table's column order (CP-02 judges the core ones, CP-03 the others)
+CARE_PLAN_ELEMENTS = ("problem_list", "expected_outcomes", "measurable_goals", "symptom_management", "planned_interventions",
+                      "medication_management", "community_resources", "care_coordination", "responsible_individuals",
+                      "review_schedule")
+
+
 def _bools(names: str, doc: str) -> tuple[Col, ...]:
     return tuple(Col(n, "bool", doc=doc.format(n=n.replace("_", " ")), example="true") for n in names.split())
 
@@ -113,11 +119,7 @@ CARE_PLANS = Table(
         Col("reviewed_date", "date", doc="last review or revision", example="2026-05-02"),
         Col("electronic", "bool", doc="kept in the electronic record and shareable with the care team", example="true"),
         Col("shared_with_patient_date", "date", doc="when a copy went to the patient or caregiver", example="2025-11-05"),
-        *_bools(
-            "problem_list expected_outcomes measurable_goals symptom_management planned_interventions "
-            "medication_management community_resources care_coordination responsible_individuals review_schedule",
-            "plan element present: {n} (blank = absent)",
-        ),
+        *_bools(" ".join(CARE_PLAN_ELEMENTS), "plan element present: {n} (blank = absent)"),
     ),
     key=("patient_id", "plan_id"),
 )
@@ -188,6 +190,5 @@ ENCOUNTERS = Table(
 TABLES: dict[str, Table] = {t.name: t for t in (PATIENTS, DIAGNOSES, CONSENTS, CARE_PLANS, STAFF, TIME_ENTRIES, CLAIMS, ENCOUNTERS)}
 
 CARE_PLAN_CORE = ("problem_list", "measurable_goals", "planned_interventions", "responsible_individuals")
-CARE_PLAN_OTHER = ("expected_outcomes", "symptom_management", "medication_management",
-                   "community_resources", "care_coordination", "review_schedule")
+CARE_PLAN_OTHER = tuple(e for e in CARE_PLAN_ELEMENTS if e not in CARE_PLAN_CORE)
 CONSENT_REQUIRED = ("informed_cost_sharing", "informed_one_practitioner", "informed_right_to_stop")

@@ -20,6 +20,21 @@ TIME_RULES = {
 }
 BASE_OF_ADDON = ADDON_OF
 ADDON_OF_BASE = {v: k for k, v in ADDON_OF.items()}
+#: the PFS time codes proposed by REV-01 and labelled in codes_billed (G0506 and G0511 are not time-proposed)
+PFS_TIME_CODES = ("99490", "99439", "99487", "99489", "99491", "99437")
+
+
+def minutes_needed(code: str, unit: int = 1) -> int:
+    """Minutes the ``unit``-th unit of ``code`` needs in the month (TIME_RULES, the one home of the thresholds):
+    a base code its base minutes; add-on unit k the base minutes plus k steps (99439 unit 2: 20 + 2 x 20 = 60)."""
+    base = ADDON_OF.get(code, code)
+    _, first, step, _ = TIME_RULES[base]
+    return first if code == base else first + step * unit
+
+
+def time_family(code: str) -> str:
+    """``staff`` (clinical staff and practitioner minutes count) or ``practitioner`` (only the practitioner's own)."""
+    return TIME_RULES[ADDON_OF.get(code, code)][0]
 
 #: initiating visits (IV-01): office/outpatient E/M, AWV, IPPE, TCM
 INITIATING_VISITS = frozenset(

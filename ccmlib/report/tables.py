@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.engine.pipeline import AuditResult, audit
-from ccmlib.engine.periods import Period, parse_period
+from ccmlib.engine.periods import Period, month_key, parse_period
 from ccmlib.engine.rules.registry import catalog
 
 CRITERIA = {"CONS": "Consent", "CP": "Care plan", "ELIG": "Eligibility", "IV": "Eligibility", "TIME": "Time documentation",
@@ -151,10 +151,8 @@ def data_sources(res: AuditResult) -> pd.DataFrame:
 
 def staff_error_rate(res: AuditResult) -> pd.DataFrame:
     """Per staff member who logged time: billed patient-months and the share with an error."""
-    e = res.facts.entries[["patient_id", "mkey", "staff_id"]].dropna().drop_duplicates()
+    e = res.entries()[["patient_id", "service_month", "staff_id"]].dropna().drop_duplicates()
     pm = res.patient_months[res.patient_months["codes_billed"] != ""]
-    from ccmlib.engine.periods import key_to_label
-    e = e.assign(service_month=key_to_label(e["mkey"].astype("int64")) if len(e) else [])
     m = e.merge(pm[["patient_id", "service_month", "errors"]], on=["patient_id", "service_month"])
     g = m.groupby("staff_id").agg(patient_months=("errors", "size"), with_error=("errors", lambda s: int((s > 0).sum())))
     g["error_rate"] = g["with_error"] / g["patient_months"]
@@ -178,7 +176,7 @@ def trend(data, period: Period, quarters: int = 3, **kw) -> pd.DataFrame:
     for name, col in (("claims", "service_date"), ("time_entries", "activity_date")):
         if data.has(name) and len(data[name]):
             d = data[name][col].dropna()
-            months |= set((d.dt.year * 12 + d.dt.month - 1).unique().tolist())
+            months |= set(month_key(d).dropna().astype(int).unique().tolist())
     rows = []
     first = period.first
     for back in range(quarters, -1, -1):

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ccmlib.intake.schema import TABLES
+from ccmlib.intake.schema import CARE_PLAN_ELEMENTS, TABLES
 
 NPI = "1234567893"
 OTHER_NPI = "1093817465"
-ELEMENTS = ("problem_list expected_outcomes measurable_goals symptom_management planned_interventions "
-            "medication_management community_resources care_coordination responsible_individuals review_schedule").split()
+ELEMENTS = CARE_PLAN_ELEMENTS
 
 BASE = {
     "patients": [{"patient_id": "P1", "first_name": "Philomena", "last_name": "Quackenbush", "birth_date": "1948-05-17",

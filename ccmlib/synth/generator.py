@@ -25,7 +25,8 @@ import pandas as pd
 
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
-from ccmlib.engine.periods import key_end, key_start, key_to_label
+from ccmlib.intake.schema import CARE_PLAN_ELEMENTS
+from ccmlib.engine.periods import key_end, key_start, key_to_label, month_key
 
 DEFAULT_RATE = 0.02
 SYNTH_VERSION = "2"
@@ -64,8 +65,7 @@ ACTIVITIES = {
     "patient_call": ["Called patient about blood pressure log", "Called patient re inhaler technique and refills"],
     "scheduling": ["Scheduled diabetic eye exam", "Scheduled follow-up labs and visit"],
 }
-ELEMENTS = ("problem_list expected_outcomes measurable_goals symptom_management planned_interventions medication_management "
-            "community_resources care_coordination responsible_individuals review_schedule").split()
+ELEMENTS = CARE_PLAN_ELEMENTS
 
 
 def parse_rates(items) -> dict[str, float]:
@@ -226,7 +226,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     switch_month = np.where(switch, rng.integers(1, max(nm, 2), n), nm)
     rhc = (u2 >= 0.31) & (u2 < 0.34) & plain & (family == "staff")  # a rural health clinic patient: G0511 up to its last day
     g0511_last = refdata.code_date("G0511", "last_billable_date")
-    g0511_key = g0511_last.year * 12 + g0511_last.month - 1
+    g0511_key = int(month_key(pd.Series([g0511_last])).iloc[0])
 
     # ---------------------------------------------------------------- consents, care plans, initiating visits
     yes = lambda mask: np.where(mask, "no", "yes")  # noqa: E731
@@ -253,7 +253,6 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     encounters = pd.DataFrame({"patient_id": pid, "encounter_date": _date(iv_date), "cpt_code": _choice(rng, ["99214", "99215", "G0439"], n),
                                "practitioner_npi": doc_npi[doc]})
     ivd = pd.DatetimeIndex(iv_date)
-    base_row = consents.iloc[0:0]
     more = []
     x = np.flatnonzero(extra_consent & (ppit != "CONS-01"))  # dated after the initiating visit, so CCM still began after it
     gap = np.maximum((consent[x] - ivd[x]).days.to_numpy(), 2)
@@ -394,7 +393,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     cl = pd.concat(lines, ignore_index=True)
     # E/M visit claims for the initiating visits inside the months
     ivm = pd.DatetimeIndex(iv_date)
-    ivk = ivm.year * 12 + ivm.month - 1
+    ivk = month_key(pd.Series(ivm)).to_numpy(dtype="int64")
     inm = np.isin(ivk, keys)
     vis = pd.DataFrame({"pm": np.flatnonzero(inm) * nm + np.searchsorted(keys, ivk[inm]), "cpt_code": encounters["cpt_code"].to_numpy()[:n][inm],
                         "units": 1, "service_date": ivm[inm], "billing_npi": doc_npi[doc][inm]})

@@ -12,12 +12,9 @@ import pandas as pd
 
 from ccmlib.engine import decisions as decisions
 from ccmlib.engine.pipeline import AuditResult, audit, write_outputs
-from ccmlib.engine.facts import condition_lists
+from ccmlib.engine.views import EXCLUSION_REASONS
 
-REASONS = {"x_incomplete": "incomplete documentation (TIME-01)", "x_staff": "not clinical staff (TIME-02)",
-           "x_overlap": "overlaps another entry (TIME-03)", "x_f2f": "face-to-face (TIME-04)",
-           "x_counted": "counted toward another service (TIME-05)", "x_before_consent": "before consent (CONS-05)",
-           "x_no_consent": "no consent on file (CONS-05)"}
+REASONS = EXCLUSION_REASONS  # kept for callers of the first wave
 
 
 def review_queue(res: AuditResult) -> pd.DataFrame:
@@ -38,26 +35,7 @@ def review_queue(res: AuditResult) -> pd.DataFrame:
 
 def patient_month_view(res: AuditResult, patient_id: str, month: str) -> dict[str, pd.DataFrame]:
     """Conditions, consent, care plan in force, time log with exclusion reasons, claim lines and findings."""
-    f = res.facts
-    mkey = int(month[:4]) * 12 + int(month[5:7]) - 1
-    pm = f.pm[(f.pm["patient_id"] == patient_id) & (f.pm["mkey"] == mkey)]
-    e = f.entries[(f.entries["patient_id"] == patient_id) & (f.entries["mkey"] == mkey)].sort_values(["activity_date", "start_time"])
-    reasons = pd.Series("", index=e.index, dtype="object")
-    for col, text in REASONS.items():
-        reasons = reasons + np.where(e[col], text + "; ", "")
-    time_log = pd.DataFrame({"entry_id": e["entry_id"], "date": e["activity_date"].dt.strftime("%Y-%m-%d"), "staff": e["staff_id"],
-                             "role": e["role"], "minutes": e["duration"], "qualifying": e["qualifying"], "activity": e["activity"],
-                             "description": e["description"], "excluded_because": reasons.str.rstrip("; ")})
-    dx = f.diagnoses[f.diagnoses["patient_id"] == patient_id][["icd10_code", "onset_date", "resolved_date", "valid"]]
-    consent = f.consents[f.consents["patient_id"] == patient_id].drop(columns=["_line"], errors="ignore")
-    plan = pm[[c for c in pm.columns if c.startswith("plan_")]].T.reset_index()
-    plan.columns = ["field", "value"] if len(plan.columns) == 2 else plan.columns
-    lines = res.claim_lines[(res.claim_lines["patient_id"] == patient_id) & (res.claim_lines["service_month"] == month)]
-    findings = res.findings[(res.findings["patient_id"] == patient_id) & (res.findings["service_month"] == month)]
-    summary = pm[["qualifying_minutes", "practitioner_minutes", "chronic_conditions"]].assign(
-        conditions=condition_lists(f, pm)).reset_index(drop=True)
-    return {"summary": summary, "diagnoses": dx.reset_index(drop=True), "consent": consent.reset_index(drop=True), "care_plan": plan,
-            "time_log": time_log.reset_index(drop=True), "claim_lines": lines.reset_index(drop=True), "findings": findings.reset_index(drop=True)}
+    return res.patient_month(patient_id, month)
 
 
 def timeline_figure(time_log: pd.DataFrame, month: str):

@@ -6,7 +6,7 @@ import pandas as pd
 
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import (ADDON_OF, APCM_FROM, BASE_CODES, CONFLICT_ANY_NPI, CONFLICT_APCM, CONFLICT_SAME_NPI, G0506_HOSTS, G0511,
-                     TIMED_CODES)
+                     TIMED_CODES, minutes_needed, time_family)
 from ccmlib.engine.facts import PM, Facts, natural_key, practitioner_visit_status, threshold_dates
 from ccmlib.engine.rules.registry import raw, rule
 
@@ -110,11 +110,11 @@ def bill_05(f: Facts) -> pd.DataFrame:
     ln = _timed_lines(f).merge(f.pm[PM + ["pm_id"]], on=PM, how="left")
     if not len(ln):
         return raw(ln, "line", "")
-    base_min = ln["cpt_code"].map({"99490": 20, "99439": 20, "99487": 60, "99489": 60, "99491": 30, "99437": 30, G0511: 20})
-    step = ln["cpt_code"].map({"99490": 0, "99439": 20, "99487": 0, "99489": 30, "99491": 0, "99437": 30, G0511: 0})
+    base_min = ln["cpt_code"].map({c: minutes_needed(c, 0) for c in TIMED})
+    step = ln["cpt_code"].map({c: minutes_needed(c, 1) - minutes_needed(c, 0) for c in TIMED})
     cum_units = ln.groupby(PM + ["cpt_code"])["units"].cumsum()
     ln["need"] = base_min + step * cum_units
-    prac = ln["cpt_code"].isin(("99491", "99437"))
+    prac = ln["cpt_code"].map({c: time_family(c) == "practitioner" for c in TIMED}).astype(bool)
     reached = pd.Series(pd.NaT, index=ln.index, dtype="datetime64[ns]")
     for mask, col in ((~prac, "staff_cum"), (prac, "prac_cum")):
         if mask.any():

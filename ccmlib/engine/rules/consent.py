@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ccmlib.engine.facts import PM, Facts
+from ccmlib.engine.facts import Facts
 from ccmlib.intake.schema import CONSENT_REQUIRED
 from ccmlib.engine.rules.registry import not_documented, raw, rule
 

@@ -30,6 +30,7 @@ class Rule:
     citation: str
     needs: tuple[str, ...]
     func: Callable | None = None
+    phase: int = 1  # 2: runs after the first phase's findings are settled, and takes them (REV-01)
 
     @property
     def family(self) -> str:
@@ -39,10 +40,10 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
-def rule(id: str, title: str, severity: str, cert_category: str, citation: str, needs: tuple[str, ...] = ()):
-    """Register a rule function under its catalog ID."""
+def rule(id: str, title: str, severity: str, cert_category: str, citation: str, needs: tuple[str, ...] = (), phase: int = 1):
+    """Register a rule function under its catalog ID (``phase=2``: it takes the first phase's standing findings)."""
     def wrap(func):
-        RULES[id] = Rule(id, title, severity, cert_category, citation, needs, func)
+        RULES[id] = Rule(id, title, severity, cert_category, citation, needs, func, phase)
         func.rule_id = id
         return func
     return wrap

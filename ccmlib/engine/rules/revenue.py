@@ -1,8 +1,71 @@
-"""Opportunities (REV-01). Computed by the engine after all other rules, because it needs their errors."""
+"""Opportunities (REV-01): a second-phase rule, run after the money of the first phase is settled, because a
+month with a standing error has no missed revenue to report."""
 from __future__ import annotations
 
-from ccmlib.engine.rules.registry import RULES, Rule
+import pandas as pd
 
-RULES["REV-01"] = Rule(
-    "REV-01", "Qualifying minutes support codes or units that were not billed", "info", "other",
-    "CPT 99490/99439 descriptors; CMS MLN909188", ("time_entries", "claims"), None)
+from ccmlib.engine.facts import PM, Facts, initiating_visit_status
+from ccmlib.engine.money import codes_label, potential_units
+from ccmlib.engine.rules.registry import raw, rule
+from ccmlib.reference import data as refdata
+from ccmlib.reference.codes import minutes_needed, time_family
+
+
+@rule("REV-01", "Qualifying minutes support codes or units that were not billed", "info", "other",
+      "CPT 99490/99439 descriptors; CMS MLN909188", ("time_entries", "claims"), phase=2)
+def rev_01(f: Facts, standing: pd.DataFrame, fees: pd.DataFrame) -> pd.DataFrame:
+    """``standing``: the first phase's findings minus overturned ones. Priced on the date the missed threshold was
+    reached; ``amount`` is the missed value (an ``info`` finding takes nothing away)."""
+    m = missed_revenue(f, standing, f.lines, fees)
+    r = m[m["missed_amount"] > 0]
+    msg = (r["minutes"].round(1).astype(str) + " qualifying minutes support " + r["supported_label"] + "; billed "
+           + r["billed_label"].replace("", "nothing") + "; not billed: " + r["missed_label"])
+    return raw(r, "pm", msg).assign(amount=r["missed_amount"].to_numpy())
+
+
+def missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: pd.DataFrame) -> pd.DataFrame:
+    """Per patient-month: the units its minutes support that were not billed, and their value; zero where an error
+    stands (billed or not), no initiating visit was found, or the month is an RHC/FQHC month."""
+    pm = facts.pm
+    blocked = raw.loc[raw["severity"] == "error", PM].drop_duplicates().assign(blocked=True)
+    iv = initiating_visit_status(facts, pm[PM].assign(billing_npi=pd.Series(pd.NA, index=pm.index, dtype="string")))
+    no_visit = iv.loc[~iv["visit_found"], PM]
+    pot, billed = potential_units(pm, lines[PM + ["cpt_code", "units"]])
+    missed = (pot.drop(columns=PM) - billed.drop(columns=PM)).clip(lower=0)
+    ok = pm[PM].merge(blocked, on=PM, how="left")["blocked"].isna().to_numpy() \
+        & pm[PM].merge(no_visit.assign(_nv=True), on=PM, how="left")["_nv"].isna().to_numpy()
+    if "encounters" in facts.missing:
+        ok &= False  # cannot tell whether an initiating visit happened
+    rhc = lines.loc[lines["cpt_code"] == "G0511", PM].drop_duplicates().assign(_g=True)
+    ok &= pm[PM].merge(rhc, on=PM, how="left")["_g"].isna().to_numpy()  # an RHC/FQHC month: no PFS codes to propose
+    missed = missed.mul(ok.astype(int), axis=0)
+    amount = pd.Series(0.0, index=pm.index)
+    for c in missed.columns:
+        u = missed[c]
+        if (u > 0).any():
+            when = _threshold_date(pm, c, pot[c])
+            amount += u * refdata.fee_for(pd.Series(c, index=pm.index), when, fees)["amount"].fillna(0)
+    res = pm[PM].assign(missed_label=codes_label(missed), supported_label=codes_label(pot.drop(columns=PM)),
+                        billed_label=codes_label(billed.drop(columns=PM)), missed_amount=amount.round(2),
+                        minutes=pm["qualifying_minutes"])
+    return res
+
+
+def _threshold_date(pm: pd.DataFrame, code: str, units: pd.Series) -> pd.Series:
+    """Date on which the minutes supporting ``units`` of ``code`` were reached (REV-01 is priced on it); the month's
+    start when the minutes never got there."""
+    base, step = minutes_needed(code, 0), minutes_needed(code, 1) - minutes_needed(code, 0)
+    col = "date_{}min_practitioner" if time_family(code) == "practitioner" else "date_{}min"
+    need = base + step * units.clip(lower=1 if step else 0)
+    out = pm["month_start"].copy()
+    for t in sorted(need.unique()):
+        name = col.format(int(t))
+        if name not in pm.columns:  # beyond the thresholds tracked: the latest tracked one
+            have = [c for c in pm.columns if c.startswith("date_") and c.endswith(col.format("X").split("X")[1])
+                    and c[5:].split("min")[0].isdigit()]
+            name = max(have, key=lambda c: int(c[5:].split("min")[0]))
+        sel = need == t
+        out[sel] = pm.loc[sel, name].fillna(pm.loc[sel, "month_start"])
+    return out
+
+

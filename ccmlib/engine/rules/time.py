@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.engine.facts import Facts
+from ccmlib.reference.codes import TIME_RULES, minutes_needed
 from ccmlib.engine.rules.registry import raw, rule
 
 CMS_CCM = "CMS MLN909188 Chronic Care Management Services; CPT 2024 CCM code descriptors"
@@ -125,25 +126,26 @@ def _addon_excess(f: Facts, addon: str, base_min: int, step: int, cap: int | Non
       ("time_entries", "claims"))
 def time_06(f: Facts) -> pd.DataFrame:
     """G0511 (RHC/FQHC) is judged like 99490 up to its last billable date; after it BILL-07 applies."""
-    return pd.concat([_base_short(f, "99490", 20, "qualifying_minutes", "qualifying "),
-                      _base_short(f, "G0511", 20, "qualifying_minutes", "qualifying ", until=_g0511_last())], ignore_index=True)
+    return pd.concat([_base_short(f, "99490", minutes_needed("99490"), "qualifying_minutes", "qualifying "),
+                      _base_short(f, "G0511", minutes_needed("G0511"), "qualifying_minutes", "qualifying ", until=_g0511_last())],
+                     ignore_index=True)
 
 
 @rule("TIME-07", "99439 units beyond those supported", "error", "insufficient_documentation",
       "CPT 99439 descriptor (each additional 20 min, at most twice a month, CMS PFS CY2022)", ("time_entries", "claims"))
 def time_07(f: Facts) -> pd.DataFrame:
-    return _addon_excess(f, "99439", 20, 20, 2, "qualifying_minutes", "qualifying ")
+    return _addon_excess(f, "99439", *TIME_RULES["99490"][1:], "qualifying_minutes", "qualifying ")
 
 
 @rule("TIME-08", "99487/99489 billed beyond the time documented", "error", "insufficient_documentation",
       "CPT 99487/99489 descriptors", ("time_entries", "claims"))
 def time_08(f: Facts) -> pd.DataFrame:
-    return pd.concat([_base_short(f, "99487", 60, "qualifying_minutes", "qualifying "),
-                      _addon_excess(f, "99489", 60, 30, None, "qualifying_minutes", "qualifying ")], ignore_index=True)
+    return pd.concat([_base_short(f, "99487", minutes_needed("99487"), "qualifying_minutes", "qualifying "),
+                      _addon_excess(f, "99489", *TIME_RULES["99487"][1:], "qualifying_minutes", "qualifying ")], ignore_index=True)
 
 
 @rule("TIME-09", "99491/99437 billed beyond the practitioner's own time", "error", "insufficient_documentation",
       "CPT 99491/99437 descriptors (time personally spent by the physician/QHP)", ("time_entries", "claims", "staff"))
 def time_09(f: Facts) -> pd.DataFrame:
-    return pd.concat([_base_short(f, "99491", 30, "practitioner_minutes", "practitioner "),
-                      _addon_excess(f, "99437", 30, 30, None, "practitioner_minutes", "practitioner ")], ignore_index=True)
+    return pd.concat([_base_short(f, "99491", minutes_needed("99491"), "practitioner_minutes", "practitioner "),
+                      _addon_excess(f, "99437", *TIME_RULES["99491"][1:], "practitioner_minutes", "practitioner ")], ignore_index=True)
