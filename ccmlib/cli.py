@@ -78,6 +78,10 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
             from ccmlib.engine.pipeline import attach_sample
             attach_sample(res, sample_size, seed, spares, strata, unit)
         write_outputs(res, rf)
+    from ccmlib.engine.pipeline import empty_period_message
+    empty = empty_period_message(res.run)
+    if empty:
+        click.echo(f"ccm-audit: warning: {empty}; empty files written to {out_dir}", err=True)
     if not quiet:
         s = res.run["summary"]
         click.echo(f"{res.run['period']['label']}: {s['patient_months']} patient-months, {s['claim_lines']} CCM claim lines "

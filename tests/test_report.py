@@ -15,10 +15,45 @@ from ccmlib.report.record import read_records
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, ):
+    """The demo report, sampled, after an auditor overturned the single error finding of one rule."""
     from conftest import DEMO
+
+    from ccmlib.engine.decisions import record_decision
+    from ccmlib.engine.pipeline import audit
     root = tmp_path_factory.mktemp("reports")
-    r = render_report(DEMO, "2026Q3", root / "q3", sample_size=40, seed="48863.78", practice_name="Demo Family Practice")
+    errors = audit(DEMO, period="2026Q3").findings.query("severity == 'error'")
+    once = errors["rule_id"].value_counts()
+    rule = once[once == 1].index[0]
+    log = root / "decisions.csv"
+    record_decision(log, errors[errors["rule_id"] == rule].iloc[0], "overturn", "A. Auditor", "visit note in the paper chart")
+    r = render_report(DEMO, "2026Q3", root / "q3", sample_size=40, seed="48863.78", practice_name="Demo Family Practice",
+                      overrides=log)
+    r.overturned_rule, r.errors_before = rule, len(errors)
     return r, root
+
+
+def test_after_a_decision_all_six_places_agree(rendered):
+    """One number, one place (issue 12): run.json's summary, the headline, the corrective actions, the trend row of
+    the quarter, the workbook's summary sheet and the portfolio row."""
+    import json
+
+    from ccmlib.workbench.portfolio import practice_row
+    r, _ = rendered
+    rule = r.overturned_rule
+    s = json.loads((r.folder / "audit" / "run.json").read_text())["summary"]
+    assert s["overturned"] == 1 and s["findings"]["error"] == r.errors_before - 1 and rule not in s["rules_with_errors"]
+    rec = read_records(r.notebook)
+    h = rec["headline"]
+    assert (h["errors"], h["overpayment"], h["claim_lines_in_error"]) == (s["findings"]["error"], s["overpayment"],
+                                                                         s["claim_lines_not_supported"])
+    assert rule not in rec["corrective_actions"] and set(rec["corrective_actions"]) >= set(s["rules_with_errors"])
+    this = [t for t in rec["trend"] if t["period"] == "2026Q3"]
+    assert len(this) == 1 and this[0]["overpayment"] == s["overpayment"] and this[0]["source"] == "this report"
+    sheet = {row[0]: row[1] for row in openpyxl.load_workbook(r.workpapers)["summary"].iter_rows(min_row=2, values_only=True)}
+    assert sheet["errors"] == s["findings"]["error"] and sheet["overpayment"] == s["overpayment"]
+    assert isinstance(sheet["overpayment"], (int, float))  # a number, not text
+    row = practice_row("Demo", r.folder / "audit", r.folder)
+    assert (row["overpayment"], row["claim_lines_in_error"]) == (s["overpayment"], s["claim_lines_not_supported"])
 
 
 def test_all_four_files(rendered):
@@ -59,6 +94,7 @@ def test_headline_in_html_equals_the_tables(rendered):
     assert f"overpayment <strong>${over:,.2f}</strong>" in html
     assert f"CCM claim lines reviewed: <strong>{len(cl)}</strong>; not fully supported: <strong>{bad}</strong>" in html
     assert f"<strong>${pm['missed_amount'].sum():,.2f}</strong>" in html
+    f = f[f["review_decision"].fillna("") != "overturn"]  # the headline counts the findings that stand
     assert f"Findings: {(f['severity'] == 'error').sum()} errors, {(f['severity'] == 'warning').sum()} warnings" in html
     rec = read_records(r.notebook)
     assert rec["headline"]["overpayment"] == pytest.approx(over)

@@ -23,7 +23,7 @@ from ccmlib.intake.sources import sha256
 from ccmlib.engine.outputs import RunFolder
 from ccmlib.intake.load import Practice, load_practice, sort_quality
 from ccmlib.engine.money import codes_label, expand_effects, settle_lines, unit_values
-from ccmlib.engine.periods import Period, key_to_label, parse_period
+from ccmlib.engine.periods import Period, key_to_label, month_key, parse_period
 from ccmlib.engine.rules import RULE_CATALOG_VERSION, load_all
 from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
 
@@ -76,6 +76,8 @@ def attach_sample(result: AuditResult, size: int, seed=None, spares: int = 0, st
     result.run["seed"] = info["seed"]
     result.run["sample"] = {"unit": unit, "frame_order": FRAME_ORDER[unit], **info}
     result.run["appraisal"] = appraise_sample(sample, info)
+    keep = {k: result.run["summary"][k] for k in ("iv01_not_assessed_patient_months",) if k in result.run["summary"]}
+    result.run["summary"] = {**headline_summary(result), **keep}
     return result
 
 
@@ -229,6 +231,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     result.run = _run_record(practice, facts.period, ids, status, fee_table, fee_notes, fees, conditions, result, started)
     result.run["fee_schedule"].update(_pricing_summary(result.claim_lines, fee_table, qp_npis))
     result.run["summary"]["iv01_not_assessed_patient_months"] = iv_not_assessed
+    result.run["data_months"] = data_months(practice)
     if overrides:
         t = result.review_trail
         result.run["overrides"] = {"file": str(overrides), "sha256": sha256(Path(overrides)) if Path(overrides).is_file() else None,
@@ -305,6 +308,73 @@ def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.Dat
     return out.sort_values(["patient_id", "service_month"], kind="mergesort").reset_index(drop=True)
 
 
+def data_months(practice: Practice) -> dict | None:
+    """The first and last month with a CCM-family claim line or a time entry in the practice's data (for the message
+    when a period has none)."""
+    from ccmlib.reference.codes import CCM_CODES
+
+    keys = []
+    if practice.has("claims") and len(practice["claims"]):
+        c = practice["claims"]
+        keys.append(month_key(c.loc[c["cpt_code"].isin(CCM_CODES), "service_date"]).dropna())
+    if practice.has("time_entries") and len(practice["time_entries"]):
+        keys.append(month_key(practice["time_entries"]["activity_date"]).dropna())
+    keys = [k for k in keys if len(k)]
+    if not keys:
+        return None
+    k = pd.concat(keys)
+    return {"from": str(key_to_label(np.array([int(k.min())]))[0]), "to": str(key_to_label(np.array([int(k.max())]))[0])}
+
+
+def empty_period_message(run: dict) -> str | None:
+    """A message when the period holds no CCM claim line and no time entry, naming the months the data covers."""
+    s = run["summary"]
+    if s["claim_lines"] or s["patient_months"]:
+        return None
+    dm = run.get("data_months")
+    where = f"the data covers {dm['from']} to {dm['to']}" if dm else "the data has no CCM claim lines or time entries at all"
+    return f"no CCM claim lines or time entries in {run['period']['label']}; {where}"
+
+
+def headline_summary(res: AuditResult) -> dict:
+    """Every headline figure of a run, computed once, after auditor decisions (overturned findings do not count):
+    run.json's ``summary``, which the report, the workbook, the portfolio and the chart review read."""
+    f, cl, pm = res.findings, res.claim_lines, res.patient_months
+    standing = f[f["review_decision"] != "overturn"]
+    paid = round(float(cl["paid_amount"].fillna(0).sum()), 2)
+    over = round(float(cl["overpayment"].fillna(0).sum()), 2)
+    bad = int((cl["determination"] != "supported").sum())
+    out = {
+        "patient_months": int(len(pm)),
+        "patient_months_with_error": int((pm["errors"] > 0).sum()),
+        "claim_lines": int(len(cl)),
+        "claim_lines_not_supported": bad,
+        "error_rate_count": bad / len(cl) if len(cl) else 0.0,
+        "paid_amount": paid,
+        "overpayment": over,
+        "error_rate_dollars": over / paid if paid else 0.0,
+        "unpriced_lines": int((cl["price_source"] == "unpriced").sum()),
+        "unpriced_lines_not_supported": int(cl["overpayment"].isna().sum()),
+        "missed_amount": round(float(pm["missed_amount"].sum()), 2),
+        "findings": {s: int((standing["severity"] == s).sum()) for s in ("error", "warning", "info")},
+        "rules_with_errors": sorted(standing.loc[standing["severity"] == "error", "rule_id"].unique().tolist()),
+        "overturned": int((f["review_decision"] == "overturn").sum()),
+        "data_quality_rows": int(len(res.data_quality)),
+        "sampled": res.sample is not None,
+    }
+    if res.sample is not None:
+        smp = res.sample[~res.sample["spare"]]
+        out.update({"sample_size": int(len(smp)), "sample_in_error": int((smp["difference"] > 0).sum()),
+                    "sample_error_rate_count": float((smp["difference"] > 0).mean()) if len(smp) else 0.0,
+                    "sample_error_rate_dollars": float(smp["difference"].sum() / smp["examined"].sum()) if smp["examined"].sum() else 0.0,
+                    "frame_size": int(res.run["sample"]["frame_size"]), "seed": res.run["sample"]["seed"]})
+        dem = (res.run.get("appraisal") or {}).get("demand")
+        if dem:
+            out.update({"estimate_point": round(dem["point_estimate"], 2), "estimate_lower_90": round(dem["lower_90_two_sided"], 2),
+                        "estimate_lower_80": round(dem["lower_80_two_sided"], 2)})
+    return out
+
+
 def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_notes, fees, conditions, res: AuditResult, started) -> dict:
     f, cl = res.findings, res.claim_lines
     return {
@@ -320,19 +390,7 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
         "condition_map": {"source": str(conditions) if conditions else "bundled CCW map", "icd10": refdata.icd10_version()},
         "seed": None,
         "sample": None,
-        "summary": {
-            "patient_months": int(len(res.patient_months)),
-            "claim_lines": int(len(cl)),
-            "claim_lines_not_supported": int((cl["determination"] != "supported").sum()),
-            "paid_amount": round(float(cl["paid_amount"].fillna(0).sum()), 2),
-            "overpayment": round(float(cl["overpayment"].fillna(0).sum()), 2),
-            "unpriced_lines": int((cl["price_source"] == "unpriced").sum()),
-            "unpriced_lines_not_supported": int(cl["overpayment"].isna().sum()),
-            "missed_amount": round(float(res.patient_months["missed_amount"].sum()), 2),
-            "findings": {s: int(((f["severity"] == s) & (f["review_decision"] != "overturn")).sum()) for s in ("error", "warning", "info")},
-            "overturned": int((f["review_decision"] == "overturn").sum()),
-            "data_quality_rows": int(len(res.data_quality)),
-        },
+        "summary": headline_summary(res),
         "packages": package_versions(),
         "command": " ".join(sys.argv),
         "started": started.isoformat(timespec="seconds"),

@@ -66,6 +66,7 @@ class QuarterlyReview:
     show_identifiers: bool = False
     ledger: Path | None = None
     salt: bytes = field(default=b"", repr=False)
+    overrides: str | None = None  # the auditor decision log applied (the trend applies it too)
     practice: object = field(default=None, repr=False)  # the loaded tables, reused for the trend
 
     @classmethod
@@ -87,6 +88,10 @@ class QuarterlyReview:
             raise InputError(f"{overrides}: overrides file not found")
         practice = load_practice(data)
         res = audit(practice, period=period, overrides=overrides)
+        from ccmlib.engine.pipeline import empty_period_message
+        empty = empty_period_message(res.run)
+        if empty:
+            raise InputError(empty)
         if sample_size:
             attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
         name = practice_name or data.name
@@ -98,6 +103,7 @@ class QuarterlyReview:
             salt = ephemeral_salt()  # never written into the system temp folder
         review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, salt, practice)
         review._tmp = tmp
+        review.overrides = overrides
         write_outputs(res, out / "audit")
         if overrides and not (out / "audit" / "overrides.csv").exists():
             shutil.copyfile(overrides, out / "audit" / "overrides.csv")  # the decisions travel with the report
@@ -208,7 +214,17 @@ class QuarterlyReview:
         return dq.assign(value=value, problem=dq["problem"].str.replace(r"for patient \S+", "for a patient", regex=True))
 
     def trend(self) -> pd.DataFrame:
-        return tables.trend(self.practice or self.data_dir, parse_period(self.period))
+        """This quarter from this run; earlier quarters from the ledger's last successful report of each, else audited
+        with this run's auditor decisions."""
+        recorded = {}
+        hist = self.ledger_history()
+        if len(hist):
+            import json
+            ok = hist[(hist["status"] == "ok") & hist["headline"].notna()]
+            for r in ok.itertuples():  # runs come oldest first: the latest report of a quarter wins
+                recorded[r.period] = json.loads(r.headline)
+        return tables.trend(self.practice or self.data_dir, parse_period(self.period), current=self.headline, recorded=recorded,
+                            overrides=self.overrides)
 
     APPENDIX_ROWS = 150
 
@@ -241,7 +257,7 @@ class QuarterlyReview:
 
     def write_workpapers(self) -> Path:
         res, h = self.result, self.headline
-        summary = pd.DataFrame({"item": list(h), "value": [str(v) for v in h.values()]})
+        summary = pd.DataFrame({"item": list(h), "value": pd.Series(list(h.values()), dtype=object)})  # numbers stay numbers
         sheets = {"summary": summary, "findings": self.shown(res.findings), "claim lines": self.shown(res.claim_lines),
                   "patient-months": self.shown(res.patient_months)}
         if res.sample is not None:

@@ -83,46 +83,30 @@ def criterion(rule_id: pd.Series) -> pd.Series:
     return rule_id.str.split("-").str[0].map(CRITERIA)
 
 
+#: the report's headline names -> run.json summary keys (the engine computes each figure once)
+HEADLINE_KEYS = {"claim_lines_reviewed": "claim_lines", "claim_lines_in_error": "claim_lines_not_supported",
+                 "error_rate_count": "error_rate_count", "paid_amount": "paid_amount", "overpayment": "overpayment",
+                 "error_rate_dollars": "error_rate_dollars", "missed_revenue": "missed_amount",
+                 "patient_months": "patient_months", "patient_months_with_error": "patient_months_with_error"}
+
+
 def headline(res: AuditResult) -> dict:
-    """Headline figures of a run (population, and the sample's estimate when the run was sampled)."""
-    cl, pm, f = res.claim_lines, res.patient_months, res.findings
-    paid = float(cl["paid_amount"].fillna(0).sum())
-    over = float(cl["overpayment"].sum())
-    bad = int((cl["determination"] != "supported").sum())
-    out = {
-        "period": res.run["period"]["label"],
-        "claim_lines_reviewed": int(len(cl)),
-        "claim_lines_in_error": bad,
-        "error_rate_count": bad / len(cl) if len(cl) else 0.0,
-        "paid_amount": round(paid, 2),
-        "overpayment": round(over, 2),
-        "error_rate_dollars": over / paid if paid else 0.0,
-        "missed_revenue": round(float(pm["missed_amount"].sum()), 2),
-        "patient_months": int(len(pm)),
-        "patient_months_with_error": int((pm["errors"] > 0).sum()),
-        "errors": int((f["severity"] == "error").sum()),
-        "warnings": int((f["severity"] == "warning").sum()),
-        "opportunities": int((f["severity"] == "info").sum()),
-        "sampled": res.sample is not None,
-    }
-    if res.sample is not None:
-        s = res.sample[~res.sample["spare"]]
-        out.update({
-            "sample_size": int(len(s)), "sample_in_error": int((s["difference"] > 0).sum()),
-            "sample_error_rate_count": float((s["difference"] > 0).mean()),
-            "sample_error_rate_dollars": float(s["difference"].sum() / s["examined"].sum()) if s["examined"].sum() else 0.0,
-            "frame_size": int(res.run["sample"]["frame_size"]), "seed": res.run["sample"]["seed"]})
-        dem = (res.run.get("appraisal") or {}).get("demand")
-        if dem:
-            out.update({"estimate_point": round(dem["point_estimate"], 2), "estimate_lower_90": round(dem["lower_90_two_sided"], 2),
-                        "estimate_lower_80": round(dem["lower_80_two_sided"], 2)})
+    """Headline figures of a run, read from run.json's summary (after auditor decisions); never recomputed here."""
+    s = res.run["summary"]
+    out = {"period": res.run["period"]["label"], **{k: s[v] for k, v in HEADLINE_KEYS.items()},
+           "errors": s["findings"]["error"], "warnings": s["findings"]["warning"], "opportunities": s["findings"]["info"],
+           "overturned": s.get("overturned", 0), "sampled": s.get("sampled", False)}
+    for k in ("sample_size", "sample_in_error", "sample_error_rate_count", "sample_error_rate_dollars", "frame_size", "seed",
+              "estimate_point", "estimate_lower_90", "estimate_lower_80"):
+        if k in s:
+            out[k] = s[k]
     return out
 
 
 def by_rule(res: AuditResult) -> pd.DataFrame:
     """Every rule of the catalog with its findings, patient-months and dollars (rules with none included)."""
     cat = catalog()
-    f = res.findings
+    f = res.findings[res.findings["review_decision"] != "overturn"]  # an overturned finding no longer counts anywhere
     g = f.groupby("rule_id").agg(findings=("rule_id", "size"), amount=("amount", "sum"))
     g["patient_months"] = f.drop_duplicates(["patient_id", "service_month", "rule_id"]).groupby("rule_id").size()
     out = cat.merge(g.reset_index(), left_on="id", right_on="rule_id", how="left").drop(columns="rule_id")
@@ -167,8 +151,12 @@ def month_error_rate(res: AuditResult) -> pd.DataFrame:
     return g.reset_index()
 
 
-def trend(data, period: Period, quarters: int = 3, **kw) -> pd.DataFrame:
-    """Headline figures of this quarter and up to ``quarters`` earlier quarters present in the data."""
+def trend(data, period: Period, quarters: int = 3, current: dict | None = None, recorded: dict | None = None,
+          **kw) -> pd.DataFrame:
+    """Headline figures of this quarter and up to ``quarters`` earlier quarters present in the data. The current quarter
+    comes from this run's headline (``current``); an earlier quarter from ``recorded`` (period -> headline of the last
+    successful report in the ledger) when there is one, else it is audited with the same options (``kw``: the same
+    auditor decisions), so that every row means the same thing. ``source`` says which."""
     from ccmlib.intake.load import Practice, load_practice
 
     data = data if isinstance(data, Practice) else load_practice(data)  # load once for every quarter
@@ -177,19 +165,26 @@ def trend(data, period: Period, quarters: int = 3, **kw) -> pd.DataFrame:
         if data.has(name) and len(data[name]):
             d = data[name][col].dropna()
             months |= set(month_key(d).dropna().astype(int).unique().tolist())
+    cols = ("period", "claim_lines_reviewed", "error_rate_count", "overpayment", "error_rate_dollars", "missed_revenue")
     rows = []
     first = period.first
     for back in range(quarters, -1, -1):
         start = first - 3 * back
-        p = parse_period(f"{start // 12}Q{start % 12 // 3 + 1}")
+        label = f"{start // 12}Q{start % 12 // 3 + 1}"
+        p = parse_period(label)
+        if back == 0 and current is not None:
+            rows.append({**{k: current[k] for k in cols}, "source": "this report"})
+            continue
         if back and not months & set(range(p.first, p.last + 1)):
-            continue  # no claims or time in that quarter: nothing to audit
+            continue  # no claims or time in that quarter: nothing to show
+        if back and recorded and label in recorded:
+            rows.append({**{k: recorded[label].get(k) for k in cols}, "source": "ledger"})
+            continue
         r = audit(data, period=p, **kw)
         if r.claim_lines.empty and back:
             continue
-        h = headline(r)
-        rows.append({k: h[k] for k in ("period", "claim_lines_reviewed", "error_rate_count", "overpayment", "error_rate_dollars", "missed_revenue")})
-    return pd.DataFrame(rows)
+        rows.append({**{k: headline(r)[k] for k in cols}, "source": "audited for the trend"})
+    return pd.DataFrame(rows, columns=[*cols, "source"])
 
 
 def appendix(res: AuditResult) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 and compare them side by side."""
 from __future__ import annotations
 
+import json
 import traceback
 from pathlib import Path
 
@@ -46,6 +47,18 @@ def run_batch(clients_dir, period: str, out, reports: bool = True, progress: boo
     return df
 
 
+def practice_row(name: str, run_dir: Path, folder: Path) -> dict:
+    """A practice's portfolio row from its run folder: the engine's summary (run.json), never recomputed; the top
+    pitfalls from the findings that stand after auditor decisions."""
+    summ = json.loads((Path(run_dir) / "run.json").read_text())["summary"]
+    f = pd.read_csv(Path(run_dir) / "findings.csv", dtype=str, keep_default_na=False)
+    f = f[f["review_decision"] != "overturn"]
+    return {"practice": name, "status": "ok", "error": "", "claim_lines": summ["claim_lines"],
+            "claim_lines_in_error": summ["claim_lines_not_supported"], "error_rate_count": summ["error_rate_count"],
+            "paid_amount": summ["paid_amount"], "overpayment": summ["overpayment"], "error_rate_dollars": summ["error_rate_dollars"],
+            "missed_revenue": summ["missed_amount"], "top_pitfalls": _top(f), "folder": str(folder)}
+
+
 def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progress: bool) -> pd.DataFrame:
     rows = []
     it = practices
@@ -62,15 +75,7 @@ def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progr
             else:
                 res = audit(folder, period=period)
                 run_dir = write_outputs(res, dest)
-            cl = pd.read_csv(run_dir / "claim_lines.csv", dtype={"claim_id": str})
-            f = pd.read_csv(run_dir / "findings.csv", dtype=str)
-            pm = pd.read_csv(run_dir / "patient_months.csv")
-            paid, over = float(cl["paid_amount"].fillna(0).sum()), float(cl["overpayment"].sum())
-            bad = int((cl["determination"] != "supported").sum())
-            rows.append({"practice": folder.name, "status": "ok", "error": "", "claim_lines": len(cl), "claim_lines_in_error": bad,
-                         "error_rate_count": bad / len(cl) if len(cl) else 0.0, "paid_amount": round(paid, 2),
-                         "overpayment": round(over, 2), "error_rate_dollars": over / paid if paid else 0.0,
-                         "missed_revenue": round(float(pm["missed_amount"].sum()), 2), "top_pitfalls": _top(f), "folder": str(dest)})
+            rows.append(practice_row(folder.name, run_dir, dest))
         except Exception as exc:  # keep going: the failure is reported, not raised
             msg = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, InputError) and type(exc).__name__ != "ReportError":
