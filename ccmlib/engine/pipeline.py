@@ -376,7 +376,6 @@ def headline_summary(res: AuditResult) -> dict:
 
 
 def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_notes, fees, conditions, res: AuditResult, started) -> dict:
-    f, cl = res.findings, res.claim_lines
     return {
         "tool": "ccm-audit",
         "inputs": practice.inputs,

@@ -33,9 +33,16 @@ def _clock(minutes: pd.Series) -> pd.Series:
     return ((m // 60).astype("Int64").astype("string").str.zfill(2) + ":" + (m % 60).astype("Int64").astype("string").str.zfill(2))
 
 
+_NO_PROBLEMS = pd.DataFrame({"row": pd.Series([], dtype="int64"), "column": pd.Series([], dtype=object),
+                             "problem": pd.Series([], dtype=object), "value": pd.Series([], dtype=object),
+                             "action": pd.Series([], dtype=object)})
+
+
 def _problems(mask: pd.Series, column: str, problem: str, values: pd.Series | None = None,
               action: str = "rejected") -> pd.DataFrame:
     idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
+    if not len(idx):
+        return _NO_PROBLEMS  # shared and never modified: most columns have none, and a frame per column is costly
     vals = values.iloc[idx].astype("string").to_numpy() if values is not None else [""] * len(idx)
     return pd.DataFrame({"row": idx, "column": column, "problem": problem, "value": vals, "action": action})
 

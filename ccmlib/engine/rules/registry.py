@@ -50,20 +50,21 @@ def rule(id: str, title: str, severity: str, cert_category: str, citation: str, 
 
 
 def raw(df: pd.DataFrame, scope: str, message, **cols) -> pd.DataFrame:
-    """Build raw findings from the rows of ``df`` (which has patient_id and mkey)."""
-    out = pd.DataFrame({"patient_id": df["patient_id"].to_numpy(), "mkey": df["mkey"].to_numpy()})
-    out["scope"] = scope
+    """Build raw findings from the rows of ``df`` (which has patient_id and mkey), in one frame construction."""
+    n = len(df)
+
+    def col(v, dtype=object):
+        return v.to_numpy() if isinstance(v, pd.Series) else np.full(n, v, dtype=dtype if v is None or isinstance(v, str) else None)
+
+    data = {"patient_id": df["patient_id"].to_numpy(), "mkey": df["mkey"].to_numpy(), "scope": np.full(n, scope, dtype=object)}
     for c in ("billing_npi", "claim_id", "line", "cpt_code", "entry_id"):
-        src = cols.pop(c, df[c] if c in df.columns and scope in ("line", "npi", "entry") else None)
-        out[c] = src.to_numpy() if isinstance(src, pd.Series) else src
-    units = cols.pop("units_removed", df["units"] if scope == "line" and "units" in df.columns else 0)
-    out["units_removed"] = units.to_numpy() if isinstance(units, pd.Series) else units
-    out["message"] = message.to_numpy() if isinstance(message, pd.Series) else message
-    sev = cols.pop("severity", None)
-    out["severity"] = sev.to_numpy() if isinstance(sev, pd.Series) else sev
+        data[c] = col(cols.pop(c, df[c] if c in df.columns and scope in ("line", "npi", "entry") else None))
+    data["units_removed"] = col(cols.pop("units_removed", df["units"] if scope == "line" and "units" in df.columns else 0))
+    data["message"] = message.to_numpy() if isinstance(message, (pd.Series, pd.Index)) else col(message)
+    data["severity"] = col(cols.pop("severity", None))
     if cols:
         raise TypeError(f"unknown columns {sorted(cols)}")
-    return out[RAW_COLUMNS]
+    return pd.DataFrame(data, columns=RAW_COLUMNS)
 
 
 def not_documented(df: pd.DataFrame, prefix: str, elements, drop: str = "") -> pd.Series:
