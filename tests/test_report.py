@@ -166,3 +166,28 @@ def test_failed_cell_keeps_evidence_and_no_half_report(tmp_path, monkeypatch):
     assert (out / "failed" / "quarterly_review.ipynb").is_file() and (out / "failed" / "error.html").is_file()
     assert not (out / "report.html").exists() and not (out / "report.pdf").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".staging")]
+
+
+def test_print_typography(rendered):
+    """Human column titles (no snake_case header), the per-rule overlap note, a real document title."""
+    r, _ = rendered
+    html = r.html.read_text()
+    heads = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    assert heads and not [h for h in heads if "_" in h], [h for h in heads if "_" in h]
+    assert html.count("Per-rule dollars overlap") >= 2
+    pdf = PdfReader(r.pdf)
+    assert pdf.metadata.title == "CCM compliance review: Demo Family Practice, 2026Q3"
+    text = " ".join(p.extract_text() for p in pdf.pages)
+    for raw_name in ("claim_lines_reviewed", "qualifying_minutes", "rows_accepted", "error_rate_count", "missed_amount"):
+        assert raw_name not in text
+
+
+def test_workbook_numbers_are_typed_and_formatted(rendered):
+    r, _ = rendered
+    wb = openpyxl.load_workbook(r.workpapers)
+    ws = wb["claim lines"]
+    header = [c.value for c in ws[1]]
+    cell = ws.cell(2, header.index("overpayment") + 1)
+    assert isinstance(cell.value, (int, float)) and "$" in cell.number_format
+    summary = {row[0]: row[1] for row in wb["summary"].iter_rows(min_row=2, values_only=True)}
+    assert isinstance(summary["claim_lines_reviewed"], int) and isinstance(summary["error_rate_count"], float)

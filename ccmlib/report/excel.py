@@ -13,6 +13,12 @@ import pandas as pd
 INERT = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
 
 
+#: columns shown as dollars and as percentages (typed numbers with a number format, never text)
+MONEY = frozenset({"paid_amount", "overpayment", "amount", "missed_amount", "missed_revenue", "unit_value", "examined", "audited",
+                   "difference", "current_amount"})
+PERCENT_PREFIX = ("error_rate", "sample_error_rate")
+
+
 def write_workpapers(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
     path = Path(path)
     with pd.ExcelWriter(path, engine="xlsxwriter", datetime_format="yyyy-mm-dd", date_format="yyyy-mm-dd",
@@ -27,7 +33,12 @@ def write_workpapers(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
             ws.freeze_panes(1, 0)
             if len(df.columns):
                 ws.autofilter(0, 0, max(len(df), 1), len(df.columns) - 1)
+            money_fmt = xw.book.add_format({"num_format": "$#,##0.00"})
+            pct_fmt = xw.book.add_format({"num_format": "0.0%"})
             for i, c in enumerate(df.columns):
                 width = max([len(str(c))] + [len(str(v)) for v in df[c].head(500).tolist()])
-                ws.set_column(i, i, min(max(width + 2, 8), 60))
+                numeric = pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+                fmt = (money_fmt if numeric and str(c) in MONEY else pct_fmt if numeric and str(c).startswith(PERCENT_PREFIX)
+                       else None)
+                ws.set_column(i, i, min(max(width + 2, 8), 60), fmt)
     return path

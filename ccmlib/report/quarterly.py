@@ -189,6 +189,14 @@ class QuarterlyReview:
         cols = ["id", "severity", "title", "findings", "patient_months", "amount", "explanation", "citation"]
         return {c: r[r["criterion"] == c][cols].reset_index(drop=True) for c in tables.CRITERIA_ORDER}
 
+    def overlap_note(self) -> str:
+        """The note every per-rule dollar table carries: the amounts overlap, the total comes from the claim lines."""
+        r = self.rules()
+        per_rule = float(r.loc[r["severity"] != "info", "amount"].sum())
+        return _escape_dollars(f"*Per-rule dollars overlap: one claim line can fail several rules, so they add up to "
+                               f"{money(per_rule)} while the total overpayment, from the claim lines, is "
+                               f"{money(self.headline['overpayment'])}.*")
+
     def corrective_actions(self) -> pd.DataFrame:
         return tables.corrective_actions(self.result)
 

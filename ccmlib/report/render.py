@@ -163,6 +163,7 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
         prov.update({f"{k}_css": css_string(prov.get(v, "")) for k, v in
                      (("practice", "practice"), ("period", "period"), ("catalog", "rule_catalog_version"))})
         nb.metadata["ccm_audit"] = prov
+        nb.metadata["title"] = f"CCM compliance review: {prov.get('practice', '')}, {prov.get('period', '')}"  # the PDF's title
         _clean(nb)
         html = to_html(nb, stage / "report.html")
         to_pdf(html, stage / "report.pdf")
