@@ -1,7 +1,5 @@
 """Each workbench notebook runs once through papermill (as a user's Run All would) and records a value the test checks;
 the quarterly-review notebook runs in tests/test_report.py through `ccm-audit report`."""
-import json
-from pathlib import Path
 
 import papermill as pm
 import pytest
@@ -10,20 +8,12 @@ from ccmlib import paths
 from ccmlib.engine.pipeline import audit
 from ccmlib.report.record import read_records
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def execute(name, tmp_path, **params):
     out = tmp_path / name
     pm.execute_notebook(str(paths.notebook(name)), str(out), parameters=params, kernel_name="python3", progress_bar=False,
                         cwd=str(tmp_path), start_timeout=120)
     return read_records(out)
-
-
-def test_notebooks_are_committed_without_outputs():
-    for p in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        nb = json.loads(p.read_text())
-        assert all(not c.get("outputs") and not c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"), p.name
 
 
 def test_chart_review_notebook_queues_the_flagged_months(tmp_path, demo_dir):
