@@ -242,3 +242,16 @@ def test_run_json_says_how_lines_were_priced():
     assert fs["lines_by_price_source"] == {"fee_schedule": 1} and fs["fee_settings"] == {"facility": 1}
     assert fs["conversion_factors"] == [33.4009] and "bundled" in fs["table"]
     assert res.claim_lines[["fee_setting", "conversion_factor"]].iloc[0].tolist() == ["facility", 33.4009]
+
+
+def test_a_locality_table_without_an_amount_is_noted_for_the_years_audited(tmp_path):
+    rates = tmp_path / "rates.csv"
+    rates.write_text("code,effective_from,effective_to,amount\n99490,2026-01-01,2026-12-31,70.00\n"
+                     "99439,2026-01-01,2026-12-31,\n99439,2024-01-01,2024-12-31,\n")
+    c = chart()
+    c["claims"] = [claim("C1", "99490")]
+    res = run(c, fees=rates)
+    assert res.claim_lines["paid_amount"].isna().all() and res.findings.empty
+    notes = res.run["fee_schedule"]["notes"]
+    assert notes == ["99439 2026-01-01..2026-12-31: no amount; lines without paid_amount are unpriced"]  # not the 2024 row
+    assert res.data_quality["problem"].isin(notes).any()

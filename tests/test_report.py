@@ -61,6 +61,7 @@ def test_all_four_files(rendered):
     for p in (r.notebook, r.html, r.pdf, r.workpapers):
         assert p.is_file() and p.stat().st_size > 1000
     assert not list(r.folder.parent.glob(".q3.partial-*")) and not list(r.folder.glob(".staging-*"))
+    assert (r.folder / "audit" / ".ccm-audit-run").is_file() and not (r.folder / "audit" / ".ccm-audit.lock").exists()
 
 
 def test_pdf_renders_text_with_page_numbers(rendered):

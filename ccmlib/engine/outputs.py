@@ -219,7 +219,7 @@ class RunFolder:
         (never reviewer decisions; nothing at all with ``add_only``), and record the new file list in the marker."""
         stage = Path(stage)
         new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file() or p.is_symlink())
-        new = [n for n in new if Path(n).name not in _OWN or "/" in n]
+        new = [n for n in new if Path(n).name != LOCK and (Path(n).name != MARKER or "/" in n)]
         old = self.files()
         clash = [n for n in new if n not in old and n not in KEEP and (self.path / n).exists()]
         if clash:

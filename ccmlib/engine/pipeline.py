@@ -162,7 +162,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     practice = data if isinstance(data, Practice) else load_practice(data, progress=progress)
     facts = build_facts(practice, per, cmap)
     years = {str(k // 12) for k in facts.period.keys}
-    fee_notes = [n for n in fee_notes if n.split(" ")[1][:4] in years]
+    fee_notes = [n["problem"] for n in fee_notes if str(n["from"].year) in years or str(n["to"].year) in years]
     qp_npis = tuple(sorted({str(n).strip() for n in (qp_npis or ()) if str(n).strip()}))
     raw, status = _run_rules(facts, ids, progress)
     raw["fid"] = np.arange(len(raw))

@@ -117,7 +117,8 @@ def fee_schedule(path: str | Path | None = None) -> tuple[pd.DataFrame, list[str
     and whether the row is the qualifying-APM (QP) rate. The bundled table is the Medicare PFS national amounts
     CY2024-CY2026 (``reference/fee_schedule.csv``, sources in its last column); ``path`` replaces it with locality
     rates in the same columns, or in the short form ``code, effective_from, effective_to, amount`` (one amount for
-    both settings). Returns the table and notes for the data-quality file (none for the bundled table)."""
+    both settings). Returns the table and notes (code, from, to, problem) for rows without an amount (none in the
+    bundled table)."""
     if path:
         head = _user_csv(path, ["code"], "fee schedule")
         if "amount" in head.columns and "nonfacility_amount" not in head.columns:
@@ -146,7 +147,8 @@ def fee_schedule(path: str | Path | None = None) -> tuple[pd.DataFrame, list[str
         raise InputError(f"{label}: qualifying_apm must be yes or no")
     fees["qualifying_apm"] = qp.isin(["yes", "true"])
     fees["source"] = fees.get("source", label)
-    notes = [f"{r.code} {r.valid_from:%Y-%m-%d}..{r.valid_to:%Y-%m-%d}: no amount; lines without paid_amount are unpriced"
+    notes = [{"code": r.code, "from": r.valid_from, "to": r.valid_to,
+              "problem": f"{r.code} {r.valid_from:%Y-%m-%d}..{r.valid_to:%Y-%m-%d}: no amount; lines without paid_amount are unpriced"}
              for r in fees[fees["nonfacility_amount"].isna() & fees["facility_amount"].isna()].itertuples()]  # reference rows
     fees = fees.sort_values(["code", "qualifying_apm", "valid_from"], kind="mergesort").reset_index(drop=True)
     fees.attrs["label"] = label

@@ -14,7 +14,6 @@ from ccmlib.intake.schema import CARE_PLAN_ELEMENTS, TABLES
 
 NPI = "1234567893"
 OTHER_NPI = "1093817465"
-ELEMENTS = CARE_PLAN_ELEMENTS
 
 BASE = {
     "patients": [{"patient_id": "P1", "first_name": "Philomena", "last_name": "Quackenbush", "birth_date": "1948-05-17",
@@ -24,7 +23,7 @@ BASE = {
                   "informed_cost_sharing": "yes", "informed_one_practitioner": "yes", "informed_right_to_stop": "yes",
                   "informed_availability": "yes", "revoked_date": ""}],
     "care_plans": [{"patient_id": "P1", "plan_id": "CP1", "created_date": "2025-12-01", "reviewed_date": "", "electronic": "true",
-                    "shared_with_patient_date": "2025-12-02", **{k: "true" for k in ELEMENTS}}],
+                    "shared_with_patient_date": "2025-12-02", **{k: "true" for k in CARE_PLAN_ELEMENTS}}],
     "staff": [{"staff_id": "S1", "role": "rn", "supervising_npi": NPI}, {"staff_id": "S2", "role": "ma", "supervising_npi": NPI},
               {"staff_id": "D1", "role": "physician", "supervising_npi": ""}, {"staff_id": "X1", "role": "non_clinical", "supervising_npi": ""}],
     "time_entries": [

@@ -65,7 +65,6 @@ ACTIVITIES = {
     "patient_call": ["Called patient about blood pressure log", "Called patient re inhaler technique and refills"],
     "scheduling": ["Scheduled diabetic eye exam", "Scheduled follow-up labs and visit"],
 }
-ELEMENTS = CARE_PLAN_ELEMENTS
 
 
 def parse_rates(items) -> dict[str, float]:
@@ -244,7 +243,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
                           "reviewed_date": np.where((consent < review) & (ppit != "CP-06"), _date(review), ""),
                           "electronic": np.where(ppit == "CP-04", "false", "true"),
                           "shared_with_patient_date": np.where(ppit == "CP-05", "", _date(consent + pd.to_timedelta(rng.integers(0, 3, n), "D")))})
-    for el in ELEMENTS:
+    for el in CARE_PLAN_ELEMENTS:
         plans[el] = "true"
     plans.loc[ppit == "CP-02", "measurable_goals"] = "false"
     plans.loc[ppit == "CP-03", "community_resources"] = ""
@@ -254,7 +253,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
                                "practitioner_npi": doc_npi[doc]})
     ivd = pd.DatetimeIndex(iv_date)
     more = []
-    x = np.flatnonzero(extra_consent & (ppit != "CONS-01"))  # dated after the initiating visit, so CCM still began after it
+    x = np.flatnonzero(extra_consent)  # dated after the initiating visit, so CCM still began after it
     gap = np.maximum((consent[x] - ivd[x]).days.to_numpy(), 2)
     older = ivd[x] + pd.to_timedelta(rng.integers(0, gap - 1), "D")
     more.append(pd.DataFrame({"patient_id": pid[x], "consent_date": _date(older), "method": "written", "practitioner_npi": "",

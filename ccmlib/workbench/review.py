@@ -12,9 +12,7 @@ import pandas as pd
 
 from ccmlib.engine import decisions as decisions
 from ccmlib.engine.pipeline import AuditResult, audit, write_outputs
-from ccmlib.engine.views import EXCLUSION_REASONS
 
-REASONS = EXCLUSION_REASONS  # kept for callers of the first wave
 
 
 def review_queue(res: AuditResult) -> pd.DataFrame:
