@@ -142,9 +142,13 @@ def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
 @click.option("--ledger", type=click.Path(path_type=Path), help="SQLite run ledger (default: ledger.sqlite beside the report folder).")
 @click.option("--overrides", type=click.Path(path_type=Path),
               help="Auditor decision log to apply (default: OUT/audit/overrides.csv of the previous run when it exists).")
+@click.option("--prepared-by", help="Who prepared the review (cover and sign-off).")
+@click.option("--prepared-for", help="For whom (default: the practice name).")
+@click.option("--final", is_flag=True, help="Mark the report FINAL (default: every page says DRAFT).")
 @click.option("--timeout", default=900, show_default=True, type=int, help="Seconds a notebook cell may run.")
 @_friendly
-def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, timeout):
+def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, prepared_by,
+           prepared_for, final, timeout):
     """Render the quarterly compliance report: executed notebook, report.html, report.pdf and workpapers.xlsx."""
     from ccmlib.report.render import ReportError, render_report
 
@@ -152,7 +156,8 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
         raise InputError("--seed goes with --sample N")
     try:
         r = render_report(data_dir, period, out_dir, sample_size=sample_size, seed=seed, strata=strata, practice_name=practice_name,
-                          show_identifiers=show_identifiers, ledger=ledger, overrides=overrides, timeout=timeout, progress=True)
+                          show_identifiers=show_identifiers, ledger=ledger, overrides=overrides, timeout=timeout, progress=True,
+                          prepared_by=prepared_by, prepared_for=prepared_for, final=final)
     except ReportError as exc:
         click.echo(f"ccm-audit: report failed: {exc}", err=True)
         sys.exit(1)

@@ -85,7 +85,7 @@ def test_chart_review_decision_reaches_overrides_and_report(tmp_path, browser, d
     assert set(hit["review_decision"]) == {"overturn"} and set(hit["reviewed_by"]) == {"Pat Reviewer"}
     trail = pd.read_csv(out / "audit" / "overrides_applied.csv", dtype=str)
     assert trail.loc[0, "status"] == "applied" and trail.loc[0, "original_message"] == decided["original_message"]
-    assert "1 finding(s) overturned after chart review" in (out / "report.html").read_text()
+    assert "1 of them overturning a finding" in (out / "report.html").read_text()
 
 
 def test_training_widget_flips_the_verdict(tmp_path, browser):

@@ -37,7 +37,7 @@ def test_non_editable_install_renders_a_report_from_another_folder(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ("report.html", "report.pdf", "workpapers.xlsx", "quarterly_review.ipynb"):
         assert (work / "report" / name).is_file(), name
-    assert "CCM quarterly compliance review" in (work / "report" / "report.html").read_text()
+    assert "Medicare Chronic Care Management compliance review" in (work / "report" / "report.html").read_text()
     assert data.is_dir()
     mine = subprocess.check_output([sys.executable, "-c", "import ccmlib; print(ccmlib.__file__)"], cwd=work, text=True).strip()
     assert mine.startswith(str(ROOT)), mine  # the test environment still runs the source tree

@@ -65,13 +65,22 @@ def test_all_four_files(rendered):
 
 
 def test_pdf_renders_text_with_page_numbers(rendered):
+    """Page 1: the cover and the executive summary; then a table of contents whose page numbers are right."""
     r, _ = rendered
     pdf = PdfReader(r.pdf)
-    assert len(pdf.pages) >= 5
-    first = pdf.pages[0].extract_text()
-    assert "CCM quarterly compliance review" in first and "Provenance" in first
+    pages = [p.extract_text() for p in pdf.pages]
+    assert len(pages) >= 5
+    first = " ".join(pages[0].split())
+    s = r.headline
+    assert "Demo Family Practice" in first and "DRAFT" in first and "Executive summary" in first
+    assert "What we found" in first and f"${s['overpayment']:,.2f}" in first and "most valuable actions" in first
     assert re.search(r"Page 1 of \d+", first)
-    assert "Executive summary" in " ".join(pdf.pages[i].extract_text() for i in range(3))
+    toc = next(i for i, t in enumerate(pages) if "Contents" in t)
+    assert toc == 1
+    entries = re.findall(r"^(\d\. [A-Z][^\n.]*?)\s*\.*\s*(\d+)$", pages[toc], re.M)
+    assert len(entries) >= 8, pages[toc]
+    for title, page in entries:
+        assert title in " ".join(pages[int(page) - 1].split()), (title, page)
 
 
 def test_html_is_self_contained_without_code(rendered):
@@ -89,14 +98,11 @@ def test_headline_in_html_equals_the_tables(rendered):
     html = r.html.read_text()
     cl = pd.read_csv(r.folder / "audit" / "claim_lines.csv")
     pm = pd.read_csv(r.folder / "audit" / "patient_months.csv")
-    f = pd.read_csv(r.folder / "audit" / "findings.csv")
     over = cl["overpayment"].sum()
     bad = (cl["determination"] != "supported").sum()
-    assert f"overpayment <strong>${over:,.2f}</strong>" in html
-    assert f"CCM claim lines reviewed: <strong>{len(cl)}</strong>; not fully supported: <strong>{bad}</strong>" in html
-    assert f"<strong>${pm['missed_amount'].sum():,.2f}</strong>" in html
-    f = f[f["review_decision"].fillna("") != "overturn"]  # the headline counts the findings that stand
-    assert f"Findings: {(f['severity'] == 'error').sum()} errors, {(f['severity'] == 'warning').sum()} warnings" in html
+    assert f"overpayment of <strong>${over:,.2f}</strong>" in html
+    assert f"{bad} of {len(cl)} claim lines" in html
+    assert f"supported ${pm['missed_amount'].sum():,.2f} that was not billed" in html
     rec = read_records(r.notebook)
     assert rec["headline"]["overpayment"] == pytest.approx(over)
     s = pd.read_csv(r.folder / "audit" / "sample.csv")
@@ -104,10 +110,36 @@ def test_headline_in_html_equals_the_tables(rendered):
     assert rec["headline"]["sample_size"] == len(s) == 40
 
 
+def test_claim_by_claim_list_and_breakdowns_come_from_the_engine(rendered):
+    """Every line not fully supported is in the workbook with its reasons in words; the practitioner breakdown adds up
+    to the claim lines; the crosswalk (audit data only) maps every key the report shows back to a patient id."""
+    import json
+    r, _ = rendered
+    cl = pd.read_csv(r.folder / "audit" / "claim_lines.csv", dtype={"billing_npi": str})
+    bad = cl[cl["determination"] != "supported"]
+    listed = pd.read_excel(r.workpapers, sheet_name="lines not supported")
+    assert len(listed) == len(bad) and listed["overpayment"].sum() == pytest.approx(bad["overpayment"].sum())
+    assert listed["reasons"].str.len().gt(0).all() and not listed["reasons"].str.contains("_").any()
+    s = json.loads((r.folder / "audit" / "run.json").read_text())["summary"]
+    byp = pd.DataFrame(s["by_practitioner"])
+    assert byp["overpayment"].sum() == pytest.approx(s["overpayment"]) and byp["claim_lines"].sum() == s["claim_lines"]
+    sheet = pd.read_excel(r.workpapers, sheet_name="by practitioner", dtype={"billing_npi": str})
+    assert sheet["overpayment"].tolist() == byp["overpayment"].tolist()
+    cw = pd.read_csv(r.folder / "audit" / "crosswalk.csv", dtype=str)
+    keys = set(pd.read_excel(r.workpapers, sheet_name="patient-months")["patient_key"])
+    assert keys <= set(cw["patient_key"]) and cw["patient_id"].is_unique
+    assert "crosswalk" not in " ".join(openpyxl.load_workbook(r.workpapers, read_only=True).sheetnames)
+    html = r.html.read_text()
+    for section in ("Corrective-action plan", "Management response", "Identified overpayments", "42 CFR 401.305", "Sign-off",
+                    "Risk indicators", "By billing practitioner and staff member", "Claim lines not fully supported"):
+        assert section in html, section
+
+
 def test_workpapers_sheets(rendered):
     r, _ = rendered
     wb = openpyxl.load_workbook(r.workpapers)
-    assert {"summary", "findings", "claim lines", "patient-months", "sample", "frame", "data quality", "rules"} <= set(wb.sheetnames)
+    assert {"summary", "findings", "claim lines", "lines not supported", "patient-months", "by practitioner", "by staff", "trend",
+            "corrective actions", "sample", "frame", "data quality", "rules", "provenance"} <= set(wb.sheetnames)
     ws = wb["findings"]
     assert ws.freeze_panes == "A2" and ws.auto_filter.ref
     assert ws.cell(1, 1).value == "patient_key"

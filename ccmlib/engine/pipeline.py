@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.engine import decisions as review
+from ccmlib.engine import indicators
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
 from ccmlib.engine.facts import PM, Facts, build_facts, practitioner_visit_status
@@ -31,7 +32,7 @@ FINDING_COLUMNS = ["patient_id", "service_month", "rule_id", "severity", "cert_c
                    "cpt_code", "billing_npi", "entry_id", "amount", "review_decision", "reviewed_by", "reviewed_at", "review_reason"]
 CLAIM_LINE_COLUMNS = ["claim_id", "line", "patient_id", "service_month", "billing_npi", "service_date", "cpt_code",
                       "units_billed", "units_supported", "paid_amount", "overpayment", "determination", "place_of_service",
-                      "price_source", "fee_setting", "conversion_factor"]
+                      "price_source", "fee_setting", "conversion_factor", "rule_ids"]
 PM_COLUMNS = ["patient_id", "service_month", "qualifying_minutes", "practitioner_minutes", "documented_minutes",
               "chronic_conditions", "codes_billed", "codes_supported", "overpayment", "missed_amount",
               "date_20min", "date_40min", "date_60min", "errors", "warnings"]
@@ -179,6 +180,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     prices = unit_values(lines, fee_table, qp_npis)
     effects = expand_effects(kept[~overturned[keep]], lines)
     settled = settle_lines(lines, effects, prices)
+    settled["rule_ids"] = _line_rules(effects, kept, settled)
     eff_val = effects.merge(settled[["claim_id", "line", "unit_value"]], on=["claim_id", "line"])
     amount = (eff_val["units_removed"] * eff_val["unit_value"]).groupby(eff_val["fid"]).sum(min_count=1)  # blank: unpriced
     touched = set(eff_val["fid"])
@@ -239,6 +241,17 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
                                    "overturned": int(((t["status"] == "applied") & (t["decision"] == "overturn")).sum()),
                                    "no_longer_raised": int((t["status"] != "applied").sum())}
     return result
+
+
+def _line_rules(effects: pd.DataFrame, kept: pd.DataFrame, settled: pd.DataFrame) -> np.ndarray:
+    """The error rules that took units away from each claim line, as ``RULE-01;RULE-02`` ('' for a supported line)."""
+    if effects.empty:
+        return np.full(len(settled), "", dtype=object)
+    e = effects.loc[effects["units_removed"] > 0, ["fid", "claim_id", "line"]].merge(kept[["fid", "rule_id"]], on="fid")
+    per = e.drop_duplicates(["claim_id", "line", "rule_id"]).sort_values("rule_id", kind="mergesort")
+    per = per.groupby(["claim_id", "line"], observed=True, sort=False)["rule_id"].agg(";".join)
+    idx = pd.MultiIndex.from_frame(settled[["claim_id", "line"]])
+    return per.reindex(idx).fillna("").to_numpy(dtype=object)
 
 
 def _pricing_summary(cl: pd.DataFrame, fee_table: pd.DataFrame, qp_npis) -> dict:
@@ -336,15 +349,14 @@ def empty_period_message(run: dict) -> str | None:
     return f"no CCM claim lines or time entries in {run['period']['label']}; {where}"
 
 
-def headline_summary(res: AuditResult) -> dict:
-    """Every headline figure of a run, computed once, after auditor decisions (overturned findings do not count):
-    run.json's ``summary``, which the report, the workbook, the portfolio and the chart review read."""
-    f, cl, pm = res.findings, res.claim_lines, res.patient_months
+def core_summary(f: pd.DataFrame, cl: pd.DataFrame, pm: pd.DataFrame) -> dict:
+    """The headline figures of findings, claim lines and patient-months (after auditor decisions): the part of the
+    summary that adds up over months, so that a span's result can be cut into quarters (:func:`quarter_summaries`)."""
     standing = f[f["review_decision"] != "overturn"]
     paid = round(float(cl["paid_amount"].fillna(0).sum()), 2)
     over = round(float(cl["overpayment"].fillna(0).sum()), 2)
     bad = int((cl["determination"] != "supported").sum())
-    out = {
+    return {
         "patient_months": int(len(pm)),
         "patient_months_with_error": int((pm["errors"] > 0).sum()),
         "claim_lines": int(len(cl)),
@@ -359,9 +371,36 @@ def headline_summary(res: AuditResult) -> dict:
         "findings": {s: int((standing["severity"] == s).sum()) for s in ("error", "warning", "info")},
         "rules_with_errors": sorted(standing.loc[standing["severity"] == "error", "rule_id"].unique().tolist()),
         "overturned": int((f["review_decision"] == "overturn").sum()),
+        "by_rule": indicators.by_rule(f),
+    }
+
+
+def quarter_summaries(res: AuditResult) -> dict[str, dict]:
+    """:func:`core_summary` of every calendar quarter a run over several months covers (month-level rules make a
+    quarter of a longer run identical to a run of that quarter; the trend uses this to audit earlier quarters once)."""
+    out = {}
+    span = res.run["period"]
+    first, last = parse_period(span["from"]).first, parse_period(span["to"]).first
+    for q in range(first // 3, last // 3 + 1):
+        lo, hi = key_to_label([q * 3, q * 3 + 2])
+        sel = lambda d: d[(d["service_month"] >= lo) & (d["service_month"] <= hi)]
+        out[f"{q // 4}Q{q % 4 + 1}"] = core_summary(sel(res.findings), sel(res.claim_lines), sel(res.patient_months))
+    return out
+
+
+def headline_summary(res: AuditResult) -> dict:
+    """Every headline figure of a run, computed once, after auditor decisions (overturned findings do not count):
+    run.json's ``summary``, which the report, the workbook, the portfolio and the chart review read."""
+    f, cl, pm = res.findings, res.claim_lines, res.patient_months
+    out = core_summary(f, cl, pm)
+    out.update({
         "data_quality_rows": int(len(res.data_quality)),
         "sampled": res.sample is not None,
-    }
+        "by_practitioner": indicators.by_practitioner(cl),
+        "by_month": indicators.by_month(cl),
+        "by_staff": indicators.by_staff(res.entries(), pm) if res.facts is not None else [],
+        "risk_indicators": indicators.risk_indicators(res),
+    })
     if res.sample is not None:
         smp = res.sample[~res.sample["spare"]]
         out.update({"sample_size": int(len(smp)), "sample_in_error": int((smp["difference"] > 0).sum()),
@@ -406,8 +445,9 @@ def _csv(df: pd.DataFrame) -> str:
     return out.to_csv(index=False, lineterminator="\n")
 
 
-def write_outputs(result: AuditResult, out_dir) -> Path:
-    """Write the run folder of the data contract: four CSVs and run.json (plus the sample, frame and decision trail).
+def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] | None = None) -> Path:
+    """Write the run folder of the data contract: four CSVs and run.json (plus the sample, frame and decision trail, and
+    ``extra`` tables as NAME.csv, such as the report's crosswalk from pseudonymous keys to patient ids).
 
     ``out_dir`` is a path or an open :class:`~ccmlib.outdir.RunFolder`. The folder must be new, empty or an earlier
     ``check`` run folder (see :mod:`ccmlib.outdir`); files are staged and moved into place whole, under a lock."""
@@ -422,6 +462,8 @@ def write_outputs(result: AuditResult, out_dir) -> Path:
         if result.sample is not None:
             _write(stage / "sample.csv", _csv(result.sample))
             _write(stage / "frame.csv", _csv(result.frame))
+        for name, df in (extra or {}).items():
+            _write(stage / f"{name}.csv", _csv(df))
         _write(stage / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
         folder.publish(stage)
         return folder.path

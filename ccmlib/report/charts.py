@@ -8,27 +8,33 @@ import pandas as pd
 SEVERITY_COLORS = {"error": "#b2182b", "warning": "#ef8a62", "info": "#4393c3"}
 
 
-def minutes_histogram(pm: pd.DataFrame):
-    """Qualifying minutes per patient-month against the 20/40/60-minute thresholds."""
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    m = pm["qualifying_minutes"].clip(upper=120)
-    ax.hist(m, bins=np.arange(0, 125, 5), color="#6a8caf", edgecolor="white")
+def _wrap(text: str, width: int = 48) -> str:
+    import textwrap
+    return "\n".join(textwrap.wrap(str(text), width)) or str(text)
+
+
+def minutes_histogram(dist: pd.DataFrame):
+    """Billed patient-months per 5-minute band of qualifying minutes (the engine's distribution) against the 20/40/60
+    thresholds."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.0))
+    ax.bar(dist["from"], dist["patient_months"], width=4.6, align="edge", color="#6a8caf")
     for t in (20, 40, 60):
         ax.axvline(t, color="#b2182b", linestyle="--", linewidth=1)
         ax.text(t + 0.8, ax.get_ylim()[1] * 0.92, f"{t} min", color="#b2182b", fontsize=8)
-    ax.set_xlabel("qualifying minutes in the month (120+ shown at 120)")
-    ax.set_ylabel("patient-months")
-    ax.set_title("Qualifying minutes per patient-month")
+    ax.set_xlabel("qualifying minutes in the month (120 or more shown at 120)")
+    ax.set_ylabel("billed patient-months")
+    ax.set_title("Qualifying minutes per billed patient-month")
     fig.tight_layout()
     return fig
 
 
 def findings_by_rule(rules: pd.DataFrame):
     r = rules[rules["findings"] > 0].sort_values("findings")
-    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.28 * len(r) + 0.8)))
-    ax.barh(r["id"], r["findings"], color=r["severity"].map(SEVERITY_COLORS))
+    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.24 * len(r) + 0.9)))
+    ax.barh([_wrap(t) for t in r["title"]], r["findings"], color=r["severity"].map(SEVERITY_COLORS))
+    ax.tick_params(axis="y", labelsize=6.5)
     ax.set_xlabel("findings")
-    ax.set_title("Findings by rule (red error, orange warning, blue opportunity)")
+    ax.set_title("Findings by requirement (red error, orange warning, blue opportunity)")
     fig.tight_layout()
     return fig
 
@@ -39,7 +45,7 @@ def error_rates(staff: pd.DataFrame, months: pd.DataFrame):
     a.barh(top["staff_id"][::-1], top["error_rate"][::-1] * 100, color="#6a8caf")
     a.set_xlabel("% of billed patient-months with an error")
     a.set_title("By staff member (top 15)", fontsize=10)
-    b.plot(months["service_month"], months["error_rate"] * 100, marker="o", color="#b2182b")
+    b.plot(months["service_month"], months["error_rate_count"] * 100, marker="o", color="#b2182b")
     b.set_ylim(bottom=0)
     b.set_ylabel("% of claim lines not fully supported")
     b.set_title("By month", fontsize=10)
@@ -50,10 +56,11 @@ def error_rates(staff: pd.DataFrame, months: pd.DataFrame):
 
 def dollars_at_risk(rules: pd.DataFrame):
     r = rules[(rules["amount"] > 0) & (rules["severity"] == "error")].sort_values("amount")
-    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.28 * len(r) + 0.8)))
-    ax.barh(r["id"], r["amount"], color="#b2182b")
-    ax.set_xlabel("dollars each rule alone puts at risk")
-    ax.set_title("Dollars at risk by rule")
+    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.24 * len(r) + 0.9)))
+    ax.barh([_wrap(t) for t in r["title"]], r["amount"], color="#b2182b")
+    ax.tick_params(axis="y", labelsize=6.5)
+    ax.set_xlabel("dollars each requirement alone puts at risk (they overlap)")
+    ax.set_title("Dollars at risk by requirement")
     fig.tight_layout()
     return fig
 
@@ -65,5 +72,16 @@ def trend_chart(tr: pd.DataFrame):
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     ax.set_title("Trend by quarter")
+    fig.tight_layout()
+    return fig
+
+
+def enrolments(enr: pd.DataFrame):
+    """New CCM patients (first consent) per month, spikes in red."""
+    fig, ax = plt.subplots(figsize=(7.5, 2.6))
+    ax.bar(enr["month"], enr["new_patients"], color=np.where(enr["spike"].astype(bool), "#b2182b", "#6a8caf"))
+    ax.set_ylabel("new CCM patients")
+    ax.set_title("New CCM patients by month of first consent (red: spike)")
+    ax.tick_params(axis="x", rotation=45, labelsize=7)
     fig.tight_layout()
     return fig

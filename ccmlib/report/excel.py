@@ -19,26 +19,46 @@ MONEY = frozenset({"paid_amount", "overpayment", "amount", "missed_amount", "mis
 PERCENT_PREFIX = ("error_rate", "sample_error_rate")
 
 
+def _cells(col: pd.Series) -> list:
+    """A column as Python values for xlsxwriter: numbers stay numbers, dates datetimes, blanks None."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return [None if pd.isna(v) else v.to_pydatetime() for v in col]
+    if pd.api.types.is_bool_dtype(col) and not col.isna().any():
+        return col.astype(bool).tolist()
+    if pd.api.types.is_numeric_dtype(col):
+        vals = col.astype("float64") if not pd.api.types.is_integer_dtype(col) or col.isna().any() else col
+        return [None if v != v else v for v in vals.tolist()]  # NaN -> blank
+    return [None if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v) else
+            (v if isinstance(v, (str, bool, int, float)) else str(v)) for v in col.astype(object).tolist()]
+
+
 def write_workpapers(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
+    """One sheet per table with xlsxwriter directly (pandas' writer encodes a style per cell, four times slower):
+    a bold frozen header row, a filter, widths that fit, money and percentages as typed numbers with a format."""
+    import xlsxwriter
+
     path = Path(path)
-    with pd.ExcelWriter(path, engine="xlsxwriter", datetime_format="yyyy-mm-dd", date_format="yyyy-mm-dd",
-                        engine_kwargs={"options": INERT}) as xw:
+    wb = xlsxwriter.Workbook(str(path), {**INERT, "default_date_format": "yyyy-mm-dd"})
+    try:
+        head = wb.add_format({"bold": True, "bottom": 1, "text_wrap": False})
+        money_fmt = wb.add_format({"num_format": "$#,##0.00"})
+        pct_fmt = wb.add_format({"num_format": "0.0%"})
         for name, df in sheets.items():
-            df = df.copy()
-            for c in df.columns:
-                if str(df[c].dtype) in ("string", "str") or df[c].dtype == object:
-                    df[c] = df[c].astype(object).where(df[c].notna(), None)
-            df.to_excel(xw, sheet_name=name[:31], index=False)
-            ws = xw.sheets[name[:31]]
+            ws = wb.add_worksheet(name[:31])
+            ws.write_row(0, 0, [str(c) for c in df.columns], head)
             ws.freeze_panes(1, 0)
             if len(df.columns):
                 ws.autofilter(0, 0, max(len(df), 1), len(df.columns) - 1)
-            money_fmt = xw.book.add_format({"num_format": "$#,##0.00"})
-            pct_fmt = xw.book.add_format({"num_format": "0.0%"})
             for i, c in enumerate(df.columns):
-                width = max([len(str(c))] + [len(str(v)) for v in df[c].head(500).tolist()])
-                numeric = pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+                col = df[c]
+                numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
                 fmt = (money_fmt if numeric and str(c) in MONEY else pct_fmt if numeric and str(c).startswith(PERCENT_PREFIX)
                        else None)
+                values = _cells(col)
+                if values:
+                    ws.write_column(1, i, values, fmt)
+                width = max([len(str(c))] + [len(str(v)) for v in values[:500] if v is not None])
                 ws.set_column(i, i, min(max(width + 2, 8), 60), fmt)
+    finally:
+        wb.close()
     return path

@@ -17,12 +17,14 @@ from ccmlib.intake.load import load_practice
 from ccmlib.engine.periods import parse_period
 from ccmlib.engine.rules import RULE_CATALOG_VERSION
 from ccmlib.report import tables
+from ccmlib.report.background import Background
 from ccmlib.report.excel import write_workpapers
 from ccmlib.report.privacy import ephemeral_salt, load_salt, patient_keys, pseudonymize
 
 PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (int, type(None)), "seed": (str, int, float, type(None)),
               "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
-              "show_identifiers": (bool,), "ledger": (str, type(None)), "overrides": (str, type(None))}
+              "show_identifiers": (bool,), "ledger": (str, type(None)), "overrides": (str, type(None)),
+              "prepared_by": (str, type(None)), "prepared_for": (str, type(None)), "final": (bool,)}
 
 
 def check_parameters(params: dict) -> dict:
@@ -49,11 +51,25 @@ def md_text(value) -> str:
 
 
 def money(v: float) -> str:
-    return f"${v:,.2f}"
+    return f"-${-v:,.2f}" if v < 0 else f"${v:,.2f}"
 
 
 def pct(v: float) -> str:
     return f"{v * 100:.1f} %"
+
+
+def recorded_quarters(ledger, practice: str) -> dict:
+    """period -> headline of the last successful report of each quarter in the ledger (none without a ledger)."""
+    import json
+
+    from ccmlib.report.ledger import runs
+    if not ledger:
+        return {}
+    hist = runs(Path(ledger), practice)
+    if not len(hist):
+        return {}
+    ok = hist[(hist["status"] == "ok") & hist["headline"].notna()]
+    return {r.period: json.loads(r.headline) for r in ok.itertuples()}  # oldest first: the latest report of a quarter wins
 
 
 @dataclass
@@ -68,13 +84,17 @@ class QuarterlyReview:
     salt: bytes = field(default=b"", repr=False)
     overrides: str | None = None  # the auditor decision log applied (the trend applies it too)
     practice: object = field(default=None, repr=False)  # the loaded tables, reused for the trend
+    prepared_by: str | None = None
+    prepared_for: str | None = None
+    final: bool = False
 
     @classmethod
     def run(cls, data_dir=None, period="2026Q3", sample_size=None, seed=None, strata=None, practice_name=None,
-            output_dir=None, show_identifiers=False, ledger=None, overrides=None) -> "QuarterlyReview":
+            output_dir=None, show_identifiers=False, ledger=None, overrides=None, prepared_by=None, prepared_for=None,
+            final=False) -> "QuarterlyReview":
         check_parameters(dict(data_dir=data_dir, period=period, sample_size=sample_size, seed=seed, strata=strata,
                               practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger,
-                              overrides=overrides))
+                              overrides=overrides, prepared_by=prepared_by, prepared_for=prepared_for, final=final))
         data = Path(data_dir) if data_dir else paths.demo_dir()
         tmp = None
         if output_dir:
@@ -87,6 +107,8 @@ class QuarterlyReview:
         if overrides and not Path(overrides).is_file():
             raise InputError(f"{overrides}: overrides file not found")
         practice = load_practice(data)
+        earlier = Background(tables.earlier_quarters, practice, parse_period(period), recorded=recorded_quarters(ledger, practice_name
+                             or data.name), overrides=overrides)  # on the second core while this quarter is audited
         res = audit(practice, period=period, overrides=overrides)
         from ccmlib.engine.pipeline import empty_period_message
         empty = empty_period_message(res.run)
@@ -103,8 +125,10 @@ class QuarterlyReview:
             salt = ephemeral_salt()  # never written into the system temp folder
         review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, salt, practice)
         review._tmp = tmp
+        review._earlier_job = earlier
         review.overrides = overrides
-        write_outputs(res, out / "audit")
+        review.prepared_by, review.prepared_for, review.final = prepared_by, prepared_for, bool(final)
+        write_outputs(res, out / "audit", extra={"crosswalk": review.crosswalk()})
         if overrides and not (out / "audit" / "overrides.csv").exists():
             shutil.copyfile(overrides, out / "audit" / "overrides.csv")  # the decisions travel with the report
         return review
@@ -116,23 +140,121 @@ class QuarterlyReview:
             return df
         return pseudonymize(df, self.salt, self.practice_name)
 
-    # ------------------------------------------------------------------ sections
+    def crosswalk(self) -> pd.DataFrame:
+        """Pseudonymous key -> patient id for every patient of the run: audit data kept in ``OUT/audit/crosswalk.csv`` so
+        an auditor can pull the chart, never shown in the report or the workpapers."""
+        ids = pd.concat([self.result.patient_months["patient_id"], self.result.claim_lines["patient_id"],
+                         self.result.findings["patient_id"]]).dropna().astype(str).drop_duplicates().sort_values()
+        return pd.DataFrame({"patient_key": patient_keys(ids, self.salt, self.practice_name).to_numpy(), "patient_id": ids.to_numpy()})
+
+    # ------------------------------------------------------------------ figures (all read from the run's summary)
     @property
     def headline(self) -> dict:
         return tables.headline(self.result)
+
+    @property
+    def summary(self) -> dict:
+        return self.result.run["summary"]
 
     def provenance(self) -> dict:
         run = self.result.run
         return {"practice": self.practice_name, "period": run["period"]["label"], "rule_catalog_version": RULE_CATALOG_VERSION,
                 "seed": run.get("seed"), "inputs": [{"file": i["file"], "sha256": i["sha256"]} for i in run["inputs"]],
-                "packages": run["packages"], "generated": run["finished"]}
+                "packages": run["packages"], "generated": run["finished"], "prepared_by": self.prepared_by or "",
+                "prepared_for": self.prepared_for or self.practice_name, "status": "FINAL" if self.final else "DRAFT",
+                "period_from": run["period"]["from"], "period_to": run["period"]["to"]}
 
+    def earlier(self) -> dict:
+        """Up to three earlier quarters' headlines (label -> (headline, source)), from the ledger's last successful report
+        of each, else audited with this run's auditor decisions; computed once per review (started in the background
+        when the review began)."""
+        if getattr(self, "_earlier", None) is None:
+            job = getattr(self, "_earlier_job", None)
+            self._earlier = job.result() if job is not None else tables.earlier_quarters(
+                self.practice or self.data_dir, parse_period(self.period), recorded=recorded_quarters(self.ledger, self.practice_name),
+                overrides=self.overrides)
+        return self._earlier
+
+    def previous(self) -> dict | None:
+        """The headline of the quarter just before this one, when the data has it."""
+        p = parse_period(self.period)
+        start = p.first - 3
+        return self.earlier().get(f"{start // 12}Q{start % 12 // 3 + 1}", (None, None))[0]
+
+    def trend(self) -> pd.DataFrame:
+        """This quarter from this run; earlier quarters from the ledger, else audited with the same decisions."""
+        return tables.trend(self.headline, self.earlier())
+
+    # ------------------------------------------------------------------ executive summary
+    def executive_summary(self) -> str:
+        h, r = self.headline, self.result.run
+        npis = len(self.summary.get("by_practitioner", []))
+        sampled = (f" Every line was screened against the rules; a statistically valid random sample of {h['sample_size']} lines was "
+                   f"drawn for chart review and extrapolation." if h["sampled"] else " Every line was reviewed (no sampling).")
+        lines = [f"**What was reviewed.** {h['claim_lines_reviewed']:,} Chronic Care Management claim lines (CPT 99490 and related "
+                 f"codes) paid {money(h['paid_amount'])}, billed by {npis} practitioner(s) for {h['patient_months']:,} patient-months "
+                 f"from {r['period']['from']} to {r['period']['to']}, checked against {len(r['rules'])} Medicare requirements."
+                 + sampled,
+                 "",
+                 f"**What we found.** {h['claim_lines_in_error']:,} of {h['claim_lines_reviewed']:,} claim lines "
+                 f"(**{pct(h['error_rate_count'])}**) were not fully supported by the documentation, an overpayment of "
+                 f"**{money(h['overpayment'])}** (**{pct(h['error_rate_dollars'])}** of the dollars paid). Documented time also "
+                 f"supported {money(h['missed_revenue'])} that was not billed."]
+        o = r.get("overrides")
+        if o:
+            lines.append(f"These figures include {o['applied']} auditor decision(s) after chart review, {o['overturned']} of them "
+                         f"overturning a finding.")
+        if h["sampled"] and "estimate_point" in h:
+            lines += ["", f"**From the sample, for all {h['frame_size']:,} lines:** point estimate {money(h['estimate_point'])} "
+                      f"(self-disclosure); lower limit of the two-sided 90 % interval {money(h['estimate_lower_90'])} (OIG "
+                      f"corporate-integrity claims review); of the two-sided 80 % interval {money(h['estimate_lower_80'])} (a Medicare "
+                      f"contractor's demand, PIM ch. 8). Section 8 says which applies."]
+        return _escape_dollars("\n".join(lines))
+
+    def key_figures(self) -> pd.DataFrame:
+        """This quarter against the previous one: the headline measures in words."""
+        h, prev = self.headline, self.previous()
+        rows = [("Claim lines reviewed", "claim_lines_reviewed", "count"), ("Claim lines not fully supported", "claim_lines_in_error", "count"),
+                ("Error rate by count", "error_rate_count", "pct"), ("Paid", "paid_amount", "money"), ("Overpayment", "overpayment", "money"),
+                ("Error rate by dollars", "error_rate_dollars", "pct"), ("Missed revenue", "missed_revenue", "money")]
+        fmt = {"count": lambda v: f"{int(v):,}", "pct": pct, "money": money}
+        out = []
+        for name, key, kind in rows:
+            now = h.get(key)
+            before = prev.get(key) if prev else None
+            change = "" if before is None or now is None else (
+                f"{(now - before) * 100:+.1f} points".replace("-", "\u2011") if kind == "pct" else
+                f"{'+' if now >= before else chr(0x2011)}{fmt[kind](abs(now - before))}")
+            out.append({"measure": name, "this_quarter": fmt[kind](now), "previous_quarter": "" if before is None else fmt[kind](before),
+                        "change": change})
+        return pd.DataFrame(out)
+
+    def top_criteria(self, n: int = 4) -> pd.DataFrame:
+        """The requirements that failed most (by dollars), in words, with the previous quarter's dollars."""
+        ch = tables.rule_change(self.headline, self.previous())
+        ch = ch[ch["amount"] > 0].head(n)
+        change = ch["change"].map(lambda v: "" if pd.isna(v) else ("+" if v >= 0 else "\u2011") + money(abs(v)))
+        return ch.assign(title=ch["title"] + " (" + ch["id"] + ")", change=change)[
+            ["title", "patient_months", "amount", "previous_amount", "change"]]
+
+    def top_actions(self, n: int = 3) -> str:
+        """The ``n`` most valuable corrective actions (largest dollars first), as a numbered list."""
+        a = self.corrective_actions()
+        a = a[a["severity"] == "error"].head(n)
+        if a.empty:
+            return "No corrective action is needed for errors this quarter."
+        items = [f"{i}. **{md_text(x.action)}** ({md_text(x.title)}: {x.patient_months} patient-months, {money(x.amount)} at risk)"
+                 for i, x in enumerate(a.itertuples(), 1)]
+        return _escape_dollars("\n".join(items))
+
+    # ------------------------------------------------------------------ scope and method
     def scope_markdown(self) -> str:
         r, h = self.result.run, self.headline
         lines = [f"**Practice:** {md_text(self.practice_name)}  ", f"**Period:** {r['period']['label']} ({r['period']['from']} to {r['period']['to']})  ",
                  f"**Universe:** {h['patient_months']} billed or documented patient-months, {h['claim_lines_reviewed']} CCM-family claim lines "
                  f"(99490, 99439, 99487, 99489, 99491, 99437, G0506, G0511) paid {money(h['paid_amount'])}.  ",
-                 f"**Rule catalog:** version {RULE_CATALOG_VERSION}, {len(r['rules'])} rules run.  "]
+                 f"**Criteria:** rule catalog version {RULE_CATALOG_VERSION}, {len(r['rules'])} rules run (section 2 lists each with its "
+                 f"source).  "]
         if self.result.sample is not None:
             s = r["sample"]
             strata = f", stratified by {md_text(s['strata'])} (seeds {md_text(s['seed_sequence'])})" if s["strata"] else ""
@@ -157,36 +279,23 @@ class QuarterlyReview:
         if summ.get("iv01_not_assessed_patient_months"):
             lines.append(f"**Initiating visit not assessed:** {summ['iv01_not_assessed_patient_months']} patient-month(s): the "
                          f"encounters table does not reach back 365 days before CCM began and shows no qualifying visit.  ")
-        lines.append(f"**Condition map:** {md_text(r['condition_map']['source'])} ({md_text(r['condition_map']['icd10'])}).")
-        return _escape_dollars("\n".join(lines))
-
-    def summary_markdown(self) -> str:
-        h = self.headline
-        lines = [f"- CCM claim lines reviewed: **{h['claim_lines_reviewed']}**; not fully supported: **{h['claim_lines_in_error']}** "
-                 f"({pct(h['error_rate_count'])} by count).",
-                 f"- Paid {money(h['paid_amount'])}; overpayment **{money(h['overpayment'])}** ({pct(h['error_rate_dollars'])} of dollars).",
-                 f"- Missed revenue (documented but unbilled units): **{money(h['missed_revenue'])}**.",
-                 f"- Findings: {h['errors']} errors, {h['warnings']} warnings, {h['opportunities']} opportunities, in "
-                 f"{h['patient_months_with_error']} of {h['patient_months']} patient-months with an error."]
-        o = self.result.run.get("overrides")
+        o = r.get("overrides")
         if o:
-            lines.append(f"- Auditor decisions: {o['applied']} applied, {o['overturned']} finding(s) overturned after chart review "
-                         f"(trail in the workpapers, sheet 'auditor decisions').")
-        if h["sampled"]:
-            lines.append(f"- Sample: {h['sample_size']} of {h['frame_size']} units, {h['sample_in_error']} in error "
-                         f"({pct(h['sample_error_rate_count'])} by count, {pct(h['sample_error_rate_dollars'])} by dollars).")
-            if "estimate_point" in h:
-                lines.append(f"- Extrapolated overpayment: point estimate **{money(h['estimate_point'])}**; lower limit of the two-sided 90 % "
-                             f"interval {money(h['estimate_lower_90'])} (OIG CIA reviews); two-sided 80 % lower limit "
-                             f"{money(h['estimate_lower_80'])} (Medicare contractors, PIM ch. 8); self-disclosures use the point estimate.")
+            lines.append(f"**Auditor decisions:** {o['applied']} applied from the decision log, {o['overturned']} overturning a finding "
+                         f"(trail in the workpapers, sheet 'auditor decisions').  ")
+        lines.append(f"**Condition map:** {md_text(r['condition_map']['source'])} ({md_text(r['condition_map']['icd10'])}).  ")
+        lines.append("**Patients** appear under pseudonymous keys (PT-...); the key-to-patient crosswalk is kept with the audit data "
+                     "(audit/crosswalk.csv), never in this report." if not self.show_identifiers else
+                     "**Patients** appear under their identifiers, as the run asked: handle this report as protected health information.")
         return _escape_dollars("\n".join(lines))
 
+    # ------------------------------------------------------------------ results
     def rules(self) -> pd.DataFrame:
         return tables.by_rule(self.result)
 
     def criterion_tables(self) -> dict[str, pd.DataFrame]:
         r = self.rules()
-        cols = ["id", "severity", "title", "findings", "patient_months", "amount", "explanation", "citation"]
+        cols = ["id", "title", "severity", "findings", "patient_months", "amount", "explanation", "citation"]
         return {c: r[r["criterion"] == c][cols].reset_index(drop=True) for c in tables.CRITERIA_ORDER}
 
     def overlap_note(self) -> str:
@@ -197,9 +306,102 @@ class QuarterlyReview:
                                f"{money(per_rule)} while the total overpayment, from the claim lines, is "
                                f"{money(self.headline['overpayment'])}.*")
 
+    def practitioners(self) -> pd.DataFrame:
+        return tables.practitioners(self.result)
+
+    def staff_error_rate(self) -> pd.DataFrame:
+        return tables.staff_error_rate(self.result)
+
+    STAFF_SHOWN = 25
+
+    def staff_shown(self) -> pd.DataFrame:
+        """The staff table of the report: the ``STAFF_SHOWN`` with the highest error rates (all in the workpapers)."""
+        return self.staff_error_rate().head(self.STAFF_SHOWN)
+
+    def staff_note(self) -> str:
+        n = len(self.staff_error_rate())
+        return "" if n <= self.STAFF_SHOWN else (f"The {self.STAFF_SHOWN} staff members with the highest error rates of {n}; all are "
+                                                 f"in the workpapers (sheet 'by staff').")
+
+    def month_error_rate(self) -> pd.DataFrame:
+        return tables.month_error_rate(self.result)
+
+    LINES_SHOWN = 150
+
+    def lines_not_supported(self, limit: int | None = LINES_SHOWN) -> pd.DataFrame:
+        """Claim lines not fully supported with the reasons in words, the largest overpayment first (``limit`` in the
+        report, all in the workpapers). Claim ids only when identifiers were asked for (the crosswalk finds the chart)."""
+        t = tables.lines_not_supported(self.result)
+        if not self.show_identifiers:
+            t = self.shown(t.drop(columns=["claim_id", "line"]))
+        return t if limit is None else t.head(limit)
+
+    def lines_note(self) -> str:
+        n = int(self.summary["claim_lines_not_supported"])
+        shown = min(n, self.LINES_SHOWN)
+        return (f"{n} claim line(s) are not fully supported" + (f"; the {shown} with the largest overpayment are listed, all of them in "
+                f"the workpapers (sheet 'lines not supported')" if shown < n else "") + ".")
+
+    # ------------------------------------------------------------------ risk indicators
+    def risk_table(self) -> pd.DataFrame:
+        """OIG-style indicators in words, each with its value and whether it calls for a look."""
+        ri = self.summary.get("risk_indicators", {})
+        rows = []
+        spikes = [e for e in ri.get("enrolments", []) if e["spike"]]
+        rows.append({"indicator": "Months with an enrolment spike (new CCM consents at least twice the median month, 5 or more)",
+                     "value": ", ".join(f"{e['month']} ({e['new_patients']})" for e in spikes) or "none",
+                     "look_closer": "yes" if spikes else "no"})
+        nv = ri.get("no_prior_visit", {})
+        rows.append({"indicator": "Billed patient-months with no visit by the billing practitioner in the prior 12 months",
+                     "value": (f"{nv['patient_months']} of {nv['of_patient_months']} ({pct(nv['patient_months'] / nv['of_patient_months'])}), "
+                               f"{nv['patients']} patients" if nv.get("assessable") and nv.get("of_patient_months") else
+                               "not assessable (no encounters or visit claims supplied)"),
+                     "look_closer": "yes" if nv.get("assessable") and nv.get("patient_months") else "no"})
+        sp = ri.get("several_practitioners", {})
+        rows.append({"indicator": "Patient-months billed by more than one practitioner",
+                     "value": f"{sp.get('patient_months', 0)} of {sp.get('of_patient_months', 0)}",
+                     "look_closer": "yes" if sp.get("patient_months") else "no"})
+        for c in ri.get("minutes_clusters", []):
+            rows.append({"indicator": f"Billed patient-months with {c['threshold']}-{c['threshold'] + c['band_minutes'] - 1} qualifying minutes "
+                                      f"(just over {c['threshold']}) against {c['threshold'] + c['band_minutes']}-"
+                                      f"{c['threshold'] + 2 * c['band_minutes'] - 1}",
+                         "value": f"{c['just_over']} against {c['next_band']}", "look_closer": "yes" if c["spike"] else "no"})
+        return pd.DataFrame(rows)
+
+    def enrolments(self) -> pd.DataFrame:
+        return pd.DataFrame(self.summary.get("risk_indicators", {}).get("enrolments", []), columns=["month", "new_patients", "spike"])
+
+    def minutes_distribution(self) -> pd.DataFrame:
+        return pd.DataFrame(self.summary.get("risk_indicators", {}).get("minutes_distribution", []), columns=["from", "to", "patient_months"])
+
+    # ------------------------------------------------------------------ actions, overpayments, sign-off
     def corrective_actions(self) -> pd.DataFrame:
         return tables.corrective_actions(self.result)
 
+    def overpayment_markdown(self) -> str:
+        h = self.headline
+        if h["sampled"] and "estimate_point" in h:
+            which = (f"This review was sampled: the sample's own overpayment is identified for the lines reviewed; for the whole "
+                     f"population the point estimate is {money(h['estimate_point'])}. A voluntary refund or an OIG self-disclosure "
+                     f"uses the point estimate; a corporate-integrity claims review repays the lower limit of the two-sided 90 % "
+                     f"interval ({money(h['estimate_lower_90'])}); a Medicare contractor's extrapolated demand uses the lower limit of "
+                     f"the two-sided 80 % interval ({money(h['estimate_lower_80'])}, PIM ch. 8 s. 8.4.5.1).")
+        else:
+            which = (f"Every claim line of the period was reviewed, so the overpayment is the sum of the unsupported lines: "
+                     f"{money(h['overpayment'])}, listed line by line in section 4 and the workpapers. No estimate is involved.")
+        return _escape_dollars("\n".join([
+            "Medicare requires a provider who has identified an overpayment to report and return it within 60 days of "
+            "identification (Social Security Act s. 1128J(d); 42 CFR 401.305). The deadline may be suspended for up to 180 days "
+            "while a timely, good-faith investigation quantifies related overpayments; the look-back period is six years. An "
+            "overpayment kept past the deadline can become an obligation under the False Claims Act.",
+            "",
+            which,
+            "",
+            "Refunds go to the Medicare Administrative Contractor (its voluntary refund form, with the claim details from the "
+            "workpapers); matters involving potential fraud go through the OIG Provider Self-Disclosure Protocol. Agree the route "
+            "with compliance counsel before the 60 days run out; the date this report is accepted can be the date of identification."]))
+
+    # ------------------------------------------------------------------ data quality, appendix
     def data_quality_summary(self) -> pd.DataFrame:
         """Data-quality rows counted by table, column and action, with one example problem each."""
         dq = self.shown_quality()
@@ -221,20 +423,10 @@ class QuarterlyReview:
         value = value.where(~pid, patient_keys(dq["value"], self.salt, self.practice_name))
         return dq.assign(value=value, problem=dq["problem"].str.replace(r"for patient \S+", "for a patient", regex=True))
 
-    def trend(self) -> pd.DataFrame:
-        """This quarter from this run; earlier quarters from the ledger's last successful report of each, else audited
-        with this run's auditor decisions."""
-        recorded = {}
-        hist = self.ledger_history()
-        if len(hist):
-            import json
-            ok = hist[(hist["status"] == "ok") & hist["headline"].notna()]
-            for r in ok.itertuples():  # runs come oldest first: the latest report of a quarter wins
-                recorded[r.period] = json.loads(r.headline)
-        return tables.trend(self.practice or self.data_dir, parse_period(self.period), current=self.headline, recorded=recorded,
-                            overrides=self.overrides)
+    def packages(self) -> pd.DataFrame:
+        return pd.DataFrame([{"package": k, "version": v} for k, v in self.result.run["packages"].items()])
 
-    APPENDIX_ROWS = 150
+    APPENDIX_ROWS = 60
 
     def appendix(self, limit: int | None = APPENDIX_ROWS) -> pd.DataFrame:
         """Findings per patient-month, the largest dollar amounts first; the report shows ``limit`` rows, the
@@ -251,23 +443,33 @@ class QuarterlyReview:
         return (f"{n} patient-months have findings; the {shown} with the largest dollar amounts are listed here"
                 + ("" if shown == n else "; all are in the workpapers, sheet 'appendix'") + ".")
 
-    def staff_error_rate(self) -> pd.DataFrame:
-        return tables.staff_error_rate(self.result)
-
-    def month_error_rate(self) -> pd.DataFrame:
-        return tables.month_error_rate(self.result)
-
     def ledger_history(self) -> pd.DataFrame:
         from ccmlib.report.ledger import runs
         if not self.ledger:
             return pd.DataFrame()
         return runs(self.ledger, self.practice_name)
 
+    def start_workpapers(self) -> None:
+        """Write workpapers.xlsx on the second core while the notebook shows the report; :meth:`write_workpapers` waits
+        for it."""
+        self.earlier()  # the trend sheet needs it, and a forked writer must not fork the audit again
+        self._workpapers_job = Background(self._write_workpapers)
+
     def write_workpapers(self) -> Path:
+        job = getattr(self, "_workpapers_job", None)
+        if job is not None:
+            self._workpapers_job = None
+            return job.result()
+        return self._write_workpapers()
+
+    def _write_workpapers(self) -> Path:
         res, h = self.result, self.headline
-        summary = pd.DataFrame({"item": list(h), "value": pd.Series(list(h.values()), dtype=object)})  # numbers stay numbers
+        flat = {k: v for k, v in h.items() if not isinstance(v, (dict, list))}
+        summary = pd.DataFrame({"item": list(flat), "value": pd.Series(list(flat.values()), dtype=object)})  # numbers stay numbers
         sheets = {"summary": summary, "findings": self.shown(res.findings), "claim lines": self.shown(res.claim_lines),
-                  "patient-months": self.shown(res.patient_months)}
+                  "lines not supported": self.lines_not_supported(limit=None), "patient-months": self.shown(res.patient_months),
+                  "by practitioner": self.practitioners(), "by staff": self.staff_error_rate(), "by month": self.month_error_rate(),
+                  "trend": self.trend(), "corrective actions": self.corrective_actions(), "risk indicators": self.risk_table()}
         if res.sample is not None:
             sheets["sample"] = self.shown(res.sample)
             sheets["frame"] = self.shown(res.frame)
@@ -279,4 +481,14 @@ class QuarterlyReview:
             sheets["auditor decisions"] = self.shown(res.review_trail)
         rules = self.rules()
         sheets["rules"] = rules.assign(criterion=rules["criterion"].astype(str))
+        prov = self.provenance()
+        sheets["provenance"] = pd.concat([
+            pd.DataFrame({"item": ["practice", "period", "from", "to", "rule catalog version", "seed", "generated", "prepared by",
+                                   "prepared for", "status", "command"],
+                          "value": [prov["practice"], prov["period"], prov["period_from"], prov["period_to"],
+                                    prov["rule_catalog_version"], "" if prov["seed"] is None else str(prov["seed"]), prov["generated"],
+                                    prov["prepared_by"], prov["prepared_for"], prov["status"], res.run.get("command", "")]}),
+            pd.DataFrame({"item": ["input " + i["file"] for i in res.run["inputs"]], "value": [i["sha256"] for i in res.run["inputs"]]}),
+            pd.DataFrame({"item": ["package " + k for k in res.run["packages"]], "value": list(res.run["packages"].values())}),
+        ], ignore_index=True)
         return write_workpapers(self.output_dir / "workpapers.xlsx", sheets)

@@ -9,10 +9,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
+# jsonschema (under nbformat) checks the "iri" string formats with rfc3987-syntax when it is installed (an extra that
+# jupyter-events pulls in), whose grammar takes over a second to build at import. Notebook schemas have no such format,
+# so this process does without it; anything that imports it earlier keeps it.
+sys.modules.setdefault("rfc3987_syntax", None)
+import nbformat  # noqa: E402
 
 from ccmlib import paths
 from ccmlib.errors import InputError
@@ -107,7 +112,8 @@ def _preflight(data: Path) -> None:
 
 def render_report(data_dir, period: str, out, sample_size: int | None = None, seed=None, strata: str | None = None,
                   practice_name: str | None = None, show_identifiers: bool = False, ledger=None, overrides=None,
-                  timeout: int = 900, progress: bool = False) -> Report:
+                  timeout: int = 900, progress: bool = False, prepared_by: str | None = None, prepared_for: str | None = None,
+                  final: bool = False) -> Report:
     """Execute the quarterly-review notebook and write the executed notebook, report.html, report.pdf and workpapers.xlsx.
 
     ``out`` must be a new or empty folder or an earlier report folder (:mod:`ccmlib.outdir`); it is checked and locked
@@ -135,7 +141,8 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
                                    "seed": None if seed is None else str(seed), "strata": strata,
                                    "practice_name": practice_name or data.resolve().name, "output_dir": str(stage.resolve()),
                                    "show_identifiers": bool(show_identifiers), "ledger": str(ledger.resolve()),
-                                   "overrides": str(Path(overrides).resolve()) if overrides else None})
+                                   "overrides": str(Path(overrides).resolve()) if overrides else None,
+                                   "prepared_by": prepared_by, "prepared_for": prepared_for, "final": bool(final)})
         nb_in = paths.notebook(NOTEBOOK)
         executed = stage / NOTEBOOK
         import papermill as pm
@@ -161,7 +168,7 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
         rec = read_records(nb)
         prov = dict(rec.get("provenance", {}))
         prov.update({f"{k}_css": css_string(prov.get(v, "")) for k, v in
-                     (("practice", "practice"), ("period", "period"), ("catalog", "rule_catalog_version"))})
+                     (("practice", "practice"), ("period", "period"), ("catalog", "rule_catalog_version"), ("status", "status"))})
         nb.metadata["ccm_audit"] = prov
         nb.metadata["title"] = f"CCM compliance review: {prov.get('practice', '')}, {prov.get('period', '')}"  # the PDF's title
         _clean(nb)

@@ -2,6 +2,8 @@
 decimal, minutes as whole numbers, every value escaped, static HTML (no widgets)."""
 from __future__ import annotations
 
+from html import escape
+
 import pandas as pd
 
 #: column titles for print; any other snake_case name becomes "Snake case"
@@ -15,8 +17,22 @@ TITLES = {
     "missed_amount": "Missed revenue", "source": "Source", "patient_key": "Patient", "patient_id": "Patient",
     "service_month": "Month", "qualifying_minutes": "Qualifying minutes", "codes_billed": "Billed", "codes_supported": "Supported",
     "rules": "Rules", "run_at": "Run at", "status": "Status", "report_dir": "Report folder", "staff_id": "Staff",
+    "measure": "Measure", "this_quarter": "This quarter", "previous_quarter": "Previous quarter", "change": "Change",
+    "previous_amount": "Previous quarter", "billing_npi": "Billing NPI", "patients": "Patients", "claim_lines": "Claim lines",
+    "not_supported": "Not fully supported", "paid_amount": "Paid", "with_error": "With an error", "error_rate": "Error rate",
+    "minutes_logged": "Minutes logged", "minutes_counted": "Minutes counted", "claim_id": "Claim", "line": "Line",
+    "service_date": "Service date", "cpt_code": "Code", "units_billed": "Units billed", "units_supported": "Units supported",
+    "determination": "Determination", "reasons": "Why", "indicator": "Indicator", "value": "Value", "look_closer": "Look closer",
+    "owner": "Owner", "due_date": "Due date", "claim_lines_in_error": "Not fully supported", "package": "Package",
+    "version": "Version",
 }
-MINUTES = ("qualifying_minutes", "practitioner_minutes", "documented_minutes", "minutes")
+MINUTES = ("qualifying_minutes", "practitioner_minutes", "documented_minutes", "minutes", "minutes_logged", "minutes_counted")
+
+
+def _money(v) -> str:
+    if pd.isna(v):
+        return ""
+    return f"\u2011${-v:,.2f}" if v < 0 else f"${v:,.2f}"  # a non-breaking hyphen keeps -$283.58 on one line
 
 
 def title(name) -> str:
@@ -24,23 +40,64 @@ def title(name) -> str:
     return TITLES.get(name, name.replace("_", " ").capitalize())
 
 
-def table_html(data, columns=None, money=(), percent=(), max_rows: int | None = None) -> str:
+def _plain(v) -> str:
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, bool) or type(v).__name__ == "bool_":
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else f"{v:,.2f}"
+    if isinstance(v, pd.Timestamp):
+        return f"{v:%Y-%m-%d}"
+    return str(v)
+
+
+def table_html(data, columns=None, money=(), percent=(), max_rows: int | None = None, wide_last: bool = False) -> str:
+    """A static HTML table: human column titles, money as $1,234.56, percentages with one decimal, minutes as whole
+    numbers, dates as YYYY-MM-DD, and every header and value HTML-escaped (a claim id holding <script> stays text).
+    ``wide_last`` gives the last column (a long text such as the reasons) 40 % of the width. Plain markup, no ids or
+    classes per cell: the PDF lays it out several times faster than a pandas Styler table."""
     df = pd.DataFrame(data)
     if columns:
         df = df[[c for c in columns if c in df.columns]]
     if max_rows is not None and len(df) > max_rows:
         df = df.head(max_rows)
-    fmt = {c: "${:,.2f}".format for c in money if c in df.columns}
-    fmt.update({c: "{:.1%}".format for c in percent if c in df.columns})
-    fmt.update({c: "{:,.0f}".format for c in MINUTES if c in df.columns and pd.api.types.is_numeric_dtype(df[c])})
     if df.empty:
         return "<p><em>none</em></p>"
-    # escape="html": every value and header from data is escaped (a claim id holding <script> stays text)
-    return (df.style.format(fmt, na_rep="", escape="html").format_index(lambda c: title(c), escape="html", axis=1)
-            .hide(axis="index").set_table_attributes('class="ccm-table"').to_html())
+    fmt = {c: _money for c in money if c in df.columns}
+    fmt.update({c: (lambda v: "" if pd.isna(v) else f"{v:.1%}") for c in percent if c in df.columns})
+    fmt.update({c: (lambda v: "" if pd.isna(v) else f"{v:,.0f}") for c in MINUTES if c in df.columns and pd.api.types.is_numeric_dtype(df[c])})
+    cols = []
+    for c in df.columns:
+        f = fmt.get(c, _plain)
+        cols.append([escape(f(v), quote=True) for v in df[c].astype(object).tolist()])
+    head = "".join(f"<th>{escape(title(c), quote=True)}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>\n" for row in zip(*cols))
+    cls = "ccm-table ccm-wide-last" if wide_last else "ccm-table"
+    return f'<table class="{cls}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>'
 
 
-def show(data, columns=None, money=(), percent=(), max_rows: int | None = None) -> None:
+def show(data, columns=None, money=(), percent=(), max_rows: int | None = None, wide_last: bool = False) -> None:
     from IPython.display import HTML, display
 
-    display(HTML(table_html(data, columns, money, percent, max_rows)))
+    display(HTML(table_html(data, columns, money, percent, max_rows, wide_last)))
+
+
+def response_html(rows: int = 6) -> str:
+    """The management-response section: ruled blank lines for the practice to write on (no data in it)."""
+    return ('<div class="ccm-response">' + '<div class="ccm-rule-line"></div>' * rows
+            + '<p class="ccm-sign-caption">Practice representative, title and date</p></div>')
+
+
+def signoff_html(prov: dict) -> str:
+    """The sign-off block: who prepared and reviewed the report and who accepted it for the practice (names escaped)."""
+    from html import escape
+
+    def box(role: str, name: str = "") -> str:
+        return (f'<td><div class="ccm-sign-name">{escape(str(name))}</div><div class="ccm-sign-line"></div>'
+                f'<div class="ccm-sign-caption">{escape(role)}: signature and date</div></td>')
+    status = escape(str(prov.get("status", "DRAFT")))
+    return (f'<p>This report is <strong>{status}</strong>. It was prepared for {escape(str(prov.get("prepared_for", "")))} from the '
+            f'data and software listed in appendix B; the same inputs and seed give the same findings.</p>'
+            f'<table class="ccm-signoff"><tr>{box("Prepared by", prov.get("prepared_by", ""))}{box("Reviewed by")}</tr>'
+            f'<tr>{box("Accepted for the practice")}{box("Compliance officer")}</tr></table>')

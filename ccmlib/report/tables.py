@@ -91,11 +91,12 @@ HEADLINE_KEYS = {"claim_lines_reviewed": "claim_lines", "claim_lines_in_error": 
 
 
 def headline(res: AuditResult) -> dict:
-    """Headline figures of a run, read from run.json's summary (after auditor decisions); never recomputed here."""
+    """Headline figures of a run, read from run.json's summary (after auditor decisions); never recomputed here. The
+    ledger keeps it, with the per-rule figures, so a later report's trend can read this quarter back."""
     s = res.run["summary"]
     out = {"period": res.run["period"]["label"], **{k: s[v] for k, v in HEADLINE_KEYS.items()},
            "errors": s["findings"]["error"], "warnings": s["findings"]["warning"], "opportunities": s["findings"]["info"],
-           "overturned": s.get("overturned", 0), "sampled": s.get("sampled", False)}
+           "overturned": s.get("overturned", 0), "sampled": s.get("sampled", False), "by_rule": s.get("by_rule", {})}
     for k in ("sample_size", "sample_in_error", "sample_error_rate_count", "sample_error_rate_dollars", "frame_size", "seed",
               "estimate_point", "estimate_lower_90", "estimate_lower_80"):
         if k in s:
@@ -104,28 +105,29 @@ def headline(res: AuditResult) -> dict:
 
 
 def by_rule(res: AuditResult) -> pd.DataFrame:
-    """Every rule of the catalog with its findings, patient-months and dollars (rules with none included)."""
+    """Every rule of the catalog with its findings, patient-months and dollars from the run's summary (rules with none
+    included), its criterion, plain-language explanation and whether it ran."""
     cat = catalog()
-    f = res.findings[res.findings["review_decision"] != "overturn"]  # an overturned finding no longer counts anywhere
-    g = f.groupby("rule_id").agg(findings=("rule_id", "size"), amount=("amount", "sum"))
-    g["patient_months"] = f.drop_duplicates(["patient_id", "service_month", "rule_id"]).groupby("rule_id").size()
-    out = cat.merge(g.reset_index(), left_on="id", right_on="rule_id", how="left").drop(columns="rule_id")
-    out[["findings", "patient_months"]] = out[["findings", "patient_months"]].fillna(0).astype(int)
-    out["amount"] = out["amount"].fillna(0.0).round(2)
-    out["criterion"] = criterion(out["id"])
+    per = res.run["summary"].get("by_rule", {})
+    out = cat.assign(findings=cat["id"].map(lambda r: per.get(r, {}).get("findings", 0)).astype(int),
+                     patient_months=cat["id"].map(lambda r: per.get(r, {}).get("patient_months", 0)).astype(int),
+                     amount=cat["id"].map(lambda r: per.get(r, {}).get("amount", 0.0)).astype(float))
     out["explanation"] = out["id"].map(lambda r: EXPLAIN[r][0])
     status = {s["rule_id"]: s["status"] for s in res.run["rules"]}
     out["status"] = out["id"].map(status).fillna("not selected")
-    out["criterion"] = pd.Categorical(out["criterion"], CRITERIA_ORDER, ordered=True)
+    out["criterion"] = pd.Categorical(criterion(out["id"]), CRITERIA_ORDER, ordered=True)
     return out.sort_values(["criterion", "id"]).reset_index(drop=True)
 
 
 def corrective_actions(res: AuditResult) -> pd.DataFrame:
-    """Error and warning rules that fired, ordered by dollars at risk, with the action to take."""
+    """Error and warning rules that fired, ordered by dollars at risk, with the action to take and blank owner and due
+    date for the practice to fill in."""
     r = by_rule(res)
     r = r[(r["findings"] > 0) & (r["severity"] != "info")]
-    r = r.assign(action=r["id"].map(lambda x: EXPLAIN[x][1]))
-    return r.sort_values(["amount", "findings"], ascending=False)[["id", "title", "severity", "findings", "patient_months", "amount", "action"]].reset_index(drop=True)
+    r = r.assign(action=r["id"].map(lambda x: EXPLAIN[x][1]), owner="", due_date="")
+    sev = r["severity"].map({"error": 0, "warning": 1})
+    r = r.assign(_sev=sev).sort_values(["_sev", "amount", "findings", "id"], ascending=[True, False, False, True], kind="mergesort")
+    return r[["id", "title", "severity", "findings", "patient_months", "amount", "action", "owner", "due_date"]].reset_index(drop=True)
 
 
 def data_sources(res: AuditResult) -> pd.DataFrame:
@@ -133,63 +135,121 @@ def data_sources(res: AuditResult) -> pd.DataFrame:
     return inp[["table", "file", "rows_read", "rows_accepted", "rows_rejected", "sha256"]]
 
 
+def _records(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns)
+
+
+def practitioners(res: AuditResult) -> pd.DataFrame:
+    return _records(res.run["summary"].get("by_practitioner", []),
+                    ["billing_npi", "patients", "claim_lines", "not_supported", "error_rate_count", "paid_amount", "overpayment",
+                     "error_rate_dollars"])
+
+
 def staff_error_rate(res: AuditResult) -> pd.DataFrame:
-    """Per staff member who logged time: billed patient-months and the share with an error."""
-    e = res.entries()[["patient_id", "service_month", "staff_id"]].dropna().drop_duplicates()
-    pm = res.patient_months[res.patient_months["codes_billed"] != ""]
-    m = e.merge(pm[["patient_id", "service_month", "errors"]], on=["patient_id", "service_month"])
-    g = m.groupby("staff_id").agg(patient_months=("errors", "size"), with_error=("errors", lambda s: int((s > 0).sum())))
-    g["error_rate"] = g["with_error"] / g["patient_months"]
-    return g.sort_values(["error_rate", "patient_months"], ascending=[False, False]).reset_index()
+    """Per staff member who logged time: billed patient-months, the share with an error, minutes logged and counted."""
+    return _records(res.run["summary"].get("by_staff", []),
+                    ["staff_id", "patient_months", "with_error", "error_rate", "minutes_logged", "minutes_counted"])
 
 
 def month_error_rate(res: AuditResult) -> pd.DataFrame:
+    return _records(res.run["summary"].get("by_month", []),
+                    ["service_month", "claim_lines", "not_supported", "error_rate_count", "paid_amount", "overpayment"])
+
+
+def rule_names(ids: pd.Series) -> pd.Series:
+    """``RULE-01;RULE-02`` -> the rules' plain-language titles, one per line."""
+    titles = dict(zip(catalog()["id"], catalog()["title"]))
+    return ids.fillna("").map(lambda v: "; ".join(f"{titles.get(r, r)} ({r})" for r in str(v).split(";") if r))
+
+
+def lines_not_supported(res: AuditResult) -> pd.DataFrame:
+    """Claim lines not fully supported, the largest overpayment first, with the reasons in words."""
     cl = res.claim_lines
-    g = cl.groupby("service_month").agg(lines=("claim_id", "size"), in_error=("determination", lambda s: int((s != "supported").sum())),
-                                        paid=("paid_amount", "sum"), overpayment=("overpayment", "sum"))
-    g["error_rate"] = g["in_error"] / g["lines"]
-    return g.reset_index()
+    bad = cl[cl["determination"] != "supported"]
+    out = bad.assign(reasons=rule_names(bad["rule_ids"]) if "rule_ids" in bad else "",
+                     determination=bad["determination"].str.replace("_", " "))
+    out = out.sort_values(["overpayment", "patient_id", "service_date", "claim_id", "line"], ascending=[False, True, True, True, True],
+                          kind="mergesort", na_position="first")
+    return out[["claim_id", "line", "patient_id", "service_month", "service_date", "billing_npi", "cpt_code", "units_billed",
+                "units_supported", "paid_amount", "overpayment", "determination", "reasons"]].reset_index(drop=True)
 
 
-def trend(data, period: Period, quarters: int = 3, current: dict | None = None, recorded: dict | None = None,
-          **kw) -> pd.DataFrame:
-    """Headline figures of this quarter and up to ``quarters`` earlier quarters present in the data. The current quarter
-    comes from this run's headline (``current``); an earlier quarter from ``recorded`` (period -> headline of the last
-    successful report in the ledger) when there is one, else it is audited with the same options (``kw``: the same
-    auditor decisions), so that every row means the same thing. ``source`` says which."""
-    from ccmlib.intake.load import Practice, load_practice
+TREND_COLUMNS = ("period", "claim_lines_reviewed", "claim_lines_in_error", "error_rate_count", "paid_amount", "overpayment",
+                 "error_rate_dollars", "missed_revenue")
 
-    data = data if isinstance(data, Practice) else load_practice(data)  # load once for every quarter
+
+def data_quarters(data) -> set[int]:
+    """Month keys that hold a claim or a time entry."""
     months = set()
     for name, col in (("claims", "service_date"), ("time_entries", "activity_date")):
         if data.has(name) and len(data[name]):
             d = data[name][col].dropna()
             months |= set(month_key(d).dropna().astype(int).unique().tolist())
-    cols = ("period", "claim_lines_reviewed", "error_rate_count", "overpayment", "error_rate_dollars", "missed_revenue")
-    rows = []
-    first = period.first
-    for back in range(quarters, -1, -1):
-        start = first - 3 * back
+    return months
+
+
+def summary_headline(s: dict, label: str) -> dict:
+    """A report headline (the names the report and the ledger use) from an engine summary."""
+    return {"period": label, **{k: s[v] for k, v in HEADLINE_KEYS.items()}, "errors": s["findings"]["error"],
+            "warnings": s["findings"]["warning"], "opportunities": s["findings"]["info"], "overturned": s.get("overturned", 0),
+            "by_rule": s.get("by_rule", {})}
+
+
+def earlier_quarters(data, period: Period, quarters: int = 3, recorded: dict | None = None, **kw) -> dict[str, tuple[dict, str]]:
+    """Headlines of up to ``quarters`` quarters before ``period`` present in the data, oldest first: from ``recorded``
+    (period -> headline of the last successful report in the ledger) when there is one, else from one audit over the
+    quarters still needed, with the same options (``kw``: the same auditor decisions), cut into quarters by the engine
+    (:func:`~ccmlib.engine.pipeline.quarter_summaries`). Value: (headline, source)."""
+    from ccmlib.engine.pipeline import quarter_summaries
+    from ccmlib.intake.load import Practice, load_practice
+
+    data = data if isinstance(data, Practice) else load_practice(data)  # load once for every quarter
+    months = data_quarters(data)
+    wanted = []
+    for back in range(quarters, 0, -1):
+        start = period.first - 3 * back
         label = f"{start // 12}Q{start % 12 // 3 + 1}"
-        p = parse_period(label)
-        if back == 0 and current is not None:
-            rows.append({**{k: current[k] for k in cols}, "source": "this report"})
-            continue
-        if back and not months & set(range(p.first, p.last + 1)):
-            continue  # no claims or time in that quarter: nothing to show
-        if back and recorded and label in recorded:
-            rows.append({**{k: recorded[label].get(k) for k in cols}, "source": "ledger"})
-            continue
-        r = audit(data, period=p, **kw)
-        if r.claim_lines.empty and back:
-            continue
-        rows.append({**{k: headline(r)[k] for k in cols}, "source": "audited for the trend"})
-    return pd.DataFrame(rows, columns=[*cols, "source"])
+        if months & set(range(start, start + 3)):  # no claims or time in that quarter: nothing to show
+            wanted.append((label, start))
+    missing = [(label, start) for label, start in wanted if not (recorded and label in recorded)]
+    audited = {}
+    if missing:
+        lo, hi = missing[0][1], missing[-1][1] + 2
+        r = audit(data, start=f"{lo // 12}-{lo % 12 + 1:02d}", end=f"{hi // 12}-{hi % 12 + 1:02d}", **kw)
+        audited = quarter_summaries(r)
+    out = {}
+    for label, _ in wanted:
+        if recorded and label in recorded:
+            out[label] = (recorded[label], "ledger")
+        elif label in audited and audited[label]["claim_lines"]:
+            out[label] = (summary_headline(audited[label], label), "audited for the trend")
+    return out
+
+
+def trend(current: dict, earlier: dict[str, tuple[dict, str]]) -> pd.DataFrame:
+    """Earlier quarters' headlines and this report's, one row each."""
+    rows = [{**{k: h.get(k) for k in TREND_COLUMNS}, "source": src} for h, src in earlier.values()]
+    rows.append({**{k: current.get(k) for k in TREND_COLUMNS}, "source": "this report"})
+    return pd.DataFrame(rows, columns=[*TREND_COLUMNS, "source"])
+
+
+def rule_change(current: dict, previous: dict | None) -> pd.DataFrame:
+    """Per error rule with findings in either quarter: patient-months and dollars now and in the previous quarter."""
+    cat = catalog().set_index("id")
+    now, before = current.get("by_rule", {}), (previous or {}).get("by_rule", {})
+    ids = [r for r in sorted(set(now) | set(before)) if r in cat.index and cat.loc[r, "severity"] == "error"]
+    rows = [{"id": r, "title": cat.loc[r, "title"], "patient_months": now.get(r, {}).get("patient_months", 0),
+             "amount": now.get(r, {}).get("amount", 0.0),
+             "previous_amount": before.get(r, {}).get("amount") if previous and "by_rule" in previous else None}
+            for r in ids]
+    out = pd.DataFrame(rows, columns=["id", "title", "patient_months", "amount", "previous_amount"])
+    out["change"] = out["amount"] - out["previous_amount"].astype(float)
+    return out.sort_values(["amount", "patient_months", "id"], ascending=[False, False, True], kind="mergesort").reset_index(drop=True)
 
 
 def appendix(res: AuditResult) -> pd.DataFrame:
     """Findings per patient-month: rules, codes billed and supported, overpayment, missed revenue."""
-    f = res.findings
+    f = res.findings[res.findings["review_decision"] != "overturn"]
     rules = f.groupby(["patient_id", "service_month"])["rule_id"].agg(lambda s: ", ".join(sorted(set(s)))).rename("rules")
     pm = res.patient_months.merge(rules.reset_index(), on=["patient_id", "service_month"], how="inner")
     return pm[["patient_id", "service_month", "qualifying_minutes", "codes_billed", "codes_supported", "rules", "overpayment", "missed_amount"]]

@@ -1,0 +1,176 @@
+"""Breakdowns and risk indicators of a run, computed once by the engine into run.json's ``summary`` (after auditor
+decisions), so that the report, the workbook and the portfolio read them and never recompute them.
+
+Breakdowns: per rule, per billing practitioner, per staff member who logged time. Risk indicators follow OIG's data
+briefs on CCM (OEI-02-21-00250 and its audits): enrolment spikes by month, CCM billed without a visit by the billing
+practitioner in the prior year, patient-months billed by several practitioners, and monthly minutes clustered just
+over the 20, 40 and 60-minute thresholds.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ccmlib.engine.periods import key_to_label
+
+PM = ["patient_id", "service_month"]
+THRESHOLDS = (20, 40, 60)
+#: a cluster "just over" a threshold: minutes in [t, t+JUST) against the next band [t+JUST, t+2*JUST)
+JUST = 3
+SPIKE_MIN_COUNT = 5
+SPIKE_RATIO = 2.0
+#: an enrolment spike: a month with at least this many new consents and ``ENROL_RATIO`` times the median month
+ENROL_MIN = 5
+ENROL_RATIO = 2.0
+
+
+def _rate(num, den) -> float:
+    return float(num) / float(den) if den else 0.0
+
+
+def by_rule(findings: pd.DataFrame) -> dict:
+    """rule_id -> findings, patient-months and dollars (overlapping) of the standing findings."""
+    f = findings[findings["review_decision"] != "overturn"]
+    if f.empty:
+        return {}
+    g = f.groupby("rule_id").agg(findings=("rule_id", "size"), amount=("amount", "sum"))
+    g["patient_months"] = f.drop_duplicates([*PM, "rule_id"]).groupby("rule_id").size()
+    return {str(r): {"findings": int(x.findings), "patient_months": int(x.patient_months), "amount": round(float(x.amount), 2)}
+            for r, x in g.iterrows()}
+
+
+def by_practitioner(cl: pd.DataFrame) -> list[dict]:
+    """Per billing NPI: claim lines, lines not fully supported, paid, overpayment, error rates."""
+    if cl.empty:
+        return []
+    bad = cl["determination"] != "supported"
+    g = cl.assign(_bad=bad, _over=cl["overpayment"].fillna(0), _paid=cl["paid_amount"].fillna(0),
+                  _npi=cl["billing_npi"].astype("string").fillna("(none)"))
+    g = g.groupby("_npi").agg(claim_lines=("_bad", "size"), not_supported=("_bad", "sum"), paid_amount=("_paid", "sum"),
+                              overpayment=("_over", "sum"), patients=("patient_id", "nunique"))
+    out = []
+    for npi, x in g.sort_values(["overpayment", "claim_lines"], ascending=False, kind="mergesort").iterrows():
+        out.append({"billing_npi": str(npi), "patients": int(x.patients), "claim_lines": int(x.claim_lines),
+                    "not_supported": int(x.not_supported), "error_rate_count": _rate(x.not_supported, x.claim_lines),
+                    "paid_amount": round(float(x.paid_amount), 2), "overpayment": round(float(x.overpayment), 2),
+                    "error_rate_dollars": _rate(x.overpayment, x.paid_amount)})
+    return out
+
+
+def by_month(cl: pd.DataFrame) -> list[dict]:
+    """Per service month: claim lines, lines not fully supported, paid, overpayment, error rate by count."""
+    if cl.empty:
+        return []
+    g = cl.assign(_bad=cl["determination"] != "supported", _over=cl["overpayment"].fillna(0), _paid=cl["paid_amount"].fillna(0))
+    g = g.groupby("service_month").agg(claim_lines=("_bad", "size"), not_supported=("_bad", "sum"), paid_amount=("_paid", "sum"),
+                                       overpayment=("_over", "sum"))
+    return [{"service_month": str(m), "claim_lines": int(x.claim_lines), "not_supported": int(x.not_supported),
+             "error_rate_count": _rate(x.not_supported, x.claim_lines), "paid_amount": round(float(x.paid_amount), 2),
+             "overpayment": round(float(x.overpayment), 2)} for m, x in g.iterrows()]
+
+
+def by_staff(entries: pd.DataFrame, pm: pd.DataFrame) -> list[dict]:
+    """Per staff member who logged time in a billed patient-month: patient-months, those with an error, minutes logged
+    and minutes that counted."""
+    billed = pm[pm["codes_billed"].fillna("") != ""][[*PM, "errors"]]
+    e = entries.dropna(subset=["staff_id"])
+    if e.empty or billed.empty:
+        return []
+    mins = e.groupby("staff_id").agg(minutes_logged=("minutes", "sum"),
+                                     minutes_counted=("minutes", lambda s: s[e.loc[s.index, "qualifying"].astype(bool)].sum()))
+    pairs = e[["staff_id", *PM]].drop_duplicates().merge(billed, on=PM)
+    g = pairs.assign(_err=pairs["errors"] > 0).groupby("staff_id").agg(patient_months=("_err", "size"), with_error=("_err", "sum"))
+    g = g.join(mins, how="left")
+    g["_rate"] = g["with_error"] / g["patient_months"]
+    out = []
+    for sid, x in g.sort_values(["_rate", "patient_months"], ascending=[False, False], kind="mergesort").iterrows():
+        out.append({"staff_id": str(sid), "patient_months": int(x.patient_months), "with_error": int(x.with_error),
+                    "error_rate": _rate(x.with_error, x.patient_months), "minutes_logged": int(round(float(x.minutes_logged or 0))),
+                    "minutes_counted": int(round(float(x.minutes_counted or 0)))})
+    return out
+
+
+def enrolments(consents: pd.DataFrame, last_key: int, months: int = 12) -> list[dict]:
+    """New CCM patients (first consent) per month over the ``months`` months up to the period's end, spikes flagged."""
+    if consents is None or consents.empty or "consent_date" not in consents:
+        return []
+    first = consents.dropna(subset=["consent_date"]).groupby("patient_id", observed=True)["consent_date"].min()
+    if first.empty:
+        return []
+    keys = (first.dt.year * 12 + first.dt.month - 1).astype("int64")
+    window = np.arange(last_key - months + 1, last_key + 1)
+    counts = keys.value_counts().reindex(window, fill_value=0)
+    med = float(np.median(counts.to_numpy())) if len(counts) else 0.0
+    labels = key_to_label(pd.Series(window, dtype="int64"))
+    return [{"month": str(m), "new_patients": int(n), "spike": bool(n >= ENROL_MIN and n >= ENROL_RATIO * max(med, 1.0))}
+            for m, n in zip(labels, counts.to_numpy())]
+
+
+def minutes_clusters(pm: pd.DataFrame) -> list[dict]:
+    """Billed patient-months with qualifying minutes just over each threshold against the next band of the same width."""
+    m = pm.loc[pm["codes_billed"].fillna("") != "", "qualifying_minutes"].fillna(0)
+    out = []
+    for t in THRESHOLDS:
+        just = int(((m >= t) & (m < t + JUST)).sum())
+        nxt = int(((m >= t + JUST) & (m < t + 2 * JUST)).sum())
+        out.append({"threshold": t, "just_over": just, "next_band": nxt, "band_minutes": JUST,
+                    "spike": bool(just >= SPIKE_MIN_COUNT and just >= SPIKE_RATIO * max(nxt, 1))})
+    return out
+
+
+def minutes_distribution(pm: pd.DataFrame, width: int = 5, top: int = 120) -> list[dict]:
+    """Billed patient-months per band of qualifying minutes (``top``+ in the last band)."""
+    m = pm.loc[pm["codes_billed"].fillna("") != "", "qualifying_minutes"].fillna(0).clip(upper=top)
+    edges = np.arange(0, top + width, width)
+    counts = np.bincount(np.minimum((m.to_numpy() // width).astype(int), len(edges) - 1), minlength=len(edges))
+    return [{"from": int(a), "to": int(a + width - 1) if a < top else None, "patient_months": int(n)} for a, n in zip(edges, counts)]
+
+
+def no_prior_visit(facts, cl: pd.DataFrame) -> dict:
+    """Billed patient-months (and patients) with no visit of any kind by the billing practitioner in the 365 days before
+    the service month began, from the encounters table and the practice's non-CCM claim lines; ``assessable`` false
+    when neither was supplied."""
+    from ccmlib.reference.codes import CCM_CODES
+
+    parts = []
+    if facts is not None and "encounters" not in facts.missing and len(facts.encounters):
+        e = facts.encounters
+        parts.append(pd.DataFrame({"patient_id": e["patient_id"], "visit_date": e["encounter_date"], "npi": e["practitioner_npi"]}))
+    if facts is not None and "claims" not in facts.missing and len(facts.claims):
+        c = facts.claims[~facts.claims["cpt_code"].isin(list(CCM_CODES))]
+        parts.append(pd.DataFrame({"patient_id": c["patient_id"], "visit_date": c["service_date"], "npi": c["billing_npi"]}))
+    assessable = facts is not None and ("encounters" not in facts.missing)
+    pairs = cl[["patient_id", "service_month", "billing_npi"]].astype("string").drop_duplicates()
+    total = int(len(pairs[PM].drop_duplicates()))
+    if cl.empty or not (assessable or parts):
+        return {"patient_months": 0, "patients": 0, "of_patient_months": total, "assessable": bool(assessable or parts)}
+    v = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["patient_id", "visit_date", "npi"])
+    v = v.dropna(subset=["visit_date"]).astype({"patient_id": "string", "npi": "string"})
+    p = pairs.assign(_start=pd.to_datetime(pairs["service_month"] + "-01").to_numpy(), _i=np.arange(len(pairs)))
+    m = p.merge(v, on="patient_id")
+    hit = (m["visit_date"] < m["_start"]) & (m["visit_date"] >= m["_start"] - pd.Timedelta(days=365)) \
+        & (m["npi"] == m["billing_npi"]).fillna(False)
+    seen = np.isin(p["_i"].to_numpy(), m.loc[hit.astype(bool), "_i"].unique())
+    miss = p[~seen]
+    return {"patient_months": int(len(miss[PM].drop_duplicates())), "patients": int(miss["patient_id"].nunique()),
+            "of_patient_months": total, "assessable": True}
+
+
+def several_practitioners(cl: pd.DataFrame) -> dict:
+    """Patient-months whose CCM lines name more than one billing NPI."""
+    if cl.empty:
+        return {"patient_months": 0, "of_patient_months": 0}
+    n = cl.groupby(PM)["billing_npi"].nunique()
+    return {"patient_months": int((n > 1).sum()), "of_patient_months": int(len(n))}
+
+
+def risk_indicators(res) -> dict:
+    cl, pm, facts = res.claim_lines, res.patient_months, res.facts
+    last = facts.period.last if facts is not None else None
+    return {
+        "enrolments": enrolments(getattr(facts, "consents", None), last) if last is not None else [],
+        "no_prior_visit": no_prior_visit(facts, cl),
+        "several_practitioners": several_practitioners(cl),
+        "minutes_clusters": minutes_clusters(pm),
+        "minutes_distribution": minutes_distribution(pm),
+    }
