@@ -107,6 +107,36 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
 
 
 @main.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--month", required=True, metavar="YYYY-MM", help="The month to bill.")
+@click.option("--as-of", "as_of", metavar="YYYY-MM-DD", help="Count only documentation dated on or before this day (default: today "
+              "for the current month, the month's last day for a past month).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for prebill.csv, worklist.html/pdf, run.json.")
+@click.option("--fees", type=click.Path(path_type=Path), help="Locality fee schedule CSV replacing the bundled national amounts.")
+@click.option("--conditions", type=click.Path(path_type=Path), help="CSV (prefix,category,category_name) extending the chronic-condition map.")
+@click.option("--qp-npis", metavar="NPI,...", help="Billing NPIs that are qualifying APM participants.")
+@click.option("--practice-name", help="Name on the worklist (default: the data folder's name).")
+@click.option("--show-identifiers", is_flag=True, help="Patient ids on the worklist instead of pseudonymous keys (PHI: handle accordingly).")
+@_friendly
+def prebill(data_dir, month, as_of, out_dir, fees, conditions, qp_npis, practice_name, show_identifiers):
+    """Monthly pre-bill review: per patient, the codes the documentation supports now, the minutes still needed, and
+    what blocks a claim (the same rules as `check`); writes prebill.csv and a one-page worklist (HTML and PDF)."""
+    from ccmlib.engine.outputs import RunFolder
+    from ccmlib.engine.prebill import prebill as run_prebill
+    from ccmlib.report.worklist import write_prebill
+
+    if not Path(data_dir).is_dir():
+        raise InputError(f"{data_dir}: not a folder (expected a practice data folder)")
+    with RunFolder(out_dir, "prebill") as rf:  # checked and locked before any work
+        pb = run_prebill(data_dir, month, as_of=as_of, fees=fees, conditions=conditions, qp_npis=_npis(qp_npis))
+        write_prebill(pb, rf, show_identifiers=show_identifiers, practice_name=practice_name or Path(data_dir).resolve().name)
+    click.echo(f"{pb.month}, data as of {pb.as_of}:")
+    for r in pb.by_status().itertuples():
+        click.echo(f"  {r.status:<21} {r.patients:>5} patient(s)  ${r.dollars_at_stake:,.2f}")
+    click.echo(f"written to {out_dir}: prebill.csv, worklist.html, worklist.pdf, run.json")
+
+
+@main.command()
 @click.option("--patients", default=200, show_default=True, type=click.IntRange(1), help="Number of patients.")
 @click.option("--months", default="2026-01..2026-03", show_default=True, help="Month range FIRST..LAST.")
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed: same seed, same bytes.")
