@@ -25,17 +25,26 @@ chromium:
 	 else sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi \
 	 || echo "WARNING: could not install chromium (needs root or sudo); the browser tests will fail"
 
-# JupyterLab on this machine only, no news or update checks
-lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-# the chart-review notebook as an app (Voila)
+# JupyterLab on this machine only (127.0.0.1), no browser opened, no news or update checks; works as root
+lab: setup
+	@echo "JupyterLab: open the http://127.0.0.1:8888/lab?token=... address printed below (Ctrl-C stops it)"
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --ServerApp.port=8888 --no-browser $(ROOT_FLAG)
+
+# chart review of the demo audit (make demo writes it); for your own: .venv/bin/ccm-audit review AUDIT_DIR
 review: setup
-	$(BIN)/voila notebooks/chart_review.ipynb --Voila.ip=127.0.0.1
+	@[ -f reports/demo/run.json ] || $(MAKE) --no-print-directory demo
+	$(BIN)/ccm-audit review reports/demo --port 8866
 
 demo: setup
 	$(BIN)/ccm-audit check data/demo --out reports/demo --period 2026Q3
 	@echo "Findings written to reports/demo/ (findings.csv, claim_lines.csv, patient_months.csv, data_quality.csv, run.json)"
+	@echo "Next:"
+	@echo "  .venv/bin/ccm-audit report data/demo --period 2026Q3 --out reports/q3      # the quarterly report (PDF, HTML, Excel)"
+	@echo "  make review                                                               # chart review of reports/demo in the browser"
+	@echo "  .venv/bin/ccm-audit prebill data/demo --month 2026-09 --out reports/prebill  # the monthly pre-bill worklist"
+	@echo "  make lab                                                                  # the notebooks in JupyterLab"
 
 test: setup
 	$(BIN)/python -m pytest

@@ -5,6 +5,7 @@ Exit codes: 0 success, 2 bad input (message on stderr), 1 unexpected failure.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -136,6 +137,104 @@ def prebill(data_dir, month, as_of, out_dir, fees, conditions, qp_npis, practice
     click.echo(f"written to {out_dir}: prebill.csv, worklist.html, worklist.pdf, run.json")
 
 
+def _serve(cmd: list[str]) -> int:
+    """Run a server (Voila) in the foreground; Ctrl-C or a TERM signal stops it and its kernels, never leaving them
+    behind."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, start_new_session=True)  # its own process group: the kernels it starts go with it
+
+    def stop(*_):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        stop()
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        if proc.poll() is None:
+            stop()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@main.command()
+@click.argument("audit_dir", type=click.Path(path_type=Path))
+@click.option("--port", default=8866, show_default=True, type=click.IntRange(1024, 65535), help="Port on 127.0.0.1.")
+@click.option("--reviewer", default="", help="Your name, filled in on each decision.")
+@_friendly
+def review(audit_dir, port, reviewer):
+    """Chart review of an audit folder (a `check` run folder, or a report's audit/ folder) in the browser: walk the
+    sampled and flagged patient-months, accept or overturn each finding with a reason and evidence. Decisions are
+    appended to AUDIT_DIR/overrides.csv, which `check --out AUDIT_DIR` and `report` apply."""
+    import shutil
+    import tempfile
+
+    from ccmlib.paths import with_parameters
+    from ccmlib.workbench.review import audit_folder, audit_run
+
+    audit_dir = audit_folder(audit_dir)  # a report folder means its audit/ folder
+    audit_run(audit_dir)  # a clear message now, not a traceback in the browser
+    tmp = Path(tempfile.mkdtemp(prefix="ccm-review-"))  # the app's notebook holds only the folder's path
+    try:
+        nb = with_parameters("chart_review.ipynb", {"audit_dir": str(Path(audit_dir).resolve()), "reviewer": reviewer},
+                             tmp / "chart_review.ipynb")
+        click.echo(f"chart review of {audit_dir}: open http://127.0.0.1:{port}/ in a browser on this machine "
+                   f"(decisions go to {Path(audit_dir) / 'overrides.csv'}; Ctrl-C stops the app)")
+        cmd = [sys.executable, "-m", "voila", str(nb), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+               "--Voila.port_retries=0"]
+        _serve(cmd)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for handout.html and handout.pdf.")
+@click.option("--rules", help="Comma-separated rule IDs (default: every scenario).")
+@_friendly
+def handout(out_dir, rules):
+    """A printable training handout: every pitfall scenario with the question, the engine's verdict, why and the fix."""
+    from ccmlib.engine.outputs import RunFolder
+    from ccmlib.workbench.training import SCENARIOS, handout as make
+
+    ids = [r.strip() for r in rules.split(",")] if rules else list(SCENARIOS)
+    unknown = [r for r in ids if r not in SCENARIOS]
+    if unknown:
+        raise InputError(f"--rules: no training scenario for {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
+    with RunFolder(out_dir, "handout") as rf:
+        stage = rf.stage()
+        click.echo(f"auditing {len(ids)} scenario(s) twice each ...", err=True)
+        make(stage, ids)
+        rf.publish(stage)
+    click.echo(f"written to {out_dir}: handout.html, handout.pdf")
+
+
+@main.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--write", is_flag=True, help="Save the draft as DATA_DIR/mapping.yml (never over one that exists).")
+@_friendly
+def inspect(data_dir, write):
+    """Look at a practice's export before auditing it: per table the contract columns found and missing, source
+    columns nothing maps, sample values, values the contract will not accept, and a draft mapping.yml with
+    best-guess matches to confirm (printed; --write saves it)."""
+    from ccmlib.intake.inspect import inspect_folder, write_draft
+
+    ins = inspect_folder(data_dir)
+    click.echo(ins.text())
+    click.echo("\ndraft mapping.yml:\n" + ins.draft_yaml())
+    if write:
+        click.echo(f"written: {write_draft(ins)}; now run `ccm-audit check {data_dir} --out OUT`")
+
+
 @main.command()
 @click.option("--patients", default=200, show_default=True, type=click.IntRange(1), help="Number of patients.")
 @click.option("--months", default="2026-01..2026-03", show_default=True, help="Month range FIRST..LAST.")
@@ -172,13 +271,14 @@ def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
 @click.option("--ledger", type=click.Path(path_type=Path), help="SQLite run ledger (default: ledger.sqlite beside the report folder).")
 @click.option("--overrides", type=click.Path(path_type=Path),
               help="Auditor decision log to apply (default: OUT/audit/overrides.csv of the previous run when it exists).")
+@click.option("--fees", type=click.Path(path_type=Path), help="Locality fee schedule CSV replacing the bundled national amounts.")
 @click.option("--prepared-by", help="Who prepared the review (cover and sign-off).")
 @click.option("--prepared-for", help="For whom (default: the practice name).")
 @click.option("--final", is_flag=True, help="Mark the report FINAL (default: every page says DRAFT).")
 @click.option("--timeout", default=900, show_default=True, type=int, help="Seconds a notebook cell may run.")
 @_friendly
-def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, prepared_by,
-           prepared_for, final, timeout):
+def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, fees,
+           prepared_by, prepared_for, final, timeout):
     """Render the quarterly compliance report: executed notebook, report.html, report.pdf and workpapers.xlsx."""
     from ccmlib.report.render import ReportError, render_report
 
@@ -187,7 +287,7 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
     try:
         r = render_report(data_dir, period, out_dir, sample_size=sample_size, seed=seed, strata=strata, practice_name=practice_name,
                           show_identifiers=show_identifiers, ledger=ledger, overrides=overrides, timeout=timeout, progress=True,
-                          prepared_by=prepared_by, prepared_for=prepared_for, final=final)
+                          prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees)
     except ReportError as exc:
         click.echo(f"ccm-audit: report failed: {exc}", err=True)
         sys.exit(1)
@@ -204,14 +304,17 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for one report per practice and portfolio.csv.")
 @click.option("--check-only", is_flag=True, help="Write audit run folders only, no rendered reports.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any practice failed (default: 0 when at least one succeeded).")
+@click.option("--fees", type=click.Path(path_type=Path), help="Locality fee schedule CSV for every practice.")
 @_friendly
-def batch(clients_dir, period, out_dir, check_only, strict):
+def batch(clients_dir, period, out_dir, check_only, strict, fees):
     """Audit every practice folder in CLIENTS_DIR (each may have its own mapping.yml), continuing past failures."""
     from ccmlib.engine.periods import parse_period
     from ccmlib.workbench.portfolio import run_batch
 
     parse_period(period)
-    df = run_batch(clients_dir, period, out_dir, reports=not check_only, progress=True)
+    if fees is not None and not Path(fees).is_file():
+        raise InputError(f"{fees}: fee schedule file not found")
+    df = run_batch(clients_dir, period, out_dir, reports=not check_only, progress=True, fees=fees)
     for r in df.itertuples():
         if r.status == "ok":
             click.echo(f"ok      {r.practice}: {r.claim_lines:.0f} claim lines, {r.error_rate_count:.1%} in error, "
@@ -219,7 +322,8 @@ def batch(clients_dir, period, out_dir, check_only, strict):
         else:
             click.echo(f"FAILED  {r.practice}: {r.error}", err=True)
     failed = int((df["status"] != "ok").sum())
-    click.echo(f"{len(df) - failed} of {len(df)} practices done; portfolio.csv in {out_dir}")
+    click.echo(f"{len(df) - failed} of {len(df)} practices done; portfolio.csv" + ("" if check_only else ", portfolio.html and .pdf")
+               + f" in {out_dir}")
     if failed and (strict or failed == len(df)):
         sys.exit(1)
 

@@ -53,56 +53,129 @@ def browser():
         b.close()
 
 
-def test_chart_review_decision_reaches_overrides_and_report(tmp_path, browser, demo_dir):
+def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_dir):
+    """`ccm-audit review AUDIT_DIR` on a sampled audit: one overturn (with reason and evidence), one accept (no reason),
+    a re-run that keeps the reviewer on the same patient-month, and the decision in `ccm-audit report`'s headline."""
     audit_dir = tmp_path / "audit"
-    nb = with_parameters("chart_review.ipynb", {"data_dir": str(demo_dir), "period": "2026Q3", "audit_dir": str(audit_dir)},
-                         tmp_path / "chart_review.ipynb")
-    proc, url = serve(nb, tmp_path / "voila.log")
+    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "check", str(demo_dir), "--period", "2026Q3", "--out", str(audit_dir),
+                        "--sample", "30", "--seed", "7", "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    port = free_port()
+    log = tmp_path / "review.log"
+    proc = subprocess.Popen([sys.executable, "-m", "ccmlib.cli", "review", str(audit_dir), "--port", str(port), "--reviewer",
+                             "Pat Reviewer"],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
+        for _ in range(120):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert f"http://127.0.0.1:{port}/" in log.read_text()
         page = browser.new_page()
-        page.goto(url, timeout=180_000)
-        page.wait_for_selector(".ccm-reviewer input", timeout=180_000)
-        page.fill(".ccm-reviewer input", "Pat Reviewer")
-        page.locator(".ccm-reviewer input").press("Tab")
+        page.goto(f"http://127.0.0.1:{port}/", timeout=180_000)
+        page.wait_for_selector(".ccm-pick select", timeout=180_000)
+        first = page.locator(".ccm-pick select").input_value()
+        assert "[sample]" in page.locator(".ccm-pick select option").first.inner_text()
+        assert "undecided" in page.locator(".ccm-pick select option").first.inner_text()
+        # nothing is chosen until the reviewer chooses: saving now is refused
+        page.locator(".ccm-save").first.click()
+        page.wait_for_selector(".ccm-status:has-text('choose accept or overturn')", timeout=60_000)
+        # an overturn without a reason is refused, with one it is saved
         page.locator(".ccm-decision").first.get_by_text("overturn").click()
+        page.locator(".ccm-save").first.click()
+        page.wait_for_selector(".ccm-status:has-text('an overturn needs a reason')", timeout=60_000)
         page.locator(".ccm-reason input").first.fill("consent found in the scanned paper chart")
-        page.locator(".ccm-reason input").first.press("Tab")
+        page.locator(".ccm-evidence input").first.fill("scanned consent, page 2")
+        page.locator(".ccm-evidence input").first.press("Tab")
         page.locator(".ccm-save").first.click()
         page.wait_for_selector(".ccm-status:has-text('saved: overturn')", timeout=60_000)
+        if page.locator(".ccm-decision").count() > 1:  # an accept needs no reason
+            page.locator(".ccm-decision").nth(1).get_by_text("accept").click()
+            page.locator(".ccm-save").nth(1).click()
+            page.wait_for_selector(".ccm-status:has-text('saved: accept')", timeout=60_000)
+        page.locator(".ccm-rerun").click()
+        page.wait_for_selector(".ccm-status:has-text('re-run')", timeout=120_000)
+        now = page.locator(".ccm-pick select").input_value()
+        assert now.split(":")[0] == first.split(":")[0] and "decided" in now.split(" - ")[-1]  # same patient-month, now decided
+        totals = page.locator(".ccm-totals").inner_text()
+        assert "1 overturned" in totals
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    log = pd.read_csv(audit_dir / "overrides.csv", dtype=str)
-    assert list(log[["reviewer", "decision", "reason"]].iloc[0]) == ["Pat Reviewer", "overturn", "consent found in the scanned paper chart"]
-    decided = log.iloc[0]
+    for _ in range(40):  # stopping `ccm-audit review` stops its Voila server (and the kernels with it)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            time.sleep(0.25)
+        except OSError:
+            break
+    else:
+        raise AssertionError("the Voila server outlived `ccm-audit review`")
+    log = pd.read_csv(audit_dir / "overrides.csv", dtype=str, keep_default_na=False)
+    over = log[log["decision"] == "overturn"].iloc[0]
+    assert (over["reviewer"], over["reason"], over["evidence"]) == ("Pat Reviewer", "consent found in the scanned paper chart",
+                                                                   "scanned consent, page 2")
+    assert set(log["decision"]) <= {"overturn", "accept"}
 
-    out = tmp_path / "report"
-    proc = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(demo_dir), "--period", "2026Q3", "--out", str(out),
-                           "--overrides", str(audit_dir / "overrides.csv")], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # `check` into the audit folder applies its decisions by default; the report takes them and says so
+    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "check", str(demo_dir), "--period", "2026Q3", "--out", str(audit_dir),
+                        "--sample", "30", "--seed", "7"], capture_output=True, text=True)
+    assert r.returncode == 0 and "1 overturned" in r.stdout, r.stdout + r.stderr[-2000:]
+    out = tmp_path / "q3"
+    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(demo_dir), "--period", "2026Q3", "--out", str(out),
+                        "--sample", "30", "--seed", "7", "--overrides", str(audit_dir / "overrides.csv")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
     f = pd.read_csv(out / "audit" / "findings.csv", dtype=str, keep_default_na=False)
-    hit = f[(f["patient_id"] == decided["patient_id"]) & (f["service_month"] == decided["service_month"]) & (f["rule_id"] == decided["rule_id"])]
+    hit = f[(f["patient_id"] == over["patient_id"]) & (f["service_month"] == over["service_month"]) & (f["rule_id"] == over["rule_id"])]
     assert set(hit["review_decision"]) == {"overturn"} and set(hit["reviewed_by"]) == {"Pat Reviewer"}
-    trail = pd.read_csv(out / "audit" / "overrides_applied.csv", dtype=str)
-    assert trail.loc[0, "status"] == "applied" and trail.loc[0, "original_message"] == decided["original_message"]
-    assert "1 of them overturning a finding" in (out / "report.html").read_text()
+    import json
+    s = json.loads((out / "audit" / "run.json").read_text())["summary"]
+    assert s["overturned"] == 1
+    html = (out / "report.html").read_text()
+    assert f"{len(log)} auditor decision(s) after chart review, 1 of them overturning a finding" in html
+    assert f"${s['overpayment']:,.2f}" in html
 
 
-def test_training_widget_flips_the_verdict(tmp_path, browser):
-    nb = with_parameters("pitfalls_training.ipynb", {"pitfall": "CP-04"}, tmp_path / "pitfalls_training.ipynb")
+def test_training_widget_quiz_pitfall_switch_and_slider(tmp_path, browser):
+    results = tmp_path / "quiz.csv"
+    nb = with_parameters("pitfalls_training.ipynb", {"pitfall": "CONS-02", "results_file": str(results)}, tmp_path / "pitfalls_training.ipynb")
     proc, url = serve(nb, tmp_path / "voila.log")
     try:
         page = browser.new_page()
         page.goto(url, timeout=180_000)
         page.wait_for_selector(".ccm-verdict-box:has-text('NOT FULLY SUPPORTED')", timeout=180_000)
-        assert "CP-04" in page.locator(".ccm-verdict-box").inner_text()
-        page.locator(".ccm-on input").uncheck()
-        page.wait_for_selector(".ccm-verdict-box:has-text('SUPPORTED: billed 99490, supported 99490')", timeout=60_000)
+        assert "CONS-02" in page.locator(".ccm-verdict-box").inner_text()
+        # switch pitfall: every knob back to the new scenario, no CONS-02 left over
+        page.locator(".ccm-cost input").uncheck()
+        page.wait_for_selector(".ccm-verdict-box:has-text('CONS-02')", timeout=60_000)
+        from ccmlib.workbench.training import SCENARIOS
+        page.locator(".ccm-pitfall select").select_option(label=f"TIME-06: {SCENARIOS['TIME-06'][0]}")
+        page.wait_for_selector(".ccm-verdict-box:has-text('on 18 qualifying minutes')", timeout=60_000)
+        assert "CONS-02" not in page.locator(".ccm-verdict-box").inner_text()
+        assert page.locator(".ccm-cost input").is_checked()
+        assert page.locator(".ccm-minutes .widget-readout").inner_text().strip() == "18"
+        # the slider moves the verdict across 20 minutes by itself
+        handle = page.locator(".ccm-minutes .ui-slider-handle, .ccm-minutes .noUi-handle").first
+        handle.focus()
+        for _ in range(2):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_selector(".ccm-verdict-box:has-text('SUPPORTED: billed 99490, supported 99490 on 20 qualifying minutes')",
+                               timeout=60_000)
+        # quiz: no answer is not "Right."; an answer is recorded for the trainer
         page.locator(".ccm-quiz input").check()
         page.wait_for_selector(".ccm-verdict-box:has-text('Quiz')", timeout=60_000)
+        page.locator(".ccm-reveal").click()
+        page.wait_for_selector(".ccm-note:has-text('Choose supported or not fully supported first')", timeout=60_000)
+        assert "Right." not in page.locator(".ccm-verdict-box").inner_text()
+        page.fill(".ccm-trainee input", "Sam Trainee")
+        page.locator(".ccm-trainee input").press("Tab")
         page.locator(".ccm-answer").get_by_text("supported", exact=True).click()
         page.locator(".ccm-reveal").click()
         page.wait_for_selector(".ccm-verdict-box:has-text('Right.')", timeout=60_000)
+        page.wait_for_selector(".ccm-note:has-text('answer saved')", timeout=60_000)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    rows = pd.read_csv(results, dtype=str)
+    assert list(rows[["trainee", "scenario", "minutes", "answer", "right"]].iloc[0]) == ["Sam Trainee", "TIME-06", "20", "supported", "True"]

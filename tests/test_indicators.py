@@ -54,10 +54,10 @@ def test_a_second_consent_is_not_a_new_patient():
 # ----------------------------------------------------------------- on a chart, through the engine
 def test_no_prior_visit_by_the_billing_practitioner_is_counted():
     t = chart()  # the seed chart's visit (2025-11-20) is by the billing NPI, within a year
-    s = audit(practice(t), period="2026-01").run["summary"]["risk_indicators"]["no_prior_visit"]
+    s = audit(practice(t), period="2026-01").summary()["risk_indicators"]["no_prior_visit"]
     assert (s["patient_months"], s["of_patient_months"], s["assessable"]) == (0, 1, True)
     t["encounters"][0]["practitioner_npi"] = OTHER_NPI
-    s = audit(practice(t), period="2026-01").run["summary"]["risk_indicators"]["no_prior_visit"]
+    s = audit(practice(t), period="2026-01").summary()["risk_indicators"]["no_prior_visit"]
     assert (s["patient_months"], s["patients"]) == (1, 1)
 
 
@@ -65,14 +65,14 @@ def test_a_visit_billed_on_a_claim_counts_as_a_visit():
     t = chart()
     t["encounters"] = []
     t["claims"].append(claim("C9", "99214", date="2025-12-10"))
-    s = audit(practice(t), period="2026-01").run["summary"]["risk_indicators"]["no_prior_visit"]
+    s = audit(practice(t), period="2026-01").summary()["risk_indicators"]["no_prior_visit"]
     assert s["patient_months"] == 0
 
 
 def test_two_practitioners_in_one_month_and_the_practitioner_breakdown():
     t = chart()
     t["claims"].append(claim("C2", "99490", npi=OTHER_NPI, paid=66.13))
-    s = audit(practice(t), period="2026-01").run["summary"]
+    s = audit(practice(t), period="2026-01").summary()
     assert s["risk_indicators"]["several_practitioners"] == {"patient_months": 1, "of_patient_months": 1}
     byp = pd.DataFrame(s["by_practitioner"])
     assert set(byp["billing_npi"]) == {NPI, OTHER_NPI}
@@ -92,7 +92,7 @@ def test_each_unsupported_line_names_the_rules_that_took_its_units():
 def test_staff_breakdown_counts_minutes_logged_and_counted():
     t = chart()
     t["time_entries"].append(entry("E3", 10, staff="X1"))  # non-clinical: logged, not counted
-    s = audit(practice(t), period="2026-01").run["summary"]["by_staff"]
+    s = audit(practice(t), period="2026-01").summary()["by_staff"]
     by = {x["staff_id"]: x for x in s}
     assert (by["S1"]["minutes_logged"], by["S1"]["minutes_counted"]) == (28, 28)
     assert (by["X1"]["minutes_logged"], by["X1"]["minutes_counted"]) == (10, 0)

@@ -3,6 +3,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -13,14 +14,11 @@ from ccmlib.report.render import ReportError, render_report
 from ccmlib.report.record import read_records
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory, ):
-    """The demo report, sampled, after an auditor overturned the single error finding of one rule."""
+def _render(root):
     from conftest import DEMO
 
     from ccmlib.engine.decisions import record_decision
     from ccmlib.engine.pipeline import audit
-    root = tmp_path_factory.mktemp("reports")
     errors = audit(DEMO, period="2026Q3").findings.query("severity == 'error'")
     once = errors["rule_id"].value_counts()
     rule = once[once == 1].index[0]
@@ -28,8 +26,32 @@ def rendered(tmp_path_factory, ):
     record_decision(log, errors[errors["rule_id"] == rule].iloc[0], "overturn", "A. Auditor", "visit note in the paper chart")
     r = render_report(DEMO, "2026Q3", root / "q3", sample_size=40, seed="48863.78", practice_name="Demo Family Practice",
                       overrides=log)
-    r.overturned_rule, r.errors_before = rule, len(errors)
-    return r, root
+    return {"folder": str(r.folder), "headline": r.headline, "provenance": r.provenance, "overturned_rule": rule,
+            "errors_before": int(len(errors))}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, worker_id):
+    """The demo report, sampled, after an auditor overturned the single error finding of one rule; rendered once per
+    test session and shared by the workers (a report takes seconds; the tests only read it)."""
+    import fcntl
+    import json
+
+    from ccmlib.report.render import NOTEBOOK, Report
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if worker_id != "master" else base) / "shared-demo-report"
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker renders, the others wait for it
+        done = shared / "report.json"
+        if not done.exists():
+            done.write_text(json.dumps(_render(shared)))
+        meta = json.loads(done.read_text())
+    folder = Path(meta["folder"])
+    r = Report(folder, folder / NOTEBOOK, folder / "report.html", folder / "report.pdf", folder / "workpapers.xlsx",
+               meta["headline"], meta["provenance"])
+    r.overturned_rule, r.errors_before = meta["overturned_rule"], meta["errors_before"]
+    return r, shared
 
 
 def test_after_a_decision_all_six_places_agree(rendered):

@@ -1,6 +1,7 @@
 """Workbench library: training scenarios flip verdicts; chart review views and decisions."""
 import pandas as pd
 import pytest
+from chart import chart
 
 from ccmlib.engine.rules import load_all
 from ccmlib.workbench.review import ChartReview, patient_month_view, review_queue
@@ -11,12 +12,16 @@ def test_a_scenario_for_every_rule():
     assert set(SCENARIOS) == set(load_all())
 
 
+def test_the_clean_chart_every_scenario_starts_from_is_clean():
+    off = verdict(chart())
+    assert off["findings"] == [] and off["supported"]
+
+
 @pytest.mark.parametrize("rule_id", sorted(SCENARIOS))
 def test_each_scenario_shows_its_pitfall_and_only_when_on(rule_id):
     on = verdict(scenario_chart(rule_id, on=True))
-    off = verdict(scenario_chart(rule_id, on=False))
+    assert scenario_chart(rule_id, on=False) == chart()  # off: the clean chart (audited once, above)
     assert rule_id in {f["rule_id"] for f in on["findings"]}
-    assert off["findings"] == [] and off["supported"]
     severity = load_all()[rule_id].severity
     assert on["supported"] is (severity != "error")
 
@@ -57,6 +62,7 @@ def test_chart_review_view_and_decision(tmp_path, demo_dir):
 
 def test_batch_reports_and_goes_past_a_broken_practice(tmp_path):
     """One practice reported, one broken (the mapping and Excel layouts are covered by the portfolio notebook's test)."""
+    import json
     import subprocess
     import sys
 
@@ -74,6 +80,42 @@ def test_batch_reports_and_goes_past_a_broken_practice(tmp_path):
     assert not (out / "clinic_b_broken" / "report.html").exists()
     m = pitfall_matrix(pf)
     assert list(m.columns) == ["clinic_a_csv"] and m.values.sum() > 0
+    # comparable rates, the period, error rules only among the pitfalls
+    ok = pf.iloc[0]
+    assert ok["period"] == "2026Q3" == pf.loc[1, "period"]
+    s = json.loads((out / "clinic_a_csv" / "audit" / "run.json").read_text())["summary"]
+    assert float(ok["errors_per_100_billed_pm"]) == round(100 * s["findings"]["error"] / s["billed_patient_months"], 1)
+    assert float(ok["overpayment_per_billed_line"]) == round(s["overpayment"] / s["claim_lines"], 2)
+    errors = set(pd.read_csv(out / "clinic_a_csv" / "audit" / "findings.csv").query("severity == 'error'")["rule_id"])
+    assert {p.split(" ")[0] for p in ok["top_pitfalls"].split(", ")} <= errors
+    # the portfolio report, and one salt for the engagement: a report beside the batch keys patients the same way
+    assert (out / "portfolio.html").is_file() and (out / "portfolio.pdf").is_file()
+    html = (out / "portfolio.html").read_text()
+    assert "Practices side by side" in html and "Quarters on record" in html and "clinic_b_broken" in html
+    from ccmlib.report.privacy import load_salt, patient_keys
+    cw = pd.read_csv(out / "clinic_a_csv" / "audit" / "crosswalk.csv", dtype=str)
+    assert (patient_keys(cw["patient_id"], load_salt(tmp_path), "clinic_a_csv").tolist() == cw["patient_key"].tolist())
     strict = subprocess.run([sys.executable, "-m", "ccmlib.cli", "batch", str(clients), "--period", "2026Q3", "--out",
                              str(tmp_path / "o2"), "--check-only", "--strict"], capture_output=True, text=True)
     assert strict.returncode == 1
+
+
+def test_report_takes_a_locality_fee_schedule(tmp_path):
+    """`report --fees` prices lines without a paid amount from the practice's locality rates (the README promises it)."""
+    import subprocess
+    import sys
+
+    from chart import chart, entry, write
+    from ccmlib.report.quarterly import QuarterlyReview
+
+    t = chart()
+    t["time_entries"] = [entry("E1", 15)]  # 99490 on 15 minutes: not supported, overpaid by the fee
+    t["claims"][0]["paid_amount"] = ""
+    data = write(t, tmp_path / "practice")
+    fees = tmp_path / "locality.csv"
+    fees.write_text("code,effective_from,effective_to,amount\n99490,2026-01-01,2026-12-31,71.11\n")
+    review = QuarterlyReview.run(str(data), "2026-01", output_dir=str(tmp_path / "out"), fees=str(fees))
+    assert review.headline["overpayment"] == 71.11
+    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(data), "--period", "2026-01", "--out", str(tmp_path / "r"),
+                        "--fees", str(tmp_path / "nope.csv")], capture_output=True, text=True)
+    assert r.returncode == 2 and "nope.csv" in r.stderr

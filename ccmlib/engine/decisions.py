@@ -7,8 +7,6 @@ decision beside them, takes them out of the money, and writes the trail to
 """
 from __future__ import annotations
 
-import csv
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +15,8 @@ import pandas as pd
 from ccmlib.errors import InputError
 
 KEY_FIELDS = ["rule_id", "patient_id", "service_month", "claim_id", "line", "billing_npi", "entry_id"]
-COLUMNS = ["decided_at", "reviewer", "decision", "reason", "finding_key", *KEY_FIELDS, "original_message", "original_amount"]
+COLUMNS = ["decided_at", "reviewer", "decision", "reason", "finding_key", *KEY_FIELDS, "original_message", "original_amount",
+           "evidence"]
 DECISIONS = ("accept", "overturn")
 FILE_NAME = "overrides.csv"
 
@@ -48,10 +47,12 @@ def load(path: str | Path | None) -> pd.DataFrame:
     if bad.any():
         i = int(bad.to_numpy().nonzero()[0][0])
         raise InputError(f"{path}: line {i + 2}, column decision: {df['decision'].iloc[i]!r} is not accept or overturn")
-    blank = (df["reviewer"].str.strip() == "") | (df["reason"].str.strip() == "")
+    blank = (df["reviewer"].str.strip() == "") | ((df["reason"].str.strip() == "") & (df["decision"].str.lower() == "overturn"))
     if blank.any():
         i = int(blank.to_numpy().nonzero()[0][0])
-        raise InputError(f"{path}: line {i + 2}: a decision needs a reviewer and a reason")
+        raise InputError(f"{path}: line {i + 2}: a decision needs a reviewer, and an overturn a reason")
+    if "evidence" not in df.columns:  # a log written before decisions could cite evidence
+        df["evidence"] = ""
     return df.assign(decision=df["decision"].str.lower())
 
 
@@ -60,31 +61,30 @@ def latest(log: pd.DataFrame) -> pd.DataFrame:
     return log.drop_duplicates("finding_key", keep="last")
 
 
-def record_decision(path: str | Path, finding: dict | pd.Series, decision: str, reviewer: str, reason: str,
-                    when: datetime | None = None) -> dict:
-    """Append one decision to the log and flush it to disk at once (nothing is lost if the kernel restarts)."""
-    decision = decision.lower().strip()
+def record_decision(path: str | Path, finding: dict | pd.Series, decision: str, reviewer: str, reason: str = "",
+                    when: datetime | None = None, evidence: str = "") -> dict:
+    """Append one decision to the log and flush it to disk at once (nothing is lost if the kernel restarts). An
+    overturn needs a reason; an accept does not. ``evidence`` cites what the reviewer saw (document and page)."""
+    decision = str(decision or "").lower().strip()
     if decision not in DECISIONS:
-        raise InputError(f"decision {decision!r} is not accept or overturn")
-    if not str(reviewer).strip() or not str(reason).strip():
-        raise InputError("a decision needs the reviewer's name and a reason")
+        raise InputError("choose accept or overturn" if not decision else f"decision {decision!r} is not accept or overturn")
+    if not str(reviewer).strip():
+        raise InputError("a decision needs the reviewer's name")
+    if decision == "overturn" and not str(reason or "").strip():
+        raise InputError("an overturn needs a reason (what the chart shows that the data did not)")
     finding = dict(finding)
     key = finding_key(pd.DataFrame([finding])).iloc[0]
     row = {"decided_at": (when or datetime.now(timezone.utc)).isoformat(timespec="seconds"), "reviewer": str(reviewer).strip(),
-           "decision": decision, "reason": str(reason).strip(), "finding_key": key,
+           "decision": decision, "reason": str(reason or "").strip(), "finding_key": key,
            **{c: "" if pd.isna(finding.get(c)) else str(finding.get(c)) for c in KEY_FIELDS},
-           "original_message": str(finding.get("message", "")), "original_amount": str(finding.get("amount", ""))}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    with open(path, "a", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
-        if new:
-            w.writeheader()
-        w.writerow(row)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return row
+           "original_message": str(finding.get("message", "")), "original_amount": str(finding.get("amount", "")),
+           "evidence": str(evidence or "").strip()}
+    from ccmlib.engine.outputs import append_csv_row, csv_header
+
+    head = csv_header(Path(path))
+    if head and "evidence" not in head and row["evidence"]:  # a log started before decisions could cite evidence
+        row["reason"] = f"{row['reason']} [evidence: {row['evidence']}]".strip()
+    return append_csv_row(Path(path), COLUMNS, row)
 
 
 def trail(findings: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:

@@ -76,8 +76,7 @@ def by_staff(entries: pd.DataFrame, pm: pd.DataFrame) -> list[dict]:
     e = entries.dropna(subset=["staff_id"])
     if e.empty or billed.empty:
         return []
-    mins = e.groupby("staff_id").agg(minutes_logged=("minutes", "sum"),
-                                     minutes_counted=("minutes", lambda s: s[e.loc[s.index, "qualifying"].astype(bool)].sum()))
+    mins = e.groupby("staff_id").agg(minutes_logged=("minutes", "sum"), minutes_counted=("qualifying", "sum"))
     pairs = e[["staff_id", *PM]].drop_duplicates().merge(billed, on=PM)
     g = pairs.assign(_err=pairs["errors"] > 0).groupby("staff_id").agg(patient_months=("_err", "size"), with_error=("_err", "sum"))
     g = g.join(mins, how="left")

@@ -197,6 +197,19 @@ class RunFolder:
         m = _read_marker(self.path)
         return set(m["files"]) if m else set()
 
+    def _nested_own(self, name: str) -> bool:
+        """A file in a subfolder that is itself a ccm-audit run folder listing it (a report's audit/ re-run by the chart
+        review): written by ccm-audit, so a later run of the outer folder may replace it."""
+        parts = Path(name).parts
+        if len(parts) < 2:
+            return False
+        sub = self.path / parts[0]
+        try:
+            m = _read_marker(sub)
+        except InputError:
+            return False
+        return bool(m) and Path(*parts[1:]).as_posix() in m["files"]
+
     def _clean_stale_stages(self) -> None:
         for p in self.path.iterdir():
             if p.name.startswith(STAGING_PREFIX) and p.is_dir() and not p.is_symlink():
@@ -221,7 +234,7 @@ class RunFolder:
         new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file() or p.is_symlink())
         new = [n for n in new if Path(n).name != LOCK and (Path(n).name != MARKER or "/" in n)]
         old = self.files()
-        clash = [n for n in new if n not in old and n not in KEEP and (self.path / n).exists()]
+        clash = [n for n in new if n not in old and n not in KEEP and (self.path / n).exists() and not self._nested_own(n)]
         if clash:
             raise InputError(f"--out {self.path}: {', '.join(clash[:5])} already exist(s) there and were not written by "
                              f"ccm-audit; they are left alone. Move them away or choose another folder")
@@ -248,6 +261,39 @@ class RunFolder:
         self._write_marker(new + kept)
         shutil.rmtree(stage, ignore_errors=True)
         return new
+
+
+def append_csv_row(path: Path, fields: list[str], row: dict) -> dict:
+    """Append one row to a log CSV (a reviewer's decisions, a trainee's answers), with the header when the file is new,
+    and flush it to disk at once so nothing is lost if the process dies. A file that exists keeps its own columns
+    (a column it lacks is left out; the caller decides what to do with that)."""
+    import csv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with open(path, encoding="utf-8") as fh:
+            fields = next(csv.reader(fh))
+    with open(path, "a", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow(row)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return row
+
+
+def csv_header(path: Path) -> list[str]:
+    """The header of a CSV file that exists and is not empty (else [])."""
+    import csv
+
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return next(csv.reader(fh), [])
 
 
 def atomic_write_text(path: Path, text: str) -> None:

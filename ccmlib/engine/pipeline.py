@@ -52,7 +52,8 @@ class AuditResult:
     frame: pd.DataFrame | None = None  # the numbered sampling frame
 
     def summary(self) -> dict:
-        return self.run["summary"]
+        """run.json's summary with the breakdowns and risk indicators (see :func:`add_details`)."""
+        return add_details(self)
 
     def entries(self) -> pd.DataFrame:
         """Every time entry of the period with its minutes counted and why any were excluded (a public view)."""
@@ -359,6 +360,7 @@ def core_summary(f: pd.DataFrame, cl: pd.DataFrame, pm: pd.DataFrame) -> dict:
     return {
         "patient_months": int(len(pm)),
         "patient_months_with_error": int((pm["errors"] > 0).sum()),
+        "billed_patient_months": int((pm["codes_billed"].fillna("") != "").sum()),
         "claim_lines": int(len(cl)),
         "claim_lines_not_supported": bad,
         "error_rate_count": bad / len(cl) if len(cl) else 0.0,
@@ -388,6 +390,23 @@ def quarter_summaries(res: AuditResult) -> dict[str, dict]:
     return out
 
 
+DETAILS = ("by_practitioner", "by_month", "by_staff", "risk_indicators")
+
+
+def add_details(res: AuditResult) -> dict:
+    """Add the breakdowns by practitioner, month and staff member and the risk indicators to the run's summary (once;
+    every run folder, report and workbook has them). Kept out of :func:`audit` itself: the many audits that only need
+    the findings (the trend, the pre-bill review, chart-size checks) do not pay for them."""
+    s = res.run["summary"]
+    if all(k in s for k in DETAILS):
+        return s
+    cl, pm = res.claim_lines, res.patient_months
+    s.update({"by_practitioner": indicators.by_practitioner(cl), "by_month": indicators.by_month(cl),
+              "by_staff": indicators.by_staff(res.entries(), pm) if res.facts is not None else [],
+              "risk_indicators": indicators.risk_indicators(res)})
+    return s
+
+
 def headline_summary(res: AuditResult) -> dict:
     """Every headline figure of a run, computed once, after auditor decisions (overturned findings do not count):
     run.json's ``summary``, which the report, the workbook, the portfolio and the chart review read."""
@@ -396,10 +415,6 @@ def headline_summary(res: AuditResult) -> dict:
     out.update({
         "data_quality_rows": int(len(res.data_quality)),
         "sampled": res.sample is not None,
-        "by_practitioner": indicators.by_practitioner(cl),
-        "by_month": indicators.by_month(cl),
-        "by_staff": indicators.by_staff(res.entries(), pm) if res.facts is not None else [],
-        "risk_indicators": indicators.risk_indicators(res),
     })
     if res.sample is not None:
         smp = res.sample[~res.sample["spare"]]
@@ -418,7 +433,7 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
     return {
         "tool": "ccm-audit",
         "inputs": practice.inputs,
-        "data_folder": str(practice.folder),
+        "data_folder": str(Path(practice.folder).resolve()),
         "mapping": str(practice.folder / "mapping.yml") if (practice.folder / "mapping.yml").is_file() else None,
         "period": period.to_json(),
         "rule_catalog_version": RULE_CATALOG_VERSION,
@@ -452,6 +467,7 @@ def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] |
     ``out_dir`` is a path or an open :class:`~ccmlib.outdir.RunFolder`. The folder must be new, empty or an earlier
     ``check`` run folder (see :mod:`ccmlib.outdir`); files are staged and moved into place whole, under a lock."""
     rf = out_dir if isinstance(out_dir, RunFolder) else RunFolder(out_dir, "check")
+    add_details(result)
     with rf as folder:
         stage = folder.stage()
         for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),

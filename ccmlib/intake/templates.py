@@ -25,6 +25,40 @@ def column_guide() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MAPPING_DOC = """## An export with other column names or values: mapping.yml
+
+A practice's system rarely exports these exact names. Put a `mapping.yml` beside the files: per table, `columns`
+renames source columns to contract columns, and `values` recodes a contract column's values (after the renames).
+Anything not named stays as it is; a mapping to an unknown table or column is refused with a message.
+
+```yaml
+time_entries:
+  columns:
+    Pt MRN: patient_id     # source column: contract column
+    Mins: minutes
+    Staff: staff_id
+claims:
+  columns:
+    DOS: service_date
+    CPT: cpt_code
+    Rendering NPI: billing_npi
+staff:
+  columns:
+    Credential: role
+  values:
+    role:                  # contract column: {source value: contract value}
+      Registered Nurse: rn
+      Medical Assistant: ma
+      MD: physician
+```
+
+`ccm-audit inspect FOLDER` drafts this file: per table it lists the contract columns found and missing, the source
+columns nothing maps, sample values and values the contract will not accept, and guesses the matches;
+`ccm-audit inspect FOLDER --write` saves the draft as `FOLDER/mapping.yml` (never over one that exists). Confirm
+each line before relying on it. Dates must be `YYYY-MM-DD` (or real dates in Excel); a mapping cannot reformat them.
+"""
+
+
 def write_templates(out: str | Path = "templates") -> list[Path]:
     """Write ``intake/<table>.csv`` headers, ``intake/README.md`` and ``intake/ccm_intake.xlsx``."""
     folder = Path(out) / "intake"
@@ -43,6 +77,7 @@ def write_templates(out: str | Path = "templates") -> list[Path]:
         for r in guide[guide["table"] == name].itertuples():
             lines.append(f"| {r.column} | {r.required} | {r.format} | {r.meaning} | {r.example} |")
         lines.append("")
+    lines += MAPPING_DOC.splitlines()
     p = folder / "README.md"
     p.write_text("\n".join(lines), encoding="utf-8")
     written.append(p)

@@ -234,7 +234,8 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str) -> tuple[pd.Data
     if missing:
         have = ", ".join(c for c in raw.columns if c != "_line") or "none"
         raise InputError(f"{label}: missing required column(s) {', '.join(missing)} for table {table.name} "
-                         f"(columns found: {have}; rename them with mapping.yml if the export uses other names)")
+                         f"(columns found: {have}; rename them with mapping.yml if the export uses other names: "
+                         f"`ccm-audit inspect DATA_DIR` drafts one)")
     raw = raw.reset_index(drop=True)
     typed = {}
     probs = []

@@ -24,7 +24,7 @@ from ccmlib.report.privacy import ephemeral_salt, load_salt, patient_keys, pseud
 PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (int, type(None)), "seed": (str, int, float, type(None)),
               "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
               "show_identifiers": (bool,), "ledger": (str, type(None)), "overrides": (str, type(None)),
-              "prepared_by": (str, type(None)), "prepared_for": (str, type(None)), "final": (bool,)}
+              "prepared_by": (str, type(None)), "prepared_for": (str, type(None)), "final": (bool,), "fees": (str, type(None))}
 
 
 def check_parameters(params: dict) -> dict:
@@ -91,10 +91,12 @@ class QuarterlyReview:
     @classmethod
     def run(cls, data_dir=None, period="2026Q3", sample_size=None, seed=None, strata=None, practice_name=None,
             output_dir=None, show_identifiers=False, ledger=None, overrides=None, prepared_by=None, prepared_for=None,
-            final=False) -> "QuarterlyReview":
+            final=False, fees=None) -> "QuarterlyReview":
         check_parameters(dict(data_dir=data_dir, period=period, sample_size=sample_size, seed=seed, strata=strata,
                               practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger,
-                              overrides=overrides, prepared_by=prepared_by, prepared_for=prepared_for, final=final))
+                              overrides=overrides, prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees))
+        if fees and not Path(fees).is_file():
+            raise InputError(f"{fees}: fee schedule file not found")
         data = Path(data_dir) if data_dir else paths.demo_dir()
         tmp = None
         if output_dir:
@@ -108,8 +110,8 @@ class QuarterlyReview:
             raise InputError(f"{overrides}: overrides file not found")
         practice = load_practice(data)
         earlier = Background(tables.earlier_quarters, practice, parse_period(period), recorded=recorded_quarters(ledger, practice_name
-                             or data.name), overrides=overrides)  # on the second core while this quarter is audited
-        res = audit(practice, period=period, overrides=overrides)
+                             or data.name), overrides=overrides, fees=fees)  # on the second core while this quarter is audited
+        res = audit(practice, period=period, overrides=overrides, fees=fees)
         from ccmlib.engine.pipeline import empty_period_message
         empty = empty_period_message(res.run)
         if empty:
@@ -126,7 +128,7 @@ class QuarterlyReview:
         review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, salt, practice)
         review._tmp = tmp
         review._earlier_job = earlier
-        review.overrides = overrides
+        review.overrides, review.fees = overrides, fees
         review.prepared_by, review.prepared_for, review.final = prepared_by, prepared_for, bool(final)
         write_outputs(res, out / "audit", extra={"crosswalk": review.crosswalk()})
         if overrides and not (out / "audit" / "overrides.csv").exists():
@@ -172,7 +174,7 @@ class QuarterlyReview:
             job = getattr(self, "_earlier_job", None)
             self._earlier = job.result() if job is not None else tables.earlier_quarters(
                 self.practice or self.data_dir, parse_period(self.period), recorded=recorded_quarters(self.ledger, self.practice_name),
-                overrides=self.overrides)
+                overrides=self.overrides, fees=getattr(self, "fees", None))
         return self._earlier
 
     def previous(self) -> dict | None:

@@ -113,7 +113,7 @@ def _preflight(data: Path) -> None:
 def render_report(data_dir, period: str, out, sample_size: int | None = None, seed=None, strata: str | None = None,
                   practice_name: str | None = None, show_identifiers: bool = False, ledger=None, overrides=None,
                   timeout: int = 900, progress: bool = False, prepared_by: str | None = None, prepared_for: str | None = None,
-                  final: bool = False) -> Report:
+                  final: bool = False, fees=None) -> Report:
     """Execute the quarterly-review notebook and write the executed notebook, report.html, report.pdf and workpapers.xlsx.
 
     ``out`` must be a new or empty folder or an earlier report folder (:mod:`ccmlib.outdir`); it is checked and locked
@@ -128,6 +128,8 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
     live = out / "audit" / "overrides.csv"  # decisions recorded against the previous run of this report
     if overrides is not None and not Path(overrides).is_file():
         raise InputError(f"{overrides}: overrides file not found")
+    if fees is not None and not Path(fees).is_file():
+        raise InputError(f"{fees}: fee schedule file not found")
     if overrides is not None and live.is_file() and Path(overrides).resolve() != live.resolve() \
             and Path(overrides).read_bytes() != live.read_bytes():
         raise InputError(f"{live} already holds auditor decisions that differ from --overrides {overrides}; merge them into "
@@ -142,7 +144,8 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
                                    "practice_name": practice_name or data.resolve().name, "output_dir": str(stage.resolve()),
                                    "show_identifiers": bool(show_identifiers), "ledger": str(ledger.resolve()),
                                    "overrides": str(Path(overrides).resolve()) if overrides else None,
-                                   "prepared_by": prepared_by, "prepared_for": prepared_for, "final": bool(final)})
+                                   "prepared_by": prepared_by, "prepared_for": prepared_for, "final": bool(final),
+                                   "fees": str(Path(fees).resolve()) if fees else None})
         nb_in = paths.notebook(NOTEBOOK)
         executed = stage / NOTEBOOK
         import papermill as pm

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.engine.pipeline import AuditResult, audit
-from ccmlib.engine.periods import Period, month_key, parse_period
+from ccmlib.engine.periods import Period, month_key
 from ccmlib.engine.rules.registry import catalog
 from ccmlib.reference.explain import EXPLAIN
 

@@ -14,8 +14,9 @@ from ccmlib.errors import InputError
 from ccmlib.engine.outputs import RunFolder
 from ccmlib.synth.generator import generate, parse_rates
 
-PORTFOLIO_COLUMNS = ["practice", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count", "paid_amount",
-                     "overpayment", "error_rate_dollars", "missed_revenue", "top_pitfalls", "folder"]
+PORTFOLIO_COLUMNS = ["practice", "period", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count",
+                     "billed_patient_months", "errors_per_100_billed_pm", "paid_amount", "overpayment", "error_rate_dollars",
+                     "overpayment_per_billed_line", "missed_revenue", "top_pitfalls", "folder"]
 
 
 def discover(clients_dir: str | Path) -> list[Path]:
@@ -30,19 +31,31 @@ def discover(clients_dir: str | Path) -> list[Path]:
 
 
 def _top(findings: pd.DataFrame, n: int = 3) -> str:
-    f = findings[findings["severity"].isin(["error", "warning"])]
+    """The most frequent error rules (warnings and opportunities are not pitfalls that cost money)."""
+    f = findings[findings["severity"] == "error"]
     top = f["rule_id"].value_counts().head(n)
     return ", ".join(f"{k} ({v})" for k, v in top.items())
 
 
-def run_batch(clients_dir, period: str, out, reports: bool = True, progress: bool = True) -> pd.DataFrame:
+def engagement_root(out) -> Path:
+    """The folder that holds an engagement's ledger and salt: the parent of the report or batch folder, so that
+    ``report --out reports/q3`` and ``batch --out reports/batch`` key the same patient the same way."""
+    return Path(out).resolve().parent
+
+
+def run_batch(clients_dir, period: str, out, reports: bool = True, progress: bool = True, fees=None) -> pd.DataFrame:
     """Audit (and, with ``reports``, render the quarterly report for) each practice; a failing practice becomes a
-    ``failed`` row with its error, and the batch goes on. Writes ``OUT/portfolio.csv``."""
+    ``failed`` row with its error, and the batch goes on. Writes ``OUT/portfolio.csv`` and, with reports, the portfolio
+    report ``OUT/portfolio.html`` and ``.pdf`` (the practices side by side and, from the ledger, their quarters)."""
     practices = discover(clients_dir)
     with RunFolder(out, "batch") as rf:  # checked and locked before the first practice
-        df = _run_all(practices, period, rf.path, reports, progress)
+        ledger = engagement_root(rf.path) / "ledger.sqlite"
+        df = _run_all(practices, period, rf.path, reports, progress, ledger, fees)
         stage = rf.stage()
         df.to_csv(stage / "portfolio.csv", index=False, lineterminator="\n")
+        if reports:
+            from ccmlib.workbench.portfolio_report import write_portfolio_report
+            write_portfolio_report(df, ledger, stage, period)
         rf.publish(stage, add_only=True)  # never remove another practice's folder or an earlier file
     return df
 
@@ -50,16 +63,22 @@ def run_batch(clients_dir, period: str, out, reports: bool = True, progress: boo
 def practice_row(name: str, run_dir: Path, folder: Path) -> dict:
     """A practice's portfolio row from its run folder: the engine's summary (run.json), never recomputed; the top
     pitfalls from the findings that stand after auditor decisions."""
-    summ = json.loads((Path(run_dir) / "run.json").read_text())["summary"]
+    run = json.loads((Path(run_dir) / "run.json").read_text())
+    summ = run["summary"]
     f = pd.read_csv(Path(run_dir) / "findings.csv", dtype=str, keep_default_na=False)
     f = f[f["review_decision"] != "overturn"]
-    return {"practice": name, "status": "ok", "error": "", "claim_lines": summ["claim_lines"],
-            "claim_lines_in_error": summ["claim_lines_not_supported"], "error_rate_count": summ["error_rate_count"],
-            "paid_amount": summ["paid_amount"], "overpayment": summ["overpayment"], "error_rate_dollars": summ["error_rate_dollars"],
+    billed = summ.get("billed_patient_months", 0)
+    return {"practice": name, "period": run["period"]["label"], "status": "ok", "error": "", "claim_lines": summ["claim_lines"],
+            "claim_lines_in_error": summ["claim_lines_not_supported"], "error_rate_count": round(summ["error_rate_count"], 4),
+            "billed_patient_months": billed,
+            "errors_per_100_billed_pm": round(100 * summ["findings"]["error"] / billed, 1) if billed else 0.0,
+            "paid_amount": summ["paid_amount"], "overpayment": summ["overpayment"],
+            "error_rate_dollars": round(summ["error_rate_dollars"], 4),
+            "overpayment_per_billed_line": round(summ["overpayment"] / summ["claim_lines"], 2) if summ["claim_lines"] else 0.0,
             "missed_revenue": summ["missed_amount"], "top_pitfalls": _top(f), "folder": str(folder)}
 
 
-def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progress: bool) -> pd.DataFrame:
+def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progress: bool, ledger: Path, fees=None) -> pd.DataFrame:
     rows = []
     it = practices
     if progress:
@@ -70,17 +89,17 @@ def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progr
         try:
             if reports:
                 from ccmlib.report.render import render_report
-                rep = render_report(folder, period, dest, practice_name=folder.name, ledger=out / "ledger.sqlite")
+                rep = render_report(folder, period, dest, practice_name=folder.name, ledger=ledger, fees=fees)
                 run_dir = rep.folder / "audit"
             else:
-                res = audit(folder, period=period)
+                res = audit(folder, period=period, fees=fees)
                 run_dir = write_outputs(res, dest)
             rows.append(practice_row(folder.name, run_dir, dest))
         except Exception as exc:  # keep going: the failure is reported, not raised
             msg = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, InputError) and type(exc).__name__ != "ReportError":
                 msg += " | " + traceback.format_exc(limit=2).strip().splitlines()[-1]
-            rows.append({"practice": folder.name, "status": "failed", "error": msg, "folder": ""})
+            rows.append({"practice": folder.name, "period": period, "status": "failed", "error": msg, "folder": ""})
     return pd.DataFrame(rows).reindex(columns=PORTFOLIO_COLUMNS)
 
 

@@ -3,13 +3,13 @@ and the verdict the rule engine gives. The widgets in ``notebooks/pitfalls_train
 only :func:`scenario_chart`, :func:`verdict` and :class:`TrainingApp`."""
 from __future__ import annotations
 
-import tempfile
+from html import escape
 from pathlib import Path
 
 import pandas as pd
 
 from ccmlib.engine.pipeline import audit
-from ccmlib.synth.examples import OTHER_NPI, chart, claim, entry, write
+from ccmlib.synth.examples import OTHER_NPI, chart, claim, entry
 from ccmlib.engine.rules import load_all
 
 
@@ -77,25 +77,33 @@ SCENARIOS = {
 
 def scenario_chart(rule_id: str, on: bool = True, minutes: int | None = None, cost_sharing: bool = True,
                    electronic: bool = True) -> dict:
-    """The seed chart with the trainee's knobs applied, then the pitfall when ``on``."""
+    """The seed chart with the pitfall applied when ``on``, then the trainee's knobs: ``minutes`` sets the minutes of
+    the two clean entries (after the pitfall, so the slider always wins), and the consent and plan switches."""
     if rule_id not in SCENARIOS:
         raise KeyError(f"no training scenario for {rule_id}")
     c = chart()
+    if on:
+        SCENARIOS[rule_id][1](c)
     if minutes is not None:
         _minutes(c, int(minutes))
     if not cost_sharing:
         c["consents"][0]["informed_cost_sharing"] = ""
     if not electronic:
         c["care_plans"][0]["electronic"] = "false"
-    if on:
-        SCENARIOS[rule_id][1](c)
     return c
+
+
+def scenario_minutes(rule_id: str, on: bool = True) -> int:
+    """The minutes of the two clean entries in a scenario (what the slider shows when the scenario starts)."""
+    c = scenario_chart(rule_id, on)
+    return int(sum(float(e["minutes"] or 0) for e in c["time_entries"][:2]))
 
 
 def verdict(c: dict, period: str = "2026-01") -> dict:
     """What the rule engine says about a chart: codes billed and supported, money, findings."""
-    with tempfile.TemporaryDirectory() as tmp:
-        res = audit(write(c, Path(tmp) / "chart"), period=period)
+    from ccmlib.synth.examples import practice
+
+    res = audit(practice(c), period=period)
     pm = res.patient_months
     row = pm.iloc[0] if len(pm) else None
     cl = res.claim_lines
@@ -110,61 +118,157 @@ def verdict(c: dict, period: str = "2026-01") -> dict:
 
 def verdict_html(v: dict, rule_id: str | None = None) -> str:
     head = ("<b style='color:#1a7f37'>SUPPORTED</b>" if v["supported"] else "<b style='color:#b2182b'>NOT FULLY SUPPORTED</b>")
-    rows = "".join(f"<li><b>{f['rule_id']}</b> ({f['severity']}): {f['message']}</li>" for f in v["findings"]) or "<li>no findings</li>"
+    rows = "".join(f"<li><b>{escape(f['rule_id'])}</b> ({escape(f['severity'])}): {escape(str(f['message']))}</li>"
+                   for f in v["findings"]) or "<li>no findings</li>"
     rule = load_all().get(rule_id) if rule_id else None
-    what = f"<p><i>{rule.id}: {rule.title}. {rule.citation}</i></p>" if rule else ""
-    return (f"<div class='ccm-verdict'>{head}: billed {v['codes_billed'] or 'nothing'}, supported {v['codes_supported'] or 'nothing'} "
-            f"on {v['qualifying_minutes']:g} qualifying minutes; overpayment ${v['overpayment']:,.2f}; missed ${v['missed']:,.2f}"
-            f"{what}<ul>{rows}</ul></div>")
+    what = f"<p><i>{escape(rule.id)}: {escape(rule.title)}. {escape(rule.citation)}</i></p>" if rule else ""
+    return (f"<div class='ccm-verdict'>{head}: billed {escape(v['codes_billed'] or 'nothing')}, supported "
+            f"{escape(v['codes_supported'] or 'nothing')} on {v['qualifying_minutes']:g} qualifying minutes; overpayment "
+            f"${v['overpayment']:,.2f}; missed ${v['missed']:,.2f}{what}<ul>{rows}</ul></div>")
+
+
+QUIZ_COLUMNS = ["answered_at", "trainee", "scenario", "pitfall_on", "minutes", "answer", "correct_answer", "right"]
+
+
+def default_results_file() -> Path:
+    return Path.home() / "ccm-audit-training" / "quiz_results.csv"
+
+
+def record_answer(path, trainee: str, scenario: str, pitfall_on: bool, minutes: int, answer: str, supported: bool) -> dict:
+    """Append one quiz answer to the trainer's CSV (created with its header; flushed to disk at once)."""
+    from datetime import datetime, timezone
+
+    from ccmlib.engine.outputs import append_csv_row
+    from ccmlib.errors import InputError
+
+    if not str(trainee).strip():
+        raise InputError("type your name first (the trainer collects the answers by name)")
+    if answer not in ("supported", "not fully supported"):
+        raise InputError("choose supported or not fully supported first")
+    correct = "supported" if supported else "not fully supported"
+    row = {"answered_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "trainee": str(trainee).strip(),
+           "scenario": scenario, "pitfall_on": bool(pitfall_on), "minutes": int(minutes), "answer": answer,
+           "correct_answer": correct, "right": answer == correct}
+    return append_csv_row(Path(path), QUIZ_COLUMNS, row)
 
 
 class TrainingApp:
-    """Widgets: pick a pitfall, switch it on and off, drag the minutes, toggle consent and plan; quiz mode."""
+    """Widgets: pick a pitfall (every knob resets to the scenario), switch it on and off, drag the minutes (the verdict
+    follows at once), toggle consent and plan; quiz mode records each answer for the trainer."""
+
+    def __init__(self, results_file=None):
+        self.results_file = Path(results_file) if results_file else default_results_file()
 
     def widget(self, rule_id: str = "TIME-06"):
         import ipywidgets as w
 
+        wide = {"description_width": "initial"}
         pick = w.Dropdown(options=[(f"{k}: {v[0]}", k) for k, v in SCENARIOS.items()], value=rule_id, description="Pitfall",
-                          layout=w.Layout(width="80%"))
+                          style=wide, layout=w.Layout(width="90%"))
         pick.add_class("ccm-pitfall")
-        on = w.Checkbox(value=True, description="pitfall on")
+        on = w.Checkbox(value=True, description="pitfall on", indent=False)
         on.add_class("ccm-on")
-        minutes = w.IntSlider(value=28, min=0, max=80, description="minutes")
+        minutes = w.IntSlider(value=scenario_minutes(rule_id), min=0, max=80, description="minutes logged", style=wide,
+                              continuous_update=False)
         minutes.add_class("ccm-minutes")
-        use_minutes = w.Checkbox(value=False, description="use the minutes slider")
-        use_minutes.add_class("ccm-use-minutes")
-        cost = w.Checkbox(value=True, description="consent documents cost sharing")
+        cost = w.Checkbox(value=True, description="consent documents cost sharing", indent=False)
         cost.add_class("ccm-cost")
-        elec = w.Checkbox(value=True, description="care plan is electronic")
+        elec = w.Checkbox(value=True, description="care plan is electronic", indent=False)
         elec.add_class("ccm-electronic")
-        quiz = w.Checkbox(value=False, description="quiz mode")
+        quiz = w.Checkbox(value=False, description="quiz mode", indent=False)
         quiz.add_class("ccm-quiz")
-        answer = w.RadioButtons(options=["supported", "not fully supported"], value=None, description="Your call")
+        trainee = w.Text(description="Your name", placeholder="for the trainer's results", style=wide)
+        trainee.add_class("ccm-trainee")
+        answer = w.RadioButtons(options=["supported", "not fully supported"], value=None, description="Your call", style=wide)
         answer.add_class("ccm-answer")
-        reveal = w.Button(description="Check my answer")
+        reveal = w.Button(description="Check my answer", layout=w.Layout(width="auto"))
         reveal.add_class("ccm-reveal")
         out = w.HTML()
         out.add_class("ccm-verdict-box")
-        state = {}
+        note = w.HTML()
+        note.add_class("ccm-note")
+        state = {"busy": False}
 
         def update(_=None):
-            c = scenario_chart(pick.value, on.value, minutes.value if use_minutes.value else None, cost.value, elec.value)
+            if state["busy"]:
+                return
+            c = scenario_chart(pick.value, on.value, minutes.value, cost.value, elec.value)
             state["v"] = verdict(c)
-            state["shown"] = not quiz.value
             answer.value = None
-            out.value = verdict_html(state["v"], pick.value) if state["shown"] else "<i>Quiz: decide, then check your answer.</i>"
+            note.value = ""
+            out.value = verdict_html(state["v"], pick.value) if not quiz.value else "<i>Quiz: decide, then check your answer.</i>"
+
+        def reset(_=None):
+            """A new scenario, or the pitfall switched: every knob back to the scenario's own chart."""
+            state["busy"] = True
+            try:
+                if _ is not None and getattr(_, "owner", None) is pick:
+                    on.value = True
+                cost.value, elec.value = True, True
+                minutes.value = scenario_minutes(pick.value, on.value)
+            finally:
+                state["busy"] = False
+            update()
 
         def check(_):
             v = state["v"]
+            if answer.value is None:
+                note.value = "<b style='color:#b2182b'>Choose supported or not fully supported first.</b>"
+                return
             right = (answer.value == "supported") == v["supported"]
             mark = "<b style='color:#1a7f37'>Right.</b> " if right else "<b style='color:#b2182b'>Not quite.</b> "
             out.value = mark + verdict_html(v, pick.value)
+            try:
+                record_answer(self.results_file, trainee.value, pick.value, on.value, minutes.value, answer.value, v["supported"])
+                note.value = f"<i>answer saved for the trainer ({escape(str(self.results_file))})</i>"
+            except Exception as exc:  # no name: the answer is shown, not recorded
+                note.value = f"<span style='color:#b2182b'>not recorded: {escape(str(exc))}</span>"
 
-        for wid in (pick, on, minutes, use_minutes, cost, elec, quiz):
+        pick.observe(reset, names="value")
+        on.observe(reset, names="value")
+        for wid in (minutes, cost, elec, quiz):
             wid.observe(update, names="value")
         reveal.on_click(check)
         update()
-        return w.VBox([pick, w.HBox([on, use_minutes, minutes]), w.HBox([cost, elec]), w.HBox([quiz, answer, reveal]), out])
+        return w.VBox([pick, w.HBox([on, minutes]), w.HBox([cost, elec]), w.HBox([quiz, trainee]), w.HBox([answer, reveal]), note, out])
+
+
+def handout(out, rules=None) -> Path:
+    """A printable handout of the scenarios (handout.html and handout.pdf in ``out``): for each pitfall what the chart
+    shows, the rule and its source, the verdict with and without it, and the fix."""
+    from ccmlib.reference.explain import EXPLAIN
+    from ccmlib.report.render import assert_inert, to_pdf
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cat = load_all()
+    items = []
+    for rid in rules or list(SCENARIOS):
+        bad, good = verdict(scenario_chart(rid, on=True)), verdict(scenario_chart(rid, on=False))
+        r = cat[rid]
+        found = ", ".join(sorted({f"{f['rule_id']} ({f['severity']})" for f in bad["findings"]})) or "none"
+        items.append(
+            f"<section><h2>{escape(rid)}: {escape(r.title)}</h2><p><b>The chart:</b> {escape(SCENARIOS[rid][0])}</p>"
+            f"<p class='ask'>Your call: supported / not fully supported?</p>"
+            f"<p><b>Answer:</b> {'supported' if bad['supported'] else 'not fully supported'}; billed "
+            f"{escape(bad['codes_billed'] or 'nothing')}, supported {escape(bad['codes_supported'] or 'nothing')}; overpayment "
+            f"${bad['overpayment']:,.2f}" + (f"; missed ${bad['missed']:,.2f}" if bad["missed"] else "") + f"; findings: {escape(found)}. "
+            f"Without the pitfall: supported {escape(good['codes_supported'] or 'nothing')}, overpayment ${good['overpayment']:,.2f}.</p>"
+            f"<p><b>Why:</b> {escape(EXPLAIN[rid][0])}</p><p><b>Fix:</b> {escape(EXPLAIN[rid][1])}</p>"
+            f"<p class='src'>{escape(r.citation)}</p></section>")
+    html = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'/><title>CCM pitfalls: training handout</title><style>"
+            "@page { size: Letter; margin: 16mm; @bottom-right { content: 'Page ' counter(page) ' of ' counter(pages); font-size: 8pt; } }"
+            "body { font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 9.5pt; } h1 { font-size: 16pt; }"
+            "h2 { font-size: 11pt; margin: 0 0 4px; } section { border: 1px solid #ccc; padding: 6px 10px; margin: 0 0 8px; break-inside: avoid; }"
+            "p { margin: 2px 0; } .src { color: #555; font-size: 8pt; } .ask { color: #1f3b5c; font-style: italic; }</style></head><body>"
+            "<h1>Chronic Care Management (CPT 99490): the pitfalls, one chart each</h1><p>Each case is the same textbook chart "
+            "(diabetes and hypertension, consent and an electronic care plan in order, 28 minutes, 99490 billed) with one thing "
+            "changed. Synthetic data, no real patient. The verdicts are the ccm-audit rule engine's.</p>"
+            + "".join(items) + "</body></html>")
+    assert_inert(html, "handout.html")
+    (out / "handout.html").write_text(html, encoding="utf-8")
+    to_pdf(out / "handout.html", out / "handout.pdf")
+    return out
 
 
 def catalog_table() -> pd.DataFrame:
