@@ -357,7 +357,7 @@ def core_summary(f: pd.DataFrame, cl: pd.DataFrame, pm: pd.DataFrame) -> dict:
     paid = round(float(cl["paid_amount"].fillna(0).sum()), 2)
     over = round(float(cl["overpayment"].fillna(0).sum()), 2)
     bad = int((cl["determination"] != "supported").sum())
-    return {
+    out = {
         "patient_months": int(len(pm)),
         "patient_months_with_error": int((pm["errors"] > 0).sum()),
         "billed_patient_months": int((pm["codes_billed"].fillna("") != "").sum()),
@@ -375,6 +375,10 @@ def core_summary(f: pd.DataFrame, cl: pd.DataFrame, pm: pd.DataFrame) -> dict:
         "overturned": int((f["review_decision"] == "overturn").sum()),
         "by_rule": indicators.by_rule(f),
     }
+    billed = out["billed_patient_months"]
+    out["errors_per_100_billed_patient_months"] = round(100 * out["findings"]["error"] / billed, 1) if billed else 0.0
+    out["overpayment_per_claim_line"] = round(over / len(cl), 2) if len(cl) else 0.0
+    return out
 
 
 def quarter_summaries(res: AuditResult) -> dict[str, dict]:

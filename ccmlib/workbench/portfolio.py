@@ -30,11 +30,14 @@ def discover(clients_dir: str | Path) -> list[Path]:
     return found
 
 
-def _top(findings: pd.DataFrame, n: int = 3) -> str:
-    """The most frequent error rules (warnings and opportunities are not pitfalls that cost money)."""
-    f = findings[findings["severity"] == "error"]
-    top = f["rule_id"].value_counts().head(n)
-    return ", ".join(f"{k} ({v})" for k, v in top.items())
+def _top(by_rule: dict, n: int = 3) -> str:
+    """The error rules with the most findings, from the summary's per-rule counts (warnings and opportunities are not
+    pitfalls that cost money)."""
+    from ccmlib.engine.rules.registry import catalog
+
+    errors = set(catalog().query("severity == 'error'")["id"])
+    top = sorted(((r, v["findings"]) for r, v in by_rule.items() if r in errors), key=lambda x: (-x[1], x[0]))[:n]
+    return ", ".join(f"{k} ({v})" for k, v in top)
 
 
 def engagement_root(out) -> Path:
@@ -61,21 +64,19 @@ def run_batch(clients_dir, period: str, out, reports: bool = True, progress: boo
 
 
 def practice_row(name: str, run_dir: Path, folder: Path) -> dict:
-    """A practice's portfolio row from its run folder: the engine's summary (run.json), never recomputed; the top
-    pitfalls from the findings that stand after auditor decisions."""
+    """A practice's portfolio row from its run folder: the engine's summary (run.json, after auditor decisions), never
+    recomputed."""
     run = json.loads((Path(run_dir) / "run.json").read_text())
     summ = run["summary"]
-    f = pd.read_csv(Path(run_dir) / "findings.csv", dtype=str, keep_default_na=False)
-    f = f[f["review_decision"] != "overturn"]
     billed = summ.get("billed_patient_months", 0)
     return {"practice": name, "period": run["period"]["label"], "status": "ok", "error": "", "claim_lines": summ["claim_lines"],
             "claim_lines_in_error": summ["claim_lines_not_supported"], "error_rate_count": round(summ["error_rate_count"], 4),
             "billed_patient_months": billed,
-            "errors_per_100_billed_pm": round(100 * summ["findings"]["error"] / billed, 1) if billed else 0.0,
+            "errors_per_100_billed_pm": summ["errors_per_100_billed_patient_months"],
             "paid_amount": summ["paid_amount"], "overpayment": summ["overpayment"],
             "error_rate_dollars": round(summ["error_rate_dollars"], 4),
-            "overpayment_per_billed_line": round(summ["overpayment"] / summ["claim_lines"], 2) if summ["claim_lines"] else 0.0,
-            "missed_revenue": summ["missed_amount"], "top_pitfalls": _top(f), "folder": str(folder)}
+            "overpayment_per_billed_line": summ["overpayment_per_claim_line"],
+            "missed_revenue": summ["missed_amount"], "top_pitfalls": _top(summ.get("by_rule", {})), "folder": str(folder)}
 
 
 def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progress: bool, ledger: Path, fees=None) -> pd.DataFrame:
