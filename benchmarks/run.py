@@ -117,6 +117,24 @@ def run_report() -> dict:
     return {"patients": 2000, **r, "floor_s": floor["wall_s"], "over_floor": round(r["wall_s"] / floor["wall_s"], 1)}
 
 
+def run_batch_and_prebill() -> dict:
+    """A consultant's batch of 8 practices (reports included) one after another and with --jobs 2, and the monthly
+    pre-bill review of the 2,000-patient practice."""
+    clients = OUT / "clients_8"
+    if not clients.exists():
+        subprocess.run([PY, "-c", "import sys; from ccmlib.workbench.portfolio import make_demo_clients; "
+                        "make_demo_clients(sys.argv[1], patients=200, which=('csv',) * 8)", str(clients)], check=True, cwd=ROOT)
+    for name in ("batch_serial", "batch_jobs2"):
+        subprocess.run(["rm", "-rf", str(OUT / name)], check=True)
+    serial = measure([*CLI, "batch", str(clients), "--period", "2026Q3", "--out", str(OUT / "batch_serial")], "batch serial")
+    jobs2 = measure([*CLI, "batch", str(clients), "--period", "2026Q3", "--out", str(OUT / "batch_jobs2"), "--jobs", "2"], "batch --jobs 2")
+    subprocess.run(["rm", "-rf", str(OUT / "prebill")], check=True)
+    pre = measure([*CLI, "prebill", str(OUT / "practice_report_2000_year"), "--month", "2026-09", "--out", str(OUT / "prebill")], "prebill")
+    return {"batch_serial_s": serial["wall_s"], "batch_jobs2_s": jobs2["wall_s"],
+            "batch_speedup": round(serial["wall_s"] / jobs2["wall_s"], 2), "prebill_s": pre["wall_s"],
+            "prebill_peak_rss_mb": pre["peak_rss_mb"]}
+
+
 def table(results: list[dict], report: dict | None) -> str:
     lines = ["| size | patient-months | time entries | synth s | load s | check s | check peak RSS | entries/s | floor s | check / floor |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -128,6 +146,10 @@ def table(results: list[dict], report: dict | None) -> str:
         lines += ["", f"Quarterly report, {report['patients']:,}-patient practice with a year of data, one quarter and its trend "
                   f"(HTML, PDF, Excel, end to end): {report['wall_s']} s, peak RSS {report['peak_rss_mb']:,} MB; floor (papermill, "
                   f"nbconvert and WeasyPrint on a one-cell notebook) {report['floor_s']} s, ratio {report['over_floor']}."]
+        if "batch_serial_s" in report:
+            lines += ["", f"Batch of 8 practices (200 patients each, reports included): serial {report['batch_serial_s']} s, "
+                      f"`--jobs 2` {report['batch_jobs2_s']} s (speed-up {report['batch_speedup']}x). Monthly pre-bill review of the "
+                      f"2,000-patient practice: {report['prebill_s']} s, peak RSS {report['prebill_peak_rss_mb']:,} MB."]
     return "\n".join(lines)
 
 
@@ -147,7 +169,7 @@ def main() -> None:
     for s in [x for x in a.sizes.split(",") if x.strip() and x.strip() != "none"]:
         print(f"running {s} ...", file=sys.stderr, flush=True)
         results.append(run_size(s.strip()))
-    report = None if a.no_report else run_report()
+    report = None if a.no_report else {**run_report(), **run_batch_and_prebill()}
     text = table(results, report)
     print(f"machine: {machine()}\ncommand: python benchmarks/run.py {' '.join(sys.argv[1:])}\n")
     print(text)

@@ -305,8 +305,11 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
 @click.option("--check-only", is_flag=True, help="Write audit run folders only, no rendered reports.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any practice failed (default: 0 when at least one succeeded).")
 @click.option("--fees", type=click.Path(path_type=Path), help="Locality fee schedule CSV for every practice.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Practices audited at once, in separate processes.")
+@click.option("--scheduler", metavar="ADDRESS", help="Run the practices on a Dask distributed cluster (tcp://HOST:8786); its workers "
+              "must see the same files.")
 @_friendly
-def batch(clients_dir, period, out_dir, check_only, strict, fees):
+def batch(clients_dir, period, out_dir, check_only, strict, fees, jobs, scheduler):
     """Audit every practice folder in CLIENTS_DIR (each may have its own mapping.yml), continuing past failures."""
     from ccmlib.engine.periods import parse_period
     from ccmlib.workbench.portfolio import run_batch
@@ -314,7 +317,7 @@ def batch(clients_dir, period, out_dir, check_only, strict, fees):
     parse_period(period)
     if fees is not None and not Path(fees).is_file():
         raise InputError(f"{fees}: fee schedule file not found")
-    df = run_batch(clients_dir, period, out_dir, reports=not check_only, progress=True, fees=fees)
+    df = run_batch(clients_dir, period, out_dir, reports=not check_only, progress=True, fees=fees, jobs=jobs, scheduler=scheduler)
     for r in df.itertuples():
         if r.status == "ok":
             click.echo(f"ok      {r.practice}: {r.claim_lines:.0f} claim lines, {r.error_rate_count:.1%} in error, "

@@ -46,14 +46,23 @@ def engagement_root(out) -> Path:
     return Path(out).resolve().parent
 
 
-def run_batch(clients_dir, period: str, out, reports: bool = True, progress: bool = True, fees=None) -> pd.DataFrame:
+def run_batch(clients_dir, period: str, out, reports: bool = True, progress: bool = True, fees=None, jobs: int = 1,
+              scheduler: str | None = None) -> pd.DataFrame:
     """Audit (and, with ``reports``, render the quarterly report for) each practice; a failing practice becomes a
     ``failed`` row with its error, and the batch goes on. Writes ``OUT/portfolio.csv`` and, with reports, the portfolio
-    report ``OUT/portfolio.html`` and ``.pdf`` (the practices side by side and, from the ledger, their quarters)."""
+    report ``OUT/portfolio.html`` and ``.pdf`` (the practices side by side and, from the ledger, their quarters).
+
+    ``jobs`` > 1 runs the practices in that many processes on this machine; ``scheduler`` (a Dask distributed address
+    such as ``tcp://10.0.0.5:8786``) sends them to that cluster's workers, which must see the same file system. Each
+    practice is the same job either way, so the files are the same as a serial run's."""
+    if jobs < 1:
+        raise InputError(f"--jobs {jobs}: give 1 or more")
+    if scheduler and jobs > 1:
+        raise InputError("give either --jobs N (this machine) or --scheduler ADDRESS (a Dask cluster), not both")
     practices = discover(clients_dir)
     with RunFolder(out, "batch") as rf:  # checked and locked before the first practice
         ledger = engagement_root(rf.path) / "ledger.sqlite"
-        df = _run_all(practices, period, rf.path, reports, progress, ledger, fees)
+        df = _run_all(practices, period, rf.path, reports, progress, ledger, fees, jobs, scheduler)
         stage = rf.stage()
         df.to_csv(stage / "portfolio.csv", index=False, lineterminator="\n")
         if reports:
@@ -79,29 +88,65 @@ def practice_row(name: str, run_dir: Path, folder: Path) -> dict:
             "missed_revenue": summ["missed_amount"], "top_pitfalls": _top(summ.get("by_rule", {})), "folder": str(folder)}
 
 
-def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progress: bool, ledger: Path, fees=None) -> pd.DataFrame:
-    rows = []
-    it = practices
+def practice_job(folder: Path, period: str, out: Path, reports: bool, ledger: Path, fees=None) -> dict:
+    """One practice of a batch: audit (and report); a failure becomes a ``failed`` row, never an exception (the same
+    function runs in this process, in a local pool or on a Dask worker)."""
+    folder, out = Path(folder), Path(out)
+    dest = out / folder.name
+    try:
+        if reports:
+            from ccmlib.report.render import render_report
+            rep = render_report(folder, period, dest, practice_name=folder.name, ledger=ledger, fees=fees)
+            run_dir = rep.folder / "audit"
+        else:
+            res = audit(folder, period=period, fees=fees)
+            run_dir = write_outputs(res, dest)
+        return practice_row(folder.name, run_dir, dest)
+    except Exception as exc:  # keep going: the failure is reported, not raised
+        msg = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, InputError) and type(exc).__name__ != "ReportError":
+            msg += " | " + traceback.format_exc(limit=2).strip().splitlines()[-1]
+        return {"practice": folder.name, "period": period, "status": "failed", "error": msg, "folder": ""}
+
+
+def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progress: bool, ledger: Path, fees=None,
+             jobs: int = 1, scheduler: str | None = None) -> pd.DataFrame:
+    args = dict(period=period, out=out, reports=reports, ledger=ledger, fees=fees)
+    bar = None
     if progress:
         from tqdm.auto import tqdm
-        it = tqdm(practices, desc="practices", unit="practice")
-    for folder in it:
-        dest = out / folder.name
+        bar = tqdm(total=len(practices), desc="practices", unit="practice")
+    rows: dict[int, dict] = {}
+    if scheduler:
         try:
-            if reports:
-                from ccmlib.report.render import render_report
-                rep = render_report(folder, period, dest, practice_name=folder.name, ledger=ledger, fees=fees)
-                run_dir = rep.folder / "audit"
-            else:
-                res = audit(folder, period=period, fees=fees)
-                run_dir = write_outputs(res, dest)
-            rows.append(practice_row(folder.name, run_dir, dest))
-        except Exception as exc:  # keep going: the failure is reported, not raised
-            msg = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, InputError) and type(exc).__name__ != "ReportError":
-                msg += " | " + traceback.format_exc(limit=2).strip().splitlines()[-1]
-            rows.append({"practice": folder.name, "period": period, "status": "failed", "error": msg, "folder": ""})
-    return pd.DataFrame(rows).reindex(columns=PORTFOLIO_COLUMNS)
+            from distributed import Client, as_completed
+        except ImportError:
+            raise InputError("--scheduler needs Dask distributed: pip install 'dask[distributed]'") from None
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--scheduler {scheduler}: cannot reach a Dask scheduler there ({exc})") from None
+        with client:
+            futures = {client.submit(practice_job, str(f), pure=False, **args): i for i, f in enumerate(practices)}
+            for fut in as_completed(futures):
+                rows[futures[fut]] = fut.result()
+                bar and bar.update(1)
+    elif jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed as done
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(practices)), mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(practice_job, f, **args): i for i, f in enumerate(practices)}
+            for fut in done(futures):
+                rows[futures[fut]] = fut.result()
+                bar and bar.update(1)
+    else:
+        for i, f in enumerate(practices):
+            rows[i] = practice_job(f, **args)
+            bar and bar.update(1)
+    if bar:
+        bar.close()
+    return pd.DataFrame([rows[i] for i in range(len(practices))]).reindex(columns=PORTFOLIO_COLUMNS)
 
 
 def pitfall_matrix(portfolio: pd.DataFrame) -> pd.DataFrame:
