@@ -200,7 +200,7 @@ def prebill(data, month: str, as_of=None, fees=None, conditions=None, qp_npis=()
     tables["claims"] = pd.concat([claims, proposed], ignore_index=True) if len(proposed) else claims
     res = audit(Practice(practice.folder, tables, practice.quality, practice.inputs), period=per, fees=fees, conditions=conditions,
                 qp_npis=qp_npis, overrides=overrides)
-    worklist = _worklist(res, cands, billed, proposed, per, cut, last, fees, qp_npis)
+    worklist = _worklist(res, cands, billed, per, cut, last, fees)
     run = {"tool": "ccm-audit prebill", "month": label, "as_of": str(as_of), "inputs": res.run["inputs"],
            "rule_catalog_version": res.run["rule_catalog_version"], "fee_schedule": res.run["fee_schedule"]["source"],
            "packages": res.run["packages"], "started": res.run["started"], "finished": res.run["finished"]}
@@ -227,8 +227,7 @@ def _next_threshold(family: pd.Series, qualifying: pd.Series, practitioner: pd.S
     return nxt, np.where(np.isnan(nxt), np.nan, np.ceil(nxt - mins))
 
 
-def _worklist(res: AuditResult, cands: pd.DataFrame, billed: set, proposed: pd.DataFrame, per: Period, cut, last, fees,
-              qp_npis) -> pd.DataFrame:
+def _worklist(res: AuditResult, cands: pd.DataFrame, billed: set, per: Period, cut, last, fees) -> pd.DataFrame:
     label = per.months[0]
     cl = res.claim_lines.assign(patient_id=res.claim_lines["patient_id"].astype(str))
     is_prop = cl["claim_id"].astype(str).str.startswith(PROPOSED)
@@ -300,17 +299,14 @@ def _worklist(res: AuditResult, cands: pd.DataFrame, billed: set, proposed: pd.D
 
 
 def _value(w: pd.DataFrame, prop: pd.DataFrame, fee_table, cut) -> np.ndarray:
-    """Fee-schedule value of the units the minutes support, or of one base unit when they fall short."""
-    if prop.empty:
-        fam = w["family"]
-        fee = refdata.fee_for(fam, pd.Series(pd.Timestamp(cut), index=w.index), fee_table)["amount"].to_numpy()
-        return np.nan_to_num(fee)
-    fee = refdata.fee_for(prop["cpt_code"].astype(str), prop["service_date"], fee_table)["amount"].to_numpy()
-    units = np.where(prop["units_supported"] > 0, prop["units_supported"], np.where(prop["cpt_code"].isin(list(ADDON_OF_BASE)),
-                                                                                    prop["units_billed"], 0))
-    val = pd.Series(np.nan_to_num(fee) * units, index=prop.index).groupby(prop["patient_id"].to_numpy()).sum()
-    out = w["patient_id"].map(val)
+    """Fee-schedule value of the proposed lines (the units the minutes support; one base unit when they fall short),
+    or of one base unit of the patient's code family when nothing was proposed (not enrolled)."""
     base_fee = refdata.fee_for(w["family"], pd.Series(pd.Timestamp(cut), index=w.index), fee_table)["amount"].to_numpy()
+    if prop.empty:
+        return np.nan_to_num(base_fee)
+    fee = refdata.fee_for(prop["cpt_code"].astype(str), prop["service_date"], fee_table)["amount"].to_numpy()
+    val = pd.Series(np.nan_to_num(fee) * prop["units_billed"].to_numpy(), index=prop.index).groupby(prop["patient_id"].to_numpy()).sum()
+    out = w["patient_id"].map(val)
     return np.where(out.notna(), out.fillna(0), np.nan_to_num(base_fee))
 
 
