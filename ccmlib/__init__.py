@@ -16,20 +16,29 @@ The public face, papermill-style: a few functions over the modules::
     ccmlib.generate_practice(200, "2026-01..2026-03", seed=1, out="data/synthetic")
 """
 from ccmlib._version import __version__  # noqa: F401
+from ccmlib.errors import InputError  # noqa: F401
 
-from ccmlib.engine.pipeline import AuditResult, audit, write_outputs  # noqa: E402,F401
-from ccmlib.engine.pipeline import attach_sample as draw_sample  # noqa: E402,F401
-from ccmlib.errors import InputError  # noqa: E402,F401
-from ccmlib.intake.load import Practice, load_practice  # noqa: E402,F401
-from ccmlib.synth.generator import generate as generate_practice  # noqa: E402,F401
+#: public name -> (module, attribute), imported on first use (PEP 562): `ccm-audit --help`, `sample` or `appraise`
+#: need neither pandas nor pandera, and `import ccmlib` stays light
+_LAZY = {"AuditResult": ("ccmlib.engine.pipeline", "AuditResult"), "audit": ("ccmlib.engine.pipeline", "audit"),
+         "write_outputs": ("ccmlib.engine.pipeline", "write_outputs"), "draw_sample": ("ccmlib.engine.pipeline", "attach_sample"),
+         "Practice": ("ccmlib.intake.load", "Practice"), "load_practice": ("ccmlib.intake.load", "load_practice"),
+         "generate_practice": ("ccmlib.synth.generator", "generate"), "render_report": ("ccmlib.report.render", "render_report")}
 
 
-def render_report(*args, **kwargs):
-    """Render the quarterly report (see :func:`ccmlib.report.render.render_report`); imported on first use, so that
-    ``import ccmlib`` stays light for the engine alone."""
-    from ccmlib.report.render import render_report as _render
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
 
-    return _render(*args, **kwargs)
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ccmlib' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = ["AuditResult", "InputError", "Practice", "audit", "draw_sample", "generate_practice", "load_practice",
