@@ -212,8 +212,7 @@ def handout(out_dir, rules):
         raise InputError(f"--rules: no training scenario for {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
     with RunFolder(out_dir, "handout") as rf:
         stage = rf.stage()
-        click.echo(f"auditing {len(ids)} scenario(s) twice each ...", err=True)
-        make(stage, ids)
+        make(stage, ids, progress=True)
         rf.publish(stage)
     click.echo(f"written to {out_dir}: handout.html, handout.pdf")
 

@@ -119,3 +119,24 @@ def test_report_takes_a_locality_fee_schedule(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(data), "--period", "2026-01", "--out", str(tmp_path / "r"),
                         "--fees", str(tmp_path / "nope.csv")], capture_output=True, text=True)
     assert r.returncode == 2 and "nope.csv" in r.stderr
+
+
+def test_logs_are_never_appended_to_someone_elses_csv(tmp_path):
+    """A decision log or quiz-results path that names an existing CSV of another kind is refused, the file unchanged."""
+    from ccmlib.engine.decisions import record_decision
+    from ccmlib.errors import InputError
+    from ccmlib.workbench.training import record_answer
+
+    other = tmp_path / "budget.csv"
+    other.write_text("item,amount\nrent,1200\n")
+    before = other.read_bytes()
+    finding = {"rule_id": "TIME-06", "patient_id": "P1", "service_month": "2026-01", "message": "m", "amount": 1.0}
+    with pytest.raises(InputError, match="not this log"):
+        record_decision(other, finding, "accept", "A. Auditor")
+    with pytest.raises(InputError, match="not this log"):
+        record_answer(other, "Sam", "TIME-06", True, 18, "supported", False)
+    assert other.read_bytes() == before
+    log = tmp_path / "overrides.csv"  # a real log takes one decision after another; an accept needs no reason
+    record_decision(log, finding, "accept", "A. Auditor")
+    record_decision(log, finding, "overturn", "A. Auditor", "found in the chart", evidence="scan p. 2")
+    assert pd.read_csv(log)["decision"].tolist() == ["accept", "overturn"]

@@ -84,7 +84,7 @@ def record_decision(path: str | Path, finding: dict | pd.Series, decision: str, 
     head = csv_header(Path(path))
     if head and "evidence" not in head and row["evidence"]:  # a log started before decisions could cite evidence
         row["reason"] = f"{row['reason']} [evidence: {row['evidence']}]".strip()
-    return append_csv_row(Path(path), COLUMNS, row)
+    return append_csv_row(Path(path), COLUMNS, row, required=[c for c in COLUMNS if c != "evidence"])
 
 
 def trail(findings: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:

@@ -263,21 +263,24 @@ class RunFolder:
         return new
 
 
-def append_csv_row(path: Path, fields: list[str], row: dict) -> dict:
+def append_csv_row(path: Path, fields: list[str], row: dict, required: list[str] | None = None) -> dict:
     """Append one row to a log CSV (a reviewer's decisions, a trainee's answers), with the header when the file is new,
-    and flush it to disk at once so nothing is lost if the process dies. A file that exists keeps its own columns
-    (a column it lacks is left out; the caller decides what to do with that)."""
+    and flush it to disk at once so nothing is lost if the process dies. A file that exists keeps its own columns, and
+    must have the ``required`` ones (default: all of ``fields``): rows are never appended to someone else's CSV."""
     import csv
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    if not new:
-        with open(path, encoding="utf-8") as fh:
-            fields = next(csv.reader(fh))
+    head = csv_header(path)
+    if head:
+        missing = [c for c in (required if required is not None else fields) if c not in head]
+        if missing:
+            raise InputError(f"{path}: exists but is not this log (its header lacks {', '.join(missing)}); nothing was "
+                             f"written to it. Give another file name")
+        fields = head
     with open(path, "a", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
-        if new:
+        if not head:
             w.writeheader()
         w.writerow(row)
         fh.flush()

@@ -24,6 +24,11 @@ def key_to_label(keys) -> np.ndarray:
     return np.char.add(np.char.add((keys // 12).astype(str), "-"), np.char.zfill((keys % 12 + 1).astype(str), 2))
 
 
+def quarter_label(key: int) -> str:
+    """The calendar quarter (``2026Q3``) a month key falls in."""
+    return f"{key // 12}Q{key % 12 // 3 + 1}"
+
+
 def key_start(keys) -> pd.Series:
     keys = np.asarray(keys, dtype="int64")
     return pd.Series(pd.to_datetime({"year": keys // 12, "month": keys % 12 + 1, "day": 1}))

@@ -24,7 +24,7 @@ from ccmlib.intake.sources import sha256
 from ccmlib.engine.outputs import RunFolder
 from ccmlib.intake.load import Practice, load_practice, sort_quality
 from ccmlib.engine.money import codes_label, expand_effects, settle_lines, unit_values
-from ccmlib.engine.periods import Period, key_to_label, month_key, parse_period
+from ccmlib.engine.periods import Period, key_to_label, month_key, parse_period, quarter_label
 from ccmlib.engine.rules import RULE_CATALOG_VERSION, load_all
 from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
 
@@ -374,6 +374,8 @@ def core_summary(f: pd.DataFrame, cl: pd.DataFrame, pm: pd.DataFrame) -> dict:
         "rules_with_errors": sorted(standing.loc[standing["severity"] == "error", "rule_id"].unique().tolist()),
         "overturned": int((f["review_decision"] == "overturn").sum()),
         "by_rule": indicators.by_rule(f),
+        # what the per-rule dollars add up to: more than the overpayment, since one line can fail several rules
+        "per_rule_amounts_total": round(float(standing.loc[standing["severity"] != "info", "amount"].fillna(0).sum()), 2),
     }
     billed = out["billed_patient_months"]
     out["errors_per_100_billed_patient_months"] = round(100 * out["findings"]["error"] / billed, 1) if billed else 0.0
@@ -390,7 +392,7 @@ def quarter_summaries(res: AuditResult) -> dict[str, dict]:
     for q in range(first // 3, last // 3 + 1):
         lo, hi = key_to_label([q * 3, q * 3 + 2])
         sel = lambda d: d[(d["service_month"] >= lo) & (d["service_month"] <= hi)]
-        out[f"{q // 4}Q{q % 4 + 1}"] = core_summary(sel(res.findings), sel(res.claim_lines), sel(res.patient_months))
+        out[quarter_label(q * 3)] = core_summary(sel(res.findings), sel(res.claim_lines), sel(res.patient_months))
     return out
 
 

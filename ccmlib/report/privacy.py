@@ -12,6 +12,13 @@ import pandas as pd
 SALT_ENV = "CCM_AUDIT_SALT_FILE"
 
 
+def engagement_root(out) -> Path:
+    """The folder that holds an engagement's run ledger and salt: the parent of a report, batch or pre-bill folder, so
+    that ``report --out reports/q3``, ``batch --out reports/batch`` and ``prebill --out reports/pb`` key a patient the
+    same way."""
+    return Path(out).resolve().parent
+
+
 def salt_path(reports_root: Path) -> Path:
     return Path(os.environ.get(SALT_ENV) or (Path(reports_root) / ".ccm-audit-salt"))
 

@@ -14,12 +14,12 @@ from ccmlib import paths
 from ccmlib.engine.pipeline import AuditResult, attach_sample, audit, write_outputs
 from ccmlib.errors import InputError
 from ccmlib.intake.load import load_practice
-from ccmlib.engine.periods import parse_period
+from ccmlib.engine.periods import parse_period, quarter_label
 from ccmlib.engine.rules import RULE_CATALOG_VERSION
 from ccmlib.report import tables
 from ccmlib.report.background import Background
 from ccmlib.report.excel import write_workpapers
-from ccmlib.report.privacy import ephemeral_salt, load_salt, patient_keys, pseudonymize
+from ccmlib.report.privacy import engagement_root, ephemeral_salt, load_salt, patient_keys, pseudonymize
 
 PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (int, type(None)), "seed": (str, int, float, type(None)),
               "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
@@ -122,7 +122,7 @@ class QuarterlyReview:
         if ledger:
             salt = load_salt(Path(ledger).parent)
         elif output_dir:
-            salt = load_salt(out.parent)
+            salt = load_salt(engagement_root(out))
         else:
             salt = ephemeral_salt()  # never written into the system temp folder
         review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, salt, practice)
@@ -179,9 +179,7 @@ class QuarterlyReview:
 
     def previous(self) -> dict | None:
         """The headline of the quarter just before this one, when the data has it."""
-        p = parse_period(self.period)
-        start = p.first - 3
-        return self.earlier().get(f"{start // 12}Q{start % 12 // 3 + 1}", (None, None))[0]
+        return self.earlier().get(quarter_label(parse_period(self.period).first - 3), (None, None))[0]
 
     def trend(self) -> pd.DataFrame:
         """This quarter from this run; earlier quarters from the ledger, else audited with the same decisions."""
@@ -235,7 +233,7 @@ class QuarterlyReview:
         """The requirements that failed most (by dollars), in words, with the previous quarter's dollars."""
         ch = tables.rule_change(self.headline, self.previous())
         ch = ch[ch["amount"] > 0].head(n)
-        change = ch["change"].map(lambda v: "" if pd.isna(v) else ("+" if v >= 0 else "\u2011") + money(abs(v)))
+        change = ch["change"].map(lambda v: "" if pd.isna(v) else ("+\u2060" if v >= 0 else "\u2011") + money(abs(v)))  # no break after the sign
         return ch.assign(title=ch["title"] + " (" + ch["id"] + ")", change=change)[
             ["title", "patient_months", "amount", "previous_amount", "change"]]
 
@@ -302,11 +300,9 @@ class QuarterlyReview:
 
     def overlap_note(self) -> str:
         """The note every per-rule dollar table carries: the amounts overlap, the total comes from the claim lines."""
-        r = self.rules()
-        per_rule = float(r.loc[r["severity"] != "info", "amount"].sum())
         return _escape_dollars(f"*Per-rule dollars overlap: one claim line can fail several rules, so they add up to "
-                               f"{money(per_rule)} while the total overpayment, from the claim lines, is "
-                               f"{money(self.headline['overpayment'])}.*")
+                               f"{money(self.summary['per_rule_amounts_total'])} while the total overpayment, from the "
+                               f"claim lines, is {money(self.headline['overpayment'])}.*")
 
     def practitioners(self) -> pd.DataFrame:
         return tables.practitioners(self.result)

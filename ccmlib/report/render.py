@@ -25,6 +25,7 @@ from ccmlib.engine.outputs import RunFolder
 from ccmlib.engine.periods import parse_period
 from ccmlib.report.ledger import add_run
 from ccmlib.report.quarterly import check_parameters
+from ccmlib.report.privacy import engagement_root
 from ccmlib.report.record import MIME, read_records
 
 KERNEL = "python3"
@@ -124,7 +125,7 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
         raise InputError(f"{data}: not a folder (expected a practice data folder)")
     parse_period(period)
     out = Path(out)
-    ledger = Path(ledger) if ledger else out.parent / "ledger.sqlite"
+    ledger = Path(ledger) if ledger else engagement_root(out) / "ledger.sqlite"
     live = out / "audit" / "overrides.csv"  # decisions recorded against the previous run of this report
     if overrides is not None and not Path(overrides).is_file():
         raise InputError(f"{overrides}: overrides file not found")

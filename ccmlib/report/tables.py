@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.engine.pipeline import AuditResult, audit
-from ccmlib.engine.periods import Period, month_key
+from ccmlib.engine.periods import Period, month_key, quarter_label
 from ccmlib.engine.rules.registry import catalog
 from ccmlib.reference.explain import EXPLAIN
 
@@ -143,7 +143,7 @@ def earlier_quarters(data, period: Period, quarters: int = 3, recorded: dict | N
     wanted = []
     for back in range(quarters, 0, -1):
         start = period.first - 3 * back
-        label = f"{start // 12}Q{start % 12 // 3 + 1}"
+        label = quarter_label(start)
         if months & set(range(start, start + 3)):  # no claims or time in that quarter: nothing to show
             wanted.append((label, start))
     missing = [(label, start) for label, start in wanted if not (recorded and label in recorded)]

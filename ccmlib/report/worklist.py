@@ -11,7 +11,7 @@ import pandas as pd
 from ccmlib.engine.outputs import RunFolder
 from ccmlib.engine.pipeline import _csv
 from ccmlib.engine.prebill import Prebill
-from ccmlib.report.privacy import load_salt, patient_keys
+from ccmlib.report.privacy import engagement_root, load_salt, patient_keys
 from ccmlib.report.show import table_html
 
 #: rows on the one-page worklist; prebill.csv has them all
@@ -72,7 +72,7 @@ def write_prebill(pb: Prebill, out, show_identifiers: bool = False, practice_nam
             fh.write(_csv(pb.worklist))
         shown = pb.worklist
         if not show_identifiers:
-            salt = load_salt(Path(salt_root) if salt_root else out.resolve().parent)  # the reports' salt: the same keys
+            salt = load_salt(Path(salt_root) if salt_root else engagement_root(out))  # the reports' salt: the same keys
             keys = patient_keys(shown["patient_id"], salt, practice_name or "")
             with open(stage / "crosswalk.csv", "w", encoding="utf-8", newline="") as fh:
                 fh.write(_csv(pd.DataFrame({"patient_key": keys, "patient_id": shown["patient_id"]}).sort_values("patient_key")))

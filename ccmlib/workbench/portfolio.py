@@ -12,6 +12,7 @@ import yaml
 from ccmlib.engine.pipeline import audit, write_outputs
 from ccmlib.errors import InputError
 from ccmlib.engine.outputs import RunFolder
+from ccmlib.report.privacy import engagement_root
 from ccmlib.synth.generator import generate, parse_rates
 
 PORTFOLIO_COLUMNS = ["practice", "period", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count",
@@ -38,12 +39,6 @@ def _top(by_rule: dict, n: int = 3) -> str:
     errors = set(catalog().query("severity == 'error'")["id"])
     top = sorted(((r, v["findings"]) for r, v in by_rule.items() if r in errors), key=lambda x: (-x[1], x[0]))[:n]
     return ", ".join(f"{k} ({v})" for k, v in top)
-
-
-def engagement_root(out) -> Path:
-    """The folder that holds an engagement's ledger and salt: the parent of the report or batch folder, so that
-    ``report --out reports/q3`` and ``batch --out reports/batch`` key the same patient the same way."""
-    return Path(out).resolve().parent
 
 
 def run_batch(clients_dir, period: str, out, reports: bool = True, progress: bool = True, fees=None, jobs: int = 1,

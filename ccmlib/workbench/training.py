@@ -233,7 +233,7 @@ class TrainingApp:
         return w.VBox([pick, w.HBox([on, minutes]), w.HBox([cost, elec]), w.HBox([quiz, trainee]), w.HBox([answer, reveal]), note, out])
 
 
-def handout(out, rules=None) -> Path:
+def handout(out, rules=None, progress: bool = False) -> Path:
     """A printable handout of the scenarios (handout.html and handout.pdf in ``out``): for each pitfall what the chart
     shows, the rule and its source, the verdict with and without it, and the fix."""
     from ccmlib.reference.explain import EXPLAIN
@@ -243,7 +243,11 @@ def handout(out, rules=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cat = load_all()
     items = []
-    for rid in rules or list(SCENARIOS):
+    ids = list(rules or SCENARIOS)
+    if progress:
+        from tqdm.auto import tqdm
+        ids = tqdm(ids, desc="scenarios", unit="scenario")
+    for rid in ids:
         bad, good = verdict(scenario_chart(rid, on=True)), verdict(scenario_chart(rid, on=False))
         r = cat[rid]
         found = ", ".join(sorted({f"{f['rule_id']} ({f['severity']})" for f in bad["findings"]})) or "none"
