@@ -235,6 +235,40 @@ def inspect(data_dir, write):
 
 
 @main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Data folder to write (created if missing).")
+@click.option("--quiet", is_flag=True, help="No progress bars or summary.")
+@_friendly
+def ingest(sources, out_dir, quiet):
+    """Build a practice data folder from the files practices already have: X12 837P claims (005010X222A1), X12 835
+    remittance advice (005010X221A1), FHIR R4 JSON Bundles/resources and bulk-export NDJSON, plus any of the
+    practice's own tables (time_entries.csv, staff.csv, ...), which are copied in. SOURCES are files or folders.
+
+    \b
+    Writes the contract's tables, data_quality.csv (every record not mapped, with file, position and reason) and
+    ingest.json (source hashes; records read = mapped + rejected per file). Then: ccm-audit check OUT --out RUN
+    Example: ccm-audit ingest claims.837 remits/ ehr_export/ time_entries.csv --out data/clinic"""
+    from ccmlib.engine.outputs import RunFolder
+    from ccmlib.intake.ingest import ingest as run_ingest
+    from ccmlib.intake.ingest import write_ingested
+
+    with RunFolder(out_dir, "ingest") as rf:  # checked and locked before any work
+        ing = run_ingest(list(sources), progress=not quiet)
+        write_ingested(ing, rf)
+    if quiet:
+        return
+    for s in ing.sources:
+        paid = f", paid ${s['paid_read']:,.2f} read = ${s['paid_mapped']:,.2f} mapped + ${s['paid_rejected']:,.2f} rejected" \
+            if s["paid_read"] is not None else ""
+        click.echo(f"{s['file']} ({s['format']}): {s['records_read']} records = {s['records_mapped']} mapped + "
+                   f"{s['records_rejected']} rejected{paid}" + ("" if s["reconciles"] else "  DOES NOT RECONCILE"))
+    for p in ing.copied:
+        click.echo(f"{p}: copied")
+    click.echo("tables: " + ", ".join(f"{n} {len(df)}" for n, df in ing.tables.items()))
+    click.echo(f"written to {out_dir} (data_quality.csv: {len(ing.quality)} row(s)); next: ccm-audit check {out_dir} --out RUN_DIR")
+
+
+@main.command()
 @click.option("--patients", default=200, show_default=True, type=click.IntRange(1), help="Number of patients.")
 @click.option("--months", default="2026-01..2026-03", show_default=True, help="Month range FIRST..LAST.")
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed: same seed, same bytes.")

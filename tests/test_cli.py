@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ccmlib.cli import main
 
-COMMANDS = ["check", "synth", "rules", "templates"]
+COMMANDS = ["check", "synth", "rules", "templates", "ingest"]
 
 
 @pytest.mark.parametrize("cmd", [[]] + [[c] for c in COMMANDS])

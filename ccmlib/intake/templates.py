@@ -59,6 +59,69 @@ each line before relying on it. Dates must be `YYYY-MM-DD` (or real dates in Exc
 """
 
 
+INGEST_DOC = """
+## X12 and FHIR
+
+`ccm-audit ingest SOURCE... --out FOLDER` writes these tables from X12 837P (005010X222A1), X12 835
+(005010X221A1) and FHIR R4 files; time entries stay a CSV and are copied in with any other table of the
+practice's own (`time_entries.csv`, `staff.csv`, ...). Every record read (an 837P service line, diagnosis code
+or subscriber; an 835 service payment; a FHIR resource) is either mapped or listed in `data_quality.csv`
+(table, file, line, position, record, problem, action, paid_amount; X12 positions are segment numbers, ISA = 1;
+NDJSON positions are line numbers; Bundle positions are entry numbers). `ingest.json` lists each source with its
+sha256 and reconciles records read = mapped + rejected, and for an 835 the sum of SVC03 = paid mapped + paid
+rejected. Files are validated by pyx12 first: an envelope error (segment terminator, ISA/IEA, GS/GE, ST/SE)
+stops the run (exit 2, file and segment named); an error inside a claim rejects that claim's records.
+
+### 837P claim (loop 2300) and service line (loop 2400) -> claims, diagnoses, patients
+
+| contract column | X12 element |
+|---|---|
+| claims.claim_id | CLM01 (patient control number) |
+| claims.line | LX01 |
+| claims.patient_id | 2300 REF*EA (medical record number), else the patient_id whose medicare_id is the subscriber's NM109 (patients.csv or FHIR Patient), else 2010BA NM109 |
+| claims.billing_npi | the billing practitioner: 2420A NM109, else 2310B NM109 (rendering provider, NM108 XX), else 2010AA NM109 |
+| claims.group_npi | 2010AA NM109 (billing provider, usually the group) |
+| claims.service_date | 2400 DTP*472 (D8, or the first day of an RD8 range; a range over two months is flagged) |
+| claims.cpt_code, modifiers | SV101-2; SV101-3..6 (qualifier HC only) |
+| claims.units, charge_amount | SV104; SV102 |
+| claims.place_of_service | SV105, else CLM05-1 |
+| diagnoses.icd10_code | HI composites with qualifier ABK/ABF/ABJ/ABN/APR (ICD-10-CM); onset unknown. BK/BF (ICD-9-CM) codes are data-quality rows, never diagnoses |
+| patients | 2010BA NM103/NM104 (name), NM109 (medicare_id), DMG02 (birth_date) |
+
+A claim with CLM05-3 `7` (replacement) supersedes the earlier claim of the same CLM01; `8` (void) cancels it;
+both are listed in `data_quality.csv`. The same claim and line sent twice as originals keeps the first.
+
+### 835 claim payment (loop 2100) and service payment (loop 2110) -> claims
+
+| contract column | X12 element |
+|---|---|
+| matched 837P line | same CLP01 and REF*6R (line item control number), else same CLP01 + procedure (SVC06 when present, else SVC01) + DTM*472/150 date within the 837P line's dates |
+| claims.paid_amount | sum of SVC03 over every payment of the line (original, reversal CLP02 22, correction) |
+| claims.units_paid | sum of SVC05 |
+| claims.claim_status | `paid`, `denied` (net paid 0), `no remittance` (837P line without 835); a line whose payments net to nothing after a reversal is not a claim line (data_quality row per payment) |
+| claims.adjustments | CAS group-reason and net amount, e.g. `CO-45 10.88; PR-2 10.62` |
+| claims.payer_claim_id | CLP07 of the last payment |
+| 835 without its 837P | claim_id CLP01; line numbered in order; patient from 2100 REF*EA, else NM1*QC NM109 via medicare_id; billing_npi NM1*82 NM109 (XX), else 1000B N1*PE N104 (XX); units SVC07, else SVC05; place of service CLP08 |
+
+### FHIR R4 resources (JSON Bundle or resource, bulk-export NDJSON)
+
+| resource | becomes |
+|---|---|
+| Patient | patients: patient_id = identifier of type MR (else the medicare_id match in patients.csv, else the resource id); medicare_id = identifier system `http://hl7.org/fhir/sid/us-mbi`; name; birthDate |
+| Condition | diagnoses: code.coding with system `http://hl7.org/fhir/sid/icd-10-cm`; onsetDateTime/onsetPeriod.start; abatementDateTime/abatementPeriod.start = resolved_date. No ICD-10-CM coding, or verificationStatus refuted/entered-in-error: rejected (never guessed); clinicalStatus resolved/inactive without an abatement date: kept and flagged |
+| Consent | consents (scope `treatment`, status active or inactive): dateTime = consent_date; provision.actor Practitioner NPI = practitioner_npi; provision.period.end = revoked_date. Draft, proposed, rejected or other scopes: rejected. The informed_* disclosures have no FHIR element and stay blank (add them in consents.csv) |
+| CarePlan | care_plans: id = plan_id; created (else period.start); electronic = true (it is in the EHR); problem_list = addresses, expected_outcomes = goal, planned_interventions = activity, medication_management = a MedicationRequest activity, care_coordination = careTeam, responsible_individuals = careTeam or author; the other elements have no FHIR element and stay blank |
+| Encounter | encounters: type coding CPT/HCPCS = cpt_code; period.start = encounter_date; participant Practitioner NPI. Without a CPT/HCPCS type, or cancelled/planned: rejected |
+| Practitioner, PractitionerRole | staff: staff_id = Practitioner id; role from PractitionerRole.code (NUCC taxonomy) or qualification (v2-0360 degree: MD/DO physician, NP, PA, RN, LPN, CNS, CNM, MA, PharmD, MSW); NPI identifier resolves references. No recognisable role: rejected (add the person to staff.csv) |
+| Claim, ExplanationOfBenefit | claims: one line per item with a CPT (`http://www.ama-assn.org/go/cpt`) or HCPCS productOrService; sequence = line; servicedDate/servicedPeriod.start; quantity; net = charge_amount; locationCodeableConcept = place_of_service; billing_npi = a careTeam Practitioner's NPI, else provider's; paid_amount = the EOB item's adjudication `benefit` (an EOB pointing at a Claim adds its payment to that Claim's line); diagnosis ICD-10-CM codes = diagnoses |
+| Procedure | rejected: clinical, not a claim line |
+| anything else | rejected: not used |
+
+Resources are validated with `fhir.resources` (its R4B models, which have the R4 elements of these resources);
+an invalid resource is rejected with the elements at fault.
+"""
+
+
 def write_templates(out: str | Path = "templates") -> list[Path]:
     """Write ``intake/<table>.csv`` headers, ``intake/README.md`` and ``intake/ccm_intake.xlsx``."""
     folder = Path(out) / "intake"
@@ -78,6 +141,7 @@ def write_templates(out: str | Path = "templates") -> list[Path]:
             lines.append(f"| {r.column} | {r.required} | {r.format} | {r.meaning} | {r.example} |")
         lines.append("")
     lines += MAPPING_DOC.splitlines()
+    lines += INGEST_DOC.splitlines()
     p = folder / "README.md"
     p.write_text("\n".join(lines), encoding="utf-8")
     written.append(p)
