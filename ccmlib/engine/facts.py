@@ -11,7 +11,7 @@ import pandas as pd
 
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import CCM_CODES, INITIATING_VISITS
-from ccmlib.intake.fastops import positions
+from ccmlib.intake.fastops import join_groups, positions
 from ccmlib.intake.load import Practice
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
@@ -33,11 +33,23 @@ def table(practice: Practice, name: str) -> pd.DataFrame:
 
 def natural_key(ids: pd.Series) -> pd.Series:
     """A sort key that orders ids naturally: digit runs compare as numbers, so C9 < C10 and T9 < T10 (catalog v2,
-    every tie-break). Computed once per distinct id (ids repeat), as zero-padded text."""
-    s = ids.astype("string")
-    uniq = pd.Series(s.dropna().unique(), dtype="string")
-    padded = uniq.str.replace(r"\d+", lambda m: m.group(0).lstrip("0").zfill(24), regex=True)
-    return s.map(dict(zip(uniq, padded)))
+    every tie-break). Computed once per distinct id (ids repeat), as zero-padded text: with Arrow kernels for the
+    usual shape (letters, then one run of digits), by a regular expression per id for any other."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes, uniq = pd.factorize(ids.astype("string"), use_na_sentinel=True)
+    arr = pa.array(np.asarray(uniq, dtype=object), type=pa.string())
+    m = pc.extract_regex(arr, r"^(?P<p>\D*)(?P<d>\d+)$")
+    simple = np.asarray(m.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    padded = pc.binary_join_element_wise(m.field("p"), pc.utf8_lpad(pc.utf8_ltrim(m.field("d"), "0"), 24, "0"), "")
+    padded = np.asarray(padded.to_numpy(zero_copy_only=False), dtype=object)
+    if (~simple).any():
+        other = pd.Series(np.asarray(uniq, dtype=object)[~simple], dtype="string")
+        padded[~simple] = other.str.replace(r"\d+", lambda g: g.group(0).lstrip("0").zfill(24), regex=True).to_numpy(dtype=object)
+    out = padded.take(np.where(codes < 0, 0, codes)) if len(padded) else np.full(len(codes), None, dtype=object)
+    out[codes < 0] = None
+    return pd.Series(out, index=ids.index, dtype="string")
 
 
 @dataclass
@@ -146,7 +158,7 @@ def consents_in_force(consents: pd.DataFrame, who: pd.DataFrame) -> pd.DataFrame
     inforce = cov.sort_values(["_w", "consent_date", "_row"], kind="mergesort").drop_duplicates("_w", keep="last")
     others = m[~covers.fillna(False).astype(bool)].dropna(subset=["practitioner_npi"])
     named = others.drop_duplicates(["_w", "practitioner_npi"]).sort_values("practitioner_npi")
-    names = named.groupby("_w")["practitioner_npi"].agg(lambda s: ", ".join(s.astype(str)))
+    names = join_groups(named, ["_w"], "practitioner_npi", ", ")
     out = w.merge(inforce[["_w", *cols]], on="_w", how="left")
     out["consents_before"] = out["_w"].map(before).fillna(0).astype("int64")
     out["covering_before"] = out["_w"].map(cov.groupby("_w").size()).fillna(0).astype("int64")
@@ -256,6 +268,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     claims = tabs["claims"].copy()
     claims["units"] = claims["units"].fillna(1).astype("int64")
     claims["mkey"] = month_key(claims["service_date"])
+    claims["_claim_order"] = natural_key(claims["claim_id"])  # once here; rules sort lines by it (billing.in_order)
     ccm = claims[claims["cpt_code"].isin(CCM_CODES)]
     te_keys = month_key(te["activity_date"])
     if period is None:  # every month that has CCM claims or time
@@ -341,7 +354,7 @@ def condition_lists(f: Facts, pms: pd.DataFrame) -> pd.Series:
     """'ckd;diabetes' per row of ``pms`` (patient_id, mkey): the chronic categories active in the month.
     Meant for the few patient-months a message or a view needs, not for the whole population."""
     c = f.conditions.merge(pms[PM].drop_duplicates(), on=PM).sort_values(PM + ["category"])
-    lists = c.groupby(PM)["category"].agg(";".join)
+    lists = join_groups(c, PM, "category", ";")
     return pd.Series(pms.set_index(PM).index.map(lists), index=pms.index).fillna("")
 
 

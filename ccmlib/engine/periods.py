@@ -20,8 +20,11 @@ def month_key(dates: pd.Series) -> pd.Series:
 
 
 def key_to_label(keys) -> np.ndarray:
+    """``YYYY-MM`` of each month key, formatted once per distinct key (a period has a handful)."""
     keys = np.asarray(keys, dtype="int64")
-    return np.char.add(np.char.add((keys // 12).astype(str), "-"), np.char.zfill((keys % 12 + 1).astype(str), 2))
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    labels = np.array([f"{k // 12}-{k % 12 + 1:02d}" for k in uniq.tolist()], dtype="<U7")
+    return labels[inverse.reshape(keys.shape)] if len(uniq) else np.array([], dtype="<U7").reshape(keys.shape)
 
 
 def quarter_label(key: int) -> str:

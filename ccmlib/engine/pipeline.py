@@ -20,6 +20,7 @@ from ccmlib.engine import indicators
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
 from ccmlib.engine.facts import PM, Facts, build_facts, practitioner_visit_status
+from ccmlib.intake.fastops import join_groups
 from ccmlib.intake.sources import sha256
 from ccmlib.engine.outputs import RunFolder
 from ccmlib.intake.load import Practice, load_practice, sort_quality
@@ -250,7 +251,7 @@ def _line_rules(effects: pd.DataFrame, kept: pd.DataFrame, settled: pd.DataFrame
         return np.full(len(settled), "", dtype=object)
     e = effects.loc[effects["units_removed"] > 0, ["fid", "claim_id", "line"]].merge(kept[["fid", "rule_id"]], on="fid")
     per = e.drop_duplicates(["claim_id", "line", "rule_id"]).sort_values("rule_id", kind="mergesort")
-    per = per.groupby(["claim_id", "line"], observed=True, sort=False)["rule_id"].agg(";".join)
+    per = join_groups(per, ["claim_id", "line"], "rule_id", ";")
     idx = pd.MultiIndex.from_frame(settled[["claim_id", "line"]])
     return per.reindex(idx).fillna("").to_numpy(dtype=object)
 
@@ -408,9 +409,18 @@ def add_details(res: AuditResult) -> dict:
         return s
     cl, pm = res.claim_lines, res.patient_months
     s.update({"by_practitioner": indicators.by_practitioner(cl), "by_month": indicators.by_month(cl),
-              "by_staff": indicators.by_staff(res.entries(), pm) if res.facts is not None else [],
+              "by_staff": indicators.by_staff(_staff_minutes(res.facts), pm) if res.facts is not None else [],
               "risk_indicators": indicators.risk_indicators(res)})
     return s
+
+
+def _staff_minutes(f: Facts) -> pd.DataFrame:
+    """Who logged each entry of the period, its minutes and those that counted (the columns by_staff needs, without
+    building the full entries view)."""
+    e = f.entries
+    return pd.DataFrame({"staff_id": e["staff_id"], "patient_id": e["patient_id"].astype("string"),
+                         "service_month": key_to_label(e["mkey"].astype("int64")) if len(e) else pd.Series([], dtype="object"),
+                         "minutes": e["duration"], "qualifying": e["qualifying"]})
 
 
 def headline_summary(res: AuditResult) -> dict:

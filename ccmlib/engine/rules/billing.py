@@ -16,6 +16,8 @@ TIMED = TIMED_CODES
 
 def in_order(ln: pd.DataFrame, by=("patient_id", "mkey", "service_date")) -> pd.DataFrame:
     """Lines in "first" order: ``by``, then claim_id in natural order (claim 9 before claim 10), then line."""
+    if "_claim_order" in ln:  # computed once for all claims by build_facts
+        return ln.sort_values([*by, "_claim_order", "line"], kind="mergesort")
     ln = ln.assign(_claim_order=natural_key(ln["claim_id"]))
     return ln.sort_values([*by, "_claim_order", "line"], kind="mergesort").drop(columns="_claim_order")
 
