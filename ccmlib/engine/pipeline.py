@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ccmlib.engine import decisions as review
 from ccmlib.engine import indicators
@@ -468,12 +469,58 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
 
 
 def _csv(df: pd.DataFrame) -> str:
+    """The CSV text of an output table, as pandas' ``to_csv`` writes it (minimal quoting, floats as repr, dates as
+    YYYY-MM-DD, missing as empty), built column-wise with Arrow kernels; pandas writes any table with a column
+    type the fast path does not know."""
+    try:
+        return _csv_arrow(df)
+    except (TypeError, ValueError, pa.ArrowException):
+        return _csv_pandas(df)
+
+
+def _csv_pandas(df: pd.DataFrame) -> str:
     out = df.copy()
     for c in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[c]):
             text = np.datetime_as_string(out[c].to_numpy(dtype="datetime64[ns]"), unit="D")  # C speed; strftime is slow
             out[c] = np.where(out[c].isna().to_numpy(), "", text)
     return out.to_csv(index=False, lineterminator="\n")
+
+
+def _csv_arrow(df: pd.DataFrame) -> str:
+    import csv
+    import io
+
+    import pyarrow.compute as pc
+
+    head = io.StringIO()
+    csv.writer(head, lineterminator="\n").writerow([str(c) for c in df.columns])
+    if not len(df):
+        return head.getvalue()
+    cols = []
+    for c in df.columns:
+        s = df[c]
+        numpy_dtype = not isinstance(s.dtype, pd.api.extensions.ExtensionDtype)
+        if pd.api.types.is_datetime64_any_dtype(s):
+            text = np.datetime_as_string(s.to_numpy(dtype="datetime64[ns]"), unit="D")
+            arr = pa.array(np.where(s.isna().to_numpy(), None, text), type=pa.string())
+        elif numpy_dtype and pd.api.types.is_float_dtype(s):
+            v = s.to_numpy()
+            arr = pa.array(np.where(np.isnan(v), None, v.astype(str)), type=pa.string())  # numpy's str of a float is its repr
+        elif numpy_dtype and pd.api.types.is_bool_dtype(s):
+            arr = pa.array(np.where(s.to_numpy(), "True", "False"), type=pa.string())
+        elif pd.api.types.is_integer_dtype(s):
+            arr = pa.array(s.astype("Int64").to_numpy(dtype=object, na_value=None), type=pa.int64()).cast(pa.string())
+        elif pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
+            arr = pa.array(s.to_numpy(dtype=object, na_value=None), type=pa.string(), from_pandas=True)
+            needs = pc.match_substring_regex(arr, '[,"\r\n]')
+            if pc.any(needs).as_py():
+                arr = pc.if_else(needs, pc.binary_join_element_wise('"', pc.replace_substring(arr, '"', '""'), '"', ""), arr)
+        else:
+            raise TypeError(f"column {c}: {s.dtype}")
+        cols.append(arr)
+    rows = pc.binary_join_element_wise(*cols, ",", null_handling="replace", null_replacement="")
+    return head.getvalue() + "\n".join(rows.to_pylist()) + "\n"
 
 
 def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] | None = None) -> Path:

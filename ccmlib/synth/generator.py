@@ -445,7 +445,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     tr.append((np.flatnonzero(mm), mpit[mm]))
     # BILL-01: the second practitioner has no consent of their own (unless the consent is practice-level) and no visit
     b1 = (mpit == "BILL-01") & billed_pm
-    named = np.isin(pid[P], consents.loc[consents["practitioner_npi"] != "", "patient_id"].to_numpy())
+    named = pd.Index(pid[P]).isin(consents.loc[consents["practitioner_npi"] != "", "patient_id"].to_numpy())  # hashed: np.isin on strings is quadratic
     tr.append((np.flatnonzero(b1 & named), np.full(int((b1 & named).sum()), "CONS-04")))
     enc_dates = pd.to_datetime(encounters["encounter_date"]) if with_encounters else pd.Series([], dtype="datetime64[ns]")
     earliest = enc_dates.min() if len(enc_dates) else pd.NaT
