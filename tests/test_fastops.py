@@ -37,3 +37,22 @@ def test_join_groups_equals_groupby_join():
 def test_month_labels():
     assert key_to_label([2026 * 12, 2026 * 12 + 11, 2026 * 12]).tolist() == ["2026-01", "2026-12", "2026-01"]
     assert key_to_label([]).tolist() == []
+
+
+def test_output_csv_is_what_pandas_writes():
+    from ccmlib.engine.pipeline import _csv, _csv_pandas
+
+    df = pd.DataFrame({
+        "text": pd.Series(['plain', 'a, b', 'say "hi"', "two\nlines", None, ""], dtype="string"),
+        "obj": ["x", None, "y,z", "w", "v", "u"],
+        "num": [42.5, -0.0, float("nan"), 1e-05, 66.13, 0.0],
+        "money": [42.5, 42.5, float("nan"), 0.1 + 0.2, 12345678.9, 0.0],
+        "n": pd.array([1, None, 3, 4, 5, 6], dtype="Int64"),
+        "k": [1, 2, 3, 4, 5, 6],
+        "flag": [True, False, True, True, False, True],
+        "day": pd.to_datetime(["2026-01-31", None, "2026-01-31", "2025-12-01", "2026-02-28", None]),
+    })
+    assert _csv(df) == _csv_pandas(df)
+    assert _csv(df.iloc[:0]) == _csv_pandas(df.iloc[:0])
+    odd = pd.DataFrame({"mixed": [1, "a", None]})  # not text: pandas writes it
+    assert _csv(odd) == _csv_pandas(odd)

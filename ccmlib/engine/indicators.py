@@ -69,16 +69,18 @@ def by_month(cl: pd.DataFrame) -> list[dict]:
              "overpayment": round(float(x.overpayment), 2)} for m, x in g.iterrows()]
 
 
-def by_staff(entries: pd.DataFrame, pm: pd.DataFrame) -> list[dict]:
+def by_staff(entries: pd.DataFrame, pm: pd.DataFrame, keys=tuple(PM)) -> list[dict]:
     """Per staff member who logged time in a billed patient-month: patient-months, those with an error, minutes logged
-    and minutes that counted."""
-    billed = pm[pm["codes_billed"].fillna("") != ""][[*PM, "errors"]]
+    and minutes that counted. ``keys`` name the patient-month in both frames (integer codes are fastest)."""
+    keys = list(keys)
+    billed = pm[pm["codes_billed"].fillna("") != ""][[*keys, "errors"]]
     e = entries.dropna(subset=["staff_id"])
     if e.empty or billed.empty:
         return []
-    mins = e.groupby("staff_id").agg(minutes_logged=("minutes", "sum"), minutes_counted=("qualifying", "sum"))
-    pairs = e[["staff_id", *PM]].drop_duplicates().merge(billed, on=PM)
-    g = pairs.assign(_err=pairs["errors"] > 0).groupby("staff_id").agg(patient_months=("_err", "size"), with_error=("_err", "sum"))
+    mins = e.groupby("staff_id", observed=True).agg(minutes_logged=("minutes", "sum"), minutes_counted=("qualifying", "sum"))
+    pairs = e[["staff_id", *keys]].drop_duplicates().merge(billed, on=keys)
+    g = pairs.assign(_err=pairs["errors"] > 0).groupby("staff_id", observed=True).agg(patient_months=("_err", "size"),
+                                                                                   with_error=("_err", "sum"))
     g = g.join(mins, how="left")
     g["_rate"] = g["with_error"] / g["patient_months"]
     out = []

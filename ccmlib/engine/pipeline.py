@@ -410,18 +410,26 @@ def add_details(res: AuditResult) -> dict:
         return s
     cl, pm = res.claim_lines, res.patient_months
     s.update({"by_practitioner": indicators.by_practitioner(cl), "by_month": indicators.by_month(cl),
-              "by_staff": indicators.by_staff(_staff_minutes(res.facts), pm) if res.facts is not None else [],
+              "by_staff": _by_staff(res.facts, pm) if res.facts is not None else [],
               "risk_indicators": indicators.risk_indicators(res)})
     return s
 
 
-def _staff_minutes(f: Facts) -> pd.DataFrame:
-    """Who logged each entry of the period, its minutes and those that counted (the columns by_staff needs, without
-    building the full entries view)."""
+def _by_staff(f: Facts, pm: pd.DataFrame) -> list[dict]:
+    """indicators.by_staff on integer patient-month keys: the entries' patient codes and month keys, the patient-month
+    table's ids and labels mapped onto them (no text keys built for millions of entries)."""
     e = f.entries
-    return pd.DataFrame({"staff_id": e["staff_id"], "patient_id": e["patient_id"].astype("string"),
-                         "service_month": key_to_label(e["mkey"].astype("int64")) if len(e) else pd.Series([], dtype="object"),
-                         "minutes": e["duration"], "qualifying": e["qualifying"]})
+    pid = e["patient_id"]
+    cats = pid.cat.categories if isinstance(pid.dtype, pd.CategoricalDtype) else pd.Index(pid.dropna().unique())
+    ecode = pd.Categorical(pid, categories=cats).codes if not isinstance(pid.dtype, pd.CategoricalDtype) else pid.cat.codes.to_numpy()
+    entries = pd.DataFrame({"staff_id": e["staff_id"].to_numpy(), "_p": ecode, "_m": e["mkey"].to_numpy(dtype="int64"),
+                            "minutes": e["duration"].to_numpy(), "qualifying": e["qualifying"].to_numpy()})
+    mcodes, labels = pd.factorize(pm["service_month"])
+    mkeys = np.array([int(x[:4]) * 12 + int(x[5:7]) - 1 for x in labels], dtype="int64")
+    keyed = pd.DataFrame({"_p": pd.Categorical(pm["patient_id"].astype(object), categories=cats).codes,
+                          "_m": mkeys[mcodes] if len(mkeys) else np.array([], dtype="int64"),
+                          "codes_billed": pm["codes_billed"].to_numpy(), "errors": pm["errors"].to_numpy()})
+    return indicators.by_staff(entries, keyed, keys=("_p", "_m"))
 
 
 def headline_summary(res: AuditResult) -> dict:
@@ -487,6 +495,21 @@ def _csv_pandas(df: pd.DataFrame) -> str:
     return out.to_csv(index=False, lineterminator="\n")
 
 
+def _text_array(s: pd.Series) -> pa.Array:
+    """A text column as an Arrow large_string array (zero-copy when pandas already keeps it in Arrow)."""
+    if isinstance(s.dtype, pd.StringDtype) or type(s.array).__name__.startswith("Arrow"):
+        arr = pa.array(s.array)
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            return arr.cast(pa.large_string())
+    return pa.array(s.to_numpy(dtype=object, na_value=None), type=pa.large_string(), from_pandas=True)
+
+
+def _take_text(texts: np.ndarray, codes: np.ndarray) -> pa.Array:
+    """``texts[codes]`` as Arrow large strings, null where the code is -1 (a missing value)."""
+    return pa.array(texts, type=pa.large_string()).take(pa.array(codes, mask=codes < 0))
+
+
 def _csv_arrow(df: pd.DataFrame) -> str:
     import csv
     import io
@@ -501,26 +524,36 @@ def _csv_arrow(df: pd.DataFrame) -> str:
     for c in df.columns:
         s = df[c]
         numpy_dtype = not isinstance(s.dtype, pd.api.extensions.ExtensionDtype)
-        if pd.api.types.is_datetime64_any_dtype(s):
-            text = np.datetime_as_string(s.to_numpy(dtype="datetime64[ns]"), unit="D")
-            arr = pa.array(np.where(s.isna().to_numpy(), None, text), type=pa.string())
+        if pd.api.types.is_datetime64_any_dtype(s):  # days and amounts repeat: each distinct value is formatted once
+            codes, uniq = pd.factorize(s.to_numpy(dtype="datetime64[ns]"))
+            arr = _take_text(np.datetime_as_string(np.asarray(uniq, dtype="datetime64[ns]"), unit="D"), codes)
         elif numpy_dtype and pd.api.types.is_float_dtype(s):
             v = s.to_numpy()
-            arr = pa.array(np.where(np.isnan(v), None, v.astype(str)), type=pa.string())  # numpy's str of a float is its repr
+            if np.signbit(v[v == 0]).any():  # -0.0 and 0.0 factorize together but print differently
+                arr = pa.array(v.astype(str), type=pa.large_string(), mask=np.isnan(v))
+            else:
+                codes, uniq = pd.factorize(v)
+                arr = _take_text(np.asarray(uniq).astype(str), codes)  # numpy's str of a float is its repr
         elif numpy_dtype and pd.api.types.is_bool_dtype(s):
-            arr = pa.array(np.where(s.to_numpy(), "True", "False"), type=pa.string())
+            arr = pa.array(np.where(s.to_numpy(), "True", "False"), type=pa.large_string())
         elif pd.api.types.is_integer_dtype(s):
-            arr = pa.array(s.astype("Int64").to_numpy(dtype=object, na_value=None), type=pa.int64()).cast(pa.string())
+            v = s.astype("Int64")
+            arr = pa.array(v.to_numpy(dtype="int64", na_value=0), type=pa.int64(), mask=v.isna().to_numpy()).cast(pa.large_string())
         elif pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
-            arr = pa.array(s.to_numpy(dtype=object, na_value=None), type=pa.string(), from_pandas=True)
+            arr = _text_array(s)
             needs = pc.match_substring_regex(arr, '[,"\r\n]')
             if pc.any(needs).as_py():
-                arr = pc.if_else(needs, pc.binary_join_element_wise('"', pc.replace_substring(arr, '"', '""'), '"', ""), arr)
+                quote, empty = pa.scalar('"', pa.large_string()), pa.scalar("", pa.large_string())
+                arr = pc.if_else(needs, pc.binary_join_element_wise(quote, pc.replace_substring(arr, '"', '""'), quote, empty), arr)
         else:
             raise TypeError(f"column {c}: {s.dtype}")
         cols.append(arr)
-    rows = pc.binary_join_element_wise(*cols, ",", null_handling="replace", null_replacement="")
-    return head.getvalue() + "\n".join(rows.to_pylist()) + "\n"
+    text = lambda v: pa.scalar(v, pa.large_string())  # noqa: E731
+    rows = pc.binary_join_element_wise(*cols, text(","), null_handling="replace", null_replacement="")
+    rows = pc.binary_join_element_wise(rows, text(""), text("\n"))  # each row ends with a newline: the values buffer is the file body
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset: rows.offset + len(rows) + 1]
+    body = rows.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+    return head.getvalue() + body.decode("utf-8")
 
 
 def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] | None = None) -> Path:
