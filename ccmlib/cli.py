@@ -253,7 +253,7 @@ def ingest(sources, out_dir, quiet):
     from ccmlib.intake.ingest import write_ingested
 
     with RunFolder(out_dir, "ingest") as rf:  # checked and locked before any work
-        ing = run_ingest(list(sources), progress=not quiet)
+        ing = run_ingest(list(sources), progress=not quiet, exclude=out_dir)
         write_ingested(ing, rf)
     if quiet:
         return

@@ -224,3 +224,17 @@ def test_public_samples_are_accounted_for():
     assert by_file["pyx12_835_mult_loops.txt"]["records_read"] == 4  # three SVC lines and the patient
     svc = ing.quality[ing.quality["file"].str.endswith("pyx12_835_mult_loops.txt")]
     assert len(svc) == 3 and svc["problem"].str.contains("lacks billing NPI").all()
+
+
+def test_an_output_folder_inside_the_source_folder_is_not_read_back(tmp_path):
+    src = tmp_path / "exports"
+    shutil.copytree(DATA, src)
+    (src / "data").mkdir()  # an earlier ingest's output inside the exports folder: its tables are not sources
+    (src / "data" / "claims.csv").write_text("claim_id,line\nX,1\n")
+    (src / ".cache").mkdir()
+    (src / ".cache" / "notes.json").write_text("{}")
+    ing = ingest([src], exclude=src / "data")
+    assert ing.copied == [src / "time_entries.csv"] and "X" not in set(ing.tables["claims"]["claim_id"])
+    assert not ing.quality["file"].str.contains(".cache").any()
+    with pytest.raises(InputError, match="inside the output folder"):
+        ingest([src / "data" / "claims.csv"], exclude=src / "data")

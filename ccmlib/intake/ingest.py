@@ -38,9 +38,14 @@ class Ingested:
     copied: list[Path] = field(default_factory=list)
 
 
-def _expand(sources: list[Path]) -> tuple[list[Path], list[Path], list[tuple[Path, str]], list[dict]]:
-    """(x12 files, fhir files, practice tables as (path, table), files in folders that are not read)."""
+def _expand(sources: list[Path], exclude: Path | None = None) -> tuple[list[Path], list[Path], list[tuple[Path, str]], list[dict]]:
+    """(x12 files, fhir files, practice tables as (path, table), files in folders that are not read). Files under
+    ``exclude`` (the output folder, when it sits inside a source folder) and hidden files are not read."""
     x12, fhir, tables, skipped = [], [], [], []
+    skip = Path(exclude).resolve() if exclude is not None else None
+
+    def excluded(p: Path) -> bool:
+        return skip is not None and (p.resolve() == skip or skip in p.resolve().parents)
 
     def classify(p: Path, explicit: bool):
         if p.name.lower() in TABLE_FILES:
@@ -61,8 +66,12 @@ def _expand(sources: list[Path]) -> tuple[list[Path], list[Path], list[tuple[Pat
         src = Path(src)
         if src.is_dir():
             for p in sorted(q for q in src.rglob("*") if q.is_file()):
-                classify(p, explicit=False)
+                rel = p.relative_to(src).parts
+                if not excluded(p) and not any(part.startswith(".") for part in rel):
+                    classify(p, explicit=False)
         elif src.is_file():
+            if excluded(src):
+                raise InputError(f"{src}: is inside the output folder {exclude}; give the original file")
             classify(src, explicit=True)
         else:
             raise InputError(f"{src}: no such file or folder")
@@ -84,11 +93,12 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise InputError(f"{path}: cannot be read as a CSV table ({exc})") from None
 
 
-def ingest(sources: list[Path], progress: bool = False) -> Ingested:
-    """Read every source and build the tables (nothing is written here; see :func:`write_ingested`)."""
+def ingest(sources: list[Path], progress: bool = False, exclude: Path | None = None) -> Ingested:
+    """Read every source and build the tables (nothing is written here; see :func:`write_ingested`). ``exclude``:
+    the output folder, never read as a source."""
     from tqdm.auto import tqdm
 
-    x12_files, fhir_files, table_files, skipped = _expand(sources)
+    x12_files, fhir_files, table_files, skipped = _expand(sources, exclude)
     practice = {t: _read_table(p) for p, t in table_files}
     ledger: list[dict] = []   # one entry per record read: file, format, outcome, paid
     dq: list[dict] = list(skipped)
