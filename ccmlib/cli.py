@@ -258,7 +258,8 @@ def ingest(sources, out_dir, quiet):
     if quiet:
         return
     for s in ing.sources:
-        paid = f", paid ${s['paid_read']:,.2f} read = ${s['paid_mapped']:,.2f} mapped + ${s['paid_rejected']:,.2f} rejected" \
+        usd = lambda x: f"{'-' if x < 0 else ''}${abs(x):,.2f}"  # noqa: E731
+        paid = f", paid {usd(s['paid_read'])} read = {usd(s['paid_mapped'])} mapped + {usd(s['paid_rejected'])} rejected" \
             if s["paid_read"] is not None else ""
         click.echo(f"{s['file']} ({s['format']}): {s['records_read']} records = {s['records_mapped']} mapped + "
                    f"{s['records_rejected']} rejected{paid}" + ("" if s["reconciles"] else "  DOES NOT RECONCILE"))

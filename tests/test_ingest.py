@@ -238,3 +238,15 @@ def test_an_output_folder_inside_the_source_folder_is_not_read_back(tmp_path):
     assert not ing.quality["file"].str.contains(".cache").any()
     with pytest.raises(InputError, match="inside the output folder"):
         ingest([src / "data" / "claims.csv"], exclude=src / "data")
+
+
+def test_a_reversal_whose_payment_is_not_among_the_sources():
+    """June's 835 alone: C1002's May payment is not given, so its reversal is not counted and the correction stands;
+    C9002's reversal has nothing to cancel and makes no claim line."""
+    ing = ingest([X12[0], X12[2]])
+    assert _line(ing, "C1002", 1)["paid_amount"] == "40.00" and _line(ing, "C1002", 2)["paid_amount"] == "100.00"
+    assert "C9002" not in set(ing.tables["claims"]["claim_id"])
+    orphans = ing.quality[ing.quality["problem"].str.startswith("reversal of payment")]
+    assert sorted(orphans["record"].str[:5]) == ["C1002", "C1002", "C9002"]
+    s = {Path(x["file"]).name: x for x in ing.sources}["remit_2026-06.835"]
+    assert s["reconciles"] and s["paid_rejected"] == pytest.approx(-42.5 - 100 - 42.5)

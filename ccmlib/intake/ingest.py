@@ -246,6 +246,16 @@ def _link_x12(x12_recs, mbi_to_patient, ledger, dq):
     for key in list(billed) + [k for k in groups if k not in billed]:
         b = billed.get(key)
         remits = groups.get(key, [])
+        # a reversal (CLP02 22) cancels the payment with the same payer claim number (CLP07); when that payment is not
+        # among the sources (an earlier 835 not given), the reversal cannot be netted and is not counted
+        paid_icns = {r["claim"]["icn"] for r, _ in remits if r["claim"]["status"] != "22"}
+        orphans = [(r, rc) for r, rc in remits if r["claim"]["status"] == "22" and r["claim"]["icn"] not in paid_icns]
+        for r, rc in orphans:
+            rejected(r, rc, "X12 835", f"reversal of payment {r['claim']['icn']}, which is not among the sources (give the 835 "
+                     f"that paid it): not counted")
+        remits = [x for x in remits if x not in orphans]
+        if b is None and not remits:
+            continue
         paid = round(sum(r["paid"] for r, _ in remits), 2) if remits else None
         units_paid = sum(r["units_paid"] for r, _ in remits) if remits else None
         statuses = [r["claim"]["status"] for r, _ in remits]

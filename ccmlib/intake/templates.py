@@ -96,7 +96,7 @@ both are listed in `data_quality.csv`. The same claim and line sent twice as ori
 | contract column | X12 element |
 |---|---|
 | matched 837P line | same CLP01 and REF*6R (line item control number), else same CLP01 + procedure (SVC06 when present, else SVC01) + DTM*472/150 date within the 837P line's dates |
-| claims.paid_amount | sum of SVC03 over every payment of the line (original, reversal CLP02 22, correction) |
+| claims.paid_amount | sum of SVC03 over every payment of the line (original, reversal CLP02 22, correction); a reversal whose original payment (same CLP07) is not among the sources is not counted (data_quality row) |
 | claims.units_paid | sum of SVC05 |
 | claims.claim_status | `paid`, `denied` (net paid 0), `no remittance` (837P line without 835); a line whose payments net to nothing after a reversal is not a claim line (data_quality row per payment) |
 | claims.adjustments | CAS group-reason and net amount, e.g. `CO-45 10.88; PR-2 10.62` |
