@@ -253,7 +253,8 @@ def _link_x12(x12_recs, mbi_to_patient, ledger, dq):
         for r, rc in orphans:
             rejected(r, rc, "X12 835", f"reversal of payment {r['claim']['icn']}, which is not among the sources (give the 835 "
                      f"that paid it): not counted")
-        remits = [x for x in remits if x not in orphans]
+        gone = {id(r) for r, _ in orphans}  # by identity: the records refer to their claims (no deep comparison)
+        remits = [x for x in remits if id(x[0]) not in gone]
         if b is None and not remits:
             continue
         paid = round(sum(r["paid"] for r, _ in remits), 2) if remits else None
@@ -327,8 +328,8 @@ def _link_x12(x12_recs, mbi_to_patient, ledger, dq):
     kept_claims = {(row["claim_id"]) for row in claims}
     for rec in x12_recs:
         for r in rec.diagnoses:
-            c = next((ln["claim"] for ln in rec.lines if ln["claim"]["claim_id"] == r["claim_id"]), None)
-            pid = _patient_id(c["mrn"], c["member_id"], mbi_to_patient) if c else None
+            c = r["claim"]
+            pid = _patient_id(c["mrn"], c["member_id"], mbi_to_patient)
             if r["claim_id"] not in kept_claims or not pid:
                 rejected(r, rec, "X12 837P", "diagnosis of a claim that was not mapped", table="diagnoses")
                 continue

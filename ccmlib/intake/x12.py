@@ -265,7 +265,7 @@ def _seg_837(rec, st, claim, item, seg, sid, loop, n, close_claim):
             if not code:
                 continue
             r = {"_kind": "dx", "segment": n, "record": f"{claim['claim_id']} HI{i:02d}", "table": "diagnoses",
-                 "claim_id": claim["claim_id"], "code": code, "qualifier": qual, "paid": 0.0}
+                 "claim_id": claim["claim_id"], "claim": claim, "code": code, "qualifier": qual, "paid": 0.0}
             if qual in ICD10:
                 claim["_records"].append(r)
             else:
