@@ -43,7 +43,11 @@ def _problems(mask: pd.Series, column: str, problem: str, values: pd.Series | No
     idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
     if not len(idx):
         return _NO_PROBLEMS  # shared and never modified: most columns have none, and a frame per column is costly
-    vals = values.iloc[idx].astype("string").to_numpy() if values is not None else [""] * len(idx)
+    if values is None:
+        vals = [""] * len(idx)
+    else:
+        vals = values.iloc[idx]
+        vals = (vals.dt.strftime("%Y-%m-%d") if pd.api.types.is_datetime64_any_dtype(vals) else vals).astype("string").to_numpy()
     return pd.DataFrame({"row": idx, "column": column, "problem": problem, "value": vals, "action": action})
 
 
@@ -114,7 +118,7 @@ def parse_column(raw: pd.Series, col: Col) -> tuple[pd.Series, pd.DataFrame]:
         ok = _in_range(d)
         return ok.astype("datetime64[ns]"), _problems(d.notna() & ok.isna(), col.name,
                                                       f"date out of range (expected a year from {DATE_MIN.year} to {DATE_MAX.year})",
-                                                      d.dt.strftime("%Y-%m-%d"))
+                                                      d)  # formatted in _problems, for the rejected rows only
     if kind == "bool" and pd.api.types.is_bool_dtype(raw):
         return raw.astype("boolean"), _problems(raw.isna() & False, col.name, "")
     if kind in ("number", "int") and pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
