@@ -74,7 +74,7 @@ class Facts:
 # --------------------------------------------------------------------------- time entries
 def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame) -> pd.DataFrame:
     """Duration, exclusion reasons and qualifying minutes of every entry."""
-    e = te.copy()
+    e = te.copy(deep=False)  # copy-on-write (pandas 3): new columns go to e only, te is never modified
     span = (e["end_time"] - e["start_time"]).astype("float64")
     e["duration"] = e["minutes"].fillna(span)
     roster = staff.drop_duplicates("staff_id")
@@ -265,7 +265,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     missing = {n for n in TABLES if not practice.has(n)}
     tabs = encoded_tables(practice)
     te, staff, consents = tabs["time_entries"], tabs["staff"], tabs["consents"]
-    claims = tabs["claims"].copy()
+    claims = tabs["claims"].copy(deep=False)
     claims["units"] = claims["units"].fillna(1).astype("int64")
     claims["mkey"] = month_key(claims["service_date"])
     claims["_claim_order"] = natural_key(claims["claim_id"])  # once here; rules sort lines by it (billing.in_order)
