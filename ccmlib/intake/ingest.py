@@ -398,10 +398,13 @@ def _source_counts(x12_files, fhir_files, ledger, counted, paid_read) -> list[di
     """Per source file: records counted in the file against records mapped + rejected, and (835) the paid amounts."""
     from ccmlib.intake.sources import sha256
 
+    by_file = defaultdict(list)
+    for e in ledger:
+        by_file[e["file"]].append(e)
     out = []
     for path in list(x12_files) + list(fhir_files):
         f = str(path)
-        mine = [e for e in ledger if e["file"] == f]
+        mine = by_file.get(f, [])
         mapped = sum(e["outcome"] == "mapped" for e in mine)
         rejected = sum(e["outcome"] == "rejected" for e in mine)
         paid_mapped = sum(e["paid"] for e in mine if e["outcome"] in ("mapped", "paid_mapped"))
