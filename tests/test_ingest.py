@@ -138,6 +138,7 @@ def test_ingest_then_check_end_to_end(tmp_path):
     assert "DOES NOT RECONCILE" not in r.stdout and "remit_2026-05.835 (X12 835)" in r.stdout
     meta = json.loads((data / "ingest.json").read_text())
     assert all(s["reconciles"] and len(s["sha256"]) == 64 for s in meta["sources"])
+    assert (data / "time_entries.csv").read_bytes() == (DATA / "time_entries.csv").read_bytes()  # the practice's own, as it is
     r = subprocess.run(CLI + ["check", str(data), "--out", str(run), "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     f = pd.read_csv(run / "findings.csv", dtype=str)
@@ -250,3 +251,16 @@ def test_a_reversal_whose_payment_is_not_among_the_sources():
     assert sorted(orphans["record"].str[:5]) == ["C1002", "C1002", "C9002"]
     s = {Path(x["file"]).name: x for x in ing.sources}["remit_2026-06.835"]
     assert s["reconciles"] and s["paid_rejected"] == pytest.approx(-42.5 - 100 - 42.5)
+
+
+def test_the_practice_patients_table_names_the_patients_of_the_claims(tmp_path):
+    """A patients.csv among the sources: its ids are the ones time entries use, so an 837P claim without a medical-record
+    number takes the id whose medicare_id is its member id; the table is written once, the practice's rows first."""
+    pats = tmp_path / "patients.csv"
+    pats.write_text("patient_id,first_name,last_name,birth_date,medicare_id\nP2X,Richard,Roe,1940-03-15,2FG5TE6MK83\n"
+                    "P9,Ann,Other,1950-01-01,\n")
+    ing = ingest([X12[0], pats])
+    assert _line(ing, "C1003", 1)["patient_id"] == "P2X"
+    p = ing.tables["patients"]
+    assert list(p["patient_id"][:2]) == ["P2X", "P9"] and p["patient_id"].is_unique and "2FG5TE6MK83" not in set(p["patient_id"])
+    assert "patients" not in ing.passthrough and ing.copied == [pats]

@@ -95,8 +95,6 @@ def read_files(paths: list[Path], progress=None) -> FhirRecords:
                         out.rejected.append(_rej(source, f"line {i}", "", "", f"not valid JSON ({exc.msg} at column {exc.colno})"))
                         continue
                     take(obj, source, f"line {i}")
-                    if progress is not None:
-                        progress.update(1)
         else:
             try:
                 obj = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -107,8 +105,8 @@ def read_files(paths: list[Path], progress=None) -> FhirRecords:
             items = obj if isinstance(obj, list) else [obj]
             for i, o in enumerate(items, start=1):
                 take(o, source, f"item {i}" if isinstance(obj, list) else "")
-            if progress is not None:
-                progress.update(1)
+        if progress is not None:  # one step per file, NDJSON or JSON
+            progress.update(1)
     return out
 
 

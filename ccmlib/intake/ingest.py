@@ -15,12 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ccmlib.errors import InputError
 from ccmlib.intake import fhir as fhirmod
 from ccmlib.intake import x12 as x12mod
 from ccmlib.intake.schema import TABLES
+from ccmlib.intake.sources import Source, read_raw, sha256
 
 TABLE_FILES = {f"{t}.csv": t for t in TABLES} | {f"{t}.parquet": t for t in TABLES}
 DQ_COLUMNS = ["table", "file", "line", "position", "record", "problem", "action", "paid_amount"]
@@ -35,7 +37,8 @@ class Ingested:
     tables: dict[str, pd.DataFrame]
     quality: pd.DataFrame
     sources: list[dict]
-    copied: list[Path] = field(default_factory=list)
+    copied: list[Path] = field(default_factory=list)  # the practice's own table files given as sources
+    passthrough: dict[str, Path] = field(default_factory=dict)  # those nothing was added to: copied byte for byte
 
 
 def _expand(sources: list[Path], exclude: Path | None = None) -> tuple[list[Path], list[Path], list[tuple[Path, str]], list[dict]]:
@@ -84,13 +87,10 @@ def _expand(sources: list[Path], exclude: Path | None = None) -> tuple[list[Path
     return x12, fhir, tables, skipped
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path).astype("string")
-    try:
-        return pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""], encoding="utf-8-sig")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: cannot be read as a CSV table ({exc})") from None
+def _read_table(path: Path, table: str) -> pd.DataFrame:
+    """A practice table as the loader reads it (text columns; Parquet keeps its types)."""
+    fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
+    return read_raw(Source(table, path, fmt)).drop(columns="_line")
 
 
 def ingest(sources: list[Path], progress: bool = False, exclude: Path | None = None) -> Ingested:
@@ -99,15 +99,15 @@ def ingest(sources: list[Path], progress: bool = False, exclude: Path | None = N
     from tqdm.auto import tqdm
 
     x12_files, fhir_files, table_files, skipped = _expand(sources, exclude)
-    practice = {t: _read_table(p) for p, t in table_files}
+    practice = {t: _read_table(p, t) for p, t in table_files}
     ledger: list[dict] = []   # one entry per record read: file, format, outcome, paid
     dq: list[dict] = list(skipped)
 
     # Medicare id -> patient_id from the practice's patients table (its ids are the ones time entries use)
     mbi_to_patient: dict[str, str] = {}
     if "patients" in practice and {"medicare_id", "patient_id"} <= set(practice["patients"].columns):
-        p = practice["patients"].dropna(subset=["medicare_id", "patient_id"])
-        mbi_to_patient.update(zip(p["medicare_id"], p["patient_id"]))
+        ids = practice["patients"][["medicare_id", "patient_id"]].astype("string").replace("", pd.NA).dropna()
+        mbi_to_patient.update(zip(ids["medicare_id"], ids["patient_id"]))
 
     # FHIR
     rows: dict[str, list] = {}
@@ -154,15 +154,17 @@ def ingest(sources: list[Path], progress: bool = False, exclude: Path | None = N
             paid_read[str(path)] = round(rec.paid_read, 2)
     claims_x12, dx_x12, patients_x12 = _link_x12(x12_recs, mbi_to_patient, ledger, dq)
 
-    tables = _assemble(rows, claims_x12, dx_x12, patients_x12, practice)
+    tables = _assemble(rows, claims_x12, dx_x12, patients_x12)
     quality = pd.DataFrame(dq, columns=DQ_COLUMNS)
     quality["line"] = pd.to_numeric(quality["line"]).astype("Int64")
     order = pd.to_numeric(quality["position"].str.extract(r"(\d+)\s*$")[0], errors="coerce")
     quality = quality.assign(_o=order).sort_values(["file", "_o", "record"], kind="mergesort", na_position="first")
     quality = quality.drop(columns="_o").reset_index(drop=True)
     sources_out = _source_counts(x12_files, fhir_files, ledger, counted, paid_read)
-    copied = [p for p, _ in table_files]
-    return Ingested(tables, quality, sources_out, copied)
+    merged = set(tables)
+    tables = _with_practice_tables(tables, practice)
+    passthrough = {t: p for p, t in table_files if t not in merged}
+    return Ingested(tables, quality, sources_out, [p for p, _ in table_files], passthrough)
 
 
 def _line(position: str):
@@ -269,7 +271,7 @@ def _link_x12(x12_recs, mbi_to_patient, ledger, dq):
                 rejected(r, rc, "X12 835", why)
             continue
         status = "no remittance" if not remits else "denied" if abs(paid) < 0.005 else \
-            "paid" if set(statuses) & PAID_STATUS else CLAIM_STATUS_TEXT.get(statuses[-1], statuses[-1])
+            "paid" if set(statuses) & PAID_STATUS else x12mod.CLAIM_STATUS.get(statuses[-1], statuses[-1])
         net = defaultdict(float)
         for r, _ in remits:
             for grp, reason, amt in r["adjustments"]:
@@ -348,9 +350,6 @@ def _link_x12(x12_recs, mbi_to_patient, ledger, dq):
     return claims, dx, persons
 
 
-CLAIM_STATUS_TEXT = x12mod.CLAIM_STATUS
-
-
 def _frame(items: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
     df = pd.DataFrame([{k: v for k, v in it.items() if not k.startswith("_")} for it in items])
     if columns is not None:
@@ -358,23 +357,29 @@ def _frame(items: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
     return df
 
 
-def _assemble(rows, claims_x12, dx_x12, patients_x12, practice) -> dict[str, pd.DataFrame]:
+def _text(values: pd.Series, fmt: str) -> pd.Series:
+    """Numbers as text in one printf format ('' when missing), formatted by numpy rather than per row in Python."""
+    v = pd.to_numeric(values).to_numpy(dtype="float64")
+    return pd.Series(np.where(np.isnan(v), "", np.char.mod(fmt, np.nan_to_num(v))), index=values.index)
+
+
+def _assemble(rows, claims_x12, dx_x12, patients_x12) -> dict[str, pd.DataFrame]:
+    """The ingested tables: X12 and FHIR rows together, diagnoses and patients without repeats."""
     tables: dict[str, pd.DataFrame] = {}
     fhir_claims = [{**r, "source": "FHIR " + r["_record"].split("/")[0]} for r in rows.get("claims", [])]
     if claims_x12 or fhir_claims:
         cl = _frame(claims_x12 + fhir_claims, CLAIM_COLUMNS)
         for col in ("units", "units_paid"):
-            cl[col] = pd.to_numeric(cl[col]).map(lambda v: "" if pd.isna(v) else f"{v:g}")
+            cl[col] = _text(cl[col], "%g")
         for col in ("paid_amount", "charge_amount"):
-            cl[col] = pd.to_numeric(cl[col]).map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+            cl[col] = _text(cl[col], "%.2f")
         tables["claims"] = cl
     diag = _frame(rows.get("diagnoses", []))
     extra = _frame(dx_x12 + [{**r, "source": r["_record"]} for r in rows.get("_claim_diagnoses", [])])
-    if len(extra):
-        have = set(zip(diag["patient_id"], diag["icd10_code"].str.replace(".", "", regex=False))) if len(diag) else set()
-        extra = extra[[(p, c.replace(".", "")) not in have for p, c in zip(extra["patient_id"], extra["icd10_code"])]]
-        extra = extra.drop_duplicates(["patient_id", "icd10_code"])
-        diag = pd.concat([diag, extra], ignore_index=True)
+    if len(extra):  # a code a claim names is added only when no Condition of the patient has it (dot or not)
+        key = lambda d: d["patient_id"].astype(str) + "|" + d["icd10_code"].astype(str).str.replace(".", "", regex=False)  # noqa: E731
+        extra = extra[~key(extra).isin(key(diag))] if len(diag) else extra
+        diag = pd.concat([diag, extra.drop_duplicates(["patient_id", "icd10_code"])], ignore_index=True)
     if len(diag):
         tables["diagnoses"] = diag
     pats = _frame(rows.get("patients", []) + patients_x12)
@@ -383,21 +388,25 @@ def _assemble(rows, claims_x12, dx_x12, patients_x12, practice) -> dict[str, pd.
     for t in ("consents", "care_plans", "encounters", "staff"):
         if rows.get(t):
             tables[t] = _frame(rows[t])
-    for t, df in practice.items():  # the practice's own rows first; ingested rows it already has are dropped
-        if t in tables:
-            both = pd.concat([df, tables[t]], ignore_index=True)
-            if t == "patients":
-                both = both.drop_duplicates("patient_id", keep="first")
-            tables[t] = both
-        else:
-            tables[t] = df
     return tables
+
+
+def _with_practice_tables(tables: dict[str, pd.DataFrame], practice: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The practice's own tables added: where ingest made the same table, the practice's rows first (patients it
+    already has are not repeated), with Parquet dates as YYYY-MM-DD text like every CSV."""
+    out = dict(tables)
+    for t, df in practice.items():
+        if t not in out:
+            out[t] = df
+            continue
+        df = df.assign(**{c: df[c].dt.strftime("%Y-%m-%d") for c in df.columns if pd.api.types.is_datetime64_any_dtype(df[c])})
+        both = pd.concat([df, out[t]], ignore_index=True)
+        out[t] = both.drop_duplicates("patient_id", keep="first") if t == "patients" else both
+    return out
 
 
 def _source_counts(x12_files, fhir_files, ledger, counted, paid_read) -> list[dict]:
     """Per source file: records counted in the file against records mapped + rejected, and (835) the paid amounts."""
-    from ccmlib.intake.sources import sha256
-
     by_file = defaultdict(list)
     for e in ledger:
         by_file[e["file"]].append(e)
@@ -424,7 +433,11 @@ def write_ingested(ing: Ingested, rf) -> list[str]:
 
     stage = rf.stage()
     for name, df in ing.tables.items():
-        df.to_csv(stage / f"{name}.csv", index=False, lineterminator="\n")
+        if name in ing.passthrough:  # the practice's own file, as it is (its format and bytes)
+            src = ing.passthrough[name]
+            shutil.copyfile(src, stage / f"{name}{src.suffix.lower()}")
+        else:
+            df.to_csv(stage / f"{name}.csv", index=False, lineterminator="\n")
     ing.quality.to_csv(stage / "data_quality.csv", index=False, lineterminator="\n")
     doc = {"ccm_audit": __version__, "sources": ing.sources, "copied_tables": [str(p) for p in ing.copied],
            "tables": {n: int(len(df)) for n, df in ing.tables.items()},

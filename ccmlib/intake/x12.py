@@ -217,7 +217,7 @@ def read_x12(path: str | Path) -> X12Records:
     return rec
 
 
-def _person(rec, st, seg, n, role):
+def _person(rec, seg, n, role):
     p = {"_kind": "patient", "segment": n, "member_id": seg.get_value("NM109") or None,
          "last_name": seg.get_value("NM103") or None, "first_name": seg.get_value("NM104") or None,
          "birth_date": None, "mrn": None, "role": role}
@@ -235,9 +235,9 @@ def _seg_837(rec, st, claim, item, seg, sid, loop, n, close_claim):
             st["sub"] = None
             st["pat"] = None
     elif sid == "NM1" and loop == "2010BA":
-        st["sub"] = _person(rec, st, seg, n, "subscriber")
+        st["sub"] = _person(rec, seg, n, "subscriber")
     elif sid == "NM1" and loop == "2010CA":
-        st["pat"] = _person(rec, st, seg, n, "patient")
+        st["pat"] = _person(rec, seg, n, "patient")
     elif sid == "DMG" and loop in ("2010BA", "2010CA"):
         who = st.get("pat") if loop == "2010CA" else st.get("sub")
         if who is not None:
@@ -312,7 +312,7 @@ def _seg_835(rec, st, claim, item, seg, sid, loop, n, close_claim):
     elif claim is None:
         pass
     elif sid == "NM1" and loop == "2100" and seg.get_value("NM101") == "QC":
-        claim["person"] = _person(rec, st, seg, n, "patient")
+        claim["person"] = _person(rec, seg, n, "patient")
         claim["member_id"] = claim["person"]["member_id"]
     elif sid == "NM1" and loop == "2100" and seg.get_value("NM101") == "82":
         claim["rendering_npi"] = _npi(seg)
