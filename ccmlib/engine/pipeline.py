@@ -419,13 +419,12 @@ def _by_staff(f: Facts, pm: pd.DataFrame) -> list[dict]:
     """indicators.by_staff on integer patient-month keys: the entries' patient codes and month keys, the patient-month
     table's ids and labels mapped onto them (no text keys built for millions of entries)."""
     e = f.entries
-    pid = e["patient_id"]
-    cats = pid.cat.categories if isinstance(pid.dtype, pd.CategoricalDtype) else pd.Index(pid.dropna().unique())
-    ecode = pd.Categorical(pid, categories=cats).codes if not isinstance(pid.dtype, pd.CategoricalDtype) else pid.cat.codes.to_numpy()
-    entries = pd.DataFrame({"staff_id": e["staff_id"].to_numpy(), "_p": ecode, "_m": e["mkey"].to_numpy(dtype="int64"),
+    cats = e["patient_id"].cat.categories  # patient ids are categoricals shared by every table (facts.encoded_tables)
+    entries = pd.DataFrame({"staff_id": e["staff_id"].to_numpy(), "_p": e["patient_id"].cat.codes.to_numpy(),
+                            "_m": e["mkey"].to_numpy(dtype="int64"),
                             "minutes": e["duration"].to_numpy(), "qualifying": e["qualifying"].to_numpy()})
     mcodes, labels = pd.factorize(pm["service_month"])
-    mkeys = np.array([int(x[:4]) * 12 + int(x[5:7]) - 1 for x in labels], dtype="int64")
+    mkeys = np.array([parse_period(x).first for x in labels], dtype="int64")  # a handful of distinct months
     keyed = pd.DataFrame({"_p": pd.Categorical(pm["patient_id"].astype(object), categories=cats).codes,
                           "_m": mkeys[mcodes] if len(mkeys) else np.array([], dtype="int64"),
                           "codes_billed": pm["codes_billed"].to_numpy(), "errors": pm["errors"].to_numpy()})
