@@ -97,9 +97,13 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
             if dem:
                 click.echo(f"extrapolated overpayment: point ${dem['point_estimate']:,.0f}; 90 % two-sided lower ${dem['lower_90_two_sided']:,.0f}; "
                            f"80 % two-sided lower ${dem['lower_80_two_sided']:,.0f}")
+            rv = res.run["review"]
+            click.echo(f"chart review: {rv['decided']} of {rv['sampled_units']} sampled units decided, {rv['undecided']} undecided"
+                       + (" (review with `ccm-audit review " + str(out_dir) + "`; a final report needs every one decided)" if rv["undecided"] else ""))
         if "overrides" in res.run:
             o = res.run["overrides"]
-            click.echo(f"auditor decisions from {o['file']}: {o['applied']} applied ({o['overturned']} overturned), "
+            click.echo(f"auditor decisions from {o['file']}: {o['applied']} applied ({o['confirmed']} confirmed, {o['accepted']} accepted, "
+                       f"{o['overturned']} overturned, {o['added']} added), "
                        f"{o['no_longer_raised']} for findings no longer raised; trail in overrides_applied.csv")
         not_run = [r for r in res.run["rules"] if r["status"] == "not_run"]
         if not_run:
@@ -308,11 +312,16 @@ def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
 @click.option("--fees", type=click.Path(path_type=Path), help="Locality fee schedule CSV replacing the bundled national amounts.")
 @click.option("--prepared-by", help="Who prepared the review (cover and sign-off).")
 @click.option("--prepared-for", help="For whom (default: the practice name).")
-@click.option("--final", is_flag=True, help="Mark the report FINAL (default: every page says DRAFT).")
+@click.option("--final", is_flag=True, help="Mark the report FINAL (default: every page says DRAFT). Refused (exit 2) while any "
+              "sampled unit is undecided in the chart review.")
+@click.option("--path", "repayment_path", type=click.Choice(["identified", "self-disclosure", "contractor", "cia"]),
+              help="The repayment path page 1 states: identified lines (no sample), OIG self-disclosure (point estimate, 100+ units), "
+                   "a Medicare contractor's demand (two-sided 80 % lower limit, PIM ch. 8) or a CIA claims review (two-sided 90 % "
+                   "lower limit). Default: identified without a sample, self-disclosure with one.")
 @click.option("--timeout", default=900, show_default=True, type=int, help="Seconds a notebook cell may run.")
 @_friendly
 def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, fees,
-           prepared_by, prepared_for, final, timeout):
+           prepared_by, prepared_for, final, repayment_path, timeout):
     """Render the quarterly compliance report: executed notebook, report.html, report.pdf and workpapers.xlsx."""
     from ccmlib.report.render import ReportError, render_report
 
@@ -321,7 +330,7 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
     try:
         r = render_report(data_dir, period, out_dir, sample_size=sample_size, seed=seed, strata=strata, practice_name=practice_name,
                           show_identifiers=show_identifiers, ledger=ledger, overrides=overrides, timeout=timeout, progress=True,
-                          prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees)
+                          prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees, repayment_path=repayment_path)
     except ReportError as exc:
         click.echo(f"ccm-audit: report failed: {exc}", err=True)
         sys.exit(1)

@@ -24,6 +24,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 
 
+PICKED = "document.querySelector('.ccm-pick select').selectedOptions[0].text.replace(/\\u00a0/g, ' ')"  # the chosen queue entry
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,6 +60,8 @@ def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_di
     """`ccm-audit review AUDIT_DIR` on a sampled audit: one overturn (with reason and evidence), one accept (no reason),
     a re-run that keeps the reviewer on the same patient-month, and the decision in `ccm-audit report`'s headline."""
     audit_dir = tmp_path / "audit"
+    shots = Path(os.environ.get("CCM_SCREENSHOTS", tmp_path))  # set it to keep the screenshots and look at them
+    shots.mkdir(parents=True, exist_ok=True)
     r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "check", str(demo_dir), "--period", "2026Q3", "--out", str(audit_dir),
                         "--sample", "30", "--seed", "7", "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -91,16 +96,51 @@ def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_di
         page.locator(".ccm-evidence input").first.press("Tab")
         page.locator(".ccm-save").first.click()
         page.wait_for_selector(".ccm-status:has-text('saved: overturn')", timeout=60_000)
+        # the decision shows at once, without a re-run
+        page.wait_for_selector(".ccm-decided:has-text('overturn by Pat Reviewer')", timeout=60_000)
         if page.locator(".ccm-decision").count() > 1:  # an accept needs no reason
             page.locator(".ccm-decision").nth(1).get_by_text("accept").click()
             page.locator(".ccm-save").nth(1).click()
             page.wait_for_selector(".ccm-status:has-text('saved: accept')", timeout=60_000)
+        # whatever is still open on this page: one click, one confirm per unit; the page's patient-month is then decided
+        page.locator(".ccm-confirm-all").click()
+        page.wait_for_selector(".ccm-status:has-text('saved: confirm for')", timeout=60_000)
+        page.wait_for_function(f"{PICKED}.includes(' - decided')", timeout=60_000)  # ipywidgets writes spaces as no-break spaces
+        assert page.locator(".ccm-pick select").input_value().split(":")[0] == first.split(":")[0]
+        page.set_viewport_size({"width": 1280, "height": 1000})
+        page.screenshot(path=str(shots / "review-decided.png"), full_page=True)
+        # next undecided: another sampled patient-month, still open
+        page.locator(".ccm-next").click()
+        page.wait_for_function(f"{PICKED}.split(':')[0] !== {first.split(':')[0].replace(chr(160), ' ')!r}", timeout=60_000)
+        nxt = page.evaluate(PICKED)
+        assert "[sample]" in nxt and " - undecided" in nxt
+        page.wait_for_selector(f".ccm-view h3:has-text('{nxt.split()[1]}')", timeout=60_000)  # the page is redrawn for it
+        page.wait_for_timeout(500)
+        # add a defect the chart shows: refused without evidence, saved with it (the audit re-runs)
+        page.locator(".ccm-add-description input").fill("time note cloned from the previous month")
+        page.locator(".ccm-add-reason input").fill("same text and minutes as June")
+        page.locator(".ccm-add").click()
+        page.wait_for_selector(".ccm-status:has-text('an add needs the evidence')", timeout=60_000)
+        page.locator(".ccm-add-evidence input").fill("progress notes, page 4")
+        page.locator(".ccm-add-evidence input").press("Tab")
+        page.locator(".ccm-add").click()
+        page.wait_for_selector(".ccm-status:has-text('saved: add CHART')", timeout=120_000)
+        page.wait_for_selector(".ccm-unit:has-text('add 1')", timeout=60_000)
+        page.wait_for_selector(".ccm-decided:has-text('add by Pat Reviewer')", timeout=60_000)
+        # back on the first page, the saved reason and evidence are in the form
+        back = page.evaluate("([...document.querySelectorAll('.ccm-pick select option')].findIndex(o => o.text.replace(/\\u00a0/g, ' ')"
+                             f".split(':')[0] === {first.split(':')[0].replace(chr(160), ' ')!r}))")
+        assert back >= 0
+        page.locator(".ccm-pick select").select_option(index=back)
+        page.wait_for_function("document.querySelector('.ccm-reason input') && document.querySelector('.ccm-reason input').value === "
+                               "'consent found in the scanned paper chart'", timeout=60_000)
+        assert page.locator(".ccm-evidence input").first.input_value() == "scanned consent, page 2"
         page.locator(".ccm-rerun").click()
         page.wait_for_selector(".ccm-status:has-text('re-run')", timeout=120_000)
-        now = page.locator(".ccm-pick select").input_value()
-        assert now.split(":")[0] == first.split(":")[0] and "decided" in now.split(" - ")[-1]  # same patient-month, now decided
         totals = page.locator(".ccm-totals").inner_text()
-        assert "1 overturned" in totals
+        assert "1 overturned" in totals and "Sample:" in totals
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # nothing runs off the right edge at 1280 px
+        page.screenshot(path=str(shots / "review-after-add.png"), full_page=True)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -116,7 +156,9 @@ def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_di
     over = log[log["decision"] == "overturn"].iloc[0]
     assert (over["reviewer"], over["reason"], over["evidence"]) == ("Pat Reviewer", "consent found in the scanned paper chart",
                                                                    "scanned consent, page 2")
-    assert set(log["decision"]) <= {"overturn", "accept"}
+    assert {"overturn", "confirm", "add"} <= set(log["decision"]) <= {"overturn", "accept", "confirm", "add"}
+    add = log[log["decision"] == "add"].iloc[0]
+    assert (add["rule_id"], add["units_supported"], add["evidence"]) == ("CHART", "0", "progress notes, page 4")
 
     # `check` into the audit folder applies its decisions by default; the report takes them and says so
     r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "check", str(demo_dir), "--period", "2026Q3", "--out", str(audit_dir),
@@ -133,7 +175,7 @@ def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_di
     s = json.loads((out / "audit" / "run.json").read_text())["summary"]
     assert s["overturned"] == 1
     html = (out / "report.html").read_text()
-    assert f"{len(log)} auditor decision(s) after chart review, 1 of them overturning a finding" in html
+    assert f"{len(log)} auditor decision(s) after chart review, 1 of them overturning a finding and 1 adding a defect" in html
     assert f"${s['overpayment']:,.2f}" in html
 
 

@@ -43,6 +43,9 @@ def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     parts.append(npi.assign(units_removed=npi["units"]))
     li = err[err["scope"] == "line"][["fid", *LINE_KEY, "units_removed"]].merge(ln, on=LINE_KEY)
     parts.append(li)
+    # an auditor's defect on a whole patient-month (chart review): none of the month's lines is supported
+    every = err[err["scope"] == "pm_all"][["fid", *PM]].merge(ln, on=PM)
+    parts.append(every.assign(units_removed=every["units"]))
     eff = pd.concat(parts, ignore_index=True)[["fid", *PM, *LINE_KEY, "billing_npi", "cpt_code", "units", "units_removed"]]
     # a finding that removes every unit of a base code for a practitioner's month also sinks the add-ons
     base = eff[eff["cpt_code"].isin(BASE_CODES)].groupby(["fid", *PM, "billing_npi", "cpt_code"])["units_removed"].sum().reset_index()

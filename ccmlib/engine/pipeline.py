@@ -31,7 +31,8 @@ from ccmlib.engine.rules import RULE_CATALOG_VERSION, load_all
 from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
 
 FINDING_COLUMNS = ["patient_id", "service_month", "rule_id", "severity", "cert_category", "message", "claim_id", "line",
-                   "cpt_code", "billing_npi", "entry_id", "amount", "review_decision", "reviewed_by", "reviewed_at", "review_reason"]
+                   "cpt_code", "billing_npi", "entry_id", "amount", "review_decision", "reviewed_by", "reviewed_at", "review_reason",
+                   "found_by"]
 CLAIM_LINE_COLUMNS = ["claim_id", "line", "patient_id", "service_month", "billing_npi", "service_date", "cpt_code",
                       "units_billed", "units_supported", "paid_amount", "overpayment", "determination", "place_of_service",
                       "price_source", "fee_setting", "conversion_factor", "rule_ids"]
@@ -52,6 +53,7 @@ class AuditResult:
     review_trail: pd.DataFrame | None = None  # applied auditor decisions (overrides_applied.csv)
     sample: pd.DataFrame | None = None  # sampled units (with spares) when the run was sampled
     frame: pd.DataFrame | None = None  # the numbered sampling frame
+    decisions: pd.DataFrame | None = field(default=None, repr=False)  # the auditor decisions in force on this period
 
     def summary(self) -> dict:
         """run.json's summary with the breakdowns and risk indicators (see :func:`add_details`)."""
@@ -75,14 +77,25 @@ def attach_sample(result: AuditResult, size: int, seed=None, spares: int = 0, st
 
     frame = build_frame(result.claim_lines, unit)
     sample, info = draw(frame, size, seed, spares, strata)
+    log = result.decisions if result.decisions is not None else review.load(None)
+    sample = review.unit_states(sample, unit, result.findings, log)
     result.frame = frame.assign(stratum=assign_strata(frame, strata).to_numpy())
     result.sample = sample
     result.run["seed"] = info["seed"]
     result.run["sample"] = {"unit": unit, "frame_order": FRAME_ORDER[unit], **info}
     result.run["appraisal"] = appraise_sample(sample, info)
+    result.run["review"] = review_record(sample, unit)
     keep = {k: result.run["summary"][k] for k in ("iv01_not_assessed_patient_months",) if k in result.run["summary"]}
     result.run["summary"] = {**headline_summary(result), **keep}
     return result
+
+
+def review_record(sample: pd.DataFrame, unit: str) -> dict:
+    """How far the chart review of the sample has come: sampled units decided and open (spares not counted)."""
+    s = sample[~sample["spare"]]
+    decided = int((s["review_state"] == "decided").sum())
+    return {"unit": unit, "sampled_units": int(len(s)), "decided": decided, "undecided": int(len(s)) - decided,
+            "complete": decided == len(s)}
 
 
 def package_versions() -> dict:
@@ -171,13 +184,24 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     raw, status = _run_rules(facts, ids, progress)
     raw["fid"] = np.arange(len(raw))
     raw["service_month"] = key_to_label(raw["mkey"].astype("int64")) if len(raw) else pd.Series([], dtype="object")
-    decisions = review.latest(review.load(overrides))
+    raw["found_by"] = "engine"
+    log = review.in_period(review.load(overrides), set(key_to_label(np.array(sorted(facts.period.keys))))) if overrides else None
+    if log is not None and len(log):
+        months = pd.DataFrame({"patient_id": facts.pm["patient_id"].astype(str), "service_month": key_to_label(facts.pm["mkey"].astype("int64"))})
+        lines_ = facts.lines.assign(_pm=facts.lines["patient_id"].astype(str) + "|" + key_to_label(facts.lines["mkey"].astype("int64")))
+        review.check_log(log, overrides, set(review.finding_key(raw)), lines_, months, load_all())
+        added = review.added_findings(log, facts.lines, load_all())
+        if len(added):
+            added["mkey"] = [parse_period(m).first for m in added["service_month"]]
+            added["fid"] = np.arange(len(raw), len(raw) + len(added))
+            raw = pd.concat([raw, added], ignore_index=True)
+    decisions = review.latest(log) if log is not None else review.latest(review.load(None))
     overturned = pd.Series(False, index=raw.index)
     if len(decisions):
         overturned = raw.assign(k=review.finding_key(raw))["k"].isin(decisions.loc[decisions["decision"] == "overturn", "finding_key"])
 
     billed_pm = facts.pm.loc[facts.pm["billed"], PM]
-    keep = (raw["scope"].isin(["line", "entry"])) | raw[PM].merge(billed_pm.assign(_b=True), on=PM, how="left")["_b"].notna().to_numpy()
+    keep = (raw["scope"].isin(["line", "entry", "pm_all"])) | raw[PM].merge(billed_pm.assign(_b=True), on=PM, how="left")["_b"].notna().to_numpy()
     kept = raw[keep]
     lines = facts.lines
     prices = unit_values(lines, fee_table, qp_npis)
@@ -232,7 +256,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
         patient_months=_patient_months_table(pmo, lines, settled, findings),
         data_quality=data_quality,
         run={}, facts=facts)
-    result.review_trail = review.trail(result.findings, review.load(overrides)) if overrides else None
+    result.decisions = decisions
+    result.review_trail = review.trail(result.findings, log) if overrides else None
     result.run = _run_record(practice, facts.period, ids, status, fee_table, fee_notes, fees, conditions, result, started)
     result.run["fee_schedule"].update(_pricing_summary(result.claim_lines, fee_table, qp_npis))
     result.run["summary"]["iv01_not_assessed_patient_months"] = iv_not_assessed
@@ -242,6 +267,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
         result.run["overrides"] = {"file": str(overrides), "sha256": sha256(Path(overrides)) if Path(overrides).is_file() else None,
                                    "decisions": int(len(t)), "applied": int((t["status"] == "applied").sum()),
                                    "overturned": int(((t["status"] == "applied") & (t["decision"] == "overturn")).sum()),
+                                   **{f"{d}ed" if d != "accept" else "accepted": int(((t["status"] == "applied") & (t["decision"] == d)).sum())
+                                      for d in ("accept", "confirm", "add")},
                                    "no_longer_raised": int((t["status"] != "applied").sum())}
     return result
 
@@ -443,6 +470,9 @@ def headline_summary(res: AuditResult) -> dict:
     if res.sample is not None:
         smp = res.sample[~res.sample["spare"]]
         out.update({"sample_size": int(len(smp)), "sample_in_error": int((smp["difference"] > 0).sum()),
+                    "sample_overpayment": round(float(smp["difference"].sum()), 2),
+                    "sample_examined": round(float(smp["examined"].sum()), 2),
+                    "sample_undecided": int((smp["review_state"] != "decided").sum()) if "review_state" in smp else int(len(smp)),
                     "sample_error_rate_count": float((smp["difference"] > 0).mean()) if len(smp) else 0.0,
                     "sample_error_rate_dollars": float(smp["difference"].sum() / smp["examined"].sum()) if smp["examined"].sum() else 0.0,
                     "frame_size": int(res.run["sample"]["frame_size"]), "seed": res.run["sample"]["seed"]})
@@ -450,6 +480,8 @@ def headline_summary(res: AuditResult) -> dict:
         if dem:
             out.update({"estimate_point": round(dem["point_estimate"], 2), "estimate_lower_90": round(dem["lower_90_two_sided"], 2),
                         "estimate_lower_80": round(dem["lower_80_two_sided"], 2)})
+            if dem.get("precision_90_pct") is not None:
+                out["estimate_precision_90_pct"] = round(float(dem["precision_90_pct"]), 2)
     return out
 
 

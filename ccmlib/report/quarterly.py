@@ -16,7 +16,7 @@ from ccmlib.errors import InputError
 from ccmlib.intake.load import load_practice
 from ccmlib.engine.periods import parse_period, quarter_label
 from ccmlib.engine.rules import RULE_CATALOG_VERSION
-from ccmlib.report import tables
+from ccmlib.report import repayment, tables
 from ccmlib.report.background import Background
 from ccmlib.report.excel import write_workpapers
 from ccmlib.report.privacy import engagement_root, ephemeral_salt, load_salt, patient_keys, pseudonymize
@@ -24,7 +24,8 @@ from ccmlib.report.privacy import engagement_root, ephemeral_salt, load_salt, pa
 PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (int, type(None)), "seed": (str, int, float, type(None)),
               "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
               "show_identifiers": (bool,), "ledger": (str, type(None)), "overrides": (str, type(None)),
-              "prepared_by": (str, type(None)), "prepared_for": (str, type(None)), "final": (bool,), "fees": (str, type(None))}
+              "prepared_by": (str, type(None)), "prepared_for": (str, type(None)), "final": (bool,), "fees": (str, type(None)),
+              "repayment_path": (str, type(None))}
 
 
 def check_parameters(params: dict) -> dict:
@@ -46,7 +47,7 @@ def _escape_dollars(markdown: str) -> str:
 def md_text(value) -> str:
     """A value from data or the user as inert Markdown text: HTML escaped (Markdown passes raw HTML through) and
     Markdown's own punctuation backslash-escaped."""
-    text = html.escape(str(value), quote=True)
+    text = html.escape(str(value), quote=False)  # &, < and >; quotes are text in Markdown (an entity would lose its #)
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", text).replace("\n", " ")
 
 
@@ -56,6 +57,15 @@ def money(v: float) -> str:
 
 def pct(v: float) -> str:
     return f"{v * 100:.1f} %"
+
+
+def check_final(run: dict, final: bool) -> None:
+    """A report is final only when every sampled unit has been reviewed against the chart."""
+    rv = run.get("review") or {}
+    if final and rv.get("undecided"):
+        raise InputError(f"--final refused: {rv['undecided']} of {rv['sampled_units']} sampled units are still undecided (not "
+                         f"reviewed against the chart). Record a decision for each (confirm, accept, overturn or add) with "
+                         f"`ccm-audit review REPORT_DIR` or a decisions CSV (--overrides), then run the report again")
 
 
 def recorded_quarters(ledger, practice: str) -> dict:
@@ -87,14 +97,17 @@ class QuarterlyReview:
     prepared_by: str | None = None
     prepared_for: str | None = None
     final: bool = False
+    repayment_path: str | None = None  # identified, self-disclosure, contractor or cia (None: by whether the run was sampled)
 
     @classmethod
     def run(cls, data_dir=None, period="2026Q3", sample_size=None, seed=None, strata=None, practice_name=None,
             output_dir=None, show_identifiers=False, ledger=None, overrides=None, prepared_by=None, prepared_for=None,
-            final=False, fees=None) -> "QuarterlyReview":
+            final=False, fees=None, repayment_path=None) -> "QuarterlyReview":
         check_parameters(dict(data_dir=data_dir, period=period, sample_size=sample_size, seed=seed, strata=strata,
                               practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger,
-                              overrides=overrides, prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees))
+                              overrides=overrides, prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees,
+                              repayment_path=repayment_path))
+        repayment.check_path(repayment_path)
         if fees and not Path(fees).is_file():
             raise InputError(f"{fees}: fee schedule file not found")
         data = Path(data_dir) if data_dir else paths.demo_dir()
@@ -118,6 +131,7 @@ class QuarterlyReview:
             raise InputError(empty)
         if sample_size:
             attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
+            check_final(res.run, final)
         name = practice_name or data.name
         if ledger:
             salt = load_salt(Path(ledger).parent)
@@ -130,6 +144,7 @@ class QuarterlyReview:
         review._earlier_job = earlier
         review.overrides, review.fees = overrides, fees
         review.prepared_by, review.prepared_for, review.final = prepared_by, prepared_for, bool(final)
+        review.repayment_path = repayment_path
         write_outputs(res, out / "audit", extra={"crosswalk": review.crosswalk()})
         if overrides and not (out / "audit" / "overrides.csv").exists():
             shutil.copyfile(overrides, out / "audit" / "overrides.csv")  # the decisions travel with the report
@@ -203,13 +218,39 @@ class QuarterlyReview:
         o = r.get("overrides")
         if o:
             lines.append(f"These figures include {o['applied']} auditor decision(s) after chart review, {o['overturned']} of them "
-                         f"overturning a finding.")
-        if h["sampled"] and "estimate_point" in h:
-            lines += ["", f"**From the sample, for all {h['frame_size']:,} lines:** point estimate {money(h['estimate_point'])} "
-                      f"(self-disclosure); lower limit of the two-sided 90 % interval {money(h['estimate_lower_90'])} (OIG "
-                      f"corporate-integrity claims review); of the two-sided 80 % interval {money(h['estimate_lower_80'])} (a Medicare "
-                      f"contractor's demand, PIM ch. 8). Section 8 says which applies."]
+                         f"overturning a finding" + (f" and {o['added']} adding a defect the chart shows" if o.get("added") else "") + ".")
+        rv = r.get("review")
+        if rv:
+            lines += ["", (f"**Chart review of the sample: not finished.** {rv['undecided']} of {rv['sampled_units']} sampled units are "
+                           f"still undecided; every figure from the sample is provisional and this report is a draft."
+                           if rv["undecided"] else
+                           f"**Chart review of the sample: complete.** All {rv['sampled_units']} sampled units were reviewed against "
+                           f"the chart; the sample's results below follow those decisions.")]
+        lines += ["", self.repayment_markdown()]
         return _escape_dollars("\n".join(lines))
+
+    @property
+    def path(self) -> str:
+        return self.repayment_path or repayment.default_path(self.summary)
+
+    def repayment_markdown(self) -> str:
+        """The one repayment sentence (the chosen path's figure, where it applies and its source) and what makes it unfit."""
+        text = "**" + md_text(repayment.sentence(self.summary, self.path)) + "**"
+        warn = repayment.warnings(self.summary, self.path, open_review=False)  # the open review has its own paragraph
+        if warn:
+            text += "\n\n" + "\n".join(f"- **Warning:** {md_text(w)}" for w in warn)
+        if self.repayment_path is None:
+            text += ("\n\n*Section 8 gives the figure of every repayment path; the report parameter repayment_path (`--path`) "
+                     "names the one that applies.*")
+        return text
+
+    def sample_table(self) -> pd.DataFrame:
+        """The sample's size, units in error, sample overpayment, precision and limits (page 1)."""
+        return repayment.sample_table(self.summary)
+
+    def repayment_paths(self) -> pd.DataFrame:
+        """Every repayment path with its figure, when it applies, its source and whether this review is fit for it."""
+        return repayment.paths_table(self.summary)
 
     def key_figures(self) -> pd.DataFrame:
         """This quarter against the previous one: the headline measures in words."""
@@ -296,7 +337,8 @@ class QuarterlyReview:
     def criterion_tables(self) -> dict[str, pd.DataFrame]:
         r = self.rules()
         cols = ["id", "title", "severity", "findings", "patient_months", "amount", "explanation", "citation"]
-        return {c: r[r["criterion"] == c][cols].reset_index(drop=True) for c in tables.CRITERIA_ORDER}
+        return {c: r[r["criterion"] == c][cols].reset_index(drop=True) for c in tables.CRITERIA_ORDER
+                if c != "Chart review" or (r["criterion"] == c).any()}  # a section of its own only when the auditor added defects
 
     def overlap_note(self) -> str:
         """The note every per-rule dollar table carries: the amounts overlap, the total comes from the claim lines."""
@@ -324,21 +366,49 @@ class QuarterlyReview:
     def month_error_rate(self) -> pd.DataFrame:
         return tables.month_error_rate(self.result)
 
-    LINES_SHOWN = 150
+    LINES_SHOWN = 500
 
-    def lines_not_supported(self, limit: int | None = LINES_SHOWN) -> pd.DataFrame:
-        """Claim lines not fully supported with the reasons in words, the largest overpayment first (``limit`` in the
-        report, all in the workpapers). Claim ids only when identifiers were asked for (the crosswalk finds the chart)."""
-        t = tables.lines_not_supported(self.result)
-        if not self.show_identifiers:
-            t = self.shown(t.drop(columns=["claim_id", "line"]))
-        return t if limit is None else t.head(limit)
+    def lines_not_supported(self, limit: int | None = LINES_SHOWN, total: bool = False) -> pd.DataFrame:
+        """Claim lines not fully supported with claim id and line, sampled lines marked and the reasons in words, the
+        largest overpayment first (``limit`` in the report, all in the workpapers); ``total`` adds a row with the totals
+        of every unsupported line (not only those shown)."""
+        t = self.shown(tables.lines_not_supported(self.result))
+        shown = t if limit is None else t.head(limit)
+        if total and len(t):
+            row = {c: None for c in t.columns} | {"claim_id": f"Total, all {len(t):,} lines", "paid_amount": round(float(t["paid_amount"].sum()), 2),
+                                                  "overpayment": round(float(t["overpayment"].fillna(0).sum()), 2)}
+            shown = pd.concat([shown, pd.DataFrame([row])], ignore_index=True)
+        return shown
 
     def lines_note(self) -> str:
         n = int(self.summary["claim_lines_not_supported"])
         shown = min(n, self.LINES_SHOWN)
-        return (f"{n} claim line(s) are not fully supported" + (f"; the {shown} with the largest overpayment are listed, all of them in "
-                f"the workpapers (sheet 'lines not supported')" if shown < n else "") + ".")
+        sampled = " Lines marked *yes* under Sampled are in the chart-review sample." if self.result.sample is not None else ""
+        return _escape_dollars(
+            f"{n:,} claim line(s) are not fully supported" + (f"; the {shown} with the largest overpayment are listed and the other "
+            f"{n - shown:,} are in the workpapers (sheet 'lines not supported') and audit/claim_lines.csv; the total row covers "
+            f"all {n:,}" if shown < n else ", all listed, with their total in the last row") + "." + sampled)
+
+    def sample_review(self) -> pd.DataFrame:
+        """Each sampled unit (spares left out) with its review state: undecided or decided, by whom, when, what."""
+        smp = self.result.sample
+        if smp is None:
+            return pd.DataFrame()
+        s = smp[~smp["spare"]]
+        cols = [c for c in ("unit", "claim_id", "line", "patient_id", "service_month", "cpt_code", "examined", "difference",
+                            "review_state", "decided_by", "decided_at", "decisions") if c in s.columns]
+        return self.shown(s[cols].sort_values("unit", kind="mergesort").reset_index(drop=True))
+
+    def decisions(self) -> pd.DataFrame:
+        """Every auditor decision in force: who, when, what, on which finding or unit, why and the evidence (appendix D)."""
+        t = self.result.review_trail
+        if t is None or t.empty:
+            return pd.DataFrame(columns=["decided_at", "reviewer", "decision", "rule_id", "patient_id", "service_month", "claim_id",
+                                         "line", "units_supported", "reason", "evidence", "status"])
+        t = t.assign(reason=t["reason"].where(t["description"].fillna("") == "", t["description"].fillna("") + ": " + t["reason"]))
+        t = t.sort_values(["decided_at", "patient_id", "service_month"], kind="mergesort")
+        return self.shown(t[["decided_at", "reviewer", "decision", "rule_id", "patient_id", "service_month", "claim_id", "line",
+                             "units_supported", "reason", "evidence", "status"]].reset_index(drop=True))
 
     # ------------------------------------------------------------------ risk indicators
     def risk_table(self) -> pd.DataFrame:
@@ -378,26 +448,28 @@ class QuarterlyReview:
 
     def overpayment_markdown(self) -> str:
         h = self.headline
-        if h["sampled"] and "estimate_point" in h:
-            which = (f"This review was sampled: the sample's own overpayment is identified for the lines reviewed; for the whole "
-                     f"population the point estimate is {money(h['estimate_point'])}. A voluntary refund or an OIG self-disclosure "
-                     f"uses the point estimate; a corporate-integrity claims review repays the lower limit of the two-sided 90 % "
-                     f"interval ({money(h['estimate_lower_90'])}); a Medicare contractor's extrapolated demand uses the lower limit of "
-                     f"the two-sided 80 % interval ({money(h['estimate_lower_80'])}, PIM ch. 8 s. 8.4.5.1).")
+        if h["sampled"]:
+            which = (f"This review screened all {h['claim_lines_reviewed']:,} claim lines and read a random sample against the chart. "
+                     f"The figure a practice repays depends on the path; the table gives each with its source, and says whether "
+                     f"this review is fit for it. The path named for this report is **{md_text(self._path_name())}**.")
         else:
-            which = (f"Every claim line of the period was reviewed, so the overpayment is the sum of the unsupported lines: "
-                     f"{money(h['overpayment'])}, listed line by line in section 4 and the workpapers. No estimate is involved.")
+            which = (f"Every claim line of the period was screened and no sample was drawn, so the overpayment is the sum of the "
+                     f"unsupported lines: {money(h['overpayment'])}, listed line by line in section 4 and the workpapers. No "
+                     f"estimate is involved.")
         return _escape_dollars("\n".join([
-            "Medicare requires a provider who has identified an overpayment to report and return it within 60 days of "
-            "identification (Social Security Act s. 1128J(d); 42 CFR 401.305). The deadline may be suspended for up to 180 days "
-            "while a timely, good-faith investigation quantifies related overpayments; the look-back period is six years. An "
-            "overpayment kept past the deadline can become an obligation under the False Claims Act.",
+            "A provider who has identified an overpayment reports and returns it within 60 days of identification (Social "
+            "Security Act s. 1128J(d); 42 CFR 401.305); since 2025 the deadline is suspended while a timely, good-faith "
+            "investigation of related overpayments goes on, for up to 180 days, and the look-back period is six years. "
+            "When the overpayment counts as identified is a legal question for the practice and its counsel.",
             "",
             which,
             "",
             "Refunds go to the Medicare Administrative Contractor (its voluntary refund form, with the claim details from the "
-            "workpapers); matters involving potential fraud go through the OIG Provider Self-Disclosure Protocol. Agree the route "
-            "with compliance counsel before the 60 days run out; the date this report is accepted can be the date of identification."]))
+            "workpapers); matters involving potential fraud go through OIG's Health Care Fraud Self-Disclosure Protocol. This "
+            "section is guidance on the figures, not legal advice: agree the route with compliance counsel."]))
+
+    def _path_name(self) -> str:
+        return repayment.paths().set_index("path").loc[self.path, "name"] + ("" if self.repayment_path else " (by default)")
 
     # ------------------------------------------------------------------ data quality, appendix
     def data_quality_summary(self) -> pd.DataFrame:

@@ -114,7 +114,7 @@ def _preflight(data: Path) -> None:
 def render_report(data_dir, period: str, out, sample_size: int | None = None, seed=None, strata: str | None = None,
                   practice_name: str | None = None, show_identifiers: bool = False, ledger=None, overrides=None,
                   timeout: int = 900, progress: bool = False, prepared_by: str | None = None, prepared_for: str | None = None,
-                  final: bool = False, fees=None) -> Report:
+                  final: bool = False, fees=None, repayment_path: str | None = None) -> Report:
     """Execute the quarterly-review notebook and write the executed notebook, report.html, report.pdf and workpapers.xlsx.
 
     ``out`` must be a new or empty folder or an earlier report folder (:mod:`ccmlib.outdir`); it is checked and locked
@@ -124,6 +124,11 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
     if not data.is_dir():
         raise InputError(f"{data}: not a folder (expected a practice data folder)")
     parse_period(period)
+    from ccmlib.report.repayment import check_path
+    check_path(repayment_path)
+    if final and not sample_size and (Path(out) / "audit" / "sample.csv").is_file():
+        raise InputError(f"--final: the previous run of {out} drew a sample for chart review; give the same --sample and --seed "
+                         f"so that the final report appraises the reviewed sample")
     out = Path(out)
     ledger = Path(ledger) if ledger else engagement_root(out) / "ledger.sqlite"
     live = out / "audit" / "overrides.csv"  # decisions recorded against the previous run of this report
@@ -146,7 +151,7 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
                                    "show_identifiers": bool(show_identifiers), "ledger": str(ledger.resolve()),
                                    "overrides": str(Path(overrides).resolve()) if overrides else None,
                                    "prepared_by": prepared_by, "prepared_for": prepared_for, "final": bool(final),
-                                   "fees": str(Path(fees).resolve()) if fees else None})
+                                   "fees": str(Path(fees).resolve()) if fees else None, "repayment_path": repayment_path})
         nb_in = paths.notebook(NOTEBOOK)
         executed = stage / NOTEBOOK
         import papermill as pm

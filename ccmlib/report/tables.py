@@ -11,8 +11,13 @@ from ccmlib.engine.rules.registry import catalog
 from ccmlib.reference.explain import EXPLAIN
 
 CRITERIA = {"CONS": "Consent", "CP": "Care plan", "ELIG": "Eligibility", "IV": "Eligibility", "TIME": "Time documentation",
-            "BILL": "Billing", "REV": "Opportunities", "SUP": "Time documentation"}
-CRITERIA_ORDER = ["Consent", "Care plan", "Eligibility", "Time documentation", "Billing", "Opportunities"]
+            "BILL": "Billing", "REV": "Opportunities", "SUP": "Time documentation", "CHART": "Chart review"}
+CRITERIA_ORDER = ["Consent", "Care plan", "Eligibility", "Time documentation", "Billing", "Chart review", "Opportunities"]
+#: the auditor's own defects (chart review, rule id CHART): a row of the results when the review added any
+CHART_RULE = {"id": "CHART", "title": "Defect found in the chart by the auditor", "severity": "error",
+              "cert_category": "Insufficient Documentation", "citation": "the auditor's chart review (decision log; appendix D)"}
+CHART_EXPLAIN = ("A defect the chart shows that the exports did not (the auditor's description is in appendix D).",
+                 "Correct each documentation defect the chart review found (appendix D lists them) and train the staff concerned.")
 
 def criterion(rule_id: pd.Series) -> pd.Series:
     return rule_id.str.split("-").str[0].map(CRITERIA)
@@ -44,11 +49,13 @@ def by_rule(res: AuditResult) -> pd.DataFrame:
     included), its criterion, plain-language explanation and whether it ran."""
     cat = catalog()
     per = res.run["summary"].get("by_rule", {})
+    if "CHART" in per:
+        cat = pd.concat([cat, pd.DataFrame([CHART_RULE])], ignore_index=True)
     out = cat.assign(findings=cat["id"].map(lambda r: per.get(r, {}).get("findings", 0)).astype(int),
                      patient_months=cat["id"].map(lambda r: per.get(r, {}).get("patient_months", 0)).astype(int),
                      amount=cat["id"].map(lambda r: per.get(r, {}).get("amount", 0.0)).astype(float))
-    out["explanation"] = out["id"].map(lambda r: EXPLAIN[r][0])
-    status = {s["rule_id"]: s["status"] for s in res.run["rules"]}
+    out["explanation"] = out["id"].map(lambda r: EXPLAIN.get(r, CHART_EXPLAIN)[0])
+    status = {s["rule_id"]: s["status"] for s in res.run["rules"]} | {"CHART": "ran"}
     out["status"] = out["id"].map(status).fillna("not selected")
     out["criterion"] = pd.Categorical(criterion(out["id"]), CRITERIA_ORDER, ordered=True)
     return out.sort_values(["criterion", "id"]).reset_index(drop=True)
@@ -59,7 +66,7 @@ def corrective_actions(res: AuditResult) -> pd.DataFrame:
     date for the practice to fill in."""
     r = by_rule(res)
     r = r[(r["findings"] > 0) & (r["severity"] != "info")]
-    r = r.assign(action=r["id"].map(lambda x: EXPLAIN[x][1]), owner="", due_date="")
+    r = r.assign(action=r["id"].map(lambda x: EXPLAIN.get(x, CHART_EXPLAIN)[1]), owner="", due_date="")
     sev = r["severity"].map({"error": 0, "warning": 1})
     r = r.assign(_sev=sev).sort_values(["_sev", "amount", "findings", "id"], ascending=[True, False, False, True], kind="mergesort")
     return r[["id", "title", "severity", "findings", "patient_months", "amount", "action", "owner", "due_date"]].reset_index(drop=True)
@@ -93,7 +100,7 @@ def month_error_rate(res: AuditResult) -> pd.DataFrame:
 
 def rule_names(ids: pd.Series) -> pd.Series:
     """``RULE-01;RULE-02`` -> the rules' plain-language titles, one per line."""
-    titles = dict(zip(catalog()["id"], catalog()["title"]))
+    titles = dict(zip(catalog()["id"], catalog()["title"])) | {"CHART": "Defect found in the chart by the auditor"}
     return ids.fillna("").map(lambda v: "; ".join(f"{titles.get(r, r)} ({r})" for r in str(v).split(";") if r))
 
 
@@ -105,8 +112,23 @@ def lines_not_supported(res: AuditResult) -> pd.DataFrame:
                      determination=bad["determination"].str.replace("_", " "))
     out = out.sort_values(["overpayment", "patient_id", "service_date", "claim_id", "line"], ascending=[False, True, True, True, True],
                           kind="mergesort", na_position="first")
-    return out[["claim_id", "line", "patient_id", "service_month", "service_date", "billing_npi", "cpt_code", "units_billed",
+    out["sampled"] = sampled_lines(res, out)
+    return out[["claim_id", "line", "sampled", "patient_id", "service_month", "service_date", "billing_npi", "cpt_code", "units_billed",
                 "units_supported", "paid_amount", "overpayment", "determination", "reasons"]].reset_index(drop=True)
+
+
+def sampled_lines(res: AuditResult, lines: pd.DataFrame) -> pd.Series:
+    """'yes' for claim lines in the sample (a sampled line, or a line of a sampled patient-month; spares not counted)."""
+    if res.sample is None:
+        return pd.Series("", index=lines.index, dtype=object)
+    s = res.sample[~res.sample["spare"]]
+    if "claim_id" in s.columns and "line" in s.columns:
+        keys = set(zip(s["claim_id"].astype(str), s["line"].astype("int64")))
+        hit = [(c, int(ln)) in keys for c, ln in zip(lines["claim_id"].astype(str), lines["line"])]
+    else:
+        keys = set(zip(s["patient_id"].astype(str), s["service_month"].astype(str)))
+        hit = [k in keys for k in zip(lines["patient_id"].astype(str), lines["service_month"].astype(str))]
+    return pd.Series(["yes" if h else "" for h in hit], index=lines.index, dtype=object)
 
 
 TREND_COLUMNS = ("period", "claim_lines_reviewed", "claim_lines_in_error", "error_rate_count", "paid_amount", "overpayment",
@@ -185,6 +207,7 @@ def rule_change(current: dict, previous: dict | None) -> pd.DataFrame:
 def appendix(res: AuditResult) -> pd.DataFrame:
     """Findings per patient-month: rules, codes billed and supported, overpayment, missed revenue."""
     f = res.findings[res.findings["review_decision"] != "overturn"]
+    f = f.assign(rule_id=f["rule_id"].where(f["found_by"] != "auditor", f["rule_id"] + " (auditor)")) if "found_by" in f else f
     rules = f.groupby(["patient_id", "service_month"])["rule_id"].agg(lambda s: ", ".join(sorted(set(s)))).rename("rules")
     pm = res.patient_months.merge(rules.reset_index(), on=["patient_id", "service_month"], how="inner")
     return pm[["patient_id", "service_month", "qualifying_minutes", "codes_billed", "codes_supported", "rules", "overpayment", "missed_amount"]]

@@ -211,7 +211,8 @@ def _natural(s: str):
 def demand_figures(column: dict) -> dict:
     """The three figures an overpayment demand may use, with the policy that uses each."""
     return {"point_estimate": column["point_estimate"], "lower_90_two_sided": column["90"]["lower"],
-            "lower_80_two_sided": column["80"]["lower"], "policy": DEMAND_POLICY}
+            "lower_80_two_sided": column["80"]["lower"], "precision_90_pct": column["90"].get("precision_pct"),
+            "policy": DEMAND_POLICY}
 
 
 def parse_universe(text: str) -> int | dict:

@@ -5,7 +5,8 @@ A rule function takes :class:`~ccmlib.facts.Facts` and returns raw findings, a D
 cpt_code, units_removed`` (``line``) or ``entry_id`` (``entry``). ``scope = pm`` findings of an
 error rule make every CCM line of the patient-month unsupported; ``npi`` ones the lines of that
 practitioner; ``line`` ones remove ``units_removed`` units of one line. A ``severity`` column, when
-present, overrides the rule's default (BILL-03 has both).
+present, overrides the rule's default (BILL-03 has both). An auditor's added finding (chart review, see
+:mod:`ccmlib.engine.decisions`) has scope ``line`` or ``pm_all`` (every CCM line of the patient-month).
 """
 from __future__ import annotations
 
@@ -82,3 +83,10 @@ def catalog() -> pd.DataFrame:
     load_all()
     return pd.DataFrame([{k: getattr(r, k) for k in ("id", "title", "severity", "cert_category", "citation")}
                          | {"needs": ",".join(r.needs)} for r in sorted(RULES.values(), key=lambda r: r.id)])
+
+
+def minutes_text(m: pd.Series) -> pd.Series:
+    """Minutes as a message prints them: whole minutes without a decimal (33, not 33.0), a fraction to one decimal."""
+    v = m.fillna(0).astype(float).round(1)
+    whole = (v % 1 == 0).to_numpy()
+    return pd.Series(np.where(whole, v.round(0).astype("int64").astype(str), v.astype(str)), index=m.index)

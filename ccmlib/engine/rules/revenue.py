@@ -6,7 +6,7 @@ import pandas as pd
 
 from ccmlib.engine.facts import PM, Facts, initiating_visit_status
 from ccmlib.engine.money import codes_label, potential_units
-from ccmlib.engine.rules.registry import raw, rule
+from ccmlib.engine.rules.registry import raw, rule, minutes_text
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import minutes_needed, time_family
 
@@ -18,7 +18,7 @@ def rev_01(f: Facts, standing: pd.DataFrame, fees: pd.DataFrame) -> pd.DataFrame
     reached; ``amount`` is the missed value (an ``info`` finding takes nothing away)."""
     m = missed_revenue(f, standing, f.lines, fees)
     r = m[m["missed_amount"] > 0]
-    msg = (r["minutes"].round(1).astype(str) + " qualifying minutes support " + r["supported_label"] + "; billed "
+    msg = (minutes_text(r["minutes"]) + " qualifying minutes support " + r["supported_label"] + "; billed "
            + r["billed_label"].replace("", "nothing") + "; not billed: " + r["missed_label"])
     return raw(r, "pm", msg).assign(amount=r["missed_amount"].to_numpy())
 

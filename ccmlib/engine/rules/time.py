@@ -6,14 +6,14 @@ import pandas as pd
 
 from ccmlib.engine.facts import Facts
 from ccmlib.reference.codes import TIME_RULES, minutes_needed
-from ccmlib.engine.rules.registry import raw, rule
+from ccmlib.engine.rules.registry import raw, rule, minutes_text
 
 CMS_CCM = "CMS MLN909188 Chronic Care Management Services; CPT 2024 CCM code descriptors"
 
 
 def _entries(f: Facts, flag: str, what) -> pd.DataFrame:
     e = f.entries[f.entries[flag]]
-    mins = e["duration"].fillna(0).round(1).astype(str)
+    mins = minutes_text(e["duration"])
     msg = "entry " + e["entry_id"].astype(str) + ": " + (what(e) if callable(what) else what) + "; " + mins + " min excluded"
     return raw(e, "entry", msg)
 
@@ -41,7 +41,7 @@ def time_02(f: Facts) -> pd.DataFrame:
 def time_03(f: Facts) -> pd.DataFrame:
     e = f.entries[f.entries["x_overlap"]]
     msg = ("entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " logged "
-           + e["overlap"].round(1).astype(str) + " min that overlap an earlier entry; counted once")
+           + minutes_text(e["overlap"]) + " min that overlap an earlier entry; counted once")
     return raw(e, "entry", msg)
 
 
@@ -69,7 +69,7 @@ def cons_05(f: Facts) -> pd.DataFrame:
                      "activity on " + day + " after the consent was revoked on " + e["revoked_date"].dt.strftime("%Y-%m-%d").fillna("")
                      + " and before a new consent")
     return raw(e, "entry", "entry " + e["entry_id"].astype(str) + ": " + pd.Series(what, index=e.index) + "; "
-               + e["duration"].fillna(0).round(1).astype(str) + " min excluded")
+               + minutes_text(e["duration"]) + " min excluded")
 
 
 @rule("SUP-01", "Clinical staff time with no supervising practitioner on record", "warning", "insufficient_documentation",
@@ -100,7 +100,7 @@ def _base_short(f: Facts, code: str, need: int, col: str, label: str, until=None
     if until is not None:
         ln = ln[ln["service_date"] <= until]
     ln = ln[ln[col].fillna(0) < need]
-    msg = code + " billed with " + ln[col].fillna(0).round(1).astype(str) + f" {label}minutes; it needs {need}"
+    msg = code + " billed with " + minutes_text(ln[col]) + f" {label}minutes; it needs {need}"
     return raw(ln, "line", msg)
 
 
@@ -116,7 +116,7 @@ def _addon_excess(f: Facts, addon: str, base_min: int, step: int, cap: int | Non
     keep = (supported - before).clip(lower=0)
     removed = (ln["units"] - keep).clip(lower=0).astype("int64")
     bad = removed > 0
-    msg = (ln["units"].astype(str) + f" unit(s) of {addon} billed; " + ln[col].fillna(0).round(1).astype(str)
+    msg = (ln["units"].astype(str) + f" unit(s) of {addon} billed; " + minutes_text(ln[col])
            + f" {label}minutes support " + supported.astype(int).astype(str) + " in the month")
     return raw(ln[bad], "line", msg[bad], units_removed=removed[bad])
 
