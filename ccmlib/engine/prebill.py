@@ -143,7 +143,9 @@ def prebill(data, month: str, as_of=None, fees=None, conditions=None, qp_npis=()
     per = parse_period(month)
     if per is None or len(per.months) != 1:
         raise InputError(f"--month {month!r}: expected one month like 2026-11")
-    as_of = pd.Timestamp(as_of).date() if as_of is not None else default_as_of(per, today)
+    from ccmlib.intake.dates import option_date
+
+    as_of = option_date(as_of, "--as-of") if as_of is not None else default_as_of(per, today)  # strictly YYYY-MM-DD
     first = pd.Timestamp(per.months[0] + "-01")
     last = first + pd.offsets.MonthEnd(0)
     if not first <= pd.Timestamp(as_of) <= last:

@@ -16,7 +16,8 @@ import yaml
 
 from ccmlib.errors import InputError
 from ccmlib.intake.schema import TABLES
-from ccmlib.intake.sources import apply_mapping, find_sources, load_mapping, read_raw
+from ccmlib.intake import dates
+from ccmlib.intake.sources import FOLDER_SETTINGS, apply_mapping, find_sources, load_mapping, read_raw, table_settings
 from ccmlib.intake.validate import FALSE, TRUE
 
 #: words exports use for a contract column (normalized: lower case, letters and digits only)
@@ -100,6 +101,7 @@ class TableReport:
     samples: dict[str, list[str]]
     bad_values: list[dict] = field(default_factory=list)  # column, value, rows, problem, suggestion
     recodes: dict[str, dict[str, str]] = field(default_factory=dict)
+    dates: str | None = None  # the date format the values show when it is not ISO (mapping.yml's dates:)
 
 
 @dataclass
@@ -111,20 +113,28 @@ class Inspection:
 
     def draft_mapping(self) -> dict:
         """mapping.yml as it would be with the guesses added to the one that exists (if any)."""
-        out = {k: {kk: dict(vv) for kk, vv in (v or {}).items()} for k, v in self.existing_mapping.items()}
+        out = {k: (v if not isinstance(v, dict) or k in FOLDER_SETTINGS else
+                   {kk: (dict(vv) if isinstance(vv, dict) else vv) for kk, vv in v.items()})
+               for k, v in self.existing_mapping.items() if v is not None}
+        shared = {t.dates for t in self.tables if t.dates}
+        if len(shared) == 1 and "dates" not in out and not any("dates" in (out.get(t.table) or {}) for t in self.tables):
+            out["dates"] = next(iter(shared))  # every table writes its dates one way: one setting for the folder
         for t in self.tables:
             spec = out.setdefault(t.table, {})
             if t.guesses:
                 spec.setdefault("columns", {}).update(t.guesses)
             for col, codes in t.recodes.items():
                 spec.setdefault("values", {}).setdefault(col, {}).update(codes)
+            if t.dates and "dates" not in spec and "dates" not in out and len(shared) != 1:
+                spec["dates"] = t.dates
             if not spec:
                 out.pop(t.table)
         return out
 
     def draft_yaml(self) -> str:
         head = ("# mapping.yml drafted by `ccm-audit inspect`: best guesses, confirm each line before you rely on it.\n"
-                "# columns: source column -> contract column; values: contract column -> {source value: contract value}\n")
+                "# columns: source column -> contract column; values: contract column -> {source value: contract value}\n"
+                "# dates: the table's date format when it is not YYYY-MM-DD (MM/DD/YYYY, DD/MM/YYYY, DD.MM.YYYY ...)\n")
         body = self.draft_mapping()
         return head + (yaml.safe_dump(body, sort_keys=True, allow_unicode=True) if body else "{}\n")
 
@@ -148,7 +158,8 @@ class Inspection:
             for src, dst in t.guesses.items():
                 lines.append(f"  guess: {src} -> {dst}  (samples: {', '.join(t.samples.get(src, [])[:3])})")
             for b in t.bad_values[:12]:
-                sug = f"; draft maps it to {b['suggestion']}" if b.get("suggestion") else ""
+                sug = ("" if not b.get("suggestion") else f"; the draft sets {b['suggestion']}" if b["suggestion"].startswith("dates: ")
+                       else f"; draft maps it to {b['suggestion']}")
                 lines.append(f"  value {b['value']!r} in {b['column']} ({b['rows']} rows): {b['problem']}{sug}")
             if len(t.bad_values) > 12:
                 lines.append(f"  ... {len(t.bad_values) - 12} more values to fix")
@@ -157,7 +168,7 @@ class Inspection:
         return "\n".join(lines)
 
 
-def _value_problems(col, s: pd.Series) -> tuple[list[dict], dict[str, str]]:
+def _value_problems(col, s: pd.Series, date_format: str | None = None) -> tuple[list[dict], dict[str, str]]:
     """Values of one contract column the loader would reject, with a recode where one is clear."""
     text = s.astype("string").str.strip()
     text = text[text.notna() & (text != "")]
@@ -184,9 +195,17 @@ def _value_problems(col, s: pd.Series) -> tuple[list[dict], dict[str, str]]:
             if g:
                 recode[v] = g
     elif col.kind == "date":
-        parsed = pd.to_datetime(counts.index.to_series(), errors="coerce", format="%Y-%m-%d")
-        for v in counts.index[parsed.isna().to_numpy()][:20]:
-            bad.append({"column": col.name, "value": v, "rows": int(counts[v]), "problem": "not a date YYYY-MM-DD", "suggestion": None})
+        fmt = date_format or dates.ISO
+        parsed = dates.parse(counts.index.to_series().astype("string"), fmt)
+        failing = counts.index[parsed.isna().to_numpy()]
+        other = dates.guess(pd.Series(failing), exclude=fmt) if len(failing) * 2 > len(counts) else []
+        if other:  # the column's format, not typos: one line for the column
+            also = f" (or {' or '.join(other[1:])}: the values do not tell which)" if len(other) > 1 else ""
+            bad.append({"column": col.name, "value": str(failing[0]), "rows": int(counts[failing].sum()),
+                        "problem": f"dates written {other[0]}{also}, not {fmt}", "suggestion": f"dates: {other[0]} in mapping.yml"})
+        else:
+            for v in failing[:20]:
+                bad.append({"column": col.name, "value": v, "rows": int(counts[v]), "problem": f"not a date {fmt}", "suggestion": None})
     elif col.name.endswith("npi"):
         for v in counts.index:
             if not NPI_RE.match(v):
@@ -206,7 +225,8 @@ def inspect_folder(folder) -> Inspection:
     mapping = load_mapping(folder)
     reports = []
     for name, src in sources.items():
-        raw = read_raw(src)
+        settings = table_settings(mapping, name)
+        raw = read_raw(src, settings["csv"])
         df = apply_mapping(raw, mapping.get(name) or {}, src) if mapping.get(name) else raw
         table = TABLES[name]
         cols = [c for c in df.columns if c != "_line"]
@@ -219,19 +239,20 @@ def inspect_folder(folder) -> Inspection:
             if g:
                 guesses[g] = target
         samples = {c: [str(v) for v in df[c].astype("string").dropna().unique()[:5]] for c in cols}
-        bad, recodes = [], {}
+        bad, recodes, formats = [], {}, []
         for target in table.columns:
             source = target if target in cols else next((s for s, t in guesses.items() if t == target), None)
             if source is None:
                 continue
-            b, r = _value_problems(table.col(target), df[source])
+            b, r = _value_problems(table.col(target), df[source], settings["dates"])
             bad += b
             if r:
                 recodes[target] = r
+            formats += [x["suggestion"].split()[1] for x in b if x["suggestion"] and x["suggestion"].startswith("dates: ")][:1]
         still = [c for c in missing if c not in guesses.values()]
         reports.append(TableReport(name, src.label, int(len(df)), found, [c for c in still if c in table.required],
                                    [c for c in still if c not in table.required], [c for c in unmapped if c not in guesses],
-                                   guesses, samples, bad, recodes))
+                                   guesses, samples, bad, recodes, max(set(formats), key=formats.count) if formats else None))
     absent = [t for t in TABLES if t not in sources]
     return Inspection(folder, reports, absent, mapping)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ccmlib.errors import InputError
 from ccmlib.intake import sources as io
 from ccmlib.intake.fastops import positions
 from ccmlib.intake.schema import TABLES
@@ -65,10 +66,14 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
         from tqdm.auto import tqdm
         items = tqdm(items, desc="loading tables", unit="table", leave=False)
     for name, src in items:
-        raw = io.read_raw(src)
-        raw = io.apply_mapping(raw, mapping.get(name, {}), src)
+        settings = io.table_settings(mapping, name)
+        raw = io.read_raw(src, settings["csv"])
+        raw = io.apply_mapping(raw, mapping.get(name) or {}, src)
         label = src.label
-        accepted, dq = validate_table(TABLES[name], raw, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]")
+        accepted, dq = validate_table(TABLES[name], raw, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]",
+                                      settings["dates"])
+        if len(raw) and not len(accepted):
+            raise InputError(all_rejected(name, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]", dq, len(raw)))
         dq["file"] = label
         tables[name], labels[name] = accepted, label
         quality.append(dq)
@@ -84,6 +89,16 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
     quality = [q for q in quality if len(q)]
     dq = pd.concat(quality, ignore_index=True)[DQ_COLUMNS] if quality else empty_quality()
     return Practice(folder, tables, sort_quality(dq), inputs)
+
+
+def all_rejected(table: str, label: str, dq: pd.DataFrame, rows: int) -> str:
+    """The message when every row of a table was rejected: its most common problem, with a line and value."""
+    rej = dq[dq["action"] == "rejected"]
+    top = rej.groupby(["column", "problem"], sort=False).size().sort_values(ascending=False)
+    (column, problem), n = top.index[0], int(top.iloc[0])
+    first = rej[(rej["column"] == column) & (rej["problem"] == problem)].iloc[0]
+    return (f"{label}: every one of the {rows:,} rows of the {table} table was rejected; nothing of it can be audited. Most "
+            f"common problem ({n:,} rows), column {column}: {problem} (line {first['line']}: {first['value']!r})")
 
 
 def sort_quality(dq: pd.DataFrame) -> pd.DataFrame:

@@ -59,24 +59,32 @@ def find_sources(folder: str | Path) -> dict[str, Source]:
         if hits:
             found[name] = hits[0]
     books = sorted(p for p in folder.glob("*.xlsx") if not p.name.startswith("~$"))
-    if len(books) > 1:
-        raise InputError(f"{folder}: more than one Excel workbook ({', '.join(b.name for b in books)}); keep one")
-    if books:
-        book = books[0]
+    for book in books:  # one workbook with a sheet per table, or a workbook per table named after it (claims.xlsx)
         try:
             sheets = pd.ExcelFile(book, engine="openpyxl").sheet_names
         except Exception as exc:  # zip/xml errors from a damaged or mislabelled file
             raise InputError(f"{book}: cannot be opened as an Excel workbook ({exc})") from None
-        for sheet in sheets:
-            key = sheet.strip().lower()
-            if key.startswith(IGNORED_SHEET_PREFIXES):
-                continue
-            if key not in TABLES:
-                raise InputError(
-                    f"{book}: unknown sheet '{sheet}'; sheet names must be table names "
-                    f"({', '.join(TABLES)}), or start with README or _ to be ignored")
+        own = book.stem.strip().lower()
+        used = [sh for sh in sheets if not sh.strip().lower().startswith(IGNORED_SHEET_PREFIXES)]
+        if own in TABLES and not any(sh.strip().lower() in TABLES for sh in used):
+            if len(used) != 1:
+                raise InputError(f"{book}: a workbook named after the {own} table holds it on one sheet; it has "
+                                 f"{len(used)} ({', '.join(used) or 'none'}): keep one, or start the others' names with README or _")
+            pairs = [(own, used[0])]
+        else:
+            pairs = []
+            for sheet in used:
+                key = sheet.strip().lower()
+                if key not in TABLES:
+                    raise InputError(
+                        f"{book}: unknown sheet '{sheet}'; sheet names must be table names "
+                        f"({', '.join(TABLES)}), or start with README or _ to be ignored (or name a one-table workbook "
+                        f"after its table, like claims.xlsx)")
+                pairs.append((key, sheet))
+        for key, sheet in pairs:
             if key in found:
-                raise InputError(f"{folder}: table {key} is both in {found[key].path.name} and in sheet '{sheet}' of {book.name}")
+                where = found[key].path.name + (f" sheet '{found[key].sheet}'" if found[key].sheet else "")
+                raise InputError(f"{folder}: table {key} is both in {where} and in sheet '{sheet}' of {book.name}; keep one")
             found[key] = Source(key, book, "xlsx", sheet)
     if not found:
         raise InputError(f"{folder}: no practice tables found (expected files such as patients.csv, "
@@ -98,13 +106,22 @@ def load_mapping(folder: Path) -> dict:
         raise InputError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping of table names to {{columns: ..., values: ...}}")
+    for key in FOLDER_SETTINGS:
+        if key in data:
+            data[key] = _setting(key, data[key], f"{path}")
     for table, spec in data.items():
+        if table in FOLDER_SETTINGS:
+            continue
         if table not in TABLES:
-            raise InputError(f"{path}: unknown table '{table}' (known: {', '.join(TABLES)})")
+            raise InputError(f"{path}: unknown table '{table}' (known: {', '.join(TABLES)}; folder-wide settings: "
+                             f"{', '.join(FOLDER_SETTINGS)})")
         if spec is None:
             continue
-        if not isinstance(spec, dict) or set(spec) - {"columns", "values"}:
-            raise InputError(f"{path}: table '{table}' must have only 'columns' and 'values' entries")
+        if not isinstance(spec, dict) or set(spec) - {"columns", "values", *FOLDER_SETTINGS}:
+            raise InputError(f"{path}: table '{table}' may have only 'columns', 'values', 'dates' and 'csv' entries")
+        for key in FOLDER_SETTINGS:
+            if key in spec:
+                spec[key] = _setting(key, spec[key], f"{path}: {table}")
         known = TABLES[table].columns
         cols = spec.get("columns") or {}
         if not isinstance(cols, dict):
@@ -132,12 +149,56 @@ def load_mapping(folder: Path) -> dict:
     return data
 
 
-def _csv_lines(data: bytes, n_rows: int) -> pd.Series | None:
+FOLDER_SETTINGS = ("dates", "csv")
+CSV_KEYS = {"separator", "quote", "encoding"}
+SEPARATORS = (",", ";", "\t", "|")
+
+
+def _setting(key: str, value, where: str):
+    """mapping.yml's ``dates: FORMAT`` or ``csv: {separator, quote, encoding}``, checked."""
+    from ccmlib.intake import dates
+
+    if key == "dates":
+        return dates.check_format(value, where)
+    if not isinstance(value, dict) or set(value) - CSV_KEYS:
+        raise InputError(f"{where}: csv: must map some of {', '.join(sorted(CSV_KEYS))} to values (like {{separator: ';', "
+                         f"encoding: cp1252}})")
+    out = {k: str(v) for k, v in value.items()}
+    if "separator" in out:
+        out["separator"] = {"tab": "\t", "\\t": "\t"}.get(out["separator"].lower(), out["separator"])
+        if len(out["separator"]) != 1:
+            raise InputError(f"{where}: csv: separator {value['separator']!r} must be one character (or tab)")
+    if "quote" in out and len(out["quote"]) != 1:
+        raise InputError(f"{where}: csv: quote {value['quote']!r} must be one character")
+    if "encoding" in out:
+        import codecs
+        try:
+            codecs.lookup(out["encoding"])
+        except LookupError:
+            raise InputError(f"{where}: csv: encoding {value['encoding']!r} is not an encoding Python knows (utf-8, cp1252, "
+                             f"latin-1, utf-16 ...)") from None
+    return out
+
+
+def table_settings(mapping: dict, table: str) -> dict:
+    """The ``dates`` and ``csv`` settings for one table: its own, else the folder's."""
+    spec = mapping.get(table) or {}
+    return {"dates": spec.get("dates", mapping.get("dates")), "csv": {**(mapping.get("csv") or {}), **(spec.get("csv") or {})}}
+
+
+def sniff_separator(header: str) -> str:
+    """The separator of a CSV from its header line: the most frequent of , ; tab | (comma when none)."""
+    counts = {c: header.count(c) for c in SEPARATORS}
+    best = max(counts, key=lambda c: (counts[c], c == ","))
+    return best if counts[best] else ","
+
+
+def _csv_lines(data: bytes, n_rows: int, sep: str = ",", quote: str = '"') -> pd.Series | None:
     """Physical line number of each record when quoted fields span lines (else None: line = row + 2)."""
     physical = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     if physical <= n_rows + 1:
         return None
-    reader = csv.reader(_io.StringIO(data.decode("utf-8-sig")))
+    reader = csv.reader(_io.StringIO(data.decode("utf-8-sig")), delimiter=sep, quotechar=quote)
     starts = []
     next(reader, None)
     line = reader.line_num + 1
@@ -148,14 +209,25 @@ def _csv_lines(data: bytes, n_rows: int) -> pd.Series | None:
     return pd.Series(starts[:n_rows], dtype="int64")
 
 
-def read_raw(src: Source) -> pd.DataFrame:
-    """Read one table as text columns (Parquet keeps its types), with a ``_line`` column."""
+def read_raw(src: Source, csv_opts: dict | None = None) -> pd.DataFrame:
+    """Read one table as text columns (Parquet keeps its types), with a ``_line`` column. A CSV's separator is sniffed
+    from its header line (, ; tab |) unless ``csv_opts`` (mapping.yml's ``csv:``) names it, with its quote character
+    and encoding (UTF-8, with or without a BOM, by default)."""
     path = src.path
+    opts = csv_opts or {}
     if src.fmt == "csv":
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+        if opts.get("encoding"):
+            try:
+                data = data.decode(opts["encoding"]).encode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}: not {opts['encoding']} text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}), "
+                                 f"as mapping.yml's csv: encoding says") from None
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise InputError(f"{path}: UTF-16 text; save the file as UTF-8, or add `csv: {{encoding: utf-16}}` to mapping.yml")
         if not data.strip():
             raise InputError(f"{path}: file is empty (expected a header line naming the columns)")
         try:
@@ -163,13 +235,18 @@ def read_raw(src: Source) -> pd.DataFrame:
         except UnicodeDecodeError as exc:
             line = data[:exc.start].count(b"\n") + 1
             raise InputError(f"{path}: not UTF-8 text (line {line}: byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                             f"save the file as UTF-8") from None
+                             f"save the file as UTF-8, or name its encoding in mapping.yml (`csv: {{encoding: cp1252}}` for a "
+                             f"Windows export)") from None
+        header = data.decode("utf-8-sig").split("\n", 1)[0].rstrip("\r")
+        sep = opts.get("separator") or sniff_separator(header)
+        quote = opts.get("quote") or '"'
         try:
-            df = pd.read_csv(_io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            df = pd.read_csv(_io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig", sep=sep, quotechar=quote)
         except pd.errors.ParserError as exc:
-            raise InputError(f"{path}: cannot be read as CSV ({exc})") from None
-        _no_duplicate_columns(next(csv.reader(_io.StringIO(data.decode("utf-8-sig").split("\n", 1)[0]))), path)
-        lines = _csv_lines(data, len(df))
+            raise InputError(f"{path}: cannot be read as CSV with separator {sep!r} ({exc}); name the separator in mapping.yml "
+                             f"(`csv: {{separator: ';'}}`) if it is another") from None
+        _no_duplicate_columns(next(csv.reader(_io.StringIO(header), delimiter=sep, quotechar=quote)), path)
+        lines = _csv_lines(data, len(df), sep, quote)
         df["_line"] = lines.to_numpy() if lines is not None else pd.RangeIndex(2, len(df) + 2)
     elif src.fmt == "parquet":
         try:

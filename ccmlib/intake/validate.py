@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ccmlib.intake import dates
 from ccmlib.intake.schema import Col, Table
 
 with warnings.catch_warnings():
@@ -110,8 +111,9 @@ def _in_range(d: pd.Series) -> pd.Series:
     return d.where((d >= DATE_MIN) & (d <= DATE_MAX))
 
 
-def parse_column(raw: pd.Series, col: Col) -> tuple[pd.Series, pd.DataFrame]:
-    """Typed series and the problems found in one column."""
+def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tuple[pd.Series, pd.DataFrame]:
+    """Typed series and the problems found in one column (dates in ``date_format``, mapping.yml's ``dates:``; ISO
+    by default)."""
     kind = col.kind
     if kind == "date" and pd.api.types.is_datetime64_any_dtype(raw):
         d = pd.to_datetime(raw).dt.tz_localize(None).dt.normalize()
@@ -140,16 +142,23 @@ def parse_column(raw: pd.Series, col: Col) -> tuple[pd.Series, pd.DataFrame]:
     elif kind == "choice":
         out = text.str.lower()
     elif kind == "date":
-        parsed = _in_range(pd.to_datetime(text, format="%Y-%m-%d", errors="coerce"))
-        retry = (~blank & parsed.isna()).to_numpy()
-        if retry.any():  # also YYYY-MM-DD 00:00:00 (Excel dates read as text)
-            t = text[retry]
-            ok = t.str.match(_DATE_RE).fillna(False).astype(bool)
-            parsed[retry] = _in_range(pd.to_datetime(t.where(ok).str.slice(0, 10), format="%Y-%m-%d", errors="coerce")).to_numpy()
+        fmt = date_format or dates.ISO
+        if fmt == dates.ISO:
+            parsed = _in_range(pd.to_datetime(text, format="%Y-%m-%d", errors="coerce"))
+            retry = (~blank & parsed.isna()).to_numpy()
+            if retry.any():  # also YYYY-MM-DD 00:00:00 (Excel dates read as text)
+                t = text[retry]
+                ok = t.str.match(_DATE_RE).fillna(False).astype(bool)
+                parsed[retry] = _in_range(pd.to_datetime(t.where(ok).str.slice(0, 10), format="%Y-%m-%d", errors="coerce")).to_numpy()
+        else:
+            parsed = _in_range(dates.parse(text, fmt))
         out = parsed.astype("datetime64[ns]")
         bad = ~blank & out.isna()
         early_late = bad & text.str.match(r"^\d{4}-").fillna(False).astype(bool) & ~text.str.slice(0, 4).between(str(DATE_MIN.year), str(DATE_MAX.year))
-        probs.append(_problems(bad & ~early_late, col.name, "not a valid date (expected YYYY-MM-DD)", text))
+        problem = f"not a valid date (expected {fmt})"
+        if dates.majority_bad(blank.to_numpy(dtype=bool), bad.to_numpy(dtype=bool)):  # the column's format, not a few typos
+            problem += dates.hint(text[bad & ~early_late]) if fmt == dates.ISO else ""
+        probs.append(_problems(bad & ~early_late, col.name, problem, text))
         probs.append(_problems(early_late, col.name, f"date out of range (expected a year from {DATE_MIN.year} to {DATE_MAX.year})", text))
     elif kind == "time":
         mins = _hhmm(text)
@@ -227,8 +236,8 @@ def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
     return out
 
 
-def validate_table(table: Table, raw: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Typed table of accepted rows (with ``_line``) and its data-quality rows."""
+def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Typed table of accepted rows (with ``_line``) and its data-quality rows (dates read in ``date_format``)."""
     from ccmlib.errors import InputError
 
     present = set(raw.columns)
@@ -245,7 +254,7 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str) -> tuple[pd.Data
     probs = []
     for c in table.cols:
         if c.name in present:
-            typed[c.name], p = parse_column(raw[c.name], c)
+            typed[c.name], p = parse_column(raw[c.name], c, date_format)
             probs.append(p)
         else:
             typed[c.name] = parse_column(pd.Series([None] * len(raw), dtype="object"), c)[0]
