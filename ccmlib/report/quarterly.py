@@ -217,8 +217,8 @@ class QuarterlyReview:
                  f"supported {money(h['missed_revenue'])} that was not billed."]
         o = r.get("overrides")
         if o:
-            lines.append(f"These figures include {o['applied']} auditor decision(s) after chart review, {o['overturned']} of them "
-                         f"overturning a finding" + (f" and {o['added']} adding a defect the chart shows" if o.get("added") else "") + ".")
+            lines.append(f"These figures include {o['applied']} auditor decision(s) after chart review, "
+                         f"{o['overturned'] or 'none'} of them overturning a finding" + (f" and {o['added']} adding a defect the chart shows" if o.get("added") else "") + ".")
         rv = r.get("review")
         if rv:
             lines += ["", (f"**Chart review of the sample: not finished.** {rv['undecided']} of {rv['sampled_units']} sampled units are "
@@ -383,7 +383,8 @@ class QuarterlyReview:
     def lines_note(self) -> str:
         n = int(self.summary["claim_lines_not_supported"])
         shown = min(n, self.LINES_SHOWN)
-        sampled = " Lines marked *yes* under Sampled are in the chart-review sample." if self.result.sample is not None else ""
+        sampled = (" Lines marked *yes* under Sampled are in the chart-review sample." if self.result.sample is not None else "") + (
+            " The rules are named by id (section 2 gives each in words; the workpapers give the reasons in words on every line).")
         return _escape_dollars(
             f"{n:,} claim line(s) are not fully supported" + (f"; the {shown} with the largest overpayment are listed and the other "
             f"{n - shown:,} are in the workpapers (sheet 'lines not supported') and audit/claim_lines.csv; the total row covers "
@@ -395,9 +396,11 @@ class QuarterlyReview:
         if smp is None:
             return pd.DataFrame()
         s = smp[~smp["spare"]]
-        cols = [c for c in ("unit", "claim_id", "line", "patient_id", "service_month", "cpt_code", "examined", "difference",
+        cols = [c for c in ("unit", "claim_id", "line", "patient_id", "cpt_code", "examined", "difference",
                             "review_state", "decided_by", "decided_at", "decisions") if c in s.columns]
-        return self.shown(s[cols].sort_values("unit", kind="mergesort").reset_index(drop=True))
+        out = s[cols].sort_values("unit", kind="mergesort").reset_index(drop=True)
+        out = out.assign(decided_at=out["decided_at"].astype(str).str.slice(0, 16).str.replace("T", " "))
+        return self.shown(out.rename(columns={"examined": "paid_amount", "difference": "overpayment"}))
 
     def decisions(self) -> pd.DataFrame:
         """Every auditor decision in force: who, when, what, on which finding or unit, why and the evidence (appendix D)."""
@@ -407,8 +410,10 @@ class QuarterlyReview:
                                          "line", "units_supported", "reason", "evidence", "status"])
         t = t.assign(reason=t["reason"].where(t["description"].fillna("") == "", t["description"].fillna("") + ": " + t["reason"]))
         t = t.sort_values(["decided_at", "patient_id", "service_month"], kind="mergesort")
+        t = t.assign(decided_at=t["decided_at"].astype(str).str.slice(0, 16).str.replace("T", " "),
+                     reason=t["reason"].where(t["status"] == "applied", t["reason"] + " [finding no longer raised]"))
         return self.shown(t[["decided_at", "reviewer", "decision", "rule_id", "patient_id", "service_month", "claim_id", "line",
-                             "units_supported", "reason", "evidence", "status"]].reset_index(drop=True))
+                             "units_supported", "reason", "evidence"]].reset_index(drop=True))
 
     # ------------------------------------------------------------------ risk indicators
     def risk_table(self) -> pd.DataFrame:

@@ -68,8 +68,8 @@ def warnings(summary: dict, path: str, open_review: bool = True) -> list[str]:
         elif figure(summary, path) is None:
             out.append("The sample could not be appraised (a stratum has fewer than 2 sampled units): no estimate is available.")
         if sampled and row["min_sample"] != "" and summary.get("sample_size", 0) < int(row["min_sample"]):
-            out.append(f"The sample has {summary['sample_size']} units; the {row['name']} path asks for at least {int(row['min_sample'])} "
-                       f"({row['citation']}).")
+            out.append(f"The sample has {summary['sample_size']} units; the {row['name']} path asks for at least "
+                       f"{int(row['min_sample'])}: draw a larger sample (or name the path that applies with --path).")
         prec = summary.get("estimate_precision_90_pct")
         if sampled and row["max_precision_90_pct"] != "" and prec is not None and prec > float(row["max_precision_90_pct"]):
             out.append(f"The estimate's precision at 90 % confidence is {prec:.1f} % of the point estimate, wider than the "
@@ -81,16 +81,17 @@ def sentence(summary: dict, path: str) -> str:
     """The one repayment sentence of page 1."""
     row = paths().set_index("path").loc[path]
     amount = figure(summary, path)
+    provisional = " (provisional: the chart review of the sample is open)" if summary.get("sampled") and summary.get("sample_undecided") else ""
     if row["figure"] == "identified":
         lines = summary.get("claim_lines_not_supported", 0)
-        return (f"Repayment ({row['name']}): {_money(summary['overpayment'])}, the sum of the {lines:,} claim lines not fully "
-                f"supported, applies when {row['applies']} ({row['citation']}).")
+        return (f"Repayment ({row['name']}): {_money(summary['overpayment'])}{provisional}, the sum of the {lines:,} claim "
+                f"line{'s' if lines != 1 else ''} not fully supported; it applies when {row['applies']} ({row['citation']}).")
     if amount is None:
-        return f"Repayment ({row['name']}): no figure: {row['applies']} ({row['citation']}), and this review has no appraised sample."
-    what = {"estimate_point": "the point estimate", "estimate_lower_80": "the lower limit of the two-sided 80 % interval",
-            "estimate_lower_90": "the lower limit of the two-sided 90 % interval"}[row["figure"]]
-    return (f"Repayment ({row['name']}): {_money(amount)}, {what} projected from the sample to all {summary['frame_size']:,} "
-            f"units of the frame; it applies to {row['applies']} ({row['citation']}).")
+        return f"Repayment ({row['name']}): no figure: the path needs an appraised sample, and this review has none ({row['citation']})."
+    what = {"estimate_point": "the point estimate", "estimate_lower_80": "the lower limit of the one-sided 90 % interval "
+            "(the two-sided 80 % lower limit)", "estimate_lower_90": "the lower limit of the two-sided 90 % interval"}[row["figure"]]
+    return (f"Repayment ({row['name']}): {_money(amount)}{provisional}, {what} projected from the sample to all "
+            f"{summary['frame_size']:,} units of the frame ({row['citation']}).")
 
 
 def sample_table(summary: dict) -> pd.DataFrame:
@@ -100,7 +101,8 @@ def sample_table(summary: dict) -> pd.DataFrame:
     n = summary["sample_size"]
     rows = [("Units in the frame", f"{summary['frame_size']:,}"),
             ("Units sampled (reviewed / open)", f"{n:,} ({n - summary.get('sample_undecided', 0):,} / {summary.get('sample_undecided', 0):,})"),
-            ("Sampled units in error", f"{summary['sample_in_error']:,} ({summary['sample_error_rate_count'] * 100:.1f} %)"),
+            ("Sampled units in error", f"{summary['sample_in_error']:,} ({summary['sample_error_rate_count'] * 100:.1f} %; the screen of "
+                                       f"every line: {summary.get('error_rate_count', 0) * 100:.1f} %)"),
             ("Paid on the sampled units", _money(summary.get("sample_examined", 0.0))),
             ("Overpayment in the sample", _money(summary.get("sample_overpayment", 0.0)))]
     if "estimate_point" in summary:
@@ -118,6 +120,6 @@ def paths_table(summary: dict) -> pd.DataFrame:
     for r in paths().itertuples():
         v = figure(summary, r.path)
         w = warnings(summary, r.path, open_review=False)
-        rows.append({"path": r.name, "amount": v, "applies_when": r.applies, "source": r.citation,
+        rows.append({"path": r.name, "repayment": v, "applies_when": r.applies, "source": r.citation,
                      "fit_for_this_review": ("no: " + " ".join(w)) if w else "yes"})
     return pd.DataFrame(rows)

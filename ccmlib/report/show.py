@@ -22,7 +22,7 @@ TITLES = {
     "not_supported": "Not fully supported", "paid_amount": "Paid", "with_error": "With an error", "error_rate": "Error rate",
     "minutes_logged": "Minutes logged", "minutes_counted": "Minutes counted", "claim_id": "Claim", "line": "Line",
     "service_date": "Service date", "cpt_code": "Code", "units_billed": "Units billed", "units_supported": "Units supported",
-    "determination": "Determination", "reasons": "Why", "indicator": "Indicator", "value": "Value", "look_closer": "Look closer",
+    "determination": "Determination", "reasons": "Why", "rule_ids": "Rules (section 2)", "indicator": "Indicator", "value": "Value", "look_closer": "Look closer",
     "owner": "Owner", "due_date": "Due date", "claim_lines_in_error": "Not fully supported", "package": "Package",
     "version": "Version",
 }

@@ -109,12 +109,13 @@ def lines_not_supported(res: AuditResult) -> pd.DataFrame:
     cl = res.claim_lines
     bad = cl[cl["determination"] != "supported"]
     out = bad.assign(reasons=rule_names(bad["rule_ids"]) if "rule_ids" in bad else "",
+                     rule_ids=bad["rule_ids"].fillna("").str.replace(";", ", ", regex=False) if "rule_ids" in bad else "",
                      determination=bad["determination"].str.replace("_", " "))
     out = out.sort_values(["overpayment", "patient_id", "service_date", "claim_id", "line"], ascending=[False, True, True, True, True],
                           kind="mergesort", na_position="first")
     out["sampled"] = sampled_lines(res, out)
     return out[["claim_id", "line", "sampled", "patient_id", "service_month", "service_date", "billing_npi", "cpt_code", "units_billed",
-                "units_supported", "paid_amount", "overpayment", "determination", "reasons"]].reset_index(drop=True)
+                "units_supported", "paid_amount", "overpayment", "determination", "rule_ids", "reasons"]].reset_index(drop=True)
 
 
 def sampled_lines(res: AuditResult, lines: pd.DataFrame) -> pd.Series:
