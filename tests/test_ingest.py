@@ -89,10 +89,10 @@ def test_837p_lines_matched_to_835_payments_adjustments_denials_reversals(x12_on
     assert (alone["source"], alone["paid_amount"], alone["billing_npi"], alone["group_npi"]) == ("835", "42.50", "2610413314", "8666668347")
     assert "C9002" not in set(ing.tables["claims"]["claim_id"])  # paid, then reversed and not reissued
     dq = ing.quality
-    rev = dq[dq["record"].str.startswith("C9002")]
+    rev = dq[dq["value"].str.startswith("C9002")]
     assert len(rev) == 2 and rev["problem"].str.contains("reversed").all() and rev["paid_amount"].sum() == 0
     icd9 = dq[dq["problem"].str.contains("ICD-9")]
-    assert sorted(icd9["record"]) == ["C1004 HI01", "C1004 HI02"] and (icd9["line"] > 0).all()
+    assert sorted(icd9["value"]) == ["C1004 HI01", "C1004 HI02"] and (icd9["line"] > 0).all()
     dx = ing.tables["diagnoses"]
     assert sorted(dx[dx["patient_id"] == "P1"]["icd10_code"]) == ["E119", "I10", "N183"]
     assert not dx["icd10_code"].isin(["25000", "4019"]).any()
@@ -108,7 +108,7 @@ def test_fhir_bundle_and_ndjson(everything):
     nd = FHIR / "bulk" / "Patient.ndjson"
     assert by_file["Patient.ndjson"]["records_read"] == sum(1 for ln in nd.read_text().splitlines() if ln.strip())
     assert all(s["reconciles"] for s in ing.sources)
-    dq = ing.quality.set_index("record")
+    dq = ing.quality.set_index("value")
     assert "no ICD-10-CM coding" in dq.loc["Condition/c-3", "problem"]
     assert "Procedure is clinical" in dq.loc["Procedure/pc-1", "problem"]
     assert "patient-privacy" in dq.loc["Consent/cn-2", "problem"]
@@ -173,7 +173,7 @@ def test_invalid_claim_is_rejected_whole_with_the_validator_message(tmp_path):
     src.write_text(text)
     ing = ingest([src])
     assert "C1001" not in set(ing.tables["claims"]["claim_id"]) and "C1002" in set(ing.tables["claims"]["claim_id"])
-    rej = ing.quality[ing.quality["record"].str.startswith("C1001")]
+    rej = ing.quality[ing.quality["value"].str.startswith("C1001")]
     assert len(rej) == 2 + 3  # both lines and the three diagnosis codes
     assert rej["problem"].str.contains("SV1 Line Item Charge Amount").all()
     assert ing.sources[0]["reconciles"]
@@ -188,7 +188,7 @@ def test_replacement_and_void_claims(tmp_path):
                       .replace("CLM*C1003*64***11:B:1", "CLM*C1003*64***11:B:8"))
     ing = ingest([first, second])
     dq = ing.quality
-    problems = dict(zip(dq["file"].str[-5:] + " " + dq["record"], dq["problem"]))
+    problems = dict(zip(dq["file"].str[-5:] + " " + dq["value"], dq["problem"]))
     assert "replaced" in problems["a.837 C1002 line 1"] and "void claim" in problems["b.837 C1003 line 1"]
     assert "voided" in problems["a.837 C1003 line 1"]
     assert "duplicate" in problems["b.837 C1001 line 1"]
@@ -248,7 +248,7 @@ def test_a_reversal_whose_payment_is_not_among_the_sources():
     assert _line(ing, "C1002", 1)["paid_amount"] == "40.00" and _line(ing, "C1002", 2)["paid_amount"] == "100.00"
     assert "C9002" not in set(ing.tables["claims"]["claim_id"])
     orphans = ing.quality[ing.quality["problem"].str.startswith("reversal of payment")]
-    assert sorted(orphans["record"].str[:5]) == ["C1002", "C1002", "C9002"]
+    assert sorted(orphans["value"].str[:5]) == ["C1002", "C1002", "C9002"]
     s = {Path(x["file"]).name: x for x in ing.sources}["remit_2026-06.835"]
     assert s["reconciles"] and s["paid_rejected"] == pytest.approx(-42.5 - 100 - 42.5)
 
@@ -264,3 +264,35 @@ def test_the_practice_patients_table_names_the_patients_of_the_claims(tmp_path):
     p = ing.tables["patients"]
     assert list(p["patient_id"][:2]) == ["P2X", "P9"] and p["patient_id"].is_unique and "2FG5TE6MK83" not in set(p["patient_id"])
     assert "patients" not in ing.passthrough and ing.copied == [pats]
+
+
+def test_the_trail_from_source_files_to_the_report(tmp_path):
+    """check on an ingested folder keeps ingest's rejected records and names the source files with their hashes; the
+    report's appendices list both (issue 25)."""
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    from pypdf import PdfReader
+    files = [DATA / "claims_jan_feb.837", DATA / "remit_2026-05.835", DATA / "remit_2026-06.835", DATA / "time_entries.csv"]
+    folder = tmp_path / "ingested"
+    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "ingest", *map(str, files), "--out", str(folder)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ing_dq = pd.read_csv(folder / "data_quality.csv", keep_default_na=False)
+    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "check", str(folder), "--period", "2026Q1", "--out", str(tmp_path / "run"),
+                        "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    dq = pd.read_csv(tmp_path / "run" / "data_quality.csv", keep_default_na=False)
+    assert (dq["action"] == "rejected").sum() >= (ing_dq["action"] == "rejected").sum() == run["ingest"]["records_rejected"]
+    hashes = {Path(s["file"]).name: s["sha256"] for s in run["ingest"]["sources"]}
+    assert hashes["remit_2026-05.835"] == hashlib.sha256((DATA / "remit_2026-05.835").read_bytes()).hexdigest()
+    out = tmp_path / "q1"
+    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(folder), "--period", "2026Q1", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(out / "report.pdf").pages).split())
+    assert "Source files the tables were built from" in text and "X12 835" in text
+    assert hashes["remit_2026-05.835"][:20] in text.replace(" ", "")
+    assert "could not be mapped, holding $42.50 paid and -$42.50 in reversals" in text.replace("\u2011", "-")

@@ -490,7 +490,9 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
         "tool": "ccm-audit",
         "inputs": practice.inputs,
         "data_folder": str(Path(practice.folder).resolve()),
-        "mapping": str(practice.folder / "mapping.yml") if (practice.folder / "mapping.yml").is_file() else None,
+        "mapping": ({"file": str(practice.folder / "mapping.yml"), "sha256": sha256(practice.folder / "mapping.yml")}
+                    if (practice.folder / "mapping.yml").is_file() else None),
+        "ingest": _ingest_record(practice),
         "period": period.to_json(),
         "rule_catalog_version": RULE_CATALOG_VERSION,
         "rules": status,
@@ -505,6 +507,22 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _ingest_record(practice: Practice) -> dict | None:
+    """The source files behind a folder `ccm-audit ingest` built (837/835/FHIR with their hashes and reconciliation) and
+    the records it could not map, with the paid dollars they hold."""
+    doc = practice.ingest
+    if not doc:
+        return None
+    dq = practice.ingest_quality
+    rej = dq[dq["action"] == "rejected"] if dq is not None else pd.DataFrame(columns=["paid_amount"])
+    return {"ingest_json_sha256": doc.get("sha256"), "data_quality_sha256": doc.get("data_quality_sha256"),
+            "sources": [{k: s.get(k) for k in ("file", "format", "sha256", "records_read", "records_mapped", "records_rejected",
+                                               "paid_read", "paid_mapped", "paid_rejected", "reconciles", "notes")}
+                        for s in doc.get("sources", [])],
+            "copied_tables": doc.get("copied_tables", []),
+            "records_rejected": int(len(rej)), "paid_rejected": round(float(rej["paid_amount"].sum()), 2)}
 
 
 def _csv(df: pd.DataFrame) -> str:

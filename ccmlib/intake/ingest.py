@@ -25,7 +25,9 @@ from ccmlib.intake.schema import TABLES
 from ccmlib.intake.sources import Source, read_raw, sha256
 
 TABLE_FILES = {f"{t}.csv": t for t in TABLES} | {f"{t}.parquet": t for t in TABLES}
-DQ_COLUMNS = ["table", "file", "line", "position", "record", "problem", "action", "paid_amount"]
+#: the contract's data-quality layout (line: the segment number of an X12 file, the line of an NDJSON file; column: what
+#: the line counts, or where in a Bundle; value: the record), then the paid dollars a rejected record holds
+DQ_COLUMNS = ["table", "file", "line", "column", "problem", "value", "action", "paid_amount"]
 CLAIM_COLUMNS = ["claim_id", "line", "patient_id", "billing_npi", "service_date", "cpt_code", "units", "paid_amount",
                  "place_of_service", "modifiers", "group_npi", "charge_amount", "units_paid", "claim_status",
                  "adjustments", "payer_claim_id", "member_id", "source"]
@@ -61,7 +63,7 @@ def _expand(sources: list[Path], exclude: Path | None = None) -> tuple[list[Path
             raise InputError(f"{p}: not an X12 interchange (starts with ISA), FHIR JSON/NDJSON (.json, .ndjson) or a "
                              f"practice table ({', '.join(sorted(t + '.csv' for t in TABLES))})")
         elif not p.name.startswith("."):
-            skipped.append({"table": "", "file": str(p), "line": None, "position": "", "record": "",
+            skipped.append({"table": "", "file": str(p), "line": None, "column": "", "value": "",
                             "problem": "file not read: not X12, FHIR JSON/NDJSON or a practice table", "action": "skipped",
                             "paid_amount": 0.0})
 
@@ -147,7 +149,12 @@ def ingest(sources: list[Path], progress: bool = False, exclude: Path | None = N
     # X12
     x12_recs = []
     for path in tqdm(x12_files, desc="reading X12", unit="file", disable=not progress, leave=False):
-        rec = x12mod.read_x12(path)
+        try:
+            rec = x12mod.read_x12(path)
+        except InputError:
+            raise  # an unreadable envelope: the file cannot be used at all (exit 2 naming it)
+        except Exception as exc:  # anything else stops this file, never the run: its service lines are listed
+            rec = x12mod.unreadable(path, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
         x12_recs.append(rec)
         counted[str(path)] = rec.read
         if "835" in rec.kinds:
@@ -157,10 +164,10 @@ def ingest(sources: list[Path], progress: bool = False, exclude: Path | None = N
     tables = _assemble(rows, claims_x12, dx_x12, patients_x12)
     quality = pd.DataFrame(dq, columns=DQ_COLUMNS)
     quality["line"] = pd.to_numeric(quality["line"]).astype("Int64")
-    order = pd.to_numeric(quality["position"].str.extract(r"(\d+)\s*$")[0], errors="coerce")
-    quality = quality.assign(_o=order).sort_values(["file", "_o", "record"], kind="mergesort", na_position="first")
+    order = pd.to_numeric(quality["column"].astype(str).str.extract(r"(\d+)\s*$")[0], errors="coerce").fillna(quality["line"].astype("Float64"))
+    quality = quality.assign(_o=order).sort_values(["file", "_o", "value"], kind="mergesort", na_position="first")
     quality = quality.drop(columns="_o").reset_index(drop=True)
-    sources_out = _source_counts(x12_files, fhir_files, ledger, counted, paid_read)
+    sources_out = _source_counts(x12_files, fhir_files, ledger, counted, paid_read, {str(r.path): r.notes for r in x12_recs})
     merged = set(tables)
     tables = _with_practice_tables(tables, practice)
     passthrough = {t: p for p, t in table_files if t not in merged}
@@ -173,7 +180,9 @@ def _line(position: str):
 
 
 def _dq(table, file, line, position, record, problem, action, paid) -> dict:
-    return {"table": table, "file": str(file), "line": line, "position": position, "record": record, "problem": problem,
+    pos = str(position or "")
+    column = pos.split()[0] if line is not None and len(pos.split()) == 2 else pos  # "segment", "line", or "entry 3"
+    return {"table": table, "file": str(file), "line": line, "column": column, "problem": problem, "value": record,
             "action": action, "paid_amount": round(float(paid or 0.0), 2)}
 
 
@@ -232,6 +241,7 @@ def _link_x12(x12_recs, mbi_to_patient, ledger, dq):
 
     # 835 payments grouped per claim line
     groups: dict[tuple, list] = defaultdict(list)
+    nth: dict[tuple, int] = defaultdict(int)  # the how-manieth line of this code and day in its claim payment
     for rec in x12_recs:
         for r in rec.remits:
             c = r["claim"]
@@ -240,7 +250,12 @@ def _link_x12(x12_recs, mbi_to_patient, ledger, dq):
             key = by_ctrl.get((c["claim_id"], r["line_ctrl"])) if r["line_ctrl"] else None
             if key is None:
                 hits = [k for k, lo, hi in by_code.get((c["claim_id"], code), []) if date and lo <= date <= hi]
-                key = hits[0] if hits else ("835", c["claim_id"], r["line_ctrl"] or f"{code} {date}")
+                if hits:
+                    key = hits[0]
+                else:  # no 837P line: one line per patient, code, day and occurrence (a reversal repeats them in order)
+                    nth[(id(c), code, date)] += 1
+                    who = f"{c['member_id'] or ''}|{c['mrn'] or ''}"
+                    key = ("835", c["claim_id"], who, r["line_ctrl"] or f"{code} {date} #{nth[(id(c), code, date)]}")
             groups[key].append((r, rec))
 
     claims, dx, persons = [], [], []
@@ -405,8 +420,9 @@ def _with_practice_tables(tables: dict[str, pd.DataFrame], practice: dict[str, p
     return out
 
 
-def _source_counts(x12_files, fhir_files, ledger, counted, paid_read) -> list[dict]:
+def _source_counts(x12_files, fhir_files, ledger, counted, paid_read, notes=None) -> list[dict]:
     """Per source file: records counted in the file against records mapped + rejected, and (835) the paid amounts."""
+    notes = notes or {}
     by_file = defaultdict(list)
     for e in ledger:
         by_file[e["file"]].append(e)
@@ -418,7 +434,7 @@ def _source_counts(x12_files, fhir_files, ledger, counted, paid_read) -> list[di
         rejected = sum(e["outcome"] == "rejected" for e in mine)
         paid_mapped = sum(e["paid"] for e in mine if e["outcome"] in ("mapped", "paid_mapped"))
         paid_rejected = sum(e["paid"] for e in mine if e["outcome"] == "rejected")
-        row = {"file": f, "sha256": sha256(path), "format": mine[0]["format"] if mine else "",
+        row = {"file": f, "sha256": sha256(path), "format": mine[0]["format"] if mine else "", "notes": notes.get(f, []),
                "records_read": counted.get(f, 0), "records_mapped": mapped, "records_rejected": rejected,
                "paid_read": paid_read.get(f), "paid_mapped": round(paid_mapped, 2), "paid_rejected": round(paid_rejected, 2)}
         row["reconciles"] = row["records_read"] == mapped + rejected and (

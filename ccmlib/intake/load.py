@@ -22,6 +22,8 @@ class Practice:
     tables: dict[str, pd.DataFrame]
     quality: pd.DataFrame
     inputs: list[dict] = field(default_factory=list)
+    ingest: dict | None = None  # ingest.json of a folder `ccm-audit ingest` built: the source files (837/835/FHIR) and their hashes
+    ingest_quality: pd.DataFrame | None = None  # the records ingest could not map, with the paid dollars they hold
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
@@ -86,9 +88,38 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
             quality.append(pd.DataFrame([{"table": name, "file": "", "line": np.nan, "column": "",
                                           "problem": "table not provided: checks that need it report that they could not run",
                                           "value": "", "action": "note"}]))
+    ingest, ingest_dq = read_ingest(folder)
+    if ingest_dq is not None and len(ingest_dq):  # the trail from the source files: ingest's rows are this run's rows too
+        quality.append(ingest_dq.assign(table=ingest_dq["table"].replace("", "sources"))[DQ_COLUMNS])
     quality = [q for q in quality if len(q)]
     dq = pd.concat(quality, ignore_index=True)[DQ_COLUMNS] if quality else empty_quality()
-    return Practice(folder, tables, sort_quality(dq), inputs)
+    return Practice(folder, tables, sort_quality(dq), inputs, ingest, ingest_dq)
+
+
+def read_ingest(folder: Path) -> tuple[dict | None, pd.DataFrame | None]:
+    """ingest.json and the data-quality rows of a folder that `ccm-audit ingest` wrote (None, None for any other)."""
+    import json
+
+    doc_path, dq_path = folder / "ingest.json", folder / "data_quality.csv"
+    if not doc_path.is_file():
+        return None, None
+    try:
+        doc = json.loads(doc_path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{doc_path}: not the ingest.json `ccm-audit ingest` writes ({exc})") from None
+    doc["sha256"] = io.sha256(doc_path)
+    if not dq_path.is_file():
+        return doc, None
+    dq = pd.read_csv(dq_path, dtype=str, keep_default_na=False)
+    if "position" in dq.columns and "column" not in dq.columns:  # written before ingest used the contract's layout
+        dq = dq.rename(columns={"record": "value"}).assign(column=dq["position"])
+    missing = [c for c in DQ_COLUMNS if c not in dq.columns]
+    if missing:
+        raise InputError(f"{dq_path}: lacks column(s) {', '.join(missing)} of a data-quality table")
+    dq = dq.assign(file=dq["file"].map(lambda f: Path(f).name if f else f), line=pd.to_numeric(dq["line"], errors="coerce"),
+                   paid_amount=pd.to_numeric(dq.get("paid_amount", 0), errors="coerce").fillna(0.0))
+    doc["data_quality_sha256"] = io.sha256(dq_path)
+    return doc, dq
 
 
 def all_rejected(table: str, label: str, dq: pd.DataFrame, rows: int) -> str:

@@ -53,9 +53,68 @@ class X12Records:
     rejected: list = field(default_factory=list)     # records of an unsupported transaction or an invalid claim
     read: int = 0                                    # records counted straight from the segments (for reconciliation)
     paid_read: float = 0.0                           # sum of SVC03 over the file's 835 service payments
+    notes: list = field(default_factory=list)        # what was done to read the file (BOM skipped, A2 read with A1)
 
 
-def _validate(path: Path) -> dict[int, list[str]]:
+A2_NOTE = (f"declares 005010X222A2 (the 837P errata); read with pyx12's {IG_837P} map, which has no A2 version: the "
+           f"errata's own changes were not validated")
+
+
+def _prepare(path: Path) -> tuple[str, list[str]]:
+    """The interchange's text as pyx12 reads it, and what was done to get there: a UTF-8 byte-order mark and leading
+    white space skipped; an 837P declaring 005010X222A2 (errata) read with the A1 map (GS08 and ST03 only)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    notes = []
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+        notes.append("UTF-8 byte-order mark skipped")
+    text = data.decode("utf-8", errors="replace")
+    if text[:1].isspace():
+        text = text.lstrip()
+        notes.append("white space before ISA skipped")
+    if text.startswith("ISA") and len(text) > 106:
+        ele, term = text[3], text[105]
+        if term in "\r\n" and "\r\n" in text:  # a line break as terminator, written as CR LF
+            text = text.replace("\r\n", term)
+        segs = text.split(term)
+        tidy = [seg.strip(" \t\r\n") if term not in " \t\r\n" else seg.strip(" \t") for seg in segs]
+        if tidy != segs:
+            notes.append("line breaks and indentation between segments skipped")
+            segs = tidy
+        while len(segs) > 1 and segs[-1] == "":
+            segs.pop()
+        text = term.join(segs) + term  # the last segment's terminator, when a file leaves it out
+    if "005010X222A2" in text and text.startswith("ISA") and len(text) > 106:
+        ele, term = text[3], text[105]
+        segs = text.split(term)
+        for i, seg in enumerate(segs):
+            head = seg.lstrip("\r\n")
+            if head.startswith(("GS" + ele, "ST" + ele)) and "005010X222A2" in head:
+                segs[i] = seg.replace("005010X222A2", IG_837P)
+        text = term.join(segs)
+        notes.append(A2_NOTE)
+    return text, notes
+
+
+def service_segments(text: str) -> list[tuple[int, str, float]]:
+    """(segment number, SV1 or SVC, SVC03 paid) of every service-line segment, read with the ISA's own separators and
+    nothing else (an independent count the ingest reconciles the reader's records against; ISA = segment 1)."""
+    if not text.startswith("ISA") or len(text) < 106:
+        return []
+    ele, term = text[3], text[105]
+    out = []
+    for i, seg in enumerate(text.split(term), 1):
+        parts = seg.strip("\r\n \t").split(ele)
+        if parts[0] in ("SV1", "SVC"):
+            paid = _num(parts[3], 0.0) if parts[0] == "SVC" and len(parts) > 3 else 0.0
+            out.append((i, parts[0], paid))
+    return out
+
+
+def _validate(path: Path, text: str | None = None) -> dict[int, list[str]]:
     """Run pyx12's validator; raise for envelope errors, return {segment number: [messages]} for the rest."""
     import pyx12.params
     import pyx12.x12n_document
@@ -66,7 +125,8 @@ def _validate(path: Path) -> dict[int, list[str]]:
         log.addHandler(logging.NullHandler())
     out = io.StringIO()
     try:
-        pyx12.x12n_document.x12n_document(pyx12.params.params(), str(path), None, None, None, out)
+        pyx12.x12n_document.x12n_document(pyx12.params.params(), io.StringIO(text) if text is not None else str(path), None, None,
+                                          None, out)
     except Exception as exc:  # pyx12 raises its own X12Error/EngineError subclasses for unreadable envelopes
         raise InputError(f"{path}: not a readable X12 interchange ({exc})") from None
     text = out.getvalue()
@@ -102,8 +162,12 @@ def _validate(path: Path) -> dict[int, list[str]]:
                 walk(val, where, line)
 
     walk(doc, None, None)
+    counts = [e for e in envelope if "count of" in e and "is wrong" in e]
+    if counts and len(counts) == len(envelope):  # SE/GE/IEA counts only: every segment is readable; say so, read on
+        inner.setdefault(0, []).extend(counts)
+        envelope = []
     if envelope:
-        term = _declared_terminator(path)
+        term = text[105] if text is not None and len(text) > 105 else _declared_terminator(path)
         raise InputError(f"{path}: malformed X12 interchange: " + "; ".join(envelope[:3])
                          + (f" (and {len(envelope) - 3} more)" if len(envelope) > 3 else "")
                          + (f" - the ISA segment declares {term!r} as segment terminator; every segment must end with it, "
@@ -153,8 +217,10 @@ def read_x12(path: str | Path) -> X12Records:
     import pyx12.x12context
 
     path = Path(path)
-    errors = _validate(path)
+    text, notes = _prepare(path)
+    errors = _validate(path, text)
     rec = X12Records(path)
+    rec.notes = notes + [f"envelope counts do not match the segments (read on): {m}" for m in errors.pop(0, [])]
     kind = None
     st = {}       # state of the current transaction set
     claim = None  # current 837P claim or 835 claim payment
@@ -165,20 +231,35 @@ def read_x12(path: str | Path) -> X12Records:
         nonlocal claim
         if claim is None:
             return
-        bad = [m for ln in claim["_segs"] for m in errors.get(ln, [])]
+        bad = [m for ln in claim["_segs"] for m in errors.get(ln, [])] + claim.get("_errors", [])
         records = claim["_records"]
         if bad:
             for r in records:
-                rec.rejected.append({**r, "problem": "claim rejected by X12 validation: " + "; ".join(bad[:3])})
+                rec.rejected.append({**{k: v for k, v in r.items() if k != "_kind"},
+                                     "problem": "claim rejected by X12 validation: " + "; ".join(bad[:3])})
         else:
             for r in records:
                 {"line": rec.lines, "remit": rec.remits, "dx": rec.diagnoses}[r.pop("_kind")].append(r)
         claim = None
 
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-        reader = pyx12.x12context.X12ContextReader(pyx12.params.params(), pyx12.error_handler.errh_null(), fh)
-        for node in reader.iter_segments():
-            seg, sid, n = node.seg_data, node.id, node.cur_line_number
+    seen = set()      # service-line segments the walk reached
+    stopped = None    # why the walk stopped early (pyx12 raised inside the file)
+    reader = pyx12.x12context.X12ContextReader(pyx12.params.params(), pyx12.error_handler.errh_null(), io.StringIO(text))
+    segments = reader.iter_segments()
+    n = 0
+    while True:
+        try:
+            node = next(segments)
+        except StopIteration:
+            break
+        except Exception as exc:  # pyx12 cannot walk on: what follows is listed below, never lost
+            stopped = f"the X12 reader stopped after segment {n} ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            if claim is not None:
+                claim.setdefault("_errors", []).append(stopped)
+            break
+        try:
+            seg, n = node.seg_data, node.cur_line_number
+            sid = seg.get_seg_id()  # the segment as written (pyx12's map node can lag behind on a segment it does not know)
             loop = node.x12_map_node.parent.id if node.x12_map_node is not None and node.x12_map_node.parent is not None else ""
             if sid == "GS":
                 close_claim()
@@ -198,6 +279,8 @@ def read_x12(path: str | Path) -> X12Records:
             if sid in ("SV1", "SVC") or (sid == "NM1" and loop in ("2010BA", "2010CA")) or \
                     (sid == "NM1" and loop == "2100" and seg.get_value("NM101") == "QC"):
                 rec.read += 1
+                if sid in ("SV1", "SVC"):
+                    seen.add(n)
                 if sid == "SVC":
                     rec.paid_read += _num(seg.get_value("SVC03"), 0.0)
             elif sid == "HI":
@@ -213,8 +296,30 @@ def read_x12(path: str | Path) -> X12Records:
                 claim, item = _seg_835(rec, st, claim, item, seg, sid, loop, n, close_claim)
             if claim is not None and claim["_segs"][-1] != n:
                 claim["_segs"].append(n)
-        close_claim()
+        except Exception as exc:  # one segment the mapping could not take: its claim is rejected with the reason, the file goes on
+            why = f"segment {n} could not be read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            if claim is not None:
+                claim.setdefault("_errors", []).append(why)
+            else:
+                rec.rejected.append({"segment": n, "record": f"segment {n}", "table": "", "paid": 0.0, "problem": why})
+    close_claim()
+    _account(rec, text, seen, stopped)
     return rec
+
+
+def _account(rec: X12Records, text: str, seen: set, stopped: str | None) -> None:
+    """Every SV1/SVC segment of the file (counted with the ISA's separators alone) is a mapped or rejected record:
+    one the walk never reached, or reached outside a claim it knows, is listed as rejected with its paid amount."""
+    have = {r.get(k) for r in (*rec.lines, *rec.remits, *rec.rejected) for k in ("segment", "sv1_segment")}
+    for n, sid, paid in service_segments(text):
+        if n in have:
+            continue
+        if n not in seen:  # never counted by the walk: count it now (records read = mapped + rejected)
+            rec.read += 1
+            rec.paid_read += paid
+        why = stopped or f"{sid} segment outside a claim the reader could place (not under an 837P claim's LX or an 835 CLP)"
+        rec.rejected.append({"segment": n, "record": f"{sid} at segment {n}", "table": "claims", "paid": paid,
+                             "problem": f"service line not mapped: {why}"})
 
 
 def _person(rec, seg, n, role):
@@ -283,7 +388,7 @@ def _seg_837(rec, st, claim, item, seg, sid, loop, n, close_claim):
         pass
     elif sid == "SV1":
         qual, code, mods = _code(seg, "SV101")
-        item.update(qualifier=qual, cpt_code=code, modifiers=mods, charge_amount=_num(seg.get_value("SV102")),
+        item.update(sv1_segment=n, qualifier=qual, cpt_code=code, modifiers=mods, charge_amount=_num(seg.get_value("SV102")),
                     units=_num(seg.get_value("SV104"), 1.0), place_of_service=seg.get_value("SV105") or claim["pos"])
     elif sid == "DTP" and seg.get_value("DTP01") == "472":
         val = seg.get_value("DTP03") or ""
@@ -353,3 +458,15 @@ def _cas(seg) -> list[tuple[str, str, float]]:
         if reason:
             out.append((grp, reason, _num(seg.get_value(f"CAS{3 + 3 * i:02d}"), 0.0)))
     return out
+
+
+def unreadable(path: Path, why: str) -> X12Records:
+    """The records of a file the reader could not walk at all: every service line it holds (counted with the ISA's
+    separators), rejected with the reason, so that nothing it holds is lost."""
+    rec = X12Records(Path(path))
+    try:
+        text, rec.notes = _prepare(Path(path))
+    except InputError:
+        text = ""
+    _account(rec, text, set(), f"the file could not be read ({why})")
+    return rec

@@ -139,7 +139,7 @@ class QuarterlyReview:
             salt = load_salt(engagement_root(out))
         else:
             salt = ephemeral_salt()  # never written into the system temp folder
-        review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, salt, practice)
+        review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, salt, practice=practice)
         review._tmp = tmp
         review._earlier_job = earlier
         review.overrides, review.fees = overrides, fees
@@ -179,7 +179,43 @@ class QuarterlyReview:
                 "seed": run.get("seed"), "inputs": [{"file": i["file"], "sha256": i["sha256"]} for i in run["inputs"]],
                 "packages": run["packages"], "generated": run["finished"], "prepared_by": self.prepared_by or "",
                 "prepared_for": self.prepared_for or self.practice_name, "status": "FINAL" if self.final else "DRAFT",
-                "period_from": run["period"]["from"], "period_to": run["period"]["to"]}
+                "period_from": run["period"]["from"], "period_to": run["period"]["to"],
+                "sources": [{"file": x["file"], "sha256": x["sha256"]} for x in (run.get("ingest") or {}).get("sources", [])],
+                "mapping": run.get("mapping")}
+
+    def source_files(self) -> pd.DataFrame:
+        """What the audited tables were built from: the X12 and FHIR files `ccm-audit ingest` read, with their hashes and
+        records (read = mapped + rejected) and paid dollars; mapping.yml with its hash. Empty for a folder of tables."""
+        run = self.result.run
+        rows = [{"file": Path(x["file"]).name, "format": x.get("format", ""), "records_read": x.get("records_read"),
+                 "records_mapped": x.get("records_mapped"), "records_rejected": x.get("records_rejected"),
+                 "paid_read": x.get("paid_read"), "paid_rejected": x.get("paid_rejected"), "sha256": x.get("sha256")}
+                for x in (run.get("ingest") or {}).get("sources", [])]
+        if run.get("mapping"):
+            rows.append({"file": Path(run["mapping"]["file"]).name, "format": "column mapping", "sha256": run["mapping"]["sha256"]})
+        return pd.DataFrame(rows, columns=["file", "format", "records_read", "records_mapped", "records_rejected", "paid_read",
+                                           "paid_rejected", "sha256"])
+
+    def ingest_rejected(self) -> pd.DataFrame:
+        """The source records `ccm-audit ingest` could not map, with the paid dollars each holds (the record itself, which
+        may name the patient, only with identifiers)."""
+        dq = getattr(self.practice, "ingest_quality", None)
+        if dq is None or dq.empty:
+            return pd.DataFrame(columns=["file", "line", "column", "table", "problem", "paid_amount"])
+        rej = dq[dq["action"] == "rejected"]
+        cols = ["file", "line", "column", "table", "problem", "paid_amount"] + (["value"] if self.show_identifiers else [])
+        return rej[cols].sort_values(["paid_amount", "file", "line"], ascending=[False, True, True], kind="mergesort").reset_index(drop=True)
+
+    def ingest_note(self) -> str:
+        ing = self.result.run.get("ingest")
+        if not ing:
+            return ""
+        rej = self.ingest_rejected()["paid_amount"].astype(float)
+        held = (f"holding {money(rej[rej > 0].sum())} paid" + (f" and {money(rej[rej < 0].sum())} in reversals" if (rej < 0).any() else "")
+                if len(rej) else "")
+        return _escape_dollars(f"The data folder was built by `ccm-audit ingest` from the source files in appendix B; "
+                               f"{ing['records_rejected']:,} source record(s) could not be mapped" + (f", {held}" if held else "")
+                               + ". Each is listed here with the reason (and in the data-quality sheet of the workpapers).")
 
     def earlier(self) -> dict:
         """Up to three earlier quarters' headlines (label -> (headline, source)), from the ledger's last successful report
@@ -492,7 +528,8 @@ class QuarterlyReview:
         if self.show_identifiers or dq.empty:
             return dq
         col = dq["column"].astype(str)
-        phi = col.isin(["first_name", "last_name", "birth_date", "medicare_id"])
+        sources = {Path(x["file"]).name for x in (self.result.run.get("ingest") or {}).get("sources", [])}
+        phi = col.isin(["first_name", "last_name", "birth_date", "medicare_id"]) | dq["file"].astype(str).isin(sources)  # a source record may name the patient
         pid = col.str.split("+").str[0].eq("patient_id")  # patient_id, and composite keys that start with it
         value = dq["value"].astype("string").where(~phi, "(hidden)")
         value = value.where(~pid, patient_keys(dq["value"], self.salt, self.practice_name))
@@ -564,6 +601,9 @@ class QuarterlyReview:
                                     prov["rule_catalog_version"], "" if prov["seed"] is None else str(prov["seed"]), prov["generated"],
                                     prov["prepared_by"], prov["prepared_for"], prov["status"], res.run.get("command", "")]}),
             pd.DataFrame({"item": ["input " + i["file"] for i in res.run["inputs"]], "value": [i["sha256"] for i in res.run["inputs"]]}),
+            pd.DataFrame({"item": ["source " + Path(i["file"]).name for i in prov["sources"]]
+                          + (["mapping " + Path(prov["mapping"]["file"]).name] if prov.get("mapping") else []),
+                          "value": [i["sha256"] for i in prov["sources"]] + ([prov["mapping"]["sha256"]] if prov.get("mapping") else [])}),
             pd.DataFrame({"item": ["package " + k for k in res.run["packages"]], "value": list(res.run["packages"].values())}),
         ], ignore_index=True)
         return write_workpapers(self.output_dir / "workpapers.xlsx", sheets)
