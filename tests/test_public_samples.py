@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 PUBLIC = Path(__file__).parent / "data" / "public"
-MANIFEST = pd.read_csv(PUBLIC / "MANIFEST.csv", dtype=str, keep_default_na=False)
+ALL = pd.read_csv(PUBLIC / "MANIFEST.csv", dtype=str, keep_default_na=False)
+MANIFEST = ALL[ALL["kind"] != "FHIR-EOB"]
+FHIR = ALL[ALL["kind"] == "FHIR-EOB"]
 
 
 def count(path: Path) -> dict:
@@ -65,7 +67,7 @@ def test_every_service_line_is_accounted_for(tmp_path, row):
 
 
 def test_one_run_over_every_public_file(tmp_path):
-    files = [PUBLIC / n for n in MANIFEST["local_name"]]
+    files = [PUBLIC / n for n in ALL["local_name"]]  # X12 and FHIR together
     r = cli("ingest", *files, "--out", tmp_path / "out")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
     doc = json.loads((tmp_path / "out" / "ingest.json").read_text())
@@ -93,3 +95,70 @@ def test_a_reader_crash_inside_a_file_loses_nothing(tmp_path, monkeypatch):
     stopped = ing.quality[ing.quality["problem"].str.contains("simulated pyx12 failure")]
     assert len(stopped) >= 80  # the claim the walk was in and every service line after it
     assert round(src[nth.name]["paid_mapped"] + src[nth.name]["paid_rejected"], 2) == float(count(nth)["paid"])
+
+
+CPT_HCPCS = {"http://www.ama-assn.org/go/cpt", "https://bluebutton.cms.gov/resources/codesystem/hcpcs",
+             "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "urn:oid:2.16.840.1.113883.6.285"}
+
+
+def eob_items(path: Path) -> list[dict]:
+    """Each item of the EOBs of a file: its codes and the paid amount by the documented rule ('benefit', else
+    'paidtoprovider' + 'paidtopatient'), read with json alone."""
+    obj = json.loads(path.read_text(encoding="utf-8"))
+    eobs = [e["resource"] for e in obj.get("entry", [])] if obj.get("resourceType") == "Bundle" else [obj]
+    out = []
+    for eob in eobs:
+        for it in eob.get("item", []):
+            amounts = {}
+            for adj in it.get("adjudication", []):
+                for c in adj.get("category", {}).get("coding", []):
+                    if "amount" in adj:
+                        amounts.setdefault(c.get("code"), Decimal(str(adj["amount"]["value"])))
+            paid = amounts.get("benefit", amounts.get("paidtoprovider", Decimal(0)) + amounts.get("paidtopatient", Decimal(0)))
+            coded = any(c.get("system") in CPT_HCPCS for c in it.get("productOrService", {}).get("coding", []))
+            out.append({"coded": coded, "paid": paid})
+    return out
+
+
+@pytest.mark.parametrize("row", FHIR.to_dict("records"), ids=list(FHIR["local_name"]))
+def test_every_eob_item_is_accounted_for(tmp_path, row):
+    """CARIN Blue Button EOBs (CMS's Blue Button and BFD test data): each item is a claim line or its own rejected row
+    with the paid dollars it holds; contained practitioners resolve; a resource the strict R4 model refuses (CMS's
+    timestamps) is read with a flag, not lost."""
+    path = PUBLIC / row["local_name"]
+    items = eob_items(path)
+    assert len(items) == int(row["items"])
+    out = tmp_path / "out"
+    r = cli("ingest", path, "--out", out)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    src = json.loads((out / "ingest.json").read_text())["sources"][0]
+    assert src["reconciles"] and src["records_read"] == len(items)
+    claims = pd.read_csv(out / "claims.csv", dtype=str) if (out / "claims.csv").is_file() else pd.DataFrame(columns=["paid_amount"])
+    dq = pd.read_csv(out / "data_quality.csv", dtype=str, keep_default_na=False)
+    rejected = dq[(dq["table"] == "claims") & (dq["action"] == "rejected")]
+    assert len(claims) + len(rejected) == len(items)
+    paid = sum(Decimal(v) for v in claims["paid_amount"].dropna()) + sum(Decimal(v) for v in rejected["paid_amount"])
+    assert paid.quantize(Decimal("0.01")) == sum(i["paid"] for i in items).quantize(Decimal("0.01"))
+    if row["practitioner_contained"] == "True":
+        assert "1942945159" in set(claims["billing_npi"])  # the contained Practitioner's NPI, not the reference text
+        assert len(claims) == sum(i["coded"] for i in items)
+
+
+def test_a_transaction_bundle_keeps_its_patients(tmp_path):
+    """Entries that refer to each other by fullUrl (urn:uuid:..., transaction Bundles, Synthea) are linked."""
+    pat, cond = "urn:uuid:8f1c-patient", "urn:uuid:77aa-condition"
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": pat, "resource": {"resourceType": "Patient", "identifier": [
+            {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}, "value": "P77"}],
+            "name": [{"family": "Doe", "given": ["Jo"]}], "birthDate": "1950-02-03"},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": cond, "resource": {"resourceType": "Condition", "subject": {"reference": pat},
+                                        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9"}]},
+                                        "onsetDateTime": "2020-01-01"},
+         "request": {"method": "POST", "url": "Condition"}}]}
+    f = tmp_path / "tx.json"
+    f.write_text(json.dumps(bundle))
+    r = cli("ingest", f, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    dx = pd.read_csv(tmp_path / "out" / "diagnoses.csv", dtype=str)
+    assert dx[["patient_id", "icd10_code"]].values.tolist() == [["P77", "E11.9"]]

@@ -18,7 +18,7 @@ from ccmlib.errors import InputError
 ICD10CM = {"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10-us"}
 CPT = {"http://www.ama-assn.org/go/cpt"}
 HCPCS = {"https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
-         "urn:oid:2.16.840.1.113883.6.285"}
+         "urn:oid:2.16.840.1.113883.6.285", "https://bluebutton.cms.gov/resources/codesystem/hcpcs"}  # the last: Blue Button's
 NPI = "http://hl7.org/fhir/sid/us-npi"
 MBI = {"http://hl7.org/fhir/sid/us-mbi", "http://terminology.hl7.org/NamingSystem/cmsMBI"}
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -45,6 +45,7 @@ def sniff(path: Path) -> bool:
 @dataclass
 class FhirRecords:
     resources: list = field(default_factory=list)   # (source, position, model) of every valid resource
+    claims: list = field(default_factory=list)      # (source, position, raw dict, validation problem or None) of Claims and EOBs
     rejected: list = field(default_factory=list)    # records that were not mapped
     rows: dict = field(default_factory=dict)        # table -> list of row dicts (each with _source, _position, _record)
     read: dict = field(default_factory=dict)        # file -> resources (and unreadable NDJSON lines) counted in it
@@ -60,12 +61,25 @@ def read_files(paths: list[Path], progress=None) -> FhirRecords:
         rtype = obj.get("resourceType") if isinstance(obj, dict) else None
         rid = obj.get("id") if isinstance(obj, dict) else None
         record = f"{rtype}/{rid}" if rtype else "(no resourceType)"
-        if rtype == "Bundle":
+        if rtype == "Bundle":  # any type: collection, searchset, transaction, batch, document, ...
+            _resolve_full_urls(obj)
             for i, entry in enumerate(obj.get("entry") or [], start=1):
                 if isinstance(entry, dict) and "resource" in entry:
                     take(entry["resource"], source, f"{position} entry {i}".strip())
                 else:
+                    out.read[source] = out.read.get(source, 0) + 1
                     out.rejected.append(_rej(source, f"{position} entry {i}".strip(), record, "", "Bundle entry without a resource"))
+            return
+        if rtype in ("Claim", "ExplanationOfBenefit"):  # read element by element (CARIN Blue Button, contained resources)
+            out.read[source] = out.read.get(source, 0) + max(1, len(obj.get("item") or []))  # each item is a record
+            problem = None
+            try:
+                get_fhir_model_class(rtype).model_validate(obj)
+            except Exception as exc:
+                errs = getattr(exc, "errors", lambda: [])()
+                problem = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', '')}" for e in errs[:3]) or str(exc)
+                problem = " ".join(problem.split())
+            out.claims.append((source, position, obj, problem))
             return
         out.read[source] = out.read.get(source, 0) + 1
         if rtype in NOT_READ or rtype not in READ:
@@ -108,6 +122,32 @@ def read_files(paths: list[Path], progress=None) -> FhirRecords:
         if progress is not None:  # one step per file, NDJSON or JSON
             progress.update(1)
     return out
+
+
+def _resolve_full_urls(bundle: dict) -> None:
+    """References by an entry's fullUrl (``urn:uuid:...``, as transaction Bundles and Synthea write them) rewritten
+    as ``Type/id``, and an entry's resource without an id given the fullUrl's last part as its id."""
+    targets = {}
+    for entry in bundle.get("entry") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
+            continue
+        res, url = entry["resource"], entry.get("fullUrl")
+        if url and res.get("resourceType"):
+            res.setdefault("id", str(url).rstrip("/").split("/")[-1].split(":")[-1])
+            targets[url] = f"{res['resourceType']}/{res['id']}"
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("reference")
+            if isinstance(ref, str) and ref in targets:
+                node["reference"] = targets[ref]
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    if targets:
+        walk(bundle)
 
 
 def _rej(source, position, record, table, problem, paid=0.0) -> dict:
@@ -305,65 +345,173 @@ def _role(codes: list[str]) -> str | None:
     return None
 
 
-def _claims(recs, by_type, row, reject, patient_of, npi_of):
-    """Claim and ExplanationOfBenefit items with a CPT/HCPCS code become claim lines (an EOB's paid amount goes to
-    the line of its Claim when both are given); their ICD-10-CM diagnoses become diagnoses rows."""
-    eob_paid: dict[tuple[str, int], list] = {}
-    claim_ids = {m.id for _, _, m in by_type.get("Claim", [])}
-    for src, pos, m in by_type.get("ExplanationOfBenefit", []):
-        cid = _ref_id(m.claim, "Claim")
-        if cid in claim_ids:
-            for it in m.item or []:
-                eob_paid.setdefault((cid, it.sequence), []).append((src, pos, m, _paid(it)))
-    for kind in ("Claim", "ExplanationOfBenefit"):
-        for src, pos, m in by_type.get(kind, []):
-            cid = m.id if kind == "Claim" else (_ref_id(m.claim, "Claim") or m.id)
-            if kind == "ExplanationOfBenefit" and cid in claim_ids:
-                paid = sum(_paid(it) or 0.0 for it in m.item or [])
-                row("_eob_merged", src, pos, m, paid=paid)
-                continue
-            if m.status == "entered-in-error" or (kind == "Claim" and m.status == "cancelled"):
-                reject(src, pos, m, "claims", f"status {m.status}")
-                continue
-            # the billing practitioner: a careTeam Practitioner with an NPI (the rendering provider), else the provider
-            team = [npi_of(t.provider) for t in m.careTeam or [] if _ref_id(t.provider, "Practitioner")]
-            group = npi_of(m.provider)
-            patient, billing = patient_of(m.patient), next((n for n in team if n), None) or group
-            lines = []
-            for it in m.item or []:
-                codes = _codes(it.productOrService, CPT | HCPCS)
-                if not codes:
-                    continue
-                day = _day(it.servicedDate) or _day(it.servicedPeriod.start if it.servicedPeriod else None) \
-                    or _day(m.billablePeriod.start if m.billablePeriod else None)
-                pos_code = (_any_codes(it.locationCodeableConcept) or [None])[0]
-                paid = _paid(it) if kind == "ExplanationOfBenefit" else None
-                merged = eob_paid.get((cid, it.sequence), [])
-                if merged:
-                    paid = sum(p or 0.0 for *_, p in merged)
-                lines.append(dict(claim_id=cid, line=it.sequence, patient_id=patient, billing_npi=billing, service_date=day,
-                                  cpt_code=codes[0], modifiers=" ".join(c for mm in it.modifier or [] for c in _any_codes(mm)[:1]),
-                                  units=float(it.quantity.value) if it.quantity is not None and it.quantity.value is not None else 1.0,
-                                  charge_amount=float(it.net.value) if it.net is not None and it.net.value is not None else None,
-                                  paid_amount=paid, place_of_service=pos_code, group_npi=group,
-                                  claim_status=("paid" if paid else "denied") if paid is not None else "no remittance"))
-            if not lines:
-                reject(src, pos, m, "claims", "no item with a CPT/HCPCS productOrService")
-                continue
-            if patient is None or billing is None or any(ln["service_date"] is None for ln in lines):
-                reject(src, pos, m, "claims", "no patient, no billing provider NPI or no service date",
-                       paid=sum(ln["paid_amount"] or 0.0 for ln in lines))
-                continue
-            for ln in lines:
-                row("claims", src, pos, m, **ln)
-            for d in m.diagnosis or []:
-                for code in _codes(getattr(d, "diagnosisCodeableConcept", None), ICD10CM):
-                    row("_claim_diagnoses", src, pos, m, patient_id=patient, icd10_code=code)
+# ------------------------------------------------------------------------------- Claims and EOBs, as dicts
+def _dcodes(concept, systems) -> list[str]:
+    return [c.get("code") for c in ((concept or {}).get("coding") or []) if c.get("system") in systems and c.get("code")]
 
 
-def _paid(item) -> float | None:
-    """Amount paid for an EOB item: the adjudication of category 'benefit' (FHIR) or 'paidtoprovider' (CARIN)."""
-    for adj in item.adjudication or []:
-        if set(_any_codes(adj.category)) & {"benefit", "paidtoprovider", "paid"} and adj.amount is not None:
-            return float(adj.amount.value)
+def _dany(concept) -> list[str]:
+    concept = concept or {}
+    return [c.get("code") for c in (concept.get("coding") or []) if c.get("code")] + ([concept["text"]] if concept.get("text") else [])
+
+
+def _is_npi(value) -> bool:
+    return isinstance(value, str) and len(value) == 10 and value.isdigit()
+
+
+def _ident_npi(ident) -> str | None:
+    """An NPI identifier: system us-npi, a type coded NPI (v2-0203 or CARIN's npi), or a Blue Button NPI variable."""
+    if not isinstance(ident, dict):
+        return None
+    value, system = ident.get("value"), str(ident.get("system") or "")
+    typed = any(str(c.get("code", "")).lower() == "npi" for c in ((ident.get("type") or {}).get("coding") or []))
+    if (system == NPI or typed or "npi" in system.lower()) and _is_npi(value):
+        return value
     return None
+
+
+def _claims(recs, by_type, row, reject, patient_of, npi_of):
+    """Claim and ExplanationOfBenefit items (FHIR R4, CARIN Blue Button) become claim lines, each item its own record:
+    a CPT/HCPCS item is mapped or rejected with its reason, an item with another productOrService is rejected, never
+    skipped. References resolve to contained resources (``#id``), resources of the files, or an NPI identifier. The
+    billing practitioner is the item's rendering/performing care-team member with an NPI, else the provider; paid is
+    the 'benefit' adjudication (Medicare's payment), else 'paidtoprovider' plus 'paidtopatient'; allowed is
+    'eligible'. A resource that fails the R4 model is read leniently for these elements, with a flag saying so."""
+    claim_ids = {obj.get("id") for _, _, obj, _ in recs.claims if obj.get("resourceType") == "Claim"}
+    eob_paid: dict[tuple[str, int], list] = {}
+    for src, pos, obj, _ in recs.claims:
+        if obj.get("resourceType") == "ExplanationOfBenefit":
+            cid = _dref_id(obj.get("claim"), "Claim")
+            if cid in claim_ids:
+                for it in obj.get("item") or []:
+                    eob_paid.setdefault((cid, it.get("sequence")), []).append(_amounts(it)[0])
+    for src, pos, obj, problem in recs.claims:
+        kind = obj["resourceType"]
+        ident = next((i.get("value") for i in obj.get("identifier") or [] if isinstance(i, dict) and i.get("value")), None)
+        rid = obj.get("id") or ident or f"{Path(src).name}{(' ' + pos) if pos else ''}"
+        record = f"{kind}/{rid}"
+        cid = rid if kind == "Claim" else (_dref_id(obj.get("claim"), "Claim") or rid)
+        items = obj.get("item") or []
+
+        def item_row(table, it, problem_text=None, paid=0.0, **values):
+            rec = f"{record} item {it.get('sequence')}" if it is not None else record
+            if problem_text is not None:
+                recs.rejected.append(_rej(src, pos, rec, table, problem_text, paid))
+            else:
+                recs.rows.setdefault(table, []).append({"_source": src, "_position": pos, "_record": rec, **values})
+
+        if kind == "ExplanationOfBenefit" and cid in claim_ids:  # its payments go to the lines of its Claim
+            for it in items or [None]:
+                item_row("_eob_merged", it, paid=_amounts(it)[0] if it else None)
+            continue
+        if obj.get("status") == "entered-in-error" or (kind == "Claim" and obj.get("status") == "cancelled") or \
+                obj.get("use") in ("preauthorization", "predetermination"):
+            why = f"use {obj['use']}: not a claim" if obj.get("use") in ("preauthorization", "predetermination") else f"status {obj.get('status')}"
+            for it in items or [None]:
+                item_row("claims", it, why, paid=_amounts(it)[0] or 0.0 if it else 0.0)
+            continue
+        contained = {c.get("id"): c for c in obj.get("contained") or [] if isinstance(c, dict) and c.get("id")}
+
+        def npi(ref) -> str | None:
+            if not isinstance(ref, dict):
+                return None
+            target = ref.get("reference")
+            if isinstance(target, str) and target.startswith("#"):
+                res = contained.get(target[1:])
+                return next((n for n in map(_ident_npi, (res or {}).get("identifier") or []) if n), None)
+            found = _ident_npi(ref.get("identifier"))
+            if found:
+                return found
+            for kind_ in ("Practitioner", "Organization"):
+                fid = _dref_id(ref, kind_)
+                if fid:
+                    return npi_of(_Ref(f"{kind_}/{fid}"))
+            return None
+
+        team = {t.get("sequence"): (npi(t.get("provider")), set(_dany(t.get("role")))) for t in obj.get("careTeam") or []}
+        unroled = [n for t in obj.get("careTeam") or [] if not _dany(t.get("role")) and _is_practitioner(t.get("provider"), contained)
+                   for n in [npi(t.get("provider"))] if n]  # a care team without roles: its practitioner renders
+        rendering = {"rendering", "performing"}
+        provider = npi(obj.get("provider"))
+        patient = patient_of(_Ref(obj.get("patient", {}).get("reference"))) if isinstance(obj.get("patient"), dict) else None
+        bill_start = _day((obj.get("billablePeriod") or {}).get("start"))
+        flag = f"not a valid FHIR R4 {kind} ({problem}); read leniently for the elements ccm-audit maps" if problem else None
+        mapped, first = 0, None
+        for it in items:
+            paid, allowed = _amounts(it)
+            codes = _dcodes(it.get("productOrService"), CPT | HCPCS)
+            if not codes:
+                other = ", ".join(f"{c.get('system')}|{c.get('code')}" for c in (it.get("productOrService") or {}).get("coding") or []) or "none"
+                item_row("claims", it, f"item {it.get('sequence')}: productOrService is not a CPT/HCPCS code ({other})", paid or 0.0)
+                continue
+            seqs = it.get("careTeamSequence") or []
+            billing = next((team[q][0] for q in seqs if q in team and team[q][0] and team[q][1] & rendering), None) or \
+                next((n for n, roles in team.values() if n and roles & rendering), None) or next(iter(unroled), None) or provider
+            period = it.get("servicedPeriod") or {}
+            day = _day(it.get("servicedDate")) or _day(period.get("start")) or bill_start
+            merged = eob_paid.get((cid, it.get("sequence")), [])
+            if merged:
+                paid = sum(p or 0.0 for p in merged)
+            if kind == "Claim" and not merged:
+                paid = None
+            missing = [w for w, v in (("patient", patient), ("billing provider NPI", billing), ("service date", day)) if not v]
+            if missing:
+                item_row("claims", it, f"item {it.get('sequence')}: no {', no '.join(missing)}", paid or 0.0)
+                continue
+            qty = (it.get("quantity") or {}).get("value")
+            net = (it.get("net") or {}).get("value")
+            item_row("claims", it, claim_id=cid, line=it.get("sequence"), patient_id=patient, billing_npi=billing, service_date=day,
+                     cpt_code=codes[0], modifiers=" ".join(c for mm in it.get("modifier") or [] for c in _dany(mm)[:1]),
+                     units=float(qty) if qty is not None else 1.0, charge_amount=float(net) if net is not None else None,
+                     paid_amount=paid, allowed_amount=allowed, place_of_service=(_dany(it.get("locationCodeableConcept")) or [None])[0],
+                     group_npi=provider, claim_status=("paid" if paid else "denied") if paid is not None else "no remittance",
+                     _flag=None if mapped else flag)  # the resource's flag once, on its first line
+            first = first or f"{record} item {it.get('sequence')}"
+            mapped += 1
+        if not items:
+            item_row("claims", None, "no item (nothing to map)")
+        if mapped:
+            for d in obj.get("diagnosis") or []:
+                for code in _dcodes(d.get("diagnosisCodeableConcept"), ICD10CM):
+                    recs.rows.setdefault("_claim_diagnoses", []).append({"_source": src, "_position": pos, "_record": first,
+                                                                         "patient_id": patient, "icd10_code": code})
+
+
+def _is_practitioner(ref, contained: dict) -> bool:
+    if not isinstance(ref, dict):
+        return False
+    target = str(ref.get("reference") or "")
+    if target.startswith("#"):
+        return (contained.get(target[1:]) or {}).get("resourceType") == "Practitioner"
+    return _dref_id(ref, "Practitioner") is not None or ref.get("type") == "Practitioner"
+
+
+class _Ref:
+    """A reference as the model-based helpers read it (``.reference``, ``.identifier``)."""
+
+    def __init__(self, reference):
+        self.reference, self.identifier = reference, None
+
+
+def _dref_id(ref, rtype: str) -> str | None:
+    return _ref_id(_Ref(ref.get("reference")), rtype) if isinstance(ref, dict) else None
+
+
+def _amounts(item) -> tuple[float | None, float | None]:
+    """(paid, allowed) of an EOB item: 'benefit' (what the payer paid), else 'paidtoprovider' + 'paidtopatient'; allowed
+    is 'eligible'. None when the item has no such adjudication."""
+    found: dict[str, float] = {}
+    for adj in (item or {}).get("adjudication") or []:
+        value = (adj.get("amount") or {}).get("value")
+        if value is None:
+            continue
+        for code in _dany(adj.get("category")):
+            if code in ("benefit", "paidtoprovider", "paidtopatient", "paid", "eligible") and code not in found:
+                found[code] = float(value)
+    if "benefit" in found:
+        paid = found["benefit"]
+    elif "paidtoprovider" in found or "paidtopatient" in found:
+        paid = found.get("paidtoprovider", 0.0) + found.get("paidtopatient", 0.0)
+    else:
+        paid = found.get("paid")
+    return paid, found.get("eligible")

@@ -29,7 +29,7 @@ TABLE_FILES = {f"{t}.csv": t for t in TABLES} | {f"{t}.parquet": t for t in TABL
 #: the line counts, or where in a Bundle; value: the record), then the paid dollars a rejected record holds
 DQ_COLUMNS = ["table", "file", "line", "column", "problem", "value", "action", "paid_amount"]
 CLAIM_COLUMNS = ["claim_id", "line", "patient_id", "billing_npi", "service_date", "cpt_code", "units", "paid_amount",
-                 "place_of_service", "modifiers", "group_npi", "charge_amount", "units_paid", "claim_status",
+                 "allowed_amount", "place_of_service", "modifiers", "group_npi", "charge_amount", "units_paid", "claim_status",
                  "adjustments", "payer_claim_id", "member_id", "source"]
 PAID_STATUS = {"1", "2", "3", "19", "20", "21"}
 
@@ -138,9 +138,10 @@ def ingest(sources: list[Path], progress: bool = False, exclude: Path | None = N
                 paid = it["paid"] if "paid" in it else it.get("paid_amount")
                 if paid:
                     ledger.append({"file": it["_source"], "format": "FHIR", "outcome": "paid_mapped", "paid": float(paid)})
-        for it in rows.get("diagnoses", []):
-            if it.get("_flag"):
-                dq.append(_dq("diagnoses", it["_source"], _line(it["_position"]), it["_position"], it["_record"], it["_flag"], "flagged", 0.0))
+        for table in ("diagnoses", "claims"):
+            for it in rows.get(table, []):
+                if it.get("_flag"):
+                    dq.append(_dq(table, it["_source"], _line(it["_position"]), it["_position"], it["_record"], it["_flag"], "flagged", 0.0))
         fhir_patients = rows.get("patients", [])
         for it in fhir_patients:
             if it.get("medicare_id"):
@@ -386,7 +387,7 @@ def _assemble(rows, claims_x12, dx_x12, patients_x12) -> dict[str, pd.DataFrame]
         cl = _frame(claims_x12 + fhir_claims, CLAIM_COLUMNS)
         for col in ("units", "units_paid"):
             cl[col] = _text(cl[col], "%g")
-        for col in ("paid_amount", "charge_amount"):
+        for col in ("paid_amount", "allowed_amount", "charge_amount"):
             cl[col] = _text(cl[col], "%.2f")
         tables["claims"] = cl
     diag = _frame(rows.get("diagnoses", []))
