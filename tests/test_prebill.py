@@ -171,3 +171,21 @@ def test_cli_writes_the_worklist_and_the_csv(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "prebill", str(DEMO), "--month", "2026-13", "--out", str(tmp_path / "x")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "2026-13" in r.stderr
+
+
+def test_a_facility_claim_is_priced_as_check_prices_it(demo_dir):
+    """Dollars at stake of a patient whose claims are billed from a facility (place of service 22) are the facility
+    rate, the price `check` gives the same line (issue 23: the pre-bill priced them at the non-facility rate)."""
+    from ccmlib.engine.money import unit_values
+    from ccmlib.reference import data as refdata
+    pb = prebill(demo_dir, "2026-07", as_of="2026-07-20")
+    prop = pb.proposed[pb.proposed["place_of_service"] == "22"]
+    assert len(prop)
+    fees, _ = refdata.fee_schedule(None)
+    check_price = unit_values(prop, fees)  # the pricing `check` applies to its claim lines
+    assert set(check_price["fee_setting"]) == {"facility"}
+    expected = (check_price["unit_value"] * prop["units"].to_numpy()).groupby(prop["patient_id"].astype(str).to_numpy()).sum().round(2)
+    got = pb.worklist.set_index("patient_id").loc[expected.index, "dollars_at_stake"]
+    assert (got.to_numpy() == expected.to_numpy()).all() and 43.76 in set(got)
+    lines = pb.audit.claim_lines
+    assert set(lines.loc[lines["claim_id"].isin(prop["claim_id"]), "fee_setting"]) == {"facility"}

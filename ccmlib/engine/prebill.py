@@ -202,7 +202,7 @@ def prebill(data, month: str, as_of=None, fees=None, conditions=None, qp_npis=()
     tables["claims"] = pd.concat([claims, proposed], ignore_index=True) if len(proposed) else claims
     res = audit(Practice(practice.folder, tables, practice.quality, practice.inputs), period=per, fees=fees, conditions=conditions,
                 qp_npis=qp_npis, overrides=overrides)
-    worklist = _worklist(res, cands, billed, per, cut, last, fees)
+    worklist = _worklist(res, cands, billed, per, cut, last, fees, qp_npis)
     run = {"tool": "ccm-audit prebill", "month": label, "as_of": str(as_of), "inputs": res.run["inputs"],
            "rule_catalog_version": res.run["rule_catalog_version"], "fee_schedule": res.run["fee_schedule"]["source"],
            "packages": res.run["packages"], "started": res.run["started"], "finished": res.run["finished"]}
@@ -229,7 +229,7 @@ def _next_threshold(family: pd.Series, qualifying: pd.Series, practitioner: pd.S
     return nxt, np.where(np.isnan(nxt), np.nan, np.ceil(nxt - mins))
 
 
-def _worklist(res: AuditResult, cands: pd.DataFrame, billed: set, per: Period, cut, last, fees) -> pd.DataFrame:
+def _worklist(res: AuditResult, cands: pd.DataFrame, billed: set, per: Period, cut, last, fees, qp_npis=()) -> pd.DataFrame:
     label = per.months[0]
     cl = res.claim_lines.assign(patient_id=res.claim_lines["patient_id"].astype(str))
     is_prop = cl["claim_id"].astype(str).str.startswith(PROPOSED)
@@ -290,7 +290,7 @@ def _worklist(res: AuditResult, cands: pd.DataFrame, billed: set, per: Period, c
     # dollars at stake: what the supportable codes would pay (the base code for a month still short of minutes);
     # for a billed month, what was paid
     fee_table, _ = refdata.fee_schedule(fees)
-    value = _value(w, prop, fee_table, cut)
+    value = _value(w.assign(place_of_service=cands["place_of_service"].to_numpy()), prop, fee_table, cut, qp_npis)
     w["dollars_at_stake"] = np.where(has_billed, w["billed_paid"].fillna(0), value).round(2)
     w["action"] = _action(w)
     w["as_of"] = str(pd.Timestamp(cut).date())
@@ -300,16 +300,26 @@ def _worklist(res: AuditResult, cands: pd.DataFrame, billed: set, per: Period, c
     return w[COLUMNS].reset_index(drop=True)
 
 
-def _value(w: pd.DataFrame, prop: pd.DataFrame, fee_table, cut) -> np.ndarray:
-    """Fee-schedule value of the proposed lines (the units the minutes support; one base unit when they fall short),
-    or of one base unit of the patient's code family when nothing was proposed (not enrolled)."""
-    base_fee = refdata.fee_for(w["family"], pd.Series(pd.Timestamp(cut), index=w.index), fee_table)["amount"].to_numpy()
+def _value(w: pd.DataFrame, prop: pd.DataFrame, fee_table, cut, qp_npis=()) -> np.ndarray:
+    """Value of the proposed lines (the units the minutes support; one base unit when they fall short), or of one base
+    unit of the patient's code family when nothing was proposed (not enrolled), priced as `check` prices a line
+    (:func:`ccmlib.engine.money.unit_values`: the facility rate for a facility place of service, the QP rate, the fee in
+    force on the day)."""
+    from ccmlib.engine.money import unit_values
+
+    base = pd.DataFrame({"cpt_code": w["family"].astype(str).to_numpy(), "service_date": pd.Timestamp(cut),
+                         "place_of_service": w["place_of_service"].to_numpy() if "place_of_service" in w else pd.NA,
+                         "billing_npi": w["billing_npi"].to_numpy(), "paid_amount": np.nan, "units": 1}, index=w.index)
+    base_fee = np.nan_to_num(unit_values(base, fee_table, qp_npis)["unit_value"].to_numpy(dtype=float))
     if prop.empty:
-        return np.nan_to_num(base_fee)
-    fee = refdata.fee_for(prop["cpt_code"].astype(str), prop["service_date"], fee_table)["amount"].to_numpy()
+        return base_fee
+    lines = pd.DataFrame({"cpt_code": prop["cpt_code"].astype(str).to_numpy(), "service_date": prop["service_date"].to_numpy(),
+                          "place_of_service": prop["place_of_service"].to_numpy(), "billing_npi": prop["billing_npi"].to_numpy(),
+                          "paid_amount": np.nan, "units": prop["units_billed"].to_numpy()})
+    fee = unit_values(lines, fee_table, qp_npis)["unit_value"].to_numpy(dtype=float)
     val = pd.Series(np.nan_to_num(fee) * prop["units_billed"].to_numpy(), index=prop.index).groupby(prop["patient_id"].to_numpy()).sum()
     out = w["patient_id"].map(val)
-    return np.where(out.notna(), out.fillna(0), np.nan_to_num(base_fee))
+    return np.where(out.notna(), out.fillna(0), base_fee)
 
 
 def _action(w: pd.DataFrame) -> pd.Series:
