@@ -194,15 +194,16 @@ def _line(code="99490", date="2026-01-31", pos="", paid=None, npi=NPI):
 def test_fee_by_place_of_service(pos, amount, setting):
     fees, _ = fee_schedule()
     p = unit_values(_line(pos=pos), fees).iloc[0]
-    assert p["unit_value"] == amount and p["fee_setting"] == setting and p["conversion_factor"] == 33.4009
+    assert p["allowed_unit"] == amount and p["fee_setting"] == setting and p["conversion_factor"] == 33.4009
+    assert round(p["unit_value"], 2) == round(amount * 0.8 * 0.98, 2)  # v3: Medicare's share of the allowed amount
     assert p["price_source"] == "fee_schedule"
 
 
 def test_qualifying_apm_rate_only_for_the_named_npis():
     fees, _ = fee_schedule()
-    assert unit_values(_line(), fees, qp_npis=(NPI,)).iloc[0]["unit_value"] == 66.46
-    assert unit_values(_line(), fees, qp_npis=(OTHER_NPI,)).iloc[0]["unit_value"] == 66.13
-    assert unit_values(_line(date="2025-06-30"), fees, qp_npis=(NPI,)).iloc[0]["unit_value"] == 60.49  # no QP row in 2025
+    assert unit_values(_line(), fees, qp_npis=(NPI,)).iloc[0]["allowed_unit"] == 66.46
+    assert unit_values(_line(), fees, qp_npis=(OTHER_NPI,)).iloc[0]["allowed_unit"] == 66.13
+    assert unit_values(_line(date="2025-06-30"), fees, qp_npis=(NPI,)).iloc[0]["allowed_unit"] == 60.49  # no QP row in 2025
 
 
 def test_unpriced_line_is_blank_counted_and_noted_never_zero():

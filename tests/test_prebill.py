@@ -32,6 +32,7 @@ def lines_for(codes: str) -> list[tuple[str, int]]:
 
 def with_claims(p: Practice, rows: pd.DataFrame) -> Practice:
     tables = dict(p.tables)
+    rows = rows.reindex(columns=p["claims"].columns)  # optional columns the rows do not name stay blank
     tables["claims"] = pd.concat([p["claims"], rows.astype(p["claims"].dtypes.to_dict())], ignore_index=True)
     return Practice(p.folder, tables, p.quality, p.inputs)
 
@@ -184,7 +185,7 @@ def test_a_facility_claim_is_priced_as_check_prices_it(demo_dir):
     fees, _ = refdata.fee_schedule(None)
     check_price = unit_values(prop, fees)  # the pricing `check` applies to its claim lines
     assert set(check_price["fee_setting"]) == {"facility"}
-    expected = (check_price["unit_value"] * prop["units"].to_numpy()).groupby(prop["patient_id"].astype(str).to_numpy()).sum().round(2)
+    expected = (check_price["allowed_unit"] * prop["units"].to_numpy()).groupby(prop["patient_id"].astype(str).to_numpy()).sum().round(2)
     got = pb.worklist.set_index("patient_id").loc[expected.index, "dollars_at_stake"]
     assert (got.to_numpy() == expected.to_numpy()).all() and 43.76 in set(got)
     lines = pb.audit.claim_lines

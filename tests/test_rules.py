@@ -387,12 +387,13 @@ def test_overpayment_without_paid_amount_uses_fee_schedule(tmp_path):
     t["claims"] = [claim("C1", "99490", date="2025-06-30")]
     t["time_entries"][0]["activity_date"] = "2025-06-10"
     r = run(t, tmp_path, period="2025-06")
-    assert line(r, "99490")["overpayment"] == 60.49
+    ln = line(r, "99490")  # catalog v3: Medicare's share (80 %, less 2 % sequestration) and the patient's 20 %
+    assert (ln["overpayment"], ln["cost_sharing"], ln["allowed_unsupported"], ln["price_basis"]) == (47.42, 12.10, 60.49, "fee")
 
 
 def test_rule_subset_and_catalog():
     cat = load_all()
-    assert len(cat) == 33 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
+    assert len(cat) == 34 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
     for r in cat.values():
         assert r.citation and r.cert_category in {"no_documentation", "insufficient_documentation", "medical_necessity", "incorrect_coding", "other"}
 
@@ -435,3 +436,44 @@ def test_overturned_finding_keeps_trail_and_gives_back_the_money(tmp_path):
     r3 = audit(d, period="2026-01", overrides=log)
     assert line(r3, "99490")["determination"] == "not_supported"  # the latest decision wins
     assert r3.findings.iloc[0]["review_decision"] == "accept"
+
+
+def _unsupported_99490(tmp_path, **claim_kw):
+    t = chart()
+    t["time_entries"] = [entry("E1", 10)]  # 10 minutes: 99490 not supported (TIME-06)
+    t["claims"] = [claim("C1", "99490", **claim_kw)]
+    return run(t, tmp_path)
+
+
+def test_v3_money_medicare_share_and_cost_sharing(tmp_path):
+    """Catalog v3 money: a 2026 non-facility 99490 without paid_amount, unsupported: Medicare's share $51.85 (66.13 x 0.80 x
+    0.98), the patient's $13.23 (20 %); paid 47.00 of an allowed 60.00: $47.00 and $13.00 exactly."""
+    ln = line(_unsupported_99490(tmp_path / "a"), "99490")
+    assert (ln["overpayment"], ln["cost_sharing"], ln["allowed_unsupported"]) == (51.85, 13.23, 66.13)
+    t = chart()
+    t["time_entries"] = [entry("E1", 10)]
+    t["claims"] = [claim("C1", "99490", paid=47.00)]
+    t["claims"][0]["allowed_amount"] = 60.00
+    r = run(t, tmp_path / "b")
+    ln = line(r, "99490")
+    assert (ln["overpayment"], ln["cost_sharing"], ln["allowed_unsupported"], ln["price_basis"]) == (47.00, 13.00, 60.00, "paid")
+    s = r.run["summary"]
+    assert (s["overpayment"], s["cost_sharing"], s["allowed_unsupported"]) == (47.00, 13.00, 60.00)
+    assert r.patient_months["cost_sharing"].tolist() == [13.00]
+    # near miss: supported (20 minutes), nothing to refund to anyone
+    t["time_entries"] = [entry("E1", 20)]
+    ln = line(run(t, tmp_path / "c"), "99490")
+    assert (ln["overpayment"], ln["cost_sharing"], ln["allowed_unsupported"]) == (0.0, 0.0, 0.0)
+
+
+def test_bill_08_a_denied_line_is_not_an_overpayment(tmp_path):
+    r = _unsupported_99490(tmp_path / "a", paid=0)
+    ln = line(r, "99490")
+    assert ln["determination"] == "denied" and (ln["overpayment"], ln["cost_sharing"]) == (0.0, 0.0)
+    assert "BILL-08" in ids(r) and r.run["summary"]["claim_lines_not_supported"] == 0 and r.run["summary"]["denied_lines"] == 1
+    f = r.findings[r.findings["rule_id"] == "BILL-08"].iloc[0]
+    assert f["severity"] == "warning" and f["amount"] == 0
+    # near miss: one cent paid is a paid line, judged and refunded as usual
+    r = _unsupported_99490(tmp_path / "b", paid=0.01)
+    ln = line(r, "99490")
+    assert ln["determination"] == "not_supported" and ln["overpayment"] == 0.01 and "BILL-08" not in ids(r)

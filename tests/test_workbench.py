@@ -115,7 +115,8 @@ def test_report_takes_a_locality_fee_schedule(tmp_path):
     fees = tmp_path / "locality.csv"
     fees.write_text("code,effective_from,effective_to,amount\n99490,2026-01-01,2026-12-31,71.11\n")
     review = QuarterlyReview.run(str(data), "2026-01", output_dir=str(tmp_path / "out"), fees=str(fees))
-    assert review.headline["overpayment"] == 71.11
+    assert review.headline["overpayment"] == round(71.11 * 0.8 * 0.98, 2)  # Medicare's share of the locality's allowed amount
+    assert review.summary["allowed_unsupported"] == 71.11
     r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(data), "--period", "2026-01", "--out", str(tmp_path / "r"),
                         "--fees", str(tmp_path / "nope.csv")], capture_output=True, text=True)
     assert r.returncode == 2 and "nope.csv" in r.stderr

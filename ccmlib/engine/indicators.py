@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ccmlib.engine.money import NOT_SUPPORTED
 from ccmlib.engine.periods import key_to_label
 
 PM = ["patient_id", "service_month"]
@@ -43,7 +44,7 @@ def by_practitioner(cl: pd.DataFrame) -> list[dict]:
     """Per billing NPI: claim lines, lines not fully supported, paid, overpayment, error rates."""
     if cl.empty:
         return []
-    bad = cl["determination"] != "supported"
+    bad = cl["determination"].isin(NOT_SUPPORTED)
     g = cl.assign(_bad=bad, _over=cl["overpayment"].fillna(0), _paid=cl["paid_amount"].fillna(0),
                   _npi=cl["billing_npi"].astype("string").fillna("(none)"))
     g = g.groupby("_npi").agg(claim_lines=("_bad", "size"), not_supported=("_bad", "sum"), paid_amount=("_paid", "sum"),
@@ -61,7 +62,7 @@ def by_month(cl: pd.DataFrame) -> list[dict]:
     """Per service month: claim lines, lines not fully supported, paid, overpayment, error rate by count."""
     if cl.empty:
         return []
-    g = cl.assign(_bad=cl["determination"] != "supported", _over=cl["overpayment"].fillna(0), _paid=cl["paid_amount"].fillna(0))
+    g = cl.assign(_bad=cl["determination"].isin(NOT_SUPPORTED), _over=cl["overpayment"].fillna(0), _paid=cl["paid_amount"].fillna(0))
     g = g.groupby("service_month").agg(claim_lines=("_bad", "size"), not_supported=("_bad", "sum"), paid_amount=("_paid", "sum"),
                                        overpayment=("_over", "sum"))
     return [{"service_month": str(m), "claim_lines": int(x.claim_lines), "not_supported": int(x.not_supported),

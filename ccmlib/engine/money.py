@@ -9,24 +9,41 @@ from ccmlib.reference.codes import ADDON_OF_BASE, BASE_CODES, CCM_CODES, PFS_TIM
 from ccmlib.engine.facts import PM
 
 LINE_KEY = ["claim_id", "line"]
+#: determinations of a line whose documentation does not support what was paid (a denied line was not paid)
+NOT_SUPPORTED = ("partially_supported", "not_supported")
 
 
 def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=()) -> pd.DataFrame:
-    """How each line is priced: ``unit_value`` (paid_amount / units, else the fee in force on the service date for its
-    setting), ``price_source`` (paid_amount, fee_schedule or unpriced), ``fee_setting`` and ``conversion_factor``
-    (of the fee row, when the fee schedule priced the line)."""
+    """How each line is priced, per unit (the one pricing function: money, REV-01, the pre-bill and the trainer use it).
+
+    - ``unit_value``: Medicare's share, paid_amount / units when paid_amount is given, else the allowed amount x 0.80 x
+      (1 - the sequestration in force on the service date);
+    - ``cost_unit``: the patient's share, (allowed_amount - paid_amount) / units when both are given, else 0.20 x the
+      fee-schedule amount (an estimate);
+    - ``allowed_unit``: allowed_amount / units when given, else the fee in force on the service date for the line's
+      setting (facility by place of service; the QP row for a qualifying APM participant);
+    - ``price_source`` (paid_amount, fee_schedule or unpriced) and ``price_basis`` (paid, fee, unpriced), ``fee_setting``
+      and ``conversion_factor`` (of the fee row, when the fee schedule priced the line), ``sequestration``."""
     fac = refdata.is_facility(lines["place_of_service"]) if "place_of_service" in lines.columns else None
     qp = lines["billing_npi"].astype("string").isin(list(qp_npis)).fillna(False).to_numpy() if len(qp_npis) else None
     fee = refdata.fee_for(lines["cpt_code"], lines["service_date"], fees, fac, qp)
-    paid = (lines["paid_amount"] / lines["units"]).to_numpy(dtype=float)
-    has_paid = ~np.isnan(paid)
-    has_fee = ~np.isnan(fee["amount"].to_numpy())
-    value = np.where(has_paid, paid, fee["amount"].to_numpy())
-    source = np.select([has_paid, has_fee], ["paid_amount", "fee_schedule"], "unpriced")
+    units = lines["units"].to_numpy(dtype=float)
+    paid = (lines["paid_amount"].to_numpy(dtype=float) / units)
+    allowed_given = (lines["allowed_amount"].to_numpy(dtype=float) / units) if "allowed_amount" in lines.columns else np.full(len(lines), np.nan)
+    fee_amt = fee["amount"].to_numpy(dtype=float)
+    seq = refdata.sequestration_rate(lines["service_date"])
+    has_paid, has_fee, has_allowed = ~np.isnan(paid), ~np.isnan(fee_amt), ~np.isnan(allowed_given)
+    allowed = np.where(has_allowed, allowed_given, fee_amt)
+    value = np.where(has_paid, paid, allowed * refdata.MEDICARE_SHARE * (1 - seq))
+    cost = np.where(has_paid & has_allowed, np.maximum(allowed_given - paid, 0.0), fee_amt * (1 - refdata.MEDICARE_SHARE))
+    cost = np.where(~has_paid & has_allowed, allowed_given * (1 - refdata.MEDICARE_SHARE), cost)
+    source = np.select([has_paid, has_fee | has_allowed], ["paid_amount", "fee_schedule"], "unpriced")
+    basis = np.select([has_paid, has_fee | has_allowed], ["paid", "fee"], "unpriced")
     by_fee = ~has_paid & has_fee
-    return pd.DataFrame({"unit_value": value, "price_source": source,
+    return pd.DataFrame({"unit_value": value, "cost_unit": cost, "allowed_unit": allowed, "price_source": source, "price_basis": basis,
                          "fee_setting": np.where(by_fee, fee["setting"].to_numpy(), ""),
-                         "conversion_factor": np.where(by_fee, fee["conversion_factor"].to_numpy(), np.nan)}, index=lines.index)
+                         "conversion_factor": np.where(by_fee, fee["conversion_factor"].to_numpy(), np.nan),
+                         "sequestration": np.where(has_paid, np.nan, seq)}, index=lines.index)
 
 
 def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
@@ -75,9 +92,11 @@ def settle_lines(lines: pd.DataFrame, effects: pd.DataFrame, prices: pd.DataFram
     is_addon = out["cpt_code"].isin(ADDON_OF_BASE.values())
     out.loc[is_addon & (out["base_supported"].fillna(0) <= 0), "units_supported"] = 0
     short = out["units"] - out["units_supported"]
-    out["overpayment"] = (short * out["unit_value"]).where(short > 0, 0.0).round(2)
-    out["determination"] = np.select([out["units_supported"] >= out["units"], out["units_supported"] > 0],
-                                     ["supported", "partially_supported"], "not_supported")
+    denied = (out["paid_amount"] == 0).fillna(False).to_numpy()  # BILL-08: denied by the payer, nothing to refund
+    for col, per_unit in (("overpayment", "unit_value"), ("cost_sharing", "cost_unit"), ("allowed_unsupported", "allowed_unit")):
+        out[col] = (short * out[per_unit]).where(short > 0, 0.0).where(~denied, 0.0).round(2)
+    out["determination"] = np.select([denied, out["units_supported"] >= out["units"], out["units_supported"] > 0],
+                                     ["denied", "supported", "partially_supported"], "not_supported")
     return out.drop(columns=["removed", "base_supported"])
 
 

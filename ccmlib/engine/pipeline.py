@@ -25,7 +25,7 @@ from ccmlib.intake.fastops import join_groups
 from ccmlib.intake.sources import sha256
 from ccmlib.engine.outputs import RunFolder
 from ccmlib.intake.load import Practice, load_practice, sort_quality
-from ccmlib.engine.money import codes_label, expand_effects, settle_lines, unit_values
+from ccmlib.engine.money import NOT_SUPPORTED, codes_label, expand_effects, settle_lines, unit_values
 from ccmlib.engine.periods import Period, key_to_label, month_key, parse_period, quarter_label
 from ccmlib.engine.rules import RULE_CATALOG_VERSION, load_all
 from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
@@ -34,10 +34,10 @@ FINDING_COLUMNS = ["patient_id", "service_month", "rule_id", "severity", "cert_c
                    "cpt_code", "billing_npi", "entry_id", "amount", "review_decision", "reviewed_by", "reviewed_at", "review_reason",
                    "found_by"]
 CLAIM_LINE_COLUMNS = ["claim_id", "line", "patient_id", "service_month", "billing_npi", "service_date", "cpt_code",
-                      "units_billed", "units_supported", "paid_amount", "overpayment", "determination", "place_of_service",
-                      "price_source", "fee_setting", "conversion_factor", "rule_ids"]
+                      "units_billed", "units_supported", "paid_amount", "overpayment", "cost_sharing", "allowed_unsupported",
+                      "determination", "place_of_service", "price_source", "price_basis", "fee_setting", "conversion_factor", "rule_ids"]
 PM_COLUMNS = ["patient_id", "service_month", "qualifying_minutes", "practitioner_minutes", "documented_minutes",
-              "chronic_conditions", "codes_billed", "codes_supported", "overpayment", "missed_amount",
+              "chronic_conditions", "codes_billed", "codes_supported", "overpayment", "cost_sharing", "missed_amount",
               "date_20min", "date_40min", "date_60min", "errors", "warnings"]
 PACKAGES = ["ccm-audit", "pandas", "numpy", "pyarrow", "pandera", "scipy", "simple-icd-10-cm", "openpyxl", "papermill"]
 
@@ -260,6 +260,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     result.review_trail = review.trail(result.findings, log) if overrides else None
     result.run = _run_record(practice, facts.period, ids, status, fee_table, fee_notes, fees, conditions, result, started)
     result.run["fee_schedule"].update(_pricing_summary(result.claim_lines, fee_table, qp_npis))
+    result.run["fee_schedule"].update(medicare_share=refdata.MEDICARE_SHARE, sequestration_rates=sorted(
+        {round(float(x), 4) for x in settled.loc[settled["price_source"] == "fee_schedule", "sequestration"].dropna()}))
     result.run["summary"]["iv01_not_assessed_patient_months"] = iv_not_assessed
     result.run["data_months"] = data_months(practice)
     if overrides:
@@ -332,9 +334,9 @@ def _claim_lines_table(s: pd.DataFrame) -> pd.DataFrame:
 def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
     billed = lines.pivot_table(index=PM, columns="cpt_code", values="units", aggfunc="sum", fill_value=0)
     supp = settled.pivot_table(index=PM, columns="cpt_code", values="units_supported", aggfunc="sum", fill_value=0)
-    over = settled.groupby(PM)["overpayment"].sum()
+    over = settled.groupby(PM)[["overpayment", "cost_sharing"]].sum()
     lab = pd.DataFrame({"codes_billed": codes_label(billed), "codes_supported": codes_label(supp)}, index=billed.index)
-    out = pm.merge(lab.reset_index(), on=PM, how="left").merge(over.rename("overpayment").reset_index(), on=PM, how="left")
+    out = pm.merge(lab.reset_index(), on=PM, how="left").merge(over.reset_index(), on=PM, how="left")
     standing = findings[findings["review_decision"] != "overturn"]
     counts = standing.pivot_table(index=PM, columns="severity", values="rule_id", aggfunc="count", fill_value=0)
     counts = counts.reindex(columns=["error", "warning"], fill_value=0).rename(columns={"error": "errors", "warning": "warnings"})
@@ -344,6 +346,7 @@ def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.Dat
     out["codes_billed"] = out["codes_billed"].fillna("")
     out["codes_supported"] = out["codes_supported"].fillna("")
     out["overpayment"] = out["overpayment"].fillna(0.0).round(2)
+    out["cost_sharing"] = out["cost_sharing"].fillna(0.0).round(2)
     out["missed_amount"] = out["missed_amount"].fillna(0.0).round(2)
     for c in ("qualifying_minutes", "practitioner_minutes", "documented_minutes"):
         out[c] = out[c].round(2)
@@ -385,7 +388,7 @@ def core_summary(f: pd.DataFrame, cl: pd.DataFrame, pm: pd.DataFrame) -> dict:
     standing = f[f["review_decision"] != "overturn"]
     paid = round(float(cl["paid_amount"].fillna(0).sum()), 2)
     over = round(float(cl["overpayment"].fillna(0).sum()), 2)
-    bad = int((cl["determination"] != "supported").sum())
+    bad = int((cl["determination"].isin(NOT_SUPPORTED)).sum())
     out = {
         "patient_months": int(len(pm)),
         "patient_months_with_error": int((pm["errors"] > 0).sum()),
@@ -395,6 +398,9 @@ def core_summary(f: pd.DataFrame, cl: pd.DataFrame, pm: pd.DataFrame) -> dict:
         "error_rate_count": bad / len(cl) if len(cl) else 0.0,
         "paid_amount": paid,
         "overpayment": over,
+        "cost_sharing": round(float(cl["cost_sharing"].fillna(0).sum()), 2) if "cost_sharing" in cl else 0.0,
+        "allowed_unsupported": round(float(cl["allowed_unsupported"].fillna(0).sum()), 2) if "allowed_unsupported" in cl else 0.0,
+        "denied_lines": int((cl["determination"] == "denied").sum()),
         "error_rate_dollars": over / paid if paid else 0.0,
         "unpriced_lines": int((cl["price_source"] == "unpriced").sum()),
         "unpriced_lines_not_supported": int(cl["overpayment"].isna().sum()),

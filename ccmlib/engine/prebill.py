@@ -301,8 +301,9 @@ def _worklist(res: AuditResult, cands: pd.DataFrame, billed: set, per: Period, c
 
 
 def _value(w: pd.DataFrame, prop: pd.DataFrame, fee_table, cut, qp_npis=()) -> np.ndarray:
-    """Value of the proposed lines (the units the minutes support; one base unit when they fall short), or of one base
-    unit of the patient's code family when nothing was proposed (not enrolled), priced as `check` prices a line
+    """Value (the allowed amount: Medicare's share and the patient's) of the proposed lines (the units the minutes
+    support; one base unit when they fall short), or of one base unit of the patient's code family when nothing was
+    proposed (not enrolled), priced as `check` prices a line
     (:func:`ccmlib.engine.money.unit_values`: the facility rate for a facility place of service, the QP rate, the fee in
     force on the day)."""
     from ccmlib.engine.money import unit_values
@@ -310,13 +311,13 @@ def _value(w: pd.DataFrame, prop: pd.DataFrame, fee_table, cut, qp_npis=()) -> n
     base = pd.DataFrame({"cpt_code": w["family"].astype(str).to_numpy(), "service_date": pd.Timestamp(cut),
                          "place_of_service": w["place_of_service"].to_numpy() if "place_of_service" in w else pd.NA,
                          "billing_npi": w["billing_npi"].to_numpy(), "paid_amount": np.nan, "units": 1}, index=w.index)
-    base_fee = np.nan_to_num(unit_values(base, fee_table, qp_npis)["unit_value"].to_numpy(dtype=float))
+    base_fee = np.nan_to_num(unit_values(base, fee_table, qp_npis)["allowed_unit"].to_numpy(dtype=float))
     if prop.empty:
         return base_fee
     lines = pd.DataFrame({"cpt_code": prop["cpt_code"].astype(str).to_numpy(), "service_date": prop["service_date"].to_numpy(),
                           "place_of_service": prop["place_of_service"].to_numpy(), "billing_npi": prop["billing_npi"].to_numpy(),
                           "paid_amount": np.nan, "units": prop["units_billed"].to_numpy()})
-    fee = unit_values(lines, fee_table, qp_npis)["unit_value"].to_numpy(dtype=float)
+    fee = unit_values(lines, fee_table, qp_npis)["allowed_unit"].to_numpy(dtype=float)  # what the claim is worth: the allowed amount
     val = pd.Series(np.nan_to_num(fee) * prop["units_billed"].to_numpy(), index=prop.index).groupby(prop["patient_id"].to_numpy()).sum()
     out = w["patient_id"].map(val)
     return np.where(out.notna(), out.fillna(0), base_fee)

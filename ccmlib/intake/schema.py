@@ -170,6 +170,8 @@ CLAIMS = Table(
         Col("cpt_code", "code", True, False, "CPT/HCPCS code", "99490"),
         Col("units", "int", doc="units billed (default 1)", example="1", min=1, max=99),
         Col("paid_amount", "number", doc="amount paid for the line (blank: fee schedule)", example="66.13", min=0),
+        Col("allowed_amount", "number", doc="the payer's allowed amount for the line (835 AMT*B6); with paid_amount it gives the "
+            "patient's cost sharing exactly (blank: 20 % of the fee schedule's)", example="66.13", min=0),
         Col("place_of_service", "code", doc="CMS two-digit place of service; a facility setting (19, 21, 22, 23, 24, 26, 31, 34, "
             "41, 42, 51, 52, 53, 56, 61) selects the facility fee", example="11"),
     ),

@@ -193,3 +193,23 @@ def code_date(code: str, what: str) -> pd.Timestamp:
     if len(row) != 1:
         raise InputError(f"reference/code_dates.csv: no single row for {code} {what}")
     return pd.Timestamp(row["date"].iloc[0])
+
+
+def sequestration() -> pd.DataFrame:
+    """The Medicare payment sequestration rate by date (``reference/sequestration.csv``, sources in its last column)."""
+    t = pd.read_csv(resources.files("ccmlib.reference").joinpath("sequestration.csv"), dtype={"rate": float})
+    return t.assign(valid_from=pd.to_datetime(t["valid_from"]), valid_to=pd.to_datetime(t["valid_to"]))
+
+
+def sequestration_rate(dates: pd.Series) -> np.ndarray:
+    """The sequestration rate in force on each date (0 outside the table)."""
+    t = sequestration()
+    d = np.asarray(dates, dtype="datetime64[ns]")
+    out = np.zeros(len(d))
+    for r in t.itertuples():
+        out = np.where((d >= np.datetime64(r.valid_from)) & (d <= np.datetime64(r.valid_to)), r.rate, out)
+    return out
+
+
+#: Medicare pays 80 % of the allowed amount (after the Part B deductible); the patient owes the rest
+MEDICARE_SHARE = 0.80

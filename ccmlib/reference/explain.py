@@ -62,6 +62,8 @@ EXPLAIN = {
                 "Bill G0506 once, with the initiating visit."),
     "BILL-07": ("G0511 was billed after 30 Sep 2025; rural health clinics and FQHCs now bill the individual care-management codes.",
                 "Bill 99490 and its siblings for RHC/FQHC care management from 1 Oct 2025."),
+    "BILL-08": ("The payer denied the CCM line (paid $0): it was not paid, so it is not an overpayment; it is listed apart.",
+                "Find out why it was denied (a duplicate, a conflicting service, missing documentation) before billing the next month."),
     "REV-01": ("Documented qualifying minutes support codes or units that were not billed.",
                "Review time totals at month end and bill what the documentation supports."),
 }

@@ -249,8 +249,9 @@ class QuarterlyReview:
                  "",
                  f"**What we found.** {h['claim_lines_in_error']:,} of {h['claim_lines_reviewed']:,} claim lines "
                  f"(**{pct(h['error_rate_count'])}**) were not fully supported by the documentation, an overpayment of "
-                 f"**{money(h['overpayment'])}** (**{pct(h['error_rate_dollars'])}** of the dollars paid). Documented time also "
-                 f"supported {money(h['missed_revenue'])} that was not billed."]
+                 f"**{money(h['overpayment'])}** by Medicare (**{pct(h['error_rate_dollars'])}** of the dollars paid), and "
+                 f"**{money(h.get('cost_sharing', 0.0))}** the patients paid as cost sharing for the same units, to be refunded to "
+                 f"them. Documented time also supported {money(h['missed_revenue'])} that was not billed."]
         o = r.get("overrides")
         if o:
             lines.append(f"These figures include {o['applied']} auditor decision(s) after chart review, "
@@ -293,7 +294,8 @@ class QuarterlyReview:
         h, prev = self.headline, self.previous()
         rows = [("Claim lines reviewed", "claim_lines_reviewed", "count"), ("Claim lines not fully supported", "claim_lines_in_error", "count"),
                 ("Error rate by count", "error_rate_count", "pct"), ("Paid", "paid_amount", "money"), ("Overpayment", "overpayment", "money"),
-                ("Error rate by dollars", "error_rate_dollars", "pct"), ("Missed revenue", "missed_revenue", "money")]
+                ("Error rate by dollars", "error_rate_dollars", "pct"), ("Patients' cost sharing (refund to patients)", "cost_sharing", "money"),
+                ("Missed revenue", "missed_revenue", "money")]
         fmt = {"count": lambda v: f"{int(v):,}", "pct": pct, "money": money}
         out = []
         for name, key, kind in rows:
@@ -349,6 +351,12 @@ class QuarterlyReview:
                      + (f" (fee-schedule lines: {settings} setting; conversion factor {cfs})" if settings else "")
                      + (f"; qualifying APM rate for NPI {md_text(', '.join(fs['qualifying_apm_npis']))}" if fs.get("qualifying_apm_npis") else "")
                      + ".  ")
+        if "fee_schedule" in fs.get("lines_by_price_source", {}) or summ.get("cost_sharing"):
+            lines.append(f"**Medicare's share and the patients' share:** a line without a paid amount is priced at the fee "
+                         f"schedule's allowed amount, of which Medicare pays {fs.get('medicare_share', 0.8):.0%} less the payment "
+                         f"sequestration in force on the service date ({', '.join(f'{r:.0%}' for r in fs.get('sequestration_rates', [])) or 'none'}); "
+                         f"the patients' cost sharing is the allowed amount less the paid amount where the claim gives both, else "
+                         f"20 % of the fee (an estimate: an unmet deductible or a secondary payer changes it).  ")
         if summ.get("unpriced_lines"):
             lines.append(f"**Unpriced lines:** {summ['unpriced_lines']} line(s) have neither a paid amount nor a fee-schedule amount; "
                          f"{summ.get('unpriced_lines_not_supported', 0)} of them are not supported and their overpayment is left blank "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ccmlib.engine.money import NOT_SUPPORTED
 from ccmlib.engine.pipeline import AuditResult, audit
 from ccmlib.engine.periods import Period, month_key, quarter_label
 from ccmlib.engine.rules.registry import catalog
@@ -26,7 +27,8 @@ def criterion(rule_id: pd.Series) -> pd.Series:
 #: the report's headline names -> run.json summary keys (the engine computes each figure once)
 HEADLINE_KEYS = {"claim_lines_reviewed": "claim_lines", "claim_lines_in_error": "claim_lines_not_supported",
                  "error_rate_count": "error_rate_count", "paid_amount": "paid_amount", "overpayment": "overpayment",
-                 "error_rate_dollars": "error_rate_dollars", "missed_revenue": "missed_amount",
+                 "error_rate_dollars": "error_rate_dollars", "missed_revenue": "missed_amount", "cost_sharing": "cost_sharing",
+                 "allowed_unsupported": "allowed_unsupported",
                  "patient_months": "patient_months", "patient_months_with_error": "patient_months_with_error"}
 
 
@@ -34,7 +36,7 @@ def headline(res: AuditResult) -> dict:
     """Headline figures of a run, read from run.json's summary (after auditor decisions); never recomputed here. The
     ledger keeps it, with the per-rule figures, so a later report's trend can read this quarter back."""
     s = res.run["summary"]
-    out = {"period": res.run["period"]["label"], **{k: s[v] for k, v in HEADLINE_KEYS.items()},
+    out = {"period": res.run["period"]["label"], **{k: s.get(v, 0.0) for k, v in HEADLINE_KEYS.items()},
            "errors": s["findings"]["error"], "warnings": s["findings"]["warning"], "opportunities": s["findings"]["info"],
            "overturned": s.get("overturned", 0), "sampled": s.get("sampled", False), "by_rule": s.get("by_rule", {})}
     for k in ("sample_size", "sample_in_error", "sample_error_rate_count", "sample_error_rate_dollars", "frame_size", "seed",
@@ -107,7 +109,7 @@ def rule_names(ids: pd.Series) -> pd.Series:
 def lines_not_supported(res: AuditResult) -> pd.DataFrame:
     """Claim lines not fully supported, the largest overpayment first, with the reasons in words."""
     cl = res.claim_lines
-    bad = cl[cl["determination"] != "supported"]
+    bad = cl[cl["determination"].isin(NOT_SUPPORTED)]
     out = bad.assign(reasons=rule_names(bad["rule_ids"]) if "rule_ids" in bad else "",
                      rule_ids=bad["rule_ids"].fillna("").str.replace(";", ", ", regex=False) if "rule_ids" in bad else "",
                      determination=bad["determination"].str.replace("_", " "))

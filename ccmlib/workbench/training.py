@@ -70,6 +70,7 @@ SCENARIOS = {
     "BILL-06": ("G0506 was billed with no visit that day.", lambda c: c["claims"].append(claim("C4", "G0506", paid=63))),
     "BILL-07": ("A rural health clinic billed G0511 in January 2026, after it was retired.",
                 lambda c: c["claims"].__setitem__(0, claim("C1", "G0511", paid=72.90))),
+    "BILL-08": ("Medicare denied the 99490 line (paid $0).", lambda c: c["claims"][0].update(paid_amount=0)),
     "SUP-01": ("The nurse's supervising physician is not on record.", lambda c: c["staff"][0].update(supervising_npi="")),
     "REV-01": ("45 minutes were documented, only 99490 billed.", lambda c: _minutes(c, 45)),
 }
@@ -112,7 +113,7 @@ def verdict(c: dict, period: str = "2026-01") -> dict:
             "qualifying_minutes": float(row["qualifying_minutes"]) if row is not None else 0.0,
             "paid": round(float(cl["paid_amount"].fillna(0).sum()), 2), "overpayment": round(float(cl["overpayment"].sum()), 2),
             "missed": round(float(pm["missed_amount"].sum()), 2),
-            "supported": bool(len(cl)) and bool((cl["determination"] == "supported").all()),
+            "supported": bool(len(cl)) and not bool(cl["determination"].isin(["partially_supported", "not_supported"]).any()),
             "findings": res.findings[["rule_id", "severity", "message", "amount"]].to_dict("records")}
 
 

@@ -160,3 +160,13 @@ def bill_07(f: Facts) -> pd.DataFrame:
     ln = f.lines[(f.lines["cpt_code"] == G0511) & (f.lines["service_date"] > last)]
     return raw(ln, "line", "G0511 dated " + ln["service_date"].dt.strftime("%Y-%m-%d") + f", after its last billable date "
                f"{last:%Y-%m-%d}: RHCs and FQHCs bill the individual care-management codes (99490 and siblings)")
+
+
+@rule("BILL-08", "CCM line denied by the payer", "warning", "other",
+      "ccm-rules v3 BILL-08: a denied line (paid_amount 0) was not paid, so it is not an overpayment; CMS claim edits now "
+      "deny many duplicate and conflicting lines before payment", ("claims",))
+def bill_08(f: Facts) -> pd.DataFrame:
+    """A CCM-family line with paid_amount 0: listed apart, its overpayment 0 (determination ``denied``)."""
+    ln = f.lines[(f.lines["paid_amount"] == 0).fillna(False)]
+    return raw(ln, "line", ln["cpt_code"].astype(str) + " denied by the payer (paid $0.00): not an overpayment; see why it was "
+               "denied (duplicate, conflicting service, missing documentation) before billing the next month")
