@@ -162,3 +162,15 @@ def test_a_transaction_bundle_keeps_its_patients(tmp_path):
     assert r.returncode == 0, r.stderr
     dx = pd.read_csv(tmp_path / "out" / "diagnoses.csv", dtype=str)
     assert dx[["patient_id", "icd10_code"]].values.tolist() == [["P77", "E11.9"]]
+
+
+def test_the_835_allowed_amount_is_read(tmp_path):
+    """AMT*B6 of an 835 service line becomes claims.allowed_amount (with paid_amount it gives the patient's cost sharing)."""
+    path = PUBLIC / "x12" / "tasty_835_profee.edi"
+    text = path.read_text()
+    ele, term = text[3], text[105]
+    b6 = sum(Decimal(seg.strip().split(ele)[2]) for seg in text.split(term) if seg.strip().startswith(f"AMT{ele}B6{ele}"))
+    r = cli("ingest", path, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    claims = pd.read_csv(tmp_path / "out" / "claims.csv", dtype=str)
+    assert sum(Decimal(v) for v in claims["allowed_amount"].dropna()) == b6 and b6 > 0

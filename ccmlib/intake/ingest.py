@@ -338,7 +338,9 @@ def _link_x12(x12_recs, mbi_to_patient, ledger, dq):
                 continue
         for r, rc in remits:
             mapped(r, rc, "X12 835")
+        allowed = [r.get("allowed") for r, _ in remits if r.get("allowed") is not None]
         row.update(units_paid=units_paid, claim_status=status, adjustments=adjustments or None,
+                   allowed_amount=round(sum(allowed), 2) if allowed else None,
                    payer_claim_id=last["icn"] if last else None, member_id=(b[0]["claim"]["member_id"] if b else c["member_id"]))
         claims.append(row)
 

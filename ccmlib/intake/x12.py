@@ -445,6 +445,8 @@ def _seg_835(rec, st, claim, item, seg, sid, loop, n, close_claim):
         item["service_date"] = item["service_date"] or _date(seg.get_value("DTM02"))
     elif sid == "CAS":
         item["adjustments"].extend(_cas(seg))
+    elif sid == "AMT" and seg.get_value("AMT01") == "B6":  # the allowed amount of the service line
+        item["allowed"] = _num(seg.get_value("AMT02"))
     elif sid == "REF" and seg.get_value("REF01") == "6R":
         item["line_ctrl"] = seg.get_value("REF02")
     return claim, item
