@@ -330,6 +330,22 @@ def test_bill_04_incompatible_codes(tmp_path):
     assert r.findings.query("rule_id == 'BILL-04'")["cpt_code"].tolist() == ["99487"]
 
 
+@pytest.mark.parametrize("first, later", [("99490", "99491"), ("99491", "99490"), ("99487", "99491")])
+def test_bill_04_v3_99491_is_exclusive(tmp_path, first, later):
+    """Catalog v3: 99491 is not reported in the month of 99490, 99487 or 99489; the base billed first keeps the month,
+    the other falls with its add-ons. Near miss: the same two codes one month apart are each their month's only base."""
+    t = chart()
+    t["claims"] = [claim("C1", first, date="2026-01-30", paid=80), claim("C2", later, date="2026-01-31", paid=70),
+                   claim("C2", {"99490": "99439", "99491": "99437", "99487": "99489"}[later], date="2026-01-31", paid=40, line=2)]
+    r = run(t, tmp_path / "a")
+    hit = r.findings.query("rule_id == 'BILL-04'")
+    assert set(hit["claim_id"]) == {"C2"} and set(hit["cpt_code"]) >= {later}
+    assert set(r.claim_lines.loc[r.claim_lines["claim_id"] == "C2", "units_supported"]) == {0}
+    t["claims"][1]["service_date"] = t["claims"][2]["service_date"] = "2026-02-02"
+    r = run(t, tmp_path / "b", period="2026Q1")
+    assert "BILL-04" not in ids(r)
+
+
 def test_bill_05_billed_before_threshold(tmp_path):
     t = chart()
     t["claims"][0]["service_date"] = "2026-01-12"  # 20 minutes reached on 2026-01-13
@@ -393,7 +409,7 @@ def test_overpayment_without_paid_amount_uses_fee_schedule(tmp_path):
 
 def test_rule_subset_and_catalog():
     cat = load_all()
-    assert len(cat) == 34 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
+    assert len(cat) == 35 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
     for r in cat.values():
         assert r.citation and r.cert_category in {"no_documentation", "insufficient_documentation", "medical_necessity", "incorrect_coding", "other"}
 
@@ -477,3 +493,48 @@ def test_bill_08_a_denied_line_is_not_an_overpayment(tmp_path):
     r = _unsupported_99490(tmp_path / "b", paid=0.01)
     ln = line(r, "99490")
     assert ln["determination"] == "not_supported" and ln["overpayment"] == 0.01 and "BILL-08" not in ids(r)
+
+
+@pytest.mark.parametrize("code, day, same, other", [
+    ("99495", "2019-12-31", "error", None), ("99495", "2020-01-01", None, None),        # TCM: a conflict before CY2020 only
+    ("G0556", "2024-12-31", None, None), ("G0556", "2025-01-01", "error", None),        # APCM from 2025
+    ("G0568", "2025-12-31", None, None), ("G0570", "2026-01-01", "error", None),        # APCM BHI add-ons from 2026
+    ("90970", "2026-01-15", "error", "warning"), ("90971", "2026-01-15", None, None),   # ESRD 90951-90970, one code past it
+    ("99427", "2026-01-15", "error", None)])                                            # PCM: same practitioner only
+def test_bill_03_v3_dated_conflicts(tmp_path, code, day, same, other):
+    """Catalog v3's dated conflict list (reference/conflicts.csv), one day and one code either side."""
+    from ccmlib.synth.examples import OTHER_NPI
+    month = day[:7]
+    for who, expect in ((None, same), (OTHER_NPI, other)):
+        t = chart()
+        t["claims"] = [claim("C1", "99490", date=day, paid=66.13),
+                       claim("C2", code, date=day, paid=50, **({"npi": who} if who else {}))]
+        r = run(t, tmp_path / f"{code}{day}{who}", period=month, rules="BILL-03")
+        f = r.findings[r.findings["rule_id"] == "BILL-03"]
+        assert (f["severity"].iloc[0] if len(f) else None) == expect, (code, day, who, f["message"].tolist())
+
+
+@pytest.mark.parametrize("day, minutes, expect", [
+    ("2025-06-30", 0, {"TIME-10"}),      # from 2024 G0511 may be another service: ask, do not price as an error
+    ("2023-12-31", 0, {"TIME-06"}),      # one day before: G0511 stood for CCM, judged like 99490
+    ("2025-06-30", 10, {"TIME-06"}),     # CCM time on record: judged like 99490
+    ("2025-06-30", 20, set())])
+def test_time_10_g0511_without_ccm_time(tmp_path, day, minutes, expect):
+    t = chart()
+    t["time_entries"] = [entry("E1", minutes)] if minutes else []
+    for e in t["time_entries"]:
+        e["activity_date"] = day[:8] + "10"
+    t["consents"][0]["consent_date"] = "2023-01-02"  # the time counts (consent in force)
+    t["claims"] = [claim("C1", "G0511", date=day, paid=72.90)]
+    r = run(t, tmp_path, period=day[:7], rules="TIME-06,TIME-10")
+    assert ids(r) == expect
+    if expect == {"TIME-10"}:
+        assert set(r.findings["severity"]) == {"warning"} and line(r, "G0511")["units_supported"] == 1
+
+
+def test_bill_02_not_for_g0511(tmp_path):
+    t = chart()
+    t["claims"] = [claim("C1", "G0511", date="2025-06-30", paid=72.90), claim("C2", "G0511", date="2025-06-30", paid=72.90)]
+    assert "BILL-02" not in ids(run(t, tmp_path / "a", period="2025-06", rules="BILL-02"))
+    t["claims"] = [claim("C1", "99490", date="2025-06-30", paid=60.49), claim("C2", "99490", date="2025-06-30", paid=60.49)]
+    assert "BILL-02" in ids(run(t, tmp_path / "b", period="2025-06", rules="BILL-02"))

@@ -44,12 +44,7 @@ INITIATING_VISITS = frozenset(
 G0506_HOSTS = frozenset([f"9920{i}" for i in range(2, 6)] + [f"9921{i}" for i in range(2, 6)]
                         + ["G0438", "G0439", "G0402"])
 
-#: BILL-03: services that conflict with CCM in the same month
-CONFLICT_SAME_NPI = frozenset(["G0181", "G0182"] + [str(c) for c in range(90951, 90971)]
-                              + ["99424", "99425", "99426", "99427"])
-CONFLICT_APCM = frozenset(["G0556", "G0557", "G0558"])  # from 2025-01-01
-APCM_FROM = "2025-01-01"
-CONFLICT_ANY_NPI = frozenset(["G0181", "G0182"] + [str(c) for c in range(90951, 90971)])
+#: BILL-03's conflicting services are dated reference data: reference/conflicts.csv (reference.data.conflicts)
 
 #: codes in a CCM-like position (994xx, G05xx) that are real CPT/HCPCS codes of other services; any other code of that
 #: shape on a claim (``9949O``, ``99940``, ``G0560X``) is listed in data_quality.csv as a probable typo (the line is kept

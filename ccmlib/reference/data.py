@@ -213,3 +213,23 @@ def sequestration_rate(dates: pd.Series) -> np.ndarray:
 
 #: Medicare pays 80 % of the allowed amount (after the Part B deductible); the patient owes the rest
 MEDICARE_SHARE = 0.80
+
+
+def conflicts() -> pd.DataFrame:
+    """BILL-03's dated conflict list (``reference/conflicts.csv``): one row per code with the severity when the same
+    practitioner bills it in the month of CCM and when another does ('' = allowed), and the service months it applies
+    to (blank: always)."""
+    t = pd.read_csv(resources.files("ccmlib.reference").joinpath("conflicts.csv"), dtype=str, keep_default_na=False)
+    rows = []
+    for r in t.itertuples():
+        for part in r.codes.split():
+            lo, _, hi = part.partition("-")
+            if hi:
+                prefix = "".join(ch for ch in lo if not ch.isdigit())
+                width = len(lo) - len(prefix)
+                codes = [f"{prefix}{n:0{width}d}" for n in range(int(lo[len(prefix):]), int(hi.lstrip(prefix)) + 1)]
+            else:
+                codes = [lo]
+            rows += [{"code": c, "what": r.what, "same": r.same_practitioner, "other": r.another_practitioner,
+                      "from_month": r.from_month, "to_month": r.to_month} for c in codes]
+    return pd.DataFrame(rows)

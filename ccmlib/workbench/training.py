@@ -71,9 +71,20 @@ SCENARIOS = {
     "BILL-07": ("A rural health clinic billed G0511 in January 2026, after it was retired.",
                 lambda c: c["claims"].__setitem__(0, claim("C1", "G0511", paid=72.90))),
     "BILL-08": ("Medicare denied the 99490 line (paid $0).", lambda c: c["claims"][0].update(paid_amount=0)),
+    "TIME-10": ("A rural health clinic billed G0511 in June 2025 with no CCM time on record (from 2024 G0511 may stand for "
+                "other care management).", lambda c: _rhc_june_2025(c)),
     "SUP-01": ("The nurse's supervising physician is not on record.", lambda c: c["staff"][0].update(supervising_npi="")),
     "REV-01": ("45 minutes were documented, only 99490 billed.", lambda c: _minutes(c, 45)),
 }
+
+
+def _rhc_june_2025(c: dict) -> None:
+    """The chart a year and a half earlier, at a rural health clinic billing G0511 for June 2025 with no time logged."""
+    c["consents"][0]["consent_date"] = "2024-12-01"
+    c["care_plans"][0].update(created_date="2024-12-01", shared_with_patient_date="2024-12-02")
+    c["encounters"][0]["encounter_date"] = "2024-11-20"
+    c["time_entries"][:] = [dict(e, activity_date="2024-06-" + e["activity_date"][-2:]) for e in c["time_entries"]]
+    c["claims"][0] = claim("C1", "G0511", date="2025-06-30", paid=72.90)
 
 
 def scenario_chart(rule_id: str, on: bool = True, minutes: int | None = None, cost_sharing: bool = True,
@@ -100,8 +111,10 @@ def scenario_minutes(rule_id: str, on: bool = True) -> int:
     return int(sum(float(e["minutes"] or 0) for e in c["time_entries"][:2]))
 
 
-def verdict(c: dict, period: str = "2026-01") -> dict:
-    """What the rule engine says about a chart: codes billed and supported, money, findings."""
+def verdict(c: dict, period: str | None = None) -> dict:
+    """What the rule engine says about a chart: codes billed and supported, money, findings (in the month of its first
+    claim, or January 2026)."""
+    period = period or (str(c["claims"][0]["service_date"])[:7] if c.get("claims") else "2026-01")
     from ccmlib.synth.examples import practice
 
     res = audit(practice(c), period=period)

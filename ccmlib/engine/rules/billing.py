@@ -1,11 +1,11 @@
-"""Initiating visit (IV-01) and billing rules (BILL-01..06)."""
+"""Initiating visit (IV-01) and billing rules (BILL-01..08)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from ccmlib.reference import data as refdata
-from ccmlib.reference.codes import (ADDON_OF, APCM_FROM, BASE_CODES, CONFLICT_ANY_NPI, CONFLICT_APCM, CONFLICT_SAME_NPI, G0506_HOSTS, G0511,
+from ccmlib.reference.codes import (ADDON_OF, BASE_CODES, G0506_HOSTS, G0511,
                      TIMED_CODES, minutes_needed, time_family)
 from ccmlib.engine.facts import PM, Facts, natural_key, practitioner_visit_status, threshold_dates
 from ccmlib.engine.rules.registry import raw, rule
@@ -56,7 +56,7 @@ def bill_01(f: Facts) -> pd.DataFrame:
       "CPT descriptors: 99490, 99487, 99491 are reported once per calendar month", ("claims",))
 def bill_02(f: Facts) -> pd.DataFrame:
     ln = _timed_lines(f)
-    ln = ln[ln["cpt_code"].isin(BASE_CODES)]
+    ln = ln[ln["cpt_code"].isin(BASE_CODES) & (ln["cpt_code"] != G0511)]  # v3: G0511 may be billed more than once (2024-)
     before = ln.groupby(PM + ["billing_npi", "cpt_code"])["units"].cumsum() - ln["units"]
     removed = (ln["units"] - (1 - before).clip(lower=0)).clip(lower=0).astype("int64")
     bad = removed > 0
@@ -65,41 +65,53 @@ def bill_02(f: Facts) -> pd.DataFrame:
 
 
 @rule("BILL-03", "CCM billed with a conflicting service in the month", "error", "other",
-      "CMS MLN909188; OIG A-07-17-05101, A-07-19-05122 (overlapping care management)", ("claims",))
+      "CMS MLN909188; CY2020, CY2025 and CY2026 PFS final rules (dated list: reference/conflicts.csv); OIG A-07-17-05101, "
+      "A-07-19-05122 (overlapping care management)", ("claims",))
 def bill_03(f: Facts) -> pd.DataFrame:
-    """Error when the CCM practitioner also bills G0181/G0182, ESRD 90951-90970, PCM 99424-99427 or (from
-    2025) APCM G0556-G0558 in the month; warning when another practitioner bills G0181/G0182/ESRD."""
+    """A conflicting service in the month of CCM, from the dated list (reference data): an error when the CCM
+    practitioner bills it (home health/hospice oversight and ESRD always; PCM always; TCM before 2020; APCM from 2025 and
+    its behavioral-health add-ons from 2026), a warning when another practitioner bills home health/hospice oversight or
+    ESRD services."""
+    table = refdata.conflicts()
     who = f.lines[f.lines["cpt_code"] != "G0506"][PM + ["billing_npi"]].drop_duplicates()
-    c = f.claims[f.claims["mkey"].notna()]
-    apcm = c["cpt_code"].isin(CONFLICT_APCM) & (c["service_date"] >= pd.Timestamp(APCM_FROM))
-    c = c[c["cpt_code"].isin(CONFLICT_SAME_NPI | CONFLICT_ANY_NPI) | apcm].assign(mkey=lambda d: d["mkey"].astype("int64"))
-    c = c.assign(same_ok=c["cpt_code"].isin(CONFLICT_SAME_NPI) | apcm.loc[c.index], any_ok=c["cpt_code"].isin(CONFLICT_ANY_NPI))
-    m = who.merge(c[PM + ["billing_npi", "cpt_code", "same_ok", "any_ok"]].rename(columns={"billing_npi": "other_npi"}), on=PM)
-    same = m[(m["other_npi"] == m["billing_npi"]) & m["same_ok"]]
-    other = m[(m["other_npi"] != m["billing_npi"]) & m["any_ok"]]
+    c = f.claims[f.claims["mkey"].notna() & f.claims["cpt_code"].isin(set(table["code"]))]
+    c = c.assign(mkey=c["mkey"].astype("int64")).merge(table.rename(columns={"code": "cpt_code"}), on="cpt_code")
+    month = (c["mkey"] // 12).astype(str) + "-" + (c["mkey"] % 12 + 1).astype(str).str.zfill(2)
+    c = c[((c["from_month"] == "") | (month >= c["from_month"])) & ((c["to_month"] == "") | (month <= c["to_month"]))]
+    m = who.merge(c[PM + ["billing_npi", "cpt_code", "same", "other"]].rename(columns={"billing_npi": "other_npi"}), on=PM)
+    mine = m["other_npi"] == m["billing_npi"]
+    m = m.assign(severity=np.where(mine, m["same"], m["other"]))
+    m = m[m["severity"] != ""]
     out = []
-    for part, sev, text in ((same, "error", "also billed "), (other, "warning", "another practitioner billed ")):
-        if not len(part):
-            continue
-        g = part.groupby(PM + ["billing_npi"])["cpt_code"].agg(lambda s: ", ".join(sorted(set(s)))).reset_index()
-        out.append(raw(g, "npi", text + g["cpt_code"] + " in the month of CCM by " + g["billing_npi"].astype(str), severity=sev))
+    for sev in ("error", "warning"):
+        for own, text in ((True, "also billed "), (False, "another practitioner billed ")):
+            part = m[(m["severity"] == sev) & (mine.loc[m.index] == own)]
+            if not len(part):
+                continue
+            g = part.groupby(PM + ["billing_npi"])["cpt_code"].agg(lambda s: ", ".join(sorted(set(s)))).reset_index()
+            out.append(raw(g, "npi", text + g["cpt_code"] + " in the month of CCM by " + g["billing_npi"].astype(str), severity=sev))
     return pd.concat(out, ignore_index=True) if out else raw(who.iloc[:0], "npi", "")
 
 
 @rule("BILL-04", "Incompatible CCM codes in one month", "error", "incorrect_coding",
-      "CPT CCM family rules: 99490 and 99487 not together; add-ons need their base", ("claims",))
+      "CPT CCM family rules: 99490 and 99487 not together; 99491 not in the month of 99490, 99487 or 99489; add-ons need "
+      "their base", ("claims",))
 def bill_04(f: Facts) -> pd.DataFrame:
-    """99490 with 99487: the base code billed later (and its add-ons) is unsupported. An add-on without its base in
-    the month is unsupported."""
+    """Two CCM base codes of different families in a month (99490 with 99487; 99491 with 99490 or 99487, or with 99489
+    through its base): the base billed first (by service date, then claim_id and line) keeps the month; every other base
+    and its add-ons are unsupported. An add-on without its base in the month is unsupported."""
     ln = _timed_lines(f)
     has = pd.get_dummies(ln["cpt_code"]).reindex(columns=list(TIMED), fill_value=False).astype(bool)
     has = has.groupby([ln["patient_id"], ln["mkey"]]).transform("any")
     out = []
-    first_base = ln[ln["cpt_code"].isin(("99490", "99487"))].drop_duplicates(PM)[PM + ["cpt_code"]].rename(columns={"cpt_code": "kept"})
-    x = ln[has["99490"] & has["99487"]].merge(first_base, on=PM)
-    drop = ((x["kept"] == "99490") & x["cpt_code"].isin(("99487", "99489"))) | ((x["kept"] == "99487") & x["cpt_code"].isin(("99490", "99439")))
-    x = x[drop]
-    out.append(raw(x, "line", x["cpt_code"] + " billed in the same month as " + x["kept"] + " (incompatible)"))
+    families = ("99490", "99487", "99491")
+    family = ln["cpt_code"].map(lambda c: c if c in families else ADDON_OF.get(c))
+    n_bases = sum(has[b].astype(int) for b in families)
+    first_base = ln[ln["cpt_code"].isin(families)].drop_duplicates(PM)[PM + ["cpt_code"]].rename(columns={"cpt_code": "kept"})
+    x = ln.assign(_family=family)[(n_bases > 1).to_numpy()].merge(first_base, on=PM)
+    x = x[x["_family"].notna() & (x["_family"] != x["kept"])]
+    out.append(raw(x, "line", x["cpt_code"] + " billed in the same month as " + x["kept"] + " (incompatible; the code billed "
+                   "first keeps the month)"))
     for addon, base in ADDON_OF.items():
         x = ln[(ln["cpt_code"] == addon) & ~has[base]]
         out.append(raw(x, "line", f"add-on {addon} billed without its base code {base} in the month"))

@@ -125,10 +125,36 @@ def _addon_excess(f: Facts, addon: str, base_min: int, step: int, cap: int | Non
       "CPT 99490 descriptor; CMS MLN909188; G0511 before 1 Oct 2025 likewise (CMS RHC/FQHC care management)",
       ("time_entries", "claims"))
 def time_06(f: Facts) -> pd.DataFrame:
-    """G0511 (RHC/FQHC) is judged like 99490 up to its last billable date; after it BILL-07 applies."""
-    return pd.concat([_base_short(f, "99490", minutes_needed("99490"), "qualifying_minutes", "qualifying "),
-                      _base_short(f, "G0511", minutes_needed("G0511"), "qualifying_minutes", "qualifying ", until=_g0511_last())],
-                     ignore_index=True)
+    """G0511 (RHC/FQHC) is judged like 99490 up to its last billable date (after it BILL-07 applies); from 2024, only in a
+    month with CCM time on record (without any, TIME-10 asks which service it stood for)."""
+    g = _base_short(f, "G0511", minutes_needed("G0511"), "qualifying_minutes", "qualifying ", until=_g0511_last())
+    if len(g):
+        multi = _g0511_multi_lines(f)
+        g = g[~pd.MultiIndex.from_frame(g[["claim_id", "line"]].astype(str)).isin(
+            pd.MultiIndex.from_frame(multi[["claim_id", "line"]].astype(str)))]
+    return pd.concat([_base_short(f, "99490", minutes_needed("99490"), "qualifying_minutes", "qualifying "), g], ignore_index=True)
+
+
+def _g0511_multi_lines(f: Facts) -> pd.DataFrame:
+    """G0511 lines from the date it also stood for other care-management services (2024) up to its last billable
+    date, in a patient-month with no CCM time on record at all."""
+    from ccmlib.reference import data as refdata
+
+    ln = f.lines[f.lines["cpt_code"] == "G0511"].merge(f.pm[["patient_id", "mkey", "documented_minutes"]], on=["patient_id", "mkey"],
+                                                       how="left")
+    ln = ln[(ln["service_date"] >= refdata.code_date("G0511", "multi_service_from")) & (ln["service_date"] <= _g0511_last())]
+    return ln[ln["documented_minutes"].fillna(0) <= 0]
+
+
+@rule("TIME-10", "G0511 billed with no CCM time on record", "warning", "insufficient_documentation",
+      "CMS CY2024 PFS final rule (G0511 also stands for PCM, BHI, RPM, RTM and other care management from 2024); "
+      "ccm-rules v3 TIME-10", ("time_entries", "claims"))
+def time_10(f: Facts) -> pd.DataFrame:
+    """From 2024 G0511 also stood for other general care-management services: in a month with no CCM time on record the
+    chart must show which service it was (not judged as CCM, not priced as an error)."""
+    ln = _g0511_multi_lines(f)
+    return raw(ln, "line", "G0511 billed in a month with no CCM time on record: from 2024 it may stand for PCM, BHI, RPM, RTM "
+               "or other care management; the chart must show which service it was")
 
 
 @rule("TIME-07", "99439 units beyond those supported", "error", "insufficient_documentation",
