@@ -409,7 +409,7 @@ def test_overpayment_without_paid_amount_uses_fee_schedule(tmp_path):
 
 def test_rule_subset_and_catalog():
     cat = load_all()
-    assert len(cat) == 35 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
+    assert len(cat) == 37 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
     for r in cat.values():
         assert r.citation and r.cert_category in {"no_documentation", "insufficient_documentation", "medical_necessity", "incorrect_coding", "other"}
 
@@ -538,3 +538,27 @@ def test_bill_02_not_for_g0511(tmp_path):
     assert "BILL-02" not in ids(run(t, tmp_path / "a", period="2025-06", rules="BILL-02"))
     t["claims"] = [claim("C1", "99490", date="2025-06-30", paid=60.49), claim("C2", "99490", date="2025-06-30", paid=60.49)]
     assert "BILL-02" in ids(run(t, tmp_path / "b", period="2025-06", rules="BILL-02"))
+
+
+@pytest.mark.parametrize("death, expect", [("2025-12-31", True), ("2026-01-01", False), ("", False)])
+def test_elig_03_months_after_death(tmp_path, death, expect):
+    """A month that begins after the death is not billable (G0506 included); the month of death is."""
+    t = chart()
+    t["patients"][0]["death_date"] = death
+    t["claims"].append(claim("C2", "G0506", paid=63))
+    r = run(t, tmp_path, rules="ELIG-03")
+    assert ("ELIG-03" in ids(r, "error")) is expect
+    if expect:
+        assert set(r.claim_lines["units_supported"]) == {0}
+
+
+@pytest.mark.parametrize("codes, expect", [("E11.9;E11.65", True), ("E11.9;I10", False), ("E119; I10", False), ("E11.9", True),
+                                           (None, False)])
+def test_dx_01_claim_diagnoses(tmp_path, codes, expect):
+    """Two codes of one category (diabetes) are one condition; a column left out does not run the rule."""
+    t = chart()
+    if codes is not None:
+        t["claims"][0]["diagnosis_codes"] = codes
+    r = run(t, tmp_path, rules="DX-01")
+    assert ("DX-01" in ids(r, "warning")) is expect
+    assert line(r, "99490")["units_supported"] == 1  # a warning: the line stays supported

@@ -69,6 +69,8 @@ class Facts:
     cum: pd.DataFrame | None = None  # cumulative qualifying minutes per patient-month (for thresholds)
     conditions: pd.DataFrame | None = None  # (patient_id, mkey, category) active chronic categories
     visit_status: pd.DataFrame | None = None  # cache of practitioner_visit_status()
+    patients: pd.DataFrame | None = None  # the patients table (death_date for ELIG-03)
+    condition_map: pd.DataFrame | None = None  # the chronic-condition map the run uses (DX-01 maps claim diagnoses with it)
 
 
 # --------------------------------------------------------------------------- time entries
@@ -347,7 +349,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     enc = tabs["encounters"]
     return Facts(period=period, entries=entries, pm=pm, lines=lines.reset_index(drop=True), claims=claims, diagnoses=dx,
                  consents=consents, consent_status=consent_status, plans=plans, encounters=enc, commencement=comm, missing=missing, cum=cum,
-                 conditions=ncat.reset_index(drop=True))
+                 conditions=ncat.reset_index(drop=True), patients=tabs.get("patients"), condition_map=condition_map)
 
 
 def condition_lists(f: Facts, pms: pd.DataFrame) -> pd.Series:

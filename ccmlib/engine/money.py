@@ -54,7 +54,7 @@ def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     parts = []
     # month-level errors take down the time-based lines; G0506 falls only with ELIG-01 (or its own BILL-06 line finding)
     pm = err[err["scope"] == "pm"][["fid", "rule_id", *PM]].merge(ln, on=PM)
-    pm = pm[pm["cpt_code"].isin(TIMED_CODES) | (pm["rule_id"] == "ELIG-01")].drop(columns="rule_id")
+    pm = pm[pm["cpt_code"].isin(TIMED_CODES) | pm["rule_id"].isin(["ELIG-01", "ELIG-03"])].drop(columns="rule_id")
     parts.append(pm.assign(units_removed=pm["units"]))
     npi = err[err["scope"] == "npi"][["fid", *PM, "billing_npi"]].merge(ln[timed], on=PM + ["billing_npi"])
     parts.append(npi.assign(units_removed=npi["units"]))

@@ -77,6 +77,7 @@ PATIENTS = Table(
         Col("last_name", doc="last name (PHI)", example="Lovelace"),
         Col("birth_date", "date", doc="date of birth (PHI)", example="1948-05-17"),
         Col("medicare_id", doc="Medicare beneficiary identifier (PHI)", example="1EG4TE5MK73"),
+        Col("death_date", "date", doc="date of death (PHI); months that begin after it are not billable (ELIG-03)", example=""),
     ),
     key=("patient_id",),
     patient_ref=False,
@@ -172,6 +173,8 @@ CLAIMS = Table(
         Col("paid_amount", "number", doc="amount paid for the line (blank: fee schedule)", example="66.13", min=0),
         Col("allowed_amount", "number", doc="the payer's allowed amount for the line (835 AMT*B6); with paid_amount it gives the "
             "patient's cost sharing exactly (blank: 20 % of the fee schedule's)", example="66.13", min=0),
+        Col("diagnosis_codes", doc="the claim's ICD-10-CM codes, separated by ; (837P HI segment); DX-01 checks them",
+            example="E11.9;I10"),
         Col("place_of_service", "code", doc="CMS two-digit place of service; a facility setting (19, 21, 22, 23, 24, 26, 31, 34, "
             "41, 42, 51, 52, 53, 56, 61) selects the facility fee", example="11"),
     ),

@@ -52,6 +52,9 @@ EXPLAIN = {
     "CP-06": ("The care plan was not created or reviewed in the last 12 months.", "Review care plans at least yearly."),
     "TIME-10": ("G0511 was billed in a month with no CCM time on record; from 2024 it may stand for other care-management "
                 "services, so the chart must show which.", "Document which service each G0511 stood for, with its time."),
+    "ELIG-03": ("CCM was billed for a month that began after the patient died.", "Stop CCM billing at the patient's death; void the claims."),
+    "DX-01": ("The CCM claim lists fewer than two chronic conditions among its own diagnosis codes.",
+              "Put at least two of the patient's chronic conditions on every CCM claim."),
     "BILL-01": ("More than one practitioner billed CCM for the same patient and month.",
                 "Coordinate with other practices; only one practitioner may bill CCM a month."),
     "BILL-02": ("A base CCM code was billed more than once in the month.", "Bill the base code once per calendar month."),

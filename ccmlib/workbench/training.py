@@ -73,6 +73,10 @@ SCENARIOS = {
     "BILL-08": ("Medicare denied the 99490 line (paid $0).", lambda c: c["claims"][0].update(paid_amount=0)),
     "TIME-10": ("A rural health clinic billed G0511 in June 2025 with no CCM time on record (from 2024 G0511 may stand for "
                 "other care management).", lambda c: _rhc_june_2025(c)),
+    "ELIG-03": ("The patient died on 15 December 2025; January's CCM was still billed.",
+                lambda c: c["patients"][0].update(death_date="2025-12-15")),
+    "DX-01": ("The claim lists only the diabetes code (E11.9), not the hypertension.",
+              lambda c: c["claims"][0].update(diagnosis_codes="E11.9")),
     "SUP-01": ("The nurse's supervising physician is not on record.", lambda c: c["staff"][0].update(supervising_npi="")),
     "REV-01": ("45 minutes were documented, only 99490 billed.", lambda c: _minutes(c, 45)),
 }

@@ -27,7 +27,7 @@ def _timed_lines(f: Facts) -> pd.DataFrame:
 
 
 @rule("IV-01", "No initiating visit before CCM began", "error", "no_documentation",
-      "CMS MLN909188 (initiating visit for new patients or not seen within a year); 42 CFR 410.26", ("encounters", "claims"))
+      "CMS MLN909188 (initiating visit for new patients or not seen within a year); CMS CY2015 and CY2017 PFS final rules", ("encounters", "claims"))
 def iv_01(f: Facts) -> pd.DataFrame:
     """Per patient-month and billing practitioner; commencement restarts after a revocation (see
     :func:`~ccmlib.facts.commencement_dates`). An encounters table without rows, or without a row for the patient, is

@@ -7,7 +7,7 @@ from ccmlib.engine.facts import Facts
 from ccmlib.intake.schema import CARE_PLAN_CORE, CARE_PLAN_OTHER
 from ccmlib.engine.rules.registry import not_documented, raw, rule
 
-CP = "CMS MLN909188 (comprehensive care plan, electronic, copy to patient); 42 CFR 410.26"
+CP = "CMS MLN909188 (comprehensive care plan, electronic, copy to patient); CMS CY2015 PFS final rule"
 
 
 def _has_plan(f: Facts) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from ccmlib.engine.facts import Facts
 from ccmlib.intake.schema import CONSENT_REQUIRED
 from ccmlib.engine.rules.registry import not_documented, raw, rule
 
-MLN = "CMS MLN909188 CCM booklet; 42 CFR 410.26; MAC CCM checklists"
+MLN = "CMS MLN909188 CCM booklet; CMS CY2015 and CY2017 PFS final rules (consent); MAC CCM checklists"
 
 
 def _judged(f: Facts) -> pd.DataFrame:

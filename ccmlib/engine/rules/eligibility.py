@@ -1,6 +1,8 @@
-"""Eligibility: two or more chronic conditions (ELIG-01), valid ICD-10-CM codes (ELIG-02)."""
+"""Eligibility: two or more chronic conditions (ELIG-01), valid ICD-10-CM codes (ELIG-02), alive (ELIG-03), the claim's
+own diagnoses (DX-01)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ccmlib.engine.facts import Facts, condition_lists
@@ -25,3 +27,39 @@ def elig_02(f: Facts) -> pd.DataFrame:
     bad = f.diagnoses[~f.diagnoses["valid"]][["patient_id", "icd10_code"]].drop_duplicates()
     m = f.pm[["patient_id", "mkey"]].merge(bad, on="patient_id")
     return raw(m, "pm", "diagnosis code " + m["icd10_code"].astype(str) + " is not a valid ICD-10-CM code; ignored")
+
+
+@rule("ELIG-03", "CCM billed for a month that began after the patient's death", "error", "other",
+      "ccm-rules v3 ELIG-03; CMS MLN909188 (CCM is furnished to a living beneficiary in the month)", ("patients",))
+def elig_03(f: Facts) -> pd.DataFrame:
+    """Every CCM line of a month that begins after patients.death_date is unsupported; the month of death is not."""
+    pat = f.patients
+    if pat is None or "death_date" not in pat.columns or not pat["death_date"].notna().any():
+        return raw(f.pm.iloc[:0], "pm", "")
+    m = f.pm[["patient_id", "mkey", "month_start"]].merge(pat[["patient_id", "death_date"]].dropna(), on="patient_id")
+    m = m[m["month_start"] > m["death_date"]]
+    return raw(m, "pm", "the month begins after the patient's death on " + m["death_date"].dt.strftime("%Y-%m-%d"))
+
+
+@rule("DX-01", "The CCM claim lists fewer than two chronic conditions", "warning", "insufficient_documentation",
+      "ccm-rules v3 DX-01; OIG A-07-17-05101 (claims matched, not charts); CPT 99490 descriptor", ("claims",))
+def dx_01(f: Facts) -> pd.DataFrame:
+    """A time-based CCM line whose own diagnosis codes (claims.diagnosis_codes) map to fewer than two chronic-condition
+    categories: the claim does not show the eligibility the chart may show. Runs only when the column is supplied."""
+    from ccmlib.reference import data as refdata
+    from ccmlib.reference.codes import TIMED_CODES
+
+    ln = f.lines
+    if "diagnosis_codes" not in ln.columns or not ln["diagnosis_codes"].notna().any():
+        return raw(ln.iloc[:0], "line", "")
+    ln = ln[ln["cpt_code"].isin(TIMED_CODES)]
+    codes = ln["diagnosis_codes"].fillna("").astype(str).str.upper().str.replace(".", "", regex=False).str.replace(r"[,\s]+", ";", regex=True)
+    each = codes.str.split(";").explode()
+    each = each[each != ""]
+    cats = refdata.map_conditions(each.drop_duplicates(), f.condition_map)
+    n = each.rename("code").reset_index().merge(cats, on="code").drop_duplicates(["index", "category"]).groupby("index").size()
+    count = pd.Series(ln.index.map(n), index=ln.index).fillna(0).astype(int)
+    bad = ln[count < 2]
+    return raw(bad, "line", "the claim line lists " + count[count < 2].astype(str) + " chronic-condition categor"
+               + np.where(count[count < 2] == 1, "y", "ies") + " among its diagnosis codes (" + bad["diagnosis_codes"].fillna("none").astype(str)
+               + "); CCM needs two", units_removed=0)

@@ -30,7 +30,7 @@ def time_01(f: Facts) -> pd.DataFrame:
 
 
 @rule("TIME-02", "Time by staff who are not clinical staff or a billing practitioner", "warning",
-      "insufficient_documentation", "42 CFR 410.26; CPT clinical staff definition; CMS CCM FAQ", ("time_entries", "staff"))
+      "insufficient_documentation", "CPT clinical staff definition; CMS CCM FAQ (MLN909188)", ("time_entries", "staff"))
 def time_02(f: Facts) -> pd.DataFrame:
     return _entries(f, "x_staff", lambda e: np.where(e["role"].isna(), "staff " + e["staff_id"].astype(str) + " not in the staff table",
                                                       "staff " + e["staff_id"].astype(str) + " is " + e["role"].astype(str)))
@@ -158,7 +158,7 @@ def time_10(f: Facts) -> pd.DataFrame:
 
 
 @rule("TIME-07", "99439 units beyond those supported", "error", "insufficient_documentation",
-      "CPT 99439 descriptor (each additional 20 min, at most twice a month, CMS PFS CY2022)", ("time_entries", "claims"))
+      "CPT 99439 descriptor (each additional 20 min, at most twice a month: G2058 in CMS PFS CY2020, 99439 from CY2021)", ("time_entries", "claims"))
 def time_07(f: Facts) -> pd.DataFrame:
     return _addon_excess(f, "99439", *TIME_RULES["99490"][1:], "qualifying_minutes", "qualifying ")
 
