@@ -296,3 +296,12 @@ def test_the_trail_from_source_files_to_the_report(tmp_path):
     assert "Source files the tables were built from" in text and "X12 835" in text
     assert hashes["remit_2026-05.835"][:20] in text.replace(" ", "")
     assert "could not be mapped, holding $42.50 paid and -$42.50 in reversals" in text.replace("\u2011", "-")
+
+
+def test_837p_diagnoses_travel_with_the_claim_lines(tmp_path):
+    """Each 837P line carries its claim's ICD-10-CM HI codes (claims.diagnosis_codes), which DX-01 reads; ICD-9 codes do not."""
+    from ccmlib.intake.ingest import ingest
+    ing = ingest([DATA / "claims_jan_feb.837"])
+    cl = ing.tables["claims"].set_index(["claim_id", "line"])
+    assert cl.loc[("C1001", "1"), "diagnosis_codes"] == "E119;I10;N183"
+    assert pd.isna(cl.loc[("C1004", "1"), "diagnosis_codes"]) or cl.loc[("C1004", "1"), "diagnosis_codes"] == ""  # ICD-9 only

@@ -150,7 +150,7 @@ def test_a_transaction_bundle_keeps_its_patients(tmp_path):
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"fullUrl": pat, "resource": {"resourceType": "Patient", "identifier": [
             {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}, "value": "P77"}],
-            "name": [{"family": "Doe", "given": ["Jo"]}], "birthDate": "1950-02-03"},
+            "name": [{"family": "Doe", "given": ["Jo"]}], "birthDate": "1950-02-03", "deceasedDateTime": "2026-02-03T10:00:00Z"},
          "request": {"method": "POST", "url": "Patient"}},
         {"fullUrl": cond, "resource": {"resourceType": "Condition", "subject": {"reference": pat},
                                         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9"}]},
@@ -162,6 +162,8 @@ def test_a_transaction_bundle_keeps_its_patients(tmp_path):
     assert r.returncode == 0, r.stderr
     dx = pd.read_csv(tmp_path / "out" / "diagnoses.csv", dtype=str)
     assert dx[["patient_id", "icd10_code"]].values.tolist() == [["P77", "E11.9"]]
+    pats = pd.read_csv(tmp_path / "out" / "patients.csv", dtype=str)
+    assert pats["death_date"].tolist() == ["2026-02-03"]  # Patient.deceasedDateTime, for ELIG-03
 
 
 def test_the_835_allowed_amount_is_read(tmp_path):

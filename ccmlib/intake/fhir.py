@@ -251,7 +251,7 @@ def map_resources(recs: FhirRecords, mbi_to_patient: dict[str, str]) -> dict[str
     for src, pos, m in by_type.get("Patient", []):
         name = (m.name or [None])[0]
         row("patients", src, pos, m, patient_id=patient_ids[m.id], first_name=" ".join(name.given or []) if name else None,
-            last_name=name.family if name else None, birth_date=_day(m.birthDate),
+            last_name=name.family if name else None, birth_date=_day(m.birthDate), death_date=_day(m.deceasedDateTime),
             medicare_id=_identifier(m.identifier, systems=MBI) or _identifier(m.identifier, type_code="MC"))
     for src, pos, m in by_type.get("Practitioner", []):
         role = role_of.get(m.id) or _role([c for q in (m.qualification or []) for c in _any_codes(q.code)])
@@ -436,6 +436,7 @@ def _claims(recs, by_type, row, reject, patient_of, npi_of):
         patient = patient_of(_Ref(obj.get("patient", {}).get("reference"))) if isinstance(obj.get("patient"), dict) else None
         bill_start = _day((obj.get("billablePeriod") or {}).get("start"))
         flag = f"not a valid FHIR R4 {kind} ({problem}); read leniently for the elements ccm-audit maps" if problem else None
+        dx_codes = ";".join(code for d in obj.get("diagnosis") or [] for code in _dcodes(d.get("diagnosisCodeableConcept"), ICD10CM))
         mapped, first = 0, None
         for it in items:
             paid, allowed = _amounts(it)
@@ -463,7 +464,8 @@ def _claims(recs, by_type, row, reject, patient_of, npi_of):
             item_row("claims", it, claim_id=cid, line=it.get("sequence"), patient_id=patient, billing_npi=billing, service_date=day,
                      cpt_code=codes[0], modifiers=" ".join(c for mm in it.get("modifier") or [] for c in _dany(mm)[:1]),
                      units=float(qty) if qty is not None else 1.0, charge_amount=float(net) if net is not None else None,
-                     paid_amount=paid, allowed_amount=allowed, place_of_service=(_dany(it.get("locationCodeableConcept")) or [None])[0],
+                     paid_amount=paid, allowed_amount=allowed, diagnosis_codes=dx_codes or None,
+                     place_of_service=(_dany(it.get("locationCodeableConcept")) or [None])[0],
                      group_npi=provider, claim_status=("paid" if paid else "denied") if paid is not None else "no remittance",
                      _flag=None if mapped else flag)  # the resource's flag once, on its first line
             first = first or f"{record} item {it.get('sequence')}"

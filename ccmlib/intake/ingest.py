@@ -29,7 +29,7 @@ TABLE_FILES = {f"{t}.csv": t for t in TABLES} | {f"{t}.parquet": t for t in TABL
 #: the line counts, or where in a Bundle; value: the record), then the paid dollars a rejected record holds
 DQ_COLUMNS = ["table", "file", "line", "column", "problem", "value", "action", "paid_amount"]
 CLAIM_COLUMNS = ["claim_id", "line", "patient_id", "billing_npi", "service_date", "cpt_code", "units", "paid_amount",
-                 "allowed_amount", "place_of_service", "modifiers", "group_npi", "charge_amount", "units_paid", "claim_status",
+                 "allowed_amount", "diagnosis_codes", "place_of_service", "modifiers", "group_npi", "charge_amount", "units_paid", "claim_status",
                  "adjustments", "payer_claim_id", "member_id", "source"]
 PAID_STATUS = {"1", "2", "3", "19", "20", "21"}
 
@@ -305,6 +305,7 @@ def _link_x12(x12_recs, mbi_to_patient, ledger, dq):
                        service_date=r["service_date"], cpt_code=r["cpt_code"], units=r["units"], paid_amount=paid,
                        place_of_service=r["place_of_service"], modifiers=r["modifiers"],
                        group_npi=c["billing_npi"], charge_amount=r["charge_amount"],
+                       diagnosis_codes=";".join(c.get("dx_codes") or []) or None,  # the claim's HI codes (DX-01)
                        source="837P+835" if remits else "837P")
             missing = [n for n in ("billing_npi", "service_date", "cpt_code") if not row[n]]
             if missing or not pid:

@@ -373,6 +373,7 @@ def _seg_837(rec, st, claim, item, seg, sid, loop, n, close_claim):
                  "claim_id": claim["claim_id"], "claim": claim, "code": code, "qualifier": qual, "paid": 0.0}
             if qual in ICD10:
                 claim["_records"].append(r)
+                claim.setdefault("dx_codes", []).append(code)
             else:
                 what = "an ICD-9-CM code" if qual in ICD9 else f"not an ICD-10-CM diagnosis (qualifier {qual})"
                 r.pop("_kind")
