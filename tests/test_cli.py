@@ -68,6 +68,6 @@ def test_bad_file_exit_2_names_the_file(tmp_path):
 def test_rules_lists_the_catalog():
     r = CliRunner().invoke(main, ["rules", "--csv"])
     cat = pd.read_csv(pd.io.common.StringIO(r.output))
-    assert len(cat) == 37 and cat["id"].is_unique and {"BILL-07", "BILL-08", "TIME-10", "ELIG-03", "DX-01", "SUP-01"} <= set(cat["id"])
+    assert len(cat) == 39 and cat["id"].is_unique and {"BILL-07", "BILL-08", "TIME-10", "ELIG-03", "DX-01", "DOC-01", "DOC-02", "SUP-01"} <= set(cat["id"])
     text = CliRunner().invoke(main, ["rules"]).output
     assert text.startswith("rule catalog version 2") and "BILL-07" in text and "SUP-01" in text

@@ -409,7 +409,7 @@ def test_overpayment_without_paid_amount_uses_fee_schedule(tmp_path):
 
 def test_rule_subset_and_catalog():
     cat = load_all()
-    assert len(cat) == 37 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
+    assert len(cat) == 39 and {r.severity for r in cat.values()} == {"error", "warning", "info"}
     for r in cat.values():
         assert r.citation and r.cert_category in {"no_documentation", "insufficient_documentation", "medical_necessity", "incorrect_coding", "other"}
 
@@ -562,3 +562,28 @@ def test_dx_01_claim_diagnoses(tmp_path, codes, expect):
     r = run(t, tmp_path, rules="DX-01")
     assert ("DX-01" in ids(r, "warning")) is expect
     assert line(r, "99490")["units_supported"] == 1  # a warning: the line stays supported
+
+
+@pytest.mark.parametrize("plan, expect", [
+    ({"signed_by": "Dr. A. Rivera", "signature_method": "electronic"}, False),
+    ({"signed_by": "Dr. A. Rivera", "signature_method": "stamp"}, True),                         # a stamp is no signature
+    ({"signed_by": "Dr. A. Rivera", "signature_method": "stamp", "attested_date": "2026-02-01"}, False),  # attested
+    ({"signed_by": "", "signature_method": ""}, False)])                                          # column not supplied: no run
+def test_doc_01_unsigned_care_plan(tmp_path, plan, expect):
+    t = chart()
+    t["care_plans"][0].update(plan)
+    r = run(t, tmp_path, rules="DOC-01")
+    assert ("DOC-01" in ids(r, "error")) is expect
+    assert bool(line(r, "99490")["units_supported"] == 0) is expect
+
+
+def test_doc_02_unsigned_entry_and_late_plan_signature(tmp_path):
+    t = chart()
+    t["time_entries"][0]["signed_by"], t["time_entries"][1]["signed_by"] = "S1", ""
+    r = run(t, tmp_path / "a", rules="DOC-02")
+    assert r.findings["entry_id"].tolist() == ["E2"] and set(r.findings["severity"]) == {"warning"}
+    t = chart()
+    t["care_plans"][0].update(signed_by="Dr. A. Rivera", signature_method="electronic", signed_date="2026-02-01")  # after the claim
+    assert "DOC-02" in ids(run(t, tmp_path / "b", rules="DOC-02"))
+    t["care_plans"][0]["signed_date"] = "2026-01-31"  # the claim's day: in time
+    assert "DOC-02" not in ids(run(t, tmp_path / "c", rules="DOC-02"))

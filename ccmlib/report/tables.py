@@ -12,8 +12,9 @@ from ccmlib.engine.rules.registry import catalog
 from ccmlib.reference.explain import EXPLAIN
 
 CRITERIA = {"CONS": "Consent", "CP": "Care plan", "ELIG": "Eligibility", "IV": "Eligibility", "TIME": "Time documentation",
-            "BILL": "Billing", "REV": "Opportunities", "SUP": "Time documentation", "CHART": "Chart review"}
-CRITERIA_ORDER = ["Consent", "Care plan", "Eligibility", "Time documentation", "Billing", "Chart review", "Opportunities"]
+            "BILL": "Billing", "REV": "Opportunities", "SUP": "Time documentation", "CHART": "Chart review", "DX": "Eligibility",
+            "DOC": "Signatures"}
+CRITERIA_ORDER = ["Consent", "Care plan", "Signatures", "Eligibility", "Time documentation", "Billing", "Chart review", "Opportunities"]
 #: the auditor's own defects (chart review, rule id CHART): a row of the results when the review added any
 CHART_RULE = {"id": "CHART", "title": "Defect found in the chart by the auditor", "severity": "error",
               "cert_category": "Insufficient Documentation", "citation": "the auditor's chart review (decision log; appendix D)"}

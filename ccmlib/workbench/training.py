@@ -77,6 +77,10 @@ SCENARIOS = {
                 lambda c: c["patients"][0].update(death_date="2025-12-15")),
     "DX-01": ("The claim lists only the diabetes code (E11.9), not the hypertension.",
               lambda c: c["claims"][0].update(diagnosis_codes="E11.9")),
+    "DOC-01": ("The care plan carries a rubber-stamped signature and no attestation.",
+               lambda c: c["care_plans"][0].update(signed_by="Dr. A. Rivera", signed_date="2025-12-01", signature_method="stamp")),
+    "DOC-02": ("The nurse signed one of her two time notes.",
+               lambda c: (c["time_entries"][0].update(signed_by="S1"), c["time_entries"][1].update(signed_by=""))),
     "SUP-01": ("The nurse's supervising physician is not on record.", lambda c: c["staff"][0].update(supervising_npi="")),
     "REV-01": ("45 minutes were documented, only 99490 billed.", lambda c: _minutes(c, 45)),
 }

@@ -62,3 +62,43 @@ def cp_06(f: Facts) -> pd.DataFrame:
     stale = touched < (pm["month_end"] - pd.DateOffset(months=12))
     pm, touched = pm[stale], touched[stale]
     return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " last created or reviewed on " + touched.dt.strftime("%Y-%m-%d"))
+
+
+PIM_SIG = "CMS Program Integrity Manual ch. 3, 3.3.2.4 (signatures; attestation); ccm-rules v3"
+
+
+def _signatures_given(f: Facts) -> bool:
+    return "plan_signed_by" in f.pm.columns and bool(f.plans["signed_by"].notna().any()) if "signed_by" in f.plans.columns else False
+
+
+@rule("DOC-01", "Care plan in force is not signed", "error", "insufficient_documentation", PIM_SIG, ("care_plans",))
+def doc_01(f: Facts) -> pd.DataFrame:
+    """The care plan in force has no signature (signed_by blank, or a stamp) and no attestation: every time-based CCM line
+    of the month is unsupported. Runs only when the plans carry signed_by."""
+    if not _signatures_given(f):
+        return raw(f.pm.iloc[:0], "pm", "")
+    pm = _has_plan(f)
+    unsigned = pm["plan_signed_by"].isna() | (pm["plan_signature_method"] == "stamp")
+    pm = pm[unsigned.fillna(True) & pm["plan_attested_date"].isna()]
+    why = (pm["plan_signature_method"] == "stamp").map({True: "a stamped signature (not accepted)", False: "no signature"})
+    return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " has " + why + " and no attestation")
+
+
+@rule("DOC-02", "Time entry or care plan signed late or not at all", "warning", "insufficient_documentation", PIM_SIG,
+      ("care_plans", "time_entries"))
+def doc_02(f: Facts) -> pd.DataFrame:
+    """A counted time entry without its author's signature (when time_entries carry signed_by), or a care plan signed
+    after the month's first CCM claim without an attestation (when the plans carry signed_date)."""
+    out = []
+    e = f.entries
+    if "signed_by" in e.columns and e["signed_by"].notna().any():
+        bad = e[(e["qualifying"].fillna(0) > 0) & e["signed_by"].isna()]
+        out.append(raw(bad, "entry", "time entry " + bad["entry_id"].astype(str) + " has no author signature"))
+    if "plan_signed_date" in f.pm.columns and f.pm["plan_signed_date"].notna().any():
+        first_claim = f.lines.groupby(["patient_id", "mkey"], observed=True)["service_date"].min().rename("first_claim").reset_index()
+        pm = _has_plan(f).merge(first_claim, on=["patient_id", "mkey"])
+        late = pm[(pm["plan_signed_date"] > pm["first_claim"]) & pm["plan_attested_date"].isna()]
+        out.append(raw(late, "pm", "care plan " + late["plan_id"].astype(str) + " signed on "
+                       + late["plan_signed_date"].dt.strftime("%Y-%m-%d") + ", after the claim of " + late["first_claim"].dt.strftime("%Y-%m-%d")
+                       + ", without an attestation"))
+    return pd.concat(out, ignore_index=True) if out else raw(f.pm.iloc[:0], "pm", "")
