@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ccmlib import paths
 from ccmlib.engine import decisions as review
 from ccmlib.engine import indicators
 from ccmlib.reference import data as refdata
@@ -125,7 +126,7 @@ def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFra
     todo = list(ids)
     if progress:
         from tqdm.auto import tqdm
-        todo = tqdm(todo, desc="checking rules", unit="rule", leave=False)
+        todo = tqdm(todo, desc="checking rules", unit="rule", leave=False, disable=paths.progress_off())
     for rid in todo:
         r = catalog[rid]
         lacking = [t for t in r.needs if t in facts.missing]

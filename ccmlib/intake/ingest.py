@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ccmlib import paths
 from ccmlib.errors import InputError
 from ccmlib.intake import fhir as fhirmod
 from ccmlib.intake import x12 as x12mod
@@ -116,7 +117,7 @@ def ingest(sources: list[Path], progress: bool = False, exclude: Path | None = N
     counted: dict[str, int] = {}
     paid_read: dict[str, float] = {}
     if fhir_files:
-        bar = tqdm(total=len(fhir_files), desc="reading FHIR", unit="file", disable=not progress, leave=False)
+        bar = tqdm(total=len(fhir_files), desc="reading FHIR", unit="file", disable=paths.progress_off() if progress else True, leave=False)
         recs = fhirmod.read_files(fhir_files, progress=bar)
         bar.close()
         fhirmod.map_resources(recs, mbi_to_patient)
@@ -149,7 +150,7 @@ def ingest(sources: list[Path], progress: bool = False, exclude: Path | None = N
 
     # X12
     x12_recs = []
-    for path in tqdm(x12_files, desc="reading X12", unit="file", disable=not progress, leave=False):
+    for path in tqdm(x12_files, desc="reading X12", unit="file", disable=paths.progress_off() if progress else True, leave=False):
         try:
             rec = x12mod.read_x12(path)
         except InputError:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ccmlib import paths
 from ccmlib.errors import InputError
 from ccmlib.intake import sources as io
 from ccmlib.intake.fastops import positions
@@ -66,7 +67,7 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
     items = list(sources.items())
     if progress:
         from tqdm.auto import tqdm
-        items = tqdm(items, desc="loading tables", unit="table", leave=False)
+        items = tqdm(items, desc="loading tables", unit="table", leave=False, disable=paths.progress_off())
     for name, src in items:
         settings = io.table_settings(mapping, name)
         raw = io.read_raw(src, settings["csv"])

@@ -29,6 +29,25 @@ from ccmlib.report.privacy import engagement_root
 from ccmlib.report.record import MIME, read_records
 
 KERNEL = "python3"
+
+
+def local_kernel_manager(folder: str):
+    """A kernel manager whose kernel talks over local (IPC) sockets in ``folder`` (private, made by the caller) instead of
+    TCP ports: nothing listens on the network, and the kernel has no cause to warn on stderr that it runs over TCP
+    unencrypted."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class LocalKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self):  # IPC sockets are files: <ip>-<port>, here in a folder only this run uses
+            return os.path.join(folder, "kernel")
+
+    return LocalKernelManager
 NOTEBOOK = "quarterly_review.ipynb"
 
 
@@ -154,11 +173,15 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
                                    "fees": str(Path(fees).resolve()) if fees else None, "repayment_path": repayment_path})
         nb_in = paths.notebook(NOTEBOOK)
         executed = stage / NOTEBOOK
+        import tempfile
+
         import papermill as pm
 
+        sockets = tempfile.mkdtemp(prefix="ccm-kernel-")  # short path: a Unix socket path has a length limit
         try:
             pm.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name=KERNEL, execution_timeout=timeout,
-                                start_timeout=120, cwd=str(nb_in.parent), progress_bar=progress, log_output=False)
+                                kernel_manager_class=local_kernel_manager(sockets),
+                                start_timeout=120, cwd=str(nb_in.parent), progress_bar=progress and sys.stderr.isatty(), log_output=False)
         except pm.PapermillExecutionError as exc:
             if exc.ename == "InputError":  # bad input found by the library inside the notebook: a user's message, exit 2
                 raise InputError(str(exc.evalue)) from None
@@ -173,6 +196,8 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
             add_run(ledger, params["practice_name"], period, "failed", str(out / "failed"), [], params, None)
             raise ReportError(f"cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}; the executed notebook with the error is "
                               f"{out / 'failed' / NOTEBOOK} (the previous report, if any, is unchanged)") from None
+        finally:
+            shutil.rmtree(sockets, ignore_errors=True)  # the kernel has stopped: its socket files are gone, the folder goes too
         nb = nbformat.read(str(executed), as_version=4)
         rec = read_records(nb)
         prov = dict(rec.get("provenance", {}))

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ccmlib import paths
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
 from ccmlib.intake.schema import CARE_PLAN_ELEMENTS
@@ -493,7 +494,7 @@ def write(tables: dict[str, pd.DataFrame], out: Path, fmt: str, params: dict, pr
     items = list(tables.items())
     if progress:
         from tqdm.auto import tqdm
-        items = tqdm(items, desc="writing tables", unit="table", leave=False)
+        items = tqdm(items, desc="writing tables", unit="table", leave=False, disable=paths.progress_off())
     for name, df in items:
         df = df.reset_index(drop=True)
         if fmt == "parquet" and name != "truth":

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from ccmlib import paths
 from ccmlib.engine.pipeline import audit, write_outputs
 from ccmlib.errors import InputError
 from ccmlib.engine.outputs import RunFolder
@@ -110,7 +111,7 @@ def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progr
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(practices), desc="practices", unit="practice")
+        bar = tqdm(total=len(practices), desc="practices", unit="practice", disable=paths.progress_off())
     rows: dict[int, dict] = {}
     if scheduler:
         try:

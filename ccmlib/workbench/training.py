@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ccmlib import paths
 from ccmlib.engine.pipeline import audit
 from ccmlib.synth.examples import OTHER_NPI, chart, claim, entry
 from ccmlib.engine.rules import load_all
@@ -268,7 +269,7 @@ def handout(out, rules=None, progress: bool = False) -> Path:
     ids = list(rules or SCENARIOS)
     if progress:
         from tqdm.auto import tqdm
-        ids = tqdm(ids, desc="scenarios", unit="scenario")
+        ids = tqdm(ids, desc="scenarios", unit="scenario", disable=paths.progress_off())
     for rid in ids:
         bad, good = verdict(scenario_chart(rid, on=True)), verdict(scenario_chart(rid, on=False))
         r = cat[rid]
