@@ -26,6 +26,27 @@ def _friendly(func):
     return wrapper
 
 
+QUIET_ENV = "CCM_AUDIT_QUIET"
+
+
+def _quiet(func):
+    """Add ``--quiet``: no progress bars and nothing on stdout (errors still go to stderr, the exit code is unchanged)."""
+    @functools.wraps(func)
+    def wrapper(*a, quiet=False, **kw):
+        if not quiet:
+            return func(*a, **kw)
+        import contextlib
+        import io
+
+        os.environ[QUIET_ENV] = "1"  # progress bars read it (paths.progress_off)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                return func(*a, **kw)
+        finally:
+            os.environ.pop(QUIET_ENV, None)
+    return click.option("--quiet", is_flag=True, help="No progress bars and no summary (errors still go to stderr).")(wrapper)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="ccm-audit")
 def main():
@@ -122,6 +143,7 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
 @click.option("--qp-npis", metavar="NPI,...", help="Billing NPIs that are qualifying APM participants.")
 @click.option("--practice-name", help="Name on the worklist (default: the data folder's name).")
 @click.option("--show-identifiers", is_flag=True, help="Patient ids on the worklist instead of pseudonymous keys (PHI: handle accordingly).")
+@_quiet
 @_friendly
 def prebill(data_dir, month, as_of, out_dir, fees, conditions, qp_npis, practice_name, show_identifiers):
     """Monthly pre-bill review: per patient, the codes the documentation supports now, the minutes still needed, and
@@ -204,6 +226,7 @@ def review(audit_dir, port, reviewer):
 @main.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for handout.html and handout.pdf.")
 @click.option("--rules", help="Comma-separated rule IDs (default: every scenario).")
+@_quiet
 @_friendly
 def handout(out_dir, rules):
     """A printable training handout: every pitfall scenario with the question, the engine's verdict, why and the fix."""
@@ -224,6 +247,7 @@ def handout(out_dir, rules):
 @main.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.option("--write", is_flag=True, help="Save the draft as DATA_DIR/mapping.yml (never over one that exists).")
+@_quiet
 @_friendly
 def inspect(data_dir, write):
     """Look at a practice's export before auditing it: per table the contract columns found and missing, source
@@ -283,6 +307,7 @@ def ingest(sources, out_dir, quiet):
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--entries", default="2-4", show_default=True, metavar="FEWEST-MOST", help="Time entries per patient-month.")
 @click.option("--no-encounters", is_flag=True, help="Write an empty encounters table (IV-01 then applies to every billed month).")
+@_quiet
 @_friendly
 def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
     """Write a synthetic practice in the data-contract layout, with injected pitfalls and truth.csv."""
@@ -319,6 +344,7 @@ def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
                    "a Medicare contractor's demand (two-sided 80 % lower limit, PIM ch. 8) or a CIA claims review (two-sided 90 % "
                    "lower limit). Default: identified without a sample, self-disclosure with one.")
 @click.option("--timeout", default=900, show_default=True, type=int, help="Seconds a notebook cell may run.")
+@_quiet
 @_friendly
 def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, fees,
            prepared_by, prepared_for, final, repayment_path, timeout):
@@ -351,6 +377,7 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Practices audited at once, in separate processes.")
 @click.option("--scheduler", metavar="ADDRESS", help="Run the practices on a Dask distributed cluster (tcp://HOST:8786); its workers "
               "must see the same files.")
+@_quiet
 @_friendly
 def batch(clients_dir, period, out_dir, check_only, strict, fees, jobs, scheduler):
     """Audit every practice folder in CLIENTS_DIR (each may have its own mapping.yml), continuing past failures."""
@@ -393,6 +420,7 @@ def rules_cmd(as_csv):
 
 @main.command()
 @click.option("--out", "out_dir", default="templates", show_default=True, type=click.Path(path_type=Path))
+@_quiet
 @_friendly
 def templates(out_dir):
     """Write blank intake templates (one Excel workbook, one CSV header per table) from the schemas."""

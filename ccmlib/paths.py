@@ -56,7 +56,10 @@ def with_parameters(name: str, params: dict, out: Path) -> Path:
 def progress_off() -> bool | None:
     """tqdm's ``disable`` for the tool's progress bars: None (tqdm shows a bar only on a terminal, so logs and pipes get no
     carriage returns), False inside a Jupyter kernel (the notebooks show their bars)."""
+    import os
     import sys
 
+    if os.environ.get("CCM_AUDIT_QUIET"):  # `--quiet`
+        return True
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
     return False if type(shell).__name__ == "ZMQInteractiveShell" else None

@@ -71,3 +71,20 @@ def test_rules_lists_the_catalog():
     assert len(cat) == 39 and cat["id"].is_unique and {"BILL-07", "BILL-08", "TIME-10", "ELIG-03", "DX-01", "DOC-01", "DOC-02", "SUP-01"} <= set(cat["id"])
     text = CliRunner().invoke(main, ["rules"]).output
     assert text.startswith("rule catalog version 2") and "BILL-07" in text and "SUP-01" in text
+
+
+def test_quiet_on_every_command_that_writes(tmp_path):
+    """`--quiet` on every command that writes: nothing on stdout, errors still on stderr with their exit code (issue 26)."""
+    import subprocess
+    import sys
+
+    for cmd in ("check", "ingest", "prebill", "handout", "inspect", "synth", "report", "batch", "templates"):
+        r = subprocess.run([sys.executable, "-m", "ccmlib.cli", cmd, "--help"], capture_output=True, text=True)
+        assert "--quiet" in r.stdout, cmd
+    from conftest import DEMO
+    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "prebill", str(DEMO), "--month", "2026-09", "--out", str(tmp_path / "pb"),
+                        "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "" and (tmp_path / "pb" / "prebill.csv").is_file()
+    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "prebill", str(DEMO), "--month", "2026-09", "--as-of", "bad", "--out",
+                        str(tmp_path / "pb2"), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == "" and "--as-of 'bad'" in r.stderr

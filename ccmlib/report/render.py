@@ -181,7 +181,8 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
         try:
             pm.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name=KERNEL, execution_timeout=timeout,
                                 kernel_manager_class=local_kernel_manager(sockets),
-                                start_timeout=120, cwd=str(nb_in.parent), progress_bar=progress and sys.stderr.isatty(), log_output=False)
+                                start_timeout=120, cwd=str(nb_in.parent), progress_bar=progress and sys.stderr.isatty() and not os.environ.get("CCM_AUDIT_QUIET"),
+                                log_output=False)
         except pm.PapermillExecutionError as exc:
             if exc.ename == "InputError":  # bad input found by the library inside the notebook: a user's message, exit 2
                 raise InputError(str(exc.evalue)) from None
