@@ -164,8 +164,10 @@ def test_cli_writes_the_worklist_and_the_csv(tmp_path):
     assert set(w["status"]) <= {"ready to bill", "needs minutes", "blocked", "billed", "billed with problems", "not enrolled"}
     from pypdf import PdfReader
     pdf = PdfReader(out / "worklist.pdf")
-    assert len(pdf.pages) == 1
-    text = pdf.pages[0].extract_text()
+    assert len(pdf.pages) <= 2  # the whole list when it fits two pages (issue 26)
+    text = " ".join(pg.extract_text() for pg in pdf.pages)
+    todo = w["status"].isin(["blocked", "needs minutes", "billed with problems", "not enrolled"]).sum()
+    assert ("more, each with its action, in prebill.csv" in text) is bool(todo > 60)
     assert "pre-bill review" in text and not set(w["patient_id"]) & set(re.findall(r"P\d{6}", text))  # keys, not ids
     cw = pd.read_csv(out / "crosswalk.csv", dtype=str)
     assert set(cw["patient_id"]) == set(w["patient_id"])
@@ -190,3 +192,20 @@ def test_a_facility_claim_is_priced_as_check_prices_it(demo_dir):
     assert (got.to_numpy() == expected.to_numpy()).all() and 43.76 in set(got)
     lines = pb.audit.claim_lines
     assert set(lines.loc[lines["claim_id"].isin(prop["claim_id"]), "fee_setting"]) == {"facility"}
+
+
+def test_the_worklist_is_in_the_order_to_act_on_it(demo_dir):
+    """After month end the claims billed with problems come first and the months that ended short (nothing to do) last;
+    before it, the patients closest to a threshold lead the 'needs minutes' rows (issue 26)."""
+    closed = prebill(demo_dir, "2026-08").worklist  # a past month: as of its last day
+    assert (closed["days_left"] == 0).all()
+    n = int((closed["status"] == "billed with problems").sum())
+    assert n and (closed["status"].iloc[:n] == "billed with problems").all()
+    assert closed["dollars_at_stake"].iloc[:n].is_monotonic_decreasing
+    short = closed.index[closed["status"] == "needs minutes"]
+    assert not len(short) or short.min() > closed.index[closed["status"] != "needs minutes"].max()
+    open_ = prebill(demo_dir, "2026-09", as_of="2026-09-20").worklist
+    need = open_[open_["status"] == "needs minutes"]
+    assert len(need) > 1 and need["minutes_needed"].is_monotonic_increasing
+    one = need[need["minutes_needed"] == 1]
+    assert one.empty or one["action"].iloc[0].startswith("Needs 1 more qualifying minute (")

@@ -294,10 +294,26 @@ def _worklist(res: AuditResult, cands: pd.DataFrame, billed: set, per: Period, c
     w["dollars_at_stake"] = np.where(has_billed, w["billed_paid"].fillna(0), value).round(2)
     w["action"] = _action(w)
     w["as_of"] = str(pd.Timestamp(cut).date())
-    rank = w["status"].map({s: i for i, s in enumerate(STATUS_ORDER)})
-    w = w.assign(_r=rank, _n=w["minutes_needed"].fillna(1e9)).sort_values(
-        ["_r", "dollars_at_stake", "_n", "patient_id"], ascending=[True, False, True, True], kind="mergesort")
-    return w[COLUMNS].reset_index(drop=True)
+    return w[COLUMNS].iloc[action_order(w)].reset_index(drop=True)
+
+
+#: the worklist's order, by what a person can still act on: before the month ends, what blocks a claim, then the
+#: patients closest to a threshold; once it has ended, the claims billed with problems (to correct or void) first and
+#: the months that ended short (nothing left to do) last
+ORDER_OPEN = ["blocked", "needs minutes", "billed with problems", "ready to bill", "not enrolled", "billed"]
+ORDER_CLOSED = ["billed with problems", "ready to bill", "blocked", "not enrolled", "billed", "needs minutes"]
+
+
+def action_order(w: pd.DataFrame) -> np.ndarray:
+    """Row positions of the worklist in action order (see ORDER_OPEN/ORDER_CLOSED); within a status the largest dollars
+    first, except 'needs minutes' before the month ends: the fewest minutes still needed first."""
+    closed = bool(len(w)) and int(w["days_left"].iloc[0]) <= 0
+    order = ORDER_CLOSED if closed else ORDER_OPEN
+    rank = w["status"].map({st: i for i, st in enumerate(order)}).to_numpy()
+    near = np.where((w["status"] == "needs minutes").to_numpy() & (not closed), w["minutes_needed"].fillna(1e9).to_numpy(), 0.0)
+    key = pd.DataFrame({"r": rank, "near": near, "d": -w["dollars_at_stake"].to_numpy(), "n": w["minutes_needed"].fillna(1e9).to_numpy(),
+                        "p": w["patient_id"].astype(str).to_numpy()})
+    return key.sort_values(["r", "near", "d", "n", "p"], kind="mergesort").index.to_numpy()
 
 
 def _value(w: pd.DataFrame, prop: pd.DataFrame, fee_table, cut, qp_npis=()) -> np.ndarray:
@@ -333,7 +349,8 @@ def _action(w: pd.DataFrame) -> pd.Series:
          w["status"] == "billed", w["status"] == "not enrolled"],
         [w["fixes"],
          "Do not bill: the month ended " + need + " qualifying minutes short",
-         "Needs " + need + " more qualifying minutes (" + days + " days left in the month)",
+         "Needs " + need + " more qualifying minute" + np.where(w["minutes_needed"].fillna(0) == 1, "", "s") + " (" + days + " day"
+         + np.where(w["days_left"] == 1, "", "s") + " left in the month)",
          "Bill " + w["codes_ready"],
          "Already billed; correct or void: " + w["fixes"],
          "Already billed and supported",

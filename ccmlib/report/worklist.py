@@ -14,8 +14,8 @@ from ccmlib.engine.prebill import Prebill
 from ccmlib.report.privacy import engagement_root, load_salt, patient_keys
 from ccmlib.report.show import table_html
 
-#: rows on the one-page worklist; prebill.csv has them all
-PAGE_ROWS = 20
+#: rows on the worklist (about two landscape pages); prebill.csv has them all
+PAGE_ROWS = 60
 TODO = ("blocked", "needs minutes", "billed with problems", "not enrolled")
 
 CSS = """
@@ -34,8 +34,8 @@ tr { break-inside: avoid; }
 
 
 def worklist_html(pb: Prebill, shown: pd.DataFrame, practice_name: str = "") -> str:
-    """The one-page worklist: what is ready, then what to fix first (blocked, short of minutes, billed with problems,
-    not enrolled), the largest dollars first."""
+    """The worklist: how many are ready, then what needs action in the order a person can act on it (the pre-bill's
+    action order: after month end the claims billed with problems first), the whole list when it fits two pages."""
     todo = shown[shown["status"].isin(TODO)]
     n_ready = int((shown["status"] == "ready to bill").sum())
     top = todo.head(PAGE_ROWS)
@@ -46,14 +46,14 @@ def worklist_html(pb: Prebill, shown: pd.DataFrame, practice_name: str = "") -> 
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"/><title>{escape(title)}</title>",
              f"<style>{CSS}</style></head><body>",
              f"<h1>{escape(title)}</h1>",
-             f"<p>{n_ready} patient(s) ready to bill (their codes are in prebill.csv, column codes_ready); {len(todo)} need action "
-             f"first, listed below by status and dollars. Only documentation dated on or before {escape(str(pb.as_of))} counts; the "
+             f"<p>{n_ready} patient{'' if n_ready == 1 else 's'} ready to bill (their codes are in prebill.csv, column codes_ready); "
+             f"{len(todo)} need{'s' if len(todo) == 1 else ''} action first, listed below in the order to act on them. Only documentation dated on or before {escape(str(pb.as_of))} counts; the "
              f"checks are the ones <code>ccm-audit check</code> runs (rule catalog v{escape(str(pb.run['rule_catalog_version']))}).</p>",
              table_html(pb.by_status(), money=["dollars_at_stake"]).replace('class="ccm-table"', 'class="ccm-table ccm-summary"'),
              table_html(top, columns=[patient, "status", "billing_npi", "qualifying_minutes", "minutes_needed", "days_left",
                                       "dollars_at_stake", "action"], money=["dollars_at_stake"], wide_last=True)]
     if more:
-        parts.append(f"<p>{more} more in prebill.csv.</p>")
+        parts.append(f"<p>{more} more, each with its action, in prebill.csv.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
