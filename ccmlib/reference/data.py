@@ -195,6 +195,7 @@ def code_date(code: str, what: str) -> pd.Timestamp:
     return pd.Timestamp(row["date"].iloc[0])
 
 
+@lru_cache(maxsize=1)
 def sequestration() -> pd.DataFrame:
     """The Medicare payment sequestration rate by date (``reference/sequestration.csv``, sources in its last column)."""
     t = pd.read_csv(resources.files("ccmlib.reference").joinpath("sequestration.csv"), dtype={"rate": float})
@@ -215,6 +216,7 @@ def sequestration_rate(dates: pd.Series) -> np.ndarray:
 MEDICARE_SHARE = 0.80
 
 
+@lru_cache(maxsize=1)
 def conflicts() -> pd.DataFrame:
     """BILL-03's dated conflict list (``reference/conflicts.csv``): one row per code with the severity when the same
     practitioner bills it in the month of CCM and when another does ('' = allowed), and the service months it applies
