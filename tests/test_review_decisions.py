@@ -142,6 +142,12 @@ def test_final_is_refused_with_one_unit_open_and_page_one_states_the_repayment(w
     assert {"review_state", "decided_by", "decided_at", "decisions"} <= set(head)
     head = [c.value for c in next(wb["lines not supported"].iter_rows(max_row=1))]
     assert head[:3] == ["claim_id", "line", "sampled"]
+    # provenance names the command that was run, not the kernel's launch line (issue 26)
+    prov = {r[0]: r[1] for r in wb["provenance"].iter_rows(values_only=True)}
+    assert prov["command"].startswith("ccm-audit report ") and "--final" in prov["command"]
+    rows = list(wb["auditor decisions"].iter_rows(values_only=True))
+    col = rows[0].index("original_amount")
+    assert all(r[col] is None or isinstance(r[col], (int, float)) for r in rows[1:])  # numbers, not text
 
 
 def test_repayment_sentence_warns_below_100_units():

@@ -265,6 +265,7 @@ def trail(findings: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
     t = last.merge(cur.rename(columns={"message": "current_message", "amount": "current_amount"}), on="finding_key", how="left")
     status = np.where(t["decision"] == "confirm", "applied", np.where(t["current_message"].notna(), "applied", "finding no longer raised"))
     t.insert(0, "status", status)
+    t["original_amount"] = pd.to_numeric(t["original_amount"], errors="coerce")  # a number beside current_amount, not text
     return t[cols].sort_values(["patient_id", "service_month", "rule_id", "decided_at"], kind="mergesort").reset_index(drop=True)
 
 

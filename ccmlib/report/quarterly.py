@@ -25,7 +25,7 @@ PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (i
               "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
               "show_identifiers": (bool,), "ledger": (str, type(None)), "overrides": (str, type(None)),
               "prepared_by": (str, type(None)), "prepared_for": (str, type(None)), "final": (bool,), "fees": (str, type(None)),
-              "repayment_path": (str, type(None))}
+              "repayment_path": (str, type(None)), "command": (str, type(None))}
 
 
 def check_parameters(params: dict) -> dict:
@@ -102,11 +102,11 @@ class QuarterlyReview:
     @classmethod
     def run(cls, data_dir=None, period="2026Q3", sample_size=None, seed=None, strata=None, practice_name=None,
             output_dir=None, show_identifiers=False, ledger=None, overrides=None, prepared_by=None, prepared_for=None,
-            final=False, fees=None, repayment_path=None) -> "QuarterlyReview":
+            final=False, fees=None, repayment_path=None, command=None) -> "QuarterlyReview":
         check_parameters(dict(data_dir=data_dir, period=period, sample_size=sample_size, seed=seed, strata=strata,
                               practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger,
                               overrides=overrides, prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees,
-                              repayment_path=repayment_path))
+                              repayment_path=repayment_path, command=command))
         repayment.check_path(repayment_path)
         if fees and not Path(fees).is_file():
             raise InputError(f"{fees}: fee schedule file not found")
@@ -125,6 +125,7 @@ class QuarterlyReview:
         earlier = Background(tables.earlier_quarters, practice, parse_period(period), recorded=recorded_quarters(ledger, practice_name
                              or data.name), overrides=overrides, fees=fees)  # on the second core while this quarter is audited
         res = audit(practice, period=period, overrides=overrides, fees=fees)
+        res.run["command"] = command or "notebooks/quarterly_review.ipynb (run in Jupyter)"  # what was run, not the kernel's launch line
         from ccmlib.engine.pipeline import empty_period_message
         empty = empty_period_message(res.run)
         if empty:

@@ -31,6 +31,16 @@ from ccmlib.report.record import MIME, read_records
 KERNEL = "python3"
 
 
+def command_line() -> str:
+    """The command that is rendering the report as its user typed it (`ccm-audit report ...`), for the provenance; a call
+    from Python is named as such."""
+    import shlex
+
+    if sys.argv and Path(sys.argv[0]).name in ("ccm-audit", "cli.py", "__main__.py"):
+        return shlex.join(["ccm-audit", *sys.argv[1:]])
+    return "ccmlib.render_report (called from Python)"
+
+
 def local_kernel_manager(folder: str):
     """A kernel manager whose kernel talks over local (IPC) sockets in ``folder`` (private, made by the caller) instead of
     TCP ports: nothing listens on the network, and the kernel has no cause to warn on stderr that it runs over TCP
@@ -133,7 +143,7 @@ def _preflight(data: Path) -> None:
 def render_report(data_dir, period: str, out, sample_size: int | None = None, seed=None, strata: str | None = None,
                   practice_name: str | None = None, show_identifiers: bool = False, ledger=None, overrides=None,
                   timeout: int = 900, progress: bool = False, prepared_by: str | None = None, prepared_for: str | None = None,
-                  final: bool = False, fees=None, repayment_path: str | None = None) -> Report:
+                  final: bool = False, fees=None, repayment_path: str | None = None, command: str | None = None) -> Report:
     """Execute the quarterly-review notebook and write the executed notebook, report.html, report.pdf and workpapers.xlsx.
 
     ``out`` must be a new or empty folder or an earlier report folder (:mod:`ccmlib.outdir`); it is checked and locked
@@ -170,7 +180,8 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
                                    "show_identifiers": bool(show_identifiers), "ledger": str(ledger.resolve()),
                                    "overrides": str(Path(overrides).resolve()) if overrides else None,
                                    "prepared_by": prepared_by, "prepared_for": prepared_for, "final": bool(final),
-                                   "fees": str(Path(fees).resolve()) if fees else None, "repayment_path": repayment_path})
+                                   "fees": str(Path(fees).resolve()) if fees else None, "repayment_path": repayment_path,
+                                   "command": command or command_line()})
         nb_in = paths.notebook(NOTEBOOK)
         executed = stage / NOTEBOOK
         import tempfile
