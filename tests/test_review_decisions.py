@@ -142,6 +142,8 @@ def test_final_is_refused_with_one_unit_open_and_page_one_states_the_repayment(w
     assert {"review_state", "decided_by", "decided_at", "decisions"} <= set(head)
     head = [c.value for c in next(wb["lines not supported"].iter_rows(max_row=1))]
     assert head[:3] == ["claim_id", "line", "sampled"]
+    fmt = {r[0].value: r[1].number_format for r in openpyxl.load_workbook(out / "workpapers.xlsx")["summary"].iter_rows(min_row=2)}
+    assert fmt["overpayment"] == fmt["cost_sharing"] == fmt["estimate_lower_80"] == "$#,##0.00" and fmt["error_rate_count"] == "0.0%"
     # provenance names the command that was run, not the kernel's launch line (issue 26)
     prov = {r[0]: r[1] for r in wb["provenance"].iter_rows(values_only=True)}
     assert prov["command"].startswith("ccm-audit report ") and "--final" in prov["command"]

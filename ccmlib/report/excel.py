@@ -15,8 +15,15 @@ INERT = {"strings_to_formulas": False, "strings_to_urls": False, "strings_to_num
 
 #: columns shown as dollars and as percentages (typed numbers with a number format, never text)
 MONEY = frozenset({"paid_amount", "overpayment", "amount", "missed_amount", "missed_revenue", "unit_value", "examined", "audited",
-                   "difference", "current_amount"})
+                   "difference", "current_amount", "original_amount", "cost_sharing", "allowed_unsupported", "allowed_amount",
+                   "repayment", "sample_overpayment", "sample_examined", "estimate_point", "estimate_lower_90", "estimate_lower_80",
+                   "per_rule_amounts_total", "overpayment_per_claim_line", "paid_read", "paid_rejected"})
 PERCENT_PREFIX = ("error_rate", "sample_error_rate")
+
+
+def _row_format(item: str, money_fmt, pct_fmt):
+    """The number format of a value on an item/value sheet (the summary): by the item's name."""
+    return money_fmt if item in MONEY else pct_fmt if item.startswith(PERCENT_PREFIX) else None
 
 
 def _cells(col: pd.Series) -> list:
@@ -49,6 +56,14 @@ def write_workpapers(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
             ws.freeze_panes(1, 0)
             if len(df.columns):
                 ws.autofilter(0, 0, max(len(df), 1), len(df.columns) - 1)
+            if list(df.columns) == ["item", "value"]:  # a summary: each value formatted by its item (money, percent)
+                for r, (item, value) in enumerate(zip(df["item"].astype(str), _cells(df["value"])), start=1):
+                    ws.write(r, 0, item)
+                    fmt = _row_format(item, money_fmt, pct_fmt) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+                    ws.write(r, 1, value, fmt) if value is not None else ws.write_blank(r, 1, None)
+                ws.set_column(0, 0, min(max([len(x) for x in df["item"].astype(str)] + [8]) + 2, 60))
+                ws.set_column(1, 1, 24)
+                continue
             for i, c in enumerate(df.columns):
                 col = df[c]
                 numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
