@@ -37,7 +37,7 @@ def headline(res: AuditResult) -> dict:
     """Headline figures of a run, read from run.json's summary (after auditor decisions); never recomputed here. The
     ledger keeps it, with the per-rule figures, so a later report's trend can read this quarter back."""
     s = res.run["summary"]
-    out = {"period": res.run["period"]["label"], **{k: s.get(v, 0.0) for k, v in HEADLINE_KEYS.items()},
+    out = {"period": res.run["period"]["label"], **{k: s[v] for k, v in HEADLINE_KEYS.items()},
            "errors": s["findings"]["error"], "warnings": s["findings"]["warning"], "opportunities": s["findings"]["info"],
            "overturned": s.get("overturned", 0), "sampled": s.get("sampled", False), "by_rule": s.get("by_rule", {})}
     for k in ("sample_size", "sample_in_error", "sample_error_rate_count", "sample_error_rate_dollars", "frame_size", "seed",
@@ -126,13 +126,9 @@ def sampled_lines(res: AuditResult, lines: pd.DataFrame) -> pd.Series:
     if res.sample is None:
         return pd.Series("", index=lines.index, dtype=object)
     s = res.sample[~res.sample["spare"]]
-    if "claim_id" in s.columns and "line" in s.columns:
-        keys = set(zip(s["claim_id"].astype(str), s["line"].astype("int64")))
-        hit = [(c, int(ln)) in keys for c, ln in zip(lines["claim_id"].astype(str), lines["line"])]
-    else:
-        keys = set(zip(s["patient_id"].astype(str), s["service_month"].astype(str)))
-        hit = [k in keys for k in zip(lines["patient_id"].astype(str), lines["service_month"].astype(str))]
-    return pd.Series(["yes" if h else "" for h in hit], index=lines.index, dtype=object)
+    by = ["claim_id", "line"] if {"claim_id", "line"} <= set(s.columns) else ["patient_id", "service_month"]
+    key = lambda d: pd.MultiIndex.from_arrays([d[by[0]].astype(str), d[by[1]].astype(str)])  # noqa: E731
+    return pd.Series(np.where(key(lines).isin(key(s)), "yes", ""), index=lines.index, dtype=object)
 
 
 TREND_COLUMNS = ("period", "claim_lines_reviewed", "claim_lines_in_error", "error_rate_count", "paid_amount", "overpayment",
