@@ -1,9 +1,9 @@
-"""The pre-bill worklist as billing staff read it: one page (HTML and PDF) sorted by what to do first, and the run
+"""The pre-bill worklist as billing staff read it: at most two pages (HTML and PDF, laid out by
+``templates/worklist/``) sorted by what to do first, and the run
 folder that holds it with prebill.csv (every patient, every column) and run.json."""
 from __future__ import annotations
 
 import json
-from html import escape
 from pathlib import Path
 
 import pandas as pd
@@ -12,50 +12,44 @@ from ccmlib.engine.outputs import RunFolder
 from ccmlib.engine.pipeline import _csv
 from ccmlib.engine.prebill import Prebill
 from ccmlib.report.privacy import engagement_root, load_salt, patient_keys
-from ccmlib.report.show import table_html
 
 #: rows on the worklist (about two landscape pages); prebill.csv has them all
 PAGE_ROWS = 60
 TODO = ("blocked", "needs minutes", "billed with problems", "not enrolled")
 
-CSS = """
-@page { size: Letter landscape; margin: 12mm 12mm 14mm 12mm;
-  @bottom-right { content: "Page " counter(page) " of " counter(pages); font-size: 7pt; color: #555; }
-  @bottom-left { content: "ccm-audit pre-bill review: CONFIDENTIAL"; font-size: 7pt; color: #555; } }
-body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 8pt; color: #111; }
-h1 { font-size: 13pt; margin: 0 0 2px; } p { margin: 2px 0 6px; }
-table.ccm-table { border-collapse: collapse; width: 100%; margin: 4px 0 8px; font-size: 7pt; }
-table.ccm-table th, table.ccm-table td { border: 1px solid #ccc; padding: 1px 3px; text-align: left; vertical-align: top; }
-table.ccm-table th { background: #eee; }
-table.ccm-wide-last td:last-child { width: 45%; }
-table.ccm-summary { width: auto; }
-tr { break-inside: avoid; }
-"""
+
+def profile_name(run: dict) -> str:
+    """The audit profile a run names (catalog v3 profiles: a name, or a dict with its name), '' when it names none."""
+    prof = run.get("profile")
+    if isinstance(prof, dict):
+        prof = prof.get("name") or ""
+    return "" if prof is None else str(prof)
+
+
+def worklist_data(pb: Prebill, shown: pd.DataFrame, practice_name: str = "") -> dict:
+    """What the worklist shows (data only; ``templates/worklist/worklist.html.j2`` lays it out): how many are ready,
+    then what needs action in the order a person can act on it (the pre-bill's action order: after month end the claims
+    billed with problems first), the whole list when it fits two pages (PAGE_ROWS)."""
+    todo = shown[shown["status"].isin(TODO)]
+    top = todo.head(PAGE_ROWS)
+    top = top.assign(minutes_needed=top["minutes_needed"].where(top["status"] == "needs minutes"))  # only where minutes are the gap
+    days_left = int(shown["days_left"].iloc[0]) if len(shown) else 0
+    closed = days_left <= 0
+    patient = "patient_id" if "patient_id" in shown else "patient_key"
+    columns = [patient, "status", "billing_npi", "qualifying_minutes", "minutes_needed", "days_left", "dollars_at_stake", "action"]
+    if closed:
+        columns.remove("days_left")  # 0 on every row once the month has ended; the header says so
+    return {"title": f"CCM pre-bill review: {practice_name + ', ' if practice_name else ''}{pb.month}, data as of {pb.as_of}",
+            "n_ready": int((shown["status"] == "ready to bill").sum()), "n_todo": int(len(todo)), "more": int(len(todo) - len(top)),
+            "closed": closed, "days_left": days_left, "as_of": str(pb.as_of), "catalog_version": str(pb.run["rule_catalog_version"]),
+            "profile": profile_name(pb.run), "by_status": pb.by_status(), "rows": top, "columns": columns}
 
 
 def worklist_html(pb: Prebill, shown: pd.DataFrame, practice_name: str = "") -> str:
-    """The worklist: how many are ready, then what needs action in the order a person can act on it (the pre-bill's
-    action order: after month end the claims billed with problems first), the whole list when it fits two pages."""
-    todo = shown[shown["status"].isin(TODO)]
-    n_ready = int((shown["status"] == "ready to bill").sum())
-    top = todo.head(PAGE_ROWS)
-    top = top.assign(minutes_needed=top["minutes_needed"].where(top["status"] == "needs minutes"))  # only where minutes are the gap
-    more = len(todo) - len(top)
-    patient = "patient_id" if "patient_id" in shown else "patient_key"
-    title = f"CCM pre-bill review: {practice_name + ', ' if practice_name else ''}{pb.month}, data as of {pb.as_of}"
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"/><title>{escape(title)}</title>",
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>{escape(title)}</h1>",
-             f"<p>{n_ready} patient{'' if n_ready == 1 else 's'} ready to bill (their codes are in prebill.csv, column codes_ready); "
-             f"{len(todo)} need{'s' if len(todo) == 1 else ''} action first, listed below in the order to act on them. Only documentation dated on or before {escape(str(pb.as_of))} counts; the "
-             f"checks are the ones <code>ccm-audit check</code> runs (rule catalog v{escape(str(pb.run['rule_catalog_version']))}).</p>",
-             table_html(pb.by_status(), money=["dollars_at_stake"]).replace('class="ccm-table"', 'class="ccm-table ccm-summary"'),
-             table_html(top, columns=[patient, "status", "billing_npi", "qualifying_minutes", "minutes_needed", "days_left",
-                                      "dollars_at_stake", "action"], money=["dollars_at_stake"], wide_last=True)]
-    if more:
-        parts.append(f"<p>{more} more, each with its action, in prebill.csv.</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    """The worklist as HTML (see :func:`worklist_data`), through the one rendering route."""
+    from ccmlib.report.templating import render
+
+    return render("worklist/worklist.html.j2", **worklist_data(pb, shown, practice_name))
 
 
 def write_prebill(pb: Prebill, out, show_identifiers: bool = False, practice_name: str = "", salt_root=None) -> Path:
