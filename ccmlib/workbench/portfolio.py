@@ -17,7 +17,7 @@ from ccmlib.report.privacy import engagement_root
 from ccmlib.synth.generator import generate, parse_rates
 
 PORTFOLIO_COLUMNS = ["practice", "period", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count",
-                     "billed_patient_months", "errors_per_100_billed_pm", "paid_amount", "overpayment", "error_rate_dollars",
+                     "billed_patient_months", "error_findings", "errors_per_100_billed_pm", "paid_amount", "overpayment", "error_rate_dollars",
                      "overpayment_per_billed_line", "missed_revenue", "top_pitfalls", "folder"]
 
 
@@ -76,7 +76,7 @@ def practice_row(name: str, run_dir: Path, folder: Path) -> dict:
     billed = summ.get("billed_patient_months", 0)
     return {"practice": name, "period": run["period"]["label"], "status": "ok", "error": "", "claim_lines": summ["claim_lines"],
             "claim_lines_in_error": summ["claim_lines_not_supported"], "error_rate_count": round(summ["error_rate_count"], 4),
-            "billed_patient_months": billed,
+            "billed_patient_months": billed, "error_findings": summ["findings"]["error"],
             "errors_per_100_billed_pm": summ["errors_per_100_billed_patient_months"],
             "paid_amount": summ["paid_amount"], "overpayment": summ["overpayment"],
             "error_rate_dollars": round(summ["error_rate_dollars"], 4),
@@ -164,14 +164,23 @@ def comparison_figure(portfolio: pd.DataFrame):
 
     ok = portfolio[portfolio["status"] == "ok"]
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
+    from matplotlib.ticker import PercentFormatter, StrMethodFormatter
+
+    # the table's words for the table's figures: Error rate (lines), Overpayment, Missed revenue
     axes[0].bar(ok["practice"], ok["error_rate_count"] * 100, color="#6a8caf")
-    axes[0].set_title("claim lines in error (%)", fontsize=10)
+    axes[0].set_title("Error rate (lines)", fontsize=10)
+    axes[0].yaxis.set_major_formatter(PercentFormatter(decimals=0))
     axes[1].bar(ok["practice"], ok["overpayment"], color="#b2182b")
-    axes[1].set_title("dollars at risk", fontsize=10)
+    axes[1].set_title("Overpayment", fontsize=10)
     axes[2].bar(ok["practice"], ok["missed_revenue"], color="#4393c3")
-    axes[2].set_title("missed revenue", fontsize=10)
+    axes[2].set_title("Missed revenue", fontsize=10)
+    for a in axes[1:]:
+        a.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
     for a in axes:
-        a.tick_params(axis="x", rotation=30)
+        a.tick_params(axis="x", rotation=30, labelsize=8)
+        for t in a.get_xticklabels():
+            t.set_horizontalalignment("right")
+        a.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
 
