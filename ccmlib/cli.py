@@ -368,6 +368,41 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
 
 
 @main.command()
+@click.argument("audit_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Report folder to write (a new folder, or the report folder AUDIT_DIR belongs to; replaced when the run succeeds).")
+@click.option("--practice-name", help="Name shown on the report (default: the name the audit was run under).")
+@click.option("--show-identifiers", is_flag=True, help="Show patient ids instead of pseudonymous keys (PHI: handle accordingly).")
+@click.option("--ledger", type=click.Path(path_type=Path), help="SQLite run ledger (default: ledger.sqlite beside the report folder).")
+@click.option("--prepared-by", help="Who prepared the review (cover and sign-off).")
+@click.option("--prepared-for", help="For whom (default: the practice name).")
+@click.option("--final", is_flag=True, help="Mark the report FINAL. Refused (exit 2) while any sampled unit of the run is undecided.")
+@click.option("--path", "repayment_path", type=click.Choice(["identified", "self-disclosure", "contractor", "cia"]),
+              help="The repayment path page 1 states (see `ccm-audit report --help`).")
+@click.option("--timeout", default=900, show_default=True, type=int, help="Seconds a notebook cell may run.")
+@_quiet
+@_friendly
+def render(audit_dir, out_dir, practice_name, show_identifiers, ledger, prepared_by, prepared_for, final, repayment_path, timeout):
+    """Render the quarterly report of an audit run folder without re-auditing: AUDIT_DIR is a report's audit/ folder or a
+    `ccm-audit check` --out folder. The same run gives the same figures and tables; only the presentation options
+    (names, --final, --path, identifiers) may change."""
+    from ccmlib.report.render import ReportError, render_run
+
+    try:
+        r = render_run(audit_dir, out_dir, practice_name=practice_name, show_identifiers=show_identifiers, ledger=ledger,
+                       prepared_by=prepared_by, prepared_for=prepared_for, final=final, repayment_path=repayment_path,
+                       timeout=timeout, progress=True)
+    except ReportError as exc:
+        click.echo(f"ccm-audit: render failed: {exc}", err=True)
+        sys.exit(1)
+    h = r.headline
+    click.echo(f"{h['period']}: {h['claim_lines_reviewed']} claim lines, {h['claim_lines_in_error']} in error; overpayment "
+               f"${h['overpayment']:,.2f}; missed ${h['missed_revenue']:,.2f}")
+    for p in (r.notebook, r.html, r.pdf, r.workpapers):
+        click.echo(p)
+
+
+@main.command()
 @click.argument("clients_dir", type=click.Path(path_type=Path))
 @click.option("--period", required=True, help="Quarter (2026Q3), month or year.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for one report per practice and portfolio.csv.")

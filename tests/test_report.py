@@ -250,3 +250,46 @@ def test_workbook_numbers_are_typed_and_formatted(rendered):
     assert isinstance(cell.value, (int, float)) and "$" in cell.number_format
     summary = {row[0]: row[1] for row in wb["summary"].iter_rows(min_row=2, values_only=True)}
     assert isinstance(summary["claim_lines_reviewed"], int) and isinstance(summary["error_rate_count"], float)
+
+
+def test_render_from_the_run_folder_gives_the_reports_figures_and_tables(rendered, tmp_path):
+    """`ccm-audit render AUDIT_DIR` re-renders a signed run without re-auditing (issue 26): the same headline and
+    provenance, every workbook sheet but provenance cell for cell, and the report's text the same but for the ledger's
+    list of runs (which now holds the first report). The audit folder is copied into the new report folder whole."""
+    from ccmlib.report.render import render_run
+
+    r, shared = rendered
+    again = render_run(r.folder / "audit", shared / "q3-again", command="ccm-audit render (test)")
+    assert again.headline == r.headline
+    assert {k: v for k, v in again.provenance.items() if k != "rendered_with"} == \
+        {k: v for k, v in r.provenance.items() if k != "rendered_with"}
+    assert again.provenance["rendered_with"] == "ccm-audit render (test)"
+    a, b = openpyxl.load_workbook(r.workpapers, read_only=True), openpyxl.load_workbook(again.workpapers, read_only=True)
+    assert a.sheetnames == b.sheetnames
+    for name in a.sheetnames:
+        if name != "provenance":
+            assert list(a[name].values) == list(b[name].values), name
+    for f in ("claim_lines.csv", "findings.csv", "sample.csv", "crosswalk.csv", "run.json", "overrides.csv"):
+        assert (again.folder / "audit" / f).read_bytes() == (r.folder / "audit" / f).read_bytes(), f
+
+    def text(p):
+        body = re.sub(r"<[^>]+>", "\n", p.read_text(encoding="utf-8"))
+        body = re.sub(r"Earlier runs recorded in the ledger.*?(?=Appendix C)", "", body, flags=re.S)
+        return [t.strip() for t in body.splitlines() if t.strip()]
+    assert text(again.html) == text(r.html)
+
+
+def test_render_refuses_what_it_cannot_render_before_writing(rendered, tmp_path):
+    """Checked before a notebook starts, each with a message naming the folder: not an audit folder, --final while sampled
+    units are undecided, a practice name that would key patients differently from the folder's crosswalk."""
+    r, shared = rendered
+    cmd = [sys.executable, "-m", "ccmlib.cli", "render"]
+    p = subprocess.run([*cmd, str(tmp_path), "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2 and "not an audit folder (no run.json)" in p.stderr
+    p = subprocess.run([*cmd, str(r.folder / "audit"), "--out", str(shared / "final"), "--final"], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert p.returncode == 2 and "--final refused" in p.stderr and "undecided" in p.stderr
+    p = subprocess.run([*cmd, str(r.folder / "audit"), "--out", str(shared / "renamed"), "--practice-name", "Another name"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2 and "crosswalk.csv" in p.stderr and "another practice name" in p.stderr
+    assert not (shared / "final").exists() and not (shared / "renamed").exists() and not (tmp_path / "x").exists()

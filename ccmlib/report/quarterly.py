@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ccmlib import paths
+from ccmlib.engine import profiles
 from ccmlib.engine.pipeline import AuditResult, attach_sample, audit, write_outputs
 from ccmlib.errors import InputError
 from ccmlib.intake.load import load_practice
@@ -21,11 +22,12 @@ from ccmlib.report.background import Background
 from ccmlib.report.excel import write_workpapers
 from ccmlib.report.privacy import engagement_root, ephemeral_salt, load_salt, patient_keys, pseudonymize
 
-PARAMETERS = {"data_dir": (str, type(None)), "period": (str,), "sample_size": (int, type(None)), "seed": (str, int, float, type(None)),
-              "strata": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
-              "show_identifiers": (bool,), "ledger": (str, type(None)), "overrides": (str, type(None)),
-              "prepared_by": (str, type(None)), "prepared_for": (str, type(None)), "final": (bool,), "fees": (str, type(None)),
-              "repayment_path": (str, type(None)), "command": (str, type(None))}
+#: the report notebook's parameters: the run folder to render and how to present it (the audit's own options belong to
+#: :func:`audit_for_report`, run before the notebook); checked once, before papermill starts
+PARAMETERS = {"audit_dir": (str, type(None)), "practice_name": (str, type(None)), "output_dir": (str, type(None)),
+              "show_identifiers": (bool,), "ledger": (str, type(None)), "prepared_by": (str, type(None)),
+              "prepared_for": (str, type(None)), "final": (bool,), "repayment_path": (str, type(None)),
+              "command": (str, type(None))}
 
 
 def check_parameters(params: dict) -> dict:
@@ -82,6 +84,82 @@ def recorded_quarters(ledger, practice: str) -> dict:
     return {r.period: json.loads(r.headline) for r in ok.itertuples()}  # oldest first: the latest report of a quarter wins
 
 
+def report_salt(audit_dir: Path, out: Path | None, ledger=None) -> bytes:
+    """The salt that keys patients in a report of ``audit_dir``: the salt of the engagement the audit folder belongs to
+    (beside the report folder that holds it, or beside the check folder), else the one of the ledger or the output
+    folder's engagement, else a salt that lives only in this process (nothing written to the system's temp folder)."""
+    from ccmlib.report.privacy import salt_path
+    audit_dir = Path(audit_dir).resolve()
+    own = audit_dir.parent.parent if audit_dir.name == "audit" else audit_dir.parent
+    if salt_path(own).exists():
+        return load_salt(own)
+    if ledger:
+        return load_salt(Path(ledger).resolve().parent)
+    return load_salt(engagement_root(out)) if out is not None else ephemeral_salt()
+
+
+def check_crosswalk(audit_dir: Path, salt: bytes, practice_name: str) -> None:
+    """A report of a run folder must key patients as the folder's crosswalk.csv does (the crosswalk is how an auditor
+    pulls a chart): refuse a salt or practice name that would key them otherwise."""
+    cw = Path(audit_dir) / "crosswalk.csv"
+    if not cw.is_file():
+        return
+    t = pd.read_csv(cw, dtype=str, keep_default_na=False, nrows=50)
+    if len(t) and (patient_keys(t["patient_id"], salt, practice_name).to_numpy() != t["patient_key"].to_numpy()).any():
+        raise InputError(f"{cw}: its patient keys were made for another practice name or engagement (salt) than this report's "
+                         f"({practice_name!r}); render beside the original report folder, with the practice name it was "
+                         f"audited under")
+
+
+def ingest_rejections(practice) -> pd.DataFrame | None:
+    """The source records `ccm-audit ingest` could not map (with the record's value), kept in the run folder for the
+    report's appendix A; None for a folder of tables."""
+    dq = getattr(practice, "ingest_quality", None)
+    if dq is None or dq.empty:
+        return None
+    return dq[dq["action"] == "rejected"].reset_index(drop=True)
+
+
+def audit_for_report(data_dir, period: str, audit_dir: Path, sample_size=None, seed=None, strata=None, practice_name=None,
+                     ledger=None, overrides=None, fees=None, final=False, command=None, salt: bytes = b"", profile=None) -> AuditResult:
+    """The audit behind a report, written to ``audit_dir`` as a run folder that holds everything the report shows: the
+    run's tables and run.json with, under ``report``, the practice name and the earlier quarters' headlines for the
+    trend (from the ledger, else audited with the same decisions), plus the crosswalk and the ingest's rejected records.
+    A report renders from that folder alone (:meth:`QuarterlyReview.open`)."""
+    repayment.check_path(None)
+    if fees and not Path(fees).is_file():
+        raise InputError(f"{fees}: fee schedule file not found")
+    if overrides and not Path(overrides).is_file():
+        raise InputError(f"{overrides}: overrides file not found")
+    data = Path(data_dir) if data_dir else paths.demo_dir()
+    p = parse_period(period)
+    practice = load_practice(data)
+    name = practice_name or data.name
+    earlier = Background(tables.earlier_quarters, practice, p, recorded=recorded_quarters(ledger, name), overrides=overrides,
+                         fees=fees, profile=profile)  # on the second core while this quarter is audited
+    res = audit(practice, period=period, overrides=overrides, fees=fees, profile=profile)
+    res.run["command"] = command or "notebooks/quarterly_review.ipynb (run in Jupyter)"  # what was run, not the kernel's launch line
+    from ccmlib.engine.pipeline import empty_period_message
+    empty = empty_period_message(res.run)
+    if empty:
+        raise InputError(empty)
+    if sample_size:
+        attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
+        check_final(res.run, final)
+    res.run["report"] = {"practice_name": name,
+                         "earlier_quarters": [{"period": q, "source": src, "headline": h} for q, (h, src) in earlier.result().items()]}
+    ids = pd.concat([res.patient_months["patient_id"], res.claim_lines["patient_id"],
+                     res.findings["patient_id"]]).dropna().astype(str).drop_duplicates().sort_values()
+    extra = {"crosswalk": pd.DataFrame({"patient_key": patient_keys(ids, salt, name).to_numpy(), "patient_id": ids.to_numpy()})}
+    rej = ingest_rejections(practice)
+    if rej is not None:
+        extra["ingest_rejected"] = rej
+    write_outputs(res, audit_dir, extra=extra)
+    if overrides and not (Path(audit_dir) / "overrides.csv").exists():
+        shutil.copyfile(overrides, Path(audit_dir) / "overrides.csv")  # the decisions travel with the report
+    return res
+
+
 @dataclass
 class QuarterlyReview:
     data_dir: Path
@@ -100,55 +178,69 @@ class QuarterlyReview:
     repayment_path: str | None = None  # identified, self-disclosure, contractor or cia (None: by whether the run was sampled)
 
     @classmethod
-    def run(cls, data_dir=None, period="2026Q3", sample_size=None, seed=None, strata=None, practice_name=None,
-            output_dir=None, show_identifiers=False, ledger=None, overrides=None, prepared_by=None, prepared_for=None,
-            final=False, fees=None, repayment_path=None, command=None) -> "QuarterlyReview":
-        check_parameters(dict(data_dir=data_dir, period=period, sample_size=sample_size, seed=seed, strata=strata,
-                              practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger,
-                              overrides=overrides, prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees,
-                              repayment_path=repayment_path, command=command))
+    def open(cls, audit_dir=None, practice_name=None, output_dir=None, show_identifiers=False, ledger=None, prepared_by=None,
+             prepared_for=None, final=False, repayment_path=None, command=None, salt: bytes | None = None) -> "QuarterlyReview":
+        """The review of an audit run folder (a report's ``audit/`` or a ``check`` folder), read as it was written: nothing
+        is re-audited, so a signed run renders with the same figures and tables. ``audit_dir`` None audits the bundled
+        demo practice into a temporary folder first (a run in Jupyter). The parameters were checked before papermill."""
+        if audit_dir is None:
+            return cls.run(practice_name=practice_name, output_dir=output_dir, show_identifiers=show_identifiers, ledger=ledger,
+                           prepared_by=prepared_by, prepared_for=prepared_for, final=final, repayment_path=repayment_path,
+                           command=command)
+        from ccmlib.engine.runfolder import read_outputs
+        audit_dir = Path(audit_dir)
+        res = read_outputs(audit_dir)
+        rep = res.run.get("report") or {}
+        name = practice_name or rep.get("practice_name") or Path(res.run.get("data_folder", audit_dir)).name
         repayment.check_path(repayment_path)
-        if fees and not Path(fees).is_file():
-            raise InputError(f"{fees}: fee schedule file not found")
-        data = Path(data_dir) if data_dir else paths.demo_dir()
+        check_final(res.run, final)
         tmp = None
         if output_dir:
             out = Path(output_dir)
             out.mkdir(parents=True, exist_ok=True)
-        else:  # an interactive run: a private temporary folder, removed when the review object goes (or the kernel ends)
+        else:
             tmp = tempfile.TemporaryDirectory(prefix="ccm-report-")
             out = Path(tmp.name)
-        parse_period(period)
-        if overrides and not Path(overrides).is_file():
-            raise InputError(f"{overrides}: overrides file not found")
-        practice = load_practice(data)
-        earlier = Background(tables.earlier_quarters, practice, parse_period(period), recorded=recorded_quarters(ledger, practice_name
-                             or data.name), overrides=overrides, fees=fees)  # on the second core while this quarter is audited
-        res = audit(practice, period=period, overrides=overrides, fees=fees)
-        res.run["command"] = command or "notebooks/quarterly_review.ipynb (run in Jupyter)"  # what was run, not the kernel's launch line
-        from ccmlib.engine.pipeline import empty_period_message
-        empty = empty_period_message(res.run)
-        if empty:
-            raise InputError(empty)
-        if sample_size:
-            attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
-            check_final(res.run, final)
-        name = practice_name or data.name
-        if ledger:
-            salt = load_salt(Path(ledger).parent)
-        elif output_dir:
-            salt = load_salt(engagement_root(out))
-        else:
-            salt = ephemeral_salt()  # never written into the system temp folder
-        review = cls(data, period, name, out, res, show_identifiers, Path(ledger) if ledger else None, salt, practice=practice)
+        if salt is None:
+            salt = report_salt(audit_dir, out if output_dir else None, ledger)
+        check_crosswalk(audit_dir, salt, name)
+        review = cls(Path(res.run.get("data_folder", "")), res.run["period"]["label"], name, out, res, show_identifiers,
+                     Path(ledger) if ledger else None, salt)
         review._tmp = tmp
-        review._earlier_job = earlier
-        review.overrides, review.fees = overrides, fees
+        review.audit_dir = audit_dir
+        review.overrides = str(audit_dir / "overrides.csv") if (audit_dir / "overrides.csv").is_file() else None
         review.prepared_by, review.prepared_for, review.final = prepared_by, prepared_for, bool(final)
         review.repayment_path = repayment_path
-        write_outputs(res, out / "audit", extra={"crosswalk": review.crosswalk()})
-        if overrides and not (out / "audit" / "overrides.csv").exists():
-            shutil.copyfile(overrides, out / "audit" / "overrides.csv")  # the decisions travel with the report
+        review.render_command = command
+        recorded = {e["period"]: (e["headline"], e["source"]) for e in rep.get("earlier_quarters", [])}
+        if "earlier_quarters" not in rep:  # a check folder: earlier quarters only as the ledger recorded them
+            first = parse_period(review.period).first
+            labels = [quarter_label(first - 3 * b) for b in range(3, 0, -1)]
+            led = recorded_quarters(ledger, name)
+            recorded = {q: (led[q], "ledger") for q in labels if q in led}
+        review._earlier = recorded
+        return review
+
+    @classmethod
+    def run(cls, data_dir=None, period="2026Q3", sample_size=None, seed=None, strata=None, practice_name=None,
+            output_dir=None, show_identifiers=False, ledger=None, overrides=None, prepared_by=None, prepared_for=None,
+            final=False, fees=None, repayment_path=None, command=None) -> "QuarterlyReview":
+        """Audit ``data_dir`` into ``output_dir/audit`` (a temporary folder without one) and open the review of that run
+        folder: what `ccm-audit report` does before it renders."""
+        tmp = None
+        if output_dir:
+            out = Path(output_dir)
+        else:
+            tmp = tempfile.TemporaryDirectory(prefix="ccm-report-")
+            out = Path(tmp.name)
+        salt = load_salt(Path(ledger).parent) if ledger else load_salt(engagement_root(out)) if output_dir else ephemeral_salt()
+        audit_for_report(data_dir, period, out / "audit", sample_size=sample_size, seed=seed, strata=strata,
+                         practice_name=practice_name, ledger=ledger, overrides=overrides, fees=fees, final=final,
+                         command=command, salt=salt)
+        review = cls.open(out / "audit", practice_name=practice_name, output_dir=str(out), show_identifiers=show_identifiers,
+                          ledger=ledger, prepared_by=prepared_by, prepared_for=prepared_for, final=final,
+                          repayment_path=repayment_path, command=command, salt=salt)
+        review._tmp_audit = tmp
         return review
 
     # ------------------------------------------------------------------ identifiers
@@ -157,13 +249,6 @@ class QuarterlyReview:
         if self.show_identifiers:
             return df
         return pseudonymize(df, self.salt, self.practice_name)
-
-    def crosswalk(self) -> pd.DataFrame:
-        """Pseudonymous key -> patient id for every patient of the run: audit data kept in ``OUT/audit/crosswalk.csv`` so
-        an auditor can pull the chart, never shown in the report or the workpapers."""
-        ids = pd.concat([self.result.patient_months["patient_id"], self.result.claim_lines["patient_id"],
-                         self.result.findings["patient_id"]]).dropna().astype(str).drop_duplicates().sort_values()
-        return pd.DataFrame({"patient_key": patient_keys(ids, self.salt, self.practice_name).to_numpy(), "patient_id": ids.to_numpy()})
 
     # ------------------------------------------------------------------ figures (all read from the run's summary)
     @property
@@ -182,7 +267,8 @@ class QuarterlyReview:
                 "prepared_for": self.prepared_for or self.practice_name, "status": "FINAL" if self.final else "DRAFT",
                 "period_from": run["period"]["from"], "period_to": run["period"]["to"],
                 "sources": [{"file": x["file"], "sha256": x["sha256"]} for x in (run.get("ingest") or {}).get("sources", [])],
-                "mapping": run.get("mapping")}
+                "mapping": run.get("mapping"), "rendered_with": getattr(self, "render_command", None) or run.get("command", ""),
+                "profile": (run.get("profile") or {}).get("name", profiles.DEFAULT)}
 
     def source_files(self) -> pd.DataFrame:
         """What the audited tables were built from: the X12 and FHIR files `ccm-audit ingest` read, with their hashes and
@@ -200,10 +286,11 @@ class QuarterlyReview:
     def ingest_rejected(self) -> pd.DataFrame:
         """The source records `ccm-audit ingest` could not map, with the paid dollars each holds (the record itself, which
         may name the patient, only with identifiers)."""
-        dq = getattr(self.practice, "ingest_quality", None)
-        if dq is None or dq.empty:
+        from ccmlib.engine.runfolder import read_table
+        f = getattr(self, "audit_dir", None)
+        if f is None or not (Path(f) / "ingest_rejected.csv").is_file():
             return pd.DataFrame(columns=["file", "line", "column", "table", "problem", "paid_amount"])
-        rej = dq[dq["action"] == "rejected"]
+        rej = read_table(Path(f) / "ingest_rejected.csv")
         cols = ["file", "line", "column", "table", "problem", "paid_amount"] + (["value"] if self.show_identifiers else [])
         return rej[cols].sort_values(["paid_amount", "file", "line"], ascending=[False, True, True], kind="mergesort").reset_index(drop=True)
 
@@ -219,14 +306,8 @@ class QuarterlyReview:
                                + ". Each is listed here with the reason (and in the data-quality sheet of the workpapers).")
 
     def earlier(self) -> dict:
-        """Up to three earlier quarters' headlines (label -> (headline, source)), from the ledger's last successful report
-        of each, else audited with this run's auditor decisions; computed once per review (started in the background
-        when the review began)."""
-        if getattr(self, "_earlier", None) is None:
-            job = getattr(self, "_earlier_job", None)
-            self._earlier = job.result() if job is not None else tables.earlier_quarters(
-                self.practice or self.data_dir, parse_period(self.period), recorded=recorded_quarters(self.ledger, self.practice_name),
-                overrides=self.overrides, fees=getattr(self, "fees", None))
+        """Up to three earlier quarters' headlines (label -> (headline, source)) as the run folder recorded them when the
+        audit ran: from the ledger's last successful report of each, else audited with the same decisions."""
         return self._earlier
 
     def previous(self) -> dict | None:
@@ -334,7 +415,7 @@ class QuarterlyReview:
                  f"**Universe:** {h['patient_months']} billed or documented patient-months, {h['claim_lines_reviewed']} CCM-family claim lines "
                  f"(99490, 99439, 99487, 99489, 99491, 99437, G0506, G0511) paid {money(h['paid_amount'])}.  ",
                  f"**Criteria:** rule catalog version {RULE_CATALOG_VERSION}, {len(r['rules'])} rules run (section 2 lists each with its "
-                 f"source).  "]
+                 f"source).  ", f"**Profile:** {md_text(profiles.sentence(r.get('profile')))}  "]
         if self.result.sample is not None:
             s = r["sample"]
             strata = f", stratified by {md_text(s['strata'])} (seeds {md_text(s['seed_sequence'])})" if s["strata"] else ""
@@ -568,7 +649,7 @@ class QuarterlyReview:
         from ccmlib.report.ledger import runs
         if not self.ledger:
             return pd.DataFrame()
-        return runs(self.ledger, self.practice_name)
+        return runs(self.ledger, self.practice_name).rename(columns={"id": "run_number"})  # "id" is a rule's column title
 
     def start_workpapers(self) -> None:
         """Write workpapers.xlsx on the second core while the notebook shows the report; :meth:`write_workpapers` waits
@@ -605,10 +686,13 @@ class QuarterlyReview:
         prov = self.provenance()
         sheets["provenance"] = pd.concat([
             pd.DataFrame({"item": ["practice", "period", "from", "to", "rule catalog version", "seed", "generated", "prepared by",
-                                   "prepared for", "status", "command"],
+                                   "prepared for", "status", "command", "rendered with"],
                           "value": [prov["practice"], prov["period"], prov["period_from"], prov["period_to"],
                                     prov["rule_catalog_version"], "" if prov["seed"] is None else str(prov["seed"]), prov["generated"],
-                                    prov["prepared_by"], prov["prepared_for"], prov["status"], res.run.get("command", "")]}),
+                                    prov["prepared_by"], prov["prepared_for"], prov["status"], res.run.get("command", ""),
+                                    prov["rendered_with"]]}),
+            pd.DataFrame({"item": ["profile"] + ["profile file " + f["file"] for f in (res.run.get("profile") or {}).get("files", [])],
+                          "value": [profiles.sentence(res.run.get("profile"))] + [f["sha256"] for f in (res.run.get("profile") or {}).get("files", [])]}),
             pd.DataFrame({"item": ["input " + i["file"] for i in res.run["inputs"]], "value": [i["sha256"] for i in res.run["inputs"]]}),
             pd.DataFrame({"item": ["source " + Path(i["file"]).name for i in prov["sources"]]
                           + (["mapping " + Path(prov["mapping"]["file"]).name] if prov.get("mapping") else []),

@@ -143,12 +143,17 @@ def _preflight(data: Path) -> None:
 def render_report(data_dir, period: str, out, sample_size: int | None = None, seed=None, strata: str | None = None,
                   practice_name: str | None = None, show_identifiers: bool = False, ledger=None, overrides=None,
                   timeout: int = 900, progress: bool = False, prepared_by: str | None = None, prepared_for: str | None = None,
-                  final: bool = False, fees=None, repayment_path: str | None = None, command: str | None = None) -> Report:
-    """Execute the quarterly-review notebook and write the executed notebook, report.html, report.pdf and workpapers.xlsx.
+                  final: bool = False, fees=None, repayment_path: str | None = None, command: str | None = None,
+                  profile=None) -> Report:
+    """Audit ``data_dir`` (under ``profile``, :mod:`ccmlib.engine.profiles`) into ``out/audit/`` and render the report from that run folder (:func:`render_run`): the
+    executed notebook, report.html, report.pdf and workpapers.xlsx.
 
     ``out`` must be a new or empty folder or an earlier report folder (:mod:`ccmlib.outdir`); it is checked and locked
-    before the notebook runs. The report is built in a staging folder inside ``out`` and its files are moved into place
+    before anything runs. The report is built in a staging folder inside ``out`` and its files are moved into place
     only when every one exists; a failed cell leaves the previous report as it was and its evidence in ``out/failed/``."""
+    from ccmlib.report.quarterly import audit_for_report
+    from ccmlib.report.privacy import load_salt
+
     data = Path(data_dir)
     if not data.is_dir():
         raise InputError(f"{data}: not a folder (expected a practice data folder)")
@@ -165,69 +170,118 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
         raise InputError(f"{overrides}: overrides file not found")
     if fees is not None and not Path(fees).is_file():
         raise InputError(f"{fees}: fee schedule file not found")
+    from ccmlib.engine.profiles import option as profile_option
+    profile = profile_option(profile)  # a bad profile file stops the run here (exit 2), before any work
     if overrides is not None and live.is_file() and Path(overrides).resolve() != live.resolve() \
             and Path(overrides).read_bytes() != live.read_bytes():
         raise InputError(f"{live} already holds auditor decisions that differ from --overrides {overrides}; merge them into "
                          f"one file or choose another --out")
+    name = practice_name or data.resolve().name
     with RunFolder(out, "report") as rf:
         _preflight(data)
         if overrides is None and live.is_file():
             overrides = live
         stage = rf.stage()
-        params = check_parameters({"data_dir": str(data.resolve()), "period": period, "sample_size": sample_size,
-                                   "seed": None if seed is None else str(seed), "strata": strata,
-                                   "practice_name": practice_name or data.resolve().name, "output_dir": str(stage.resolve()),
-                                   "show_identifiers": bool(show_identifiers), "ledger": str(ledger.resolve()),
-                                   "overrides": str(Path(overrides).resolve()) if overrides else None,
-                                   "prepared_by": prepared_by, "prepared_for": prepared_for, "final": bool(final),
-                                   "fees": str(Path(fees).resolve()) if fees else None, "repayment_path": repayment_path,
-                                   "command": command or command_line()})
-        nb_in = paths.notebook(NOTEBOOK)
-        executed = stage / NOTEBOOK
-        import tempfile
-
-        import papermill as pm
-
-        sockets = tempfile.mkdtemp(prefix="ccm-kernel-")  # short path: a Unix socket path has a length limit
-        try:
-            pm.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name=KERNEL, execution_timeout=timeout,
-                                kernel_manager_class=local_kernel_manager(sockets),
-                                start_timeout=120, cwd=str(nb_in.parent), progress_bar=progress and sys.stderr.isatty() and not os.environ.get("CCM_AUDIT_QUIET"),
-                                log_output=False)
-        except pm.PapermillExecutionError as exc:
-            if exc.ename == "InputError":  # bad input found by the library inside the notebook: a user's message, exit 2
-                raise InputError(str(exc.evalue)) from None
-            evidence = rf.stage()
-            failed = evidence / "failed"
-            failed.mkdir()
-            os.replace(executed, failed / NOTEBOOK)
-            err_nb = nbformat.read(str(failed / NOTEBOOK), as_version=4)
-            _clean(err_nb)
-            to_html(err_nb, failed / "error.html", include_code=True)
-            rf.publish(evidence, add_only=True)
-            add_run(ledger, params["practice_name"], period, "failed", str(out / "failed"), [], params, None)
-            raise ReportError(f"cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}; the executed notebook with the error is "
-                              f"{out / 'failed' / NOTEBOOK} (the previous report, if any, is unchanged)") from None
-        finally:
-            shutil.rmtree(sockets, ignore_errors=True)  # the kernel has stopped: its socket files are gone, the folder goes too
-        nb = nbformat.read(str(executed), as_version=4)
-        rec = read_records(nb)
-        prov = dict(rec.get("provenance", {}))
-        prov.update({f"{k}_css": css_string(prov.get(v, "")) for k, v in
-                     (("practice", "practice"), ("period", "period"), ("catalog", "rule_catalog_version"), ("status", "status"))})
-        nb.metadata["ccm_audit"] = prov
-        nb.metadata["title"] = f"CCM compliance review: {prov.get('practice', '')}, {prov.get('period', '')}"  # the PDF's title
-        _clean(nb)
-        html = to_html(nb, stage / "report.html")
-        to_pdf(html, stage / "report.pdf")
-        for name in ("report.html", "report.pdf", "workpapers.xlsx", NOTEBOOK):
-            if not (stage / name).is_file():
-                raise ReportError(f"the report run did not produce {name}")
+        params = check_parameters({"audit_dir": str((stage / "audit").resolve()), "practice_name": name,
+                                   "output_dir": str(stage.resolve()), "show_identifiers": bool(show_identifiers),
+                                   "ledger": str(ledger.resolve()), "prepared_by": prepared_by, "prepared_for": prepared_for,
+                                   "final": bool(final), "repayment_path": repayment_path, "command": command or command_line()})
+        audit_for_report(data, period, stage / "audit", sample_size=sample_size, seed=None if seed is None else str(seed),
+                         strata=strata, practice_name=name, ledger=str(ledger), overrides=str(overrides) if overrides else None,
+                         fees=str(fees) if fees else None, final=final, command=params["command"], salt=load_salt(ledger.parent),
+                         profile=profile)
+        rec = _render(rf, stage, params, ledger, period, timeout, progress)
         copied = stage / "audit" / "overrides.csv"
         if copied.is_file() and live.is_file():
             copied.unlink()  # the live decision log stays as the reviewer left it (it may have grown meanwhile)
         rf.publish(stage)
+    return _finish(out, ledger, params, period, rec)
+
+
+def render_run(audit_dir, out, practice_name: str | None = None, show_identifiers: bool = False, ledger=None,
+               prepared_by: str | None = None, prepared_for: str | None = None, final: bool = False,
+               repayment_path: str | None = None, command: str | None = None, timeout: int = 900, progress: bool = False) -> Report:
+    """Render the report of an audit run folder without re-auditing (`ccm-audit render AUDIT_DIR --out OUT`): a signed
+    run re-rendered gives the same figures and the same tables. ``audit_dir`` is a report's ``audit/`` or a ``check`` run
+    folder; it is copied into ``out/audit/`` (unless it is that folder already), so the report folder holds its evidence."""
+    from ccmlib.engine.runfolder import read_outputs
+    from ccmlib.report.quarterly import check_crosswalk, check_final, report_salt
+
+    src = Path(audit_dir)
+    if not src.is_dir():
+        raise InputError(f"{src}: not a folder (expected an audit run folder: a report's audit/ or a `ccm-audit check` --out)")
+    from ccmlib.report.repayment import check_path
+    check_path(repayment_path)
+    res = read_outputs(src)  # every check of the folder before anything is written
+    check_final(res.run, final)
+    out = Path(out)
+    ledger = Path(ledger) if ledger else engagement_root(out) / "ledger.sqlite"
+    name = practice_name or (res.run.get("report") or {}).get("practice_name") or Path(res.run.get("data_folder", src)).name
+    check_crosswalk(src, report_salt(src, out, ledger), name)
+    period = res.run["period"]["label"]
+    with RunFolder(out, "report") as rf:
+        stage = rf.stage()
+        from ccmlib.engine.outputs import LOCK, STAGING_PREFIX
+        ignore = shutil.ignore_patterns(LOCK, STAGING_PREFIX + "*")
+        shutil.copytree(src, stage / "audit", ignore=ignore)
+        params = check_parameters({"audit_dir": str((stage / "audit").resolve()), "practice_name": name,
+                                   "output_dir": str(stage.resolve()), "show_identifiers": bool(show_identifiers),
+                                   "ledger": str(ledger.resolve()), "prepared_by": prepared_by, "prepared_for": prepared_for,
+                                   "final": bool(final), "repayment_path": repayment_path, "command": command or command_line()})
+        rec = _render(rf, stage, params, ledger, period, timeout, progress)
+        rf.publish(stage)
+    return _finish(out, ledger, params, period, rec)
+
+
+def _render(rf: RunFolder, stage: Path, params: dict, ledger: Path, period: str, timeout: int, progress: bool) -> dict:
+    """Execute the report notebook on the run folder in ``stage/audit`` and write the HTML and PDF beside it; a failed
+    cell's evidence goes to ``out/failed/`` and raises :class:`ReportError`."""
+    nb_in = paths.notebook(NOTEBOOK)
+    executed = stage / NOTEBOOK
+    import tempfile
+
+    import papermill as pm
+
+    sockets = tempfile.mkdtemp(prefix="ccm-kernel-")  # short path: a Unix socket path has a length limit
+    try:
+        pm.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name=KERNEL, execution_timeout=timeout,
+                            kernel_manager_class=local_kernel_manager(sockets),
+                            start_timeout=120, cwd=str(nb_in.parent), progress_bar=progress and sys.stderr.isatty() and not os.environ.get("CCM_AUDIT_QUIET"),
+                            log_output=False)
+    except pm.PapermillExecutionError as exc:
+        if exc.ename == "InputError":  # bad input found by the library inside the notebook: a user's message, exit 2
+            raise InputError(str(exc.evalue)) from None
+        evidence = rf.stage()
+        failed = evidence / "failed"
+        failed.mkdir()
+        os.replace(executed, failed / NOTEBOOK)
+        err_nb = nbformat.read(str(failed / NOTEBOOK), as_version=4)
+        _clean(err_nb)
+        to_html(err_nb, failed / "error.html", include_code=True)
+        rf.publish(evidence, add_only=True)
+        add_run(ledger, params["practice_name"], period, "failed", str(rf.path / "failed"), [], params, None)
+        raise ReportError(f"cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}; the executed notebook with the error is "
+                          f"{rf.path / 'failed' / NOTEBOOK} (the previous report, if any, is unchanged)") from None
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)  # the kernel has stopped: its socket files are gone, the folder goes too
+    nb = nbformat.read(str(executed), as_version=4)
+    rec = read_records(nb)
+    prov = dict(rec.get("provenance", {}))
+    prov.update({f"{k}_css": css_string(prov.get(v, "")) for k, v in
+                 (("practice", "practice"), ("period", "period"), ("catalog", "rule_catalog_version"), ("status", "status"))})
+    nb.metadata["ccm_audit"] = prov
+    nb.metadata["title"] = f"CCM compliance review: {prov.get('practice', '')}, {prov.get('period', '')}"  # the PDF's title
+    _clean(nb)
+    html = to_html(nb, stage / "report.html")
+    to_pdf(html, stage / "report.pdf")
+    for name in ("report.html", "report.pdf", "workpapers.xlsx", NOTEBOOK):
+        if not (stage / name).is_file():
+            raise ReportError(f"the report run did not produce {name}")
+    return rec
+
+
+def _finish(out: Path, ledger: Path, params: dict, period: str, rec: dict) -> Report:
     add_run(ledger, params["practice_name"], period, "ok", str(out), rec.get("provenance", {}).get("inputs", []),
-            {k: v for k, v in params.items() if k != "output_dir"}, rec.get("headline"))
+            {k: v for k, v in params.items() if k not in ("output_dir", "audit_dir")}, rec.get("headline"))
     return Report(out, out / NOTEBOOK, out / "report.html", out / "report.pdf", out / "workpapers.xlsx", rec.get("headline", {}),
                   rec.get("provenance", {}))
