@@ -160,27 +160,26 @@ def pitfall_matrix(portfolio: pd.DataFrame) -> pd.DataFrame:
 
 
 def comparison_figure(portfolio: pd.DataFrame):
+    """Error rate (lines), overpayment and missed revenue by practice, in the portfolio table's words: horizontal bars
+    in the table's order, the practice names written once, level (no rotated labels crowding), however many practices."""
     import matplotlib.pyplot as plt
-
-    ok = portfolio[portfolio["status"] == "ok"]
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
     from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
-    # the table's words for the table's figures: Error rate (lines), Overpayment, Missed revenue
-    axes[0].bar(ok["practice"], ok["error_rate_count"] * 100, color="#6a8caf")
-    axes[0].set_title("Error rate (lines)", fontsize=10)
-    axes[0].yaxis.set_major_formatter(PercentFormatter(decimals=0))
-    axes[1].bar(ok["practice"], ok["overpayment"], color="#b2182b")
-    axes[1].set_title("Overpayment", fontsize=10)
-    axes[2].bar(ok["practice"], ok["missed_revenue"], color="#4393c3")
-    axes[2].set_title("Missed revenue", fontsize=10)
-    for a in axes[1:]:
-        a.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
-    for a in axes:
-        a.tick_params(axis="x", rotation=30, labelsize=8)
-        for t in a.get_xticklabels():
-            t.set_horizontalalignment("right")
+    ok = portfolio[portfolio["status"] == "ok"]
+    names = ok["practice"].astype(str).tolist()
+    fig, axes = plt.subplots(1, 3, figsize=(10, max(2.0, 0.8 + 0.28 * len(names))), sharey=True)
+    y = list(range(len(names)))
+    for a, col, scale, color, label in ((axes[0], "error_rate_count", 100, "#6a8caf", "Error rate (lines)"),
+                                        (axes[1], "overpayment", 1, "#b2182b", "Overpayment"),
+                                        (axes[2], "missed_revenue", 1, "#4393c3", "Missed revenue")):
+        a.barh(y, ok[col].astype(float).fillna(0) * scale, color=color, height=0.6)
+        a.set_title(label, fontsize=10)
+        a.xaxis.set_major_formatter(PercentFormatter(decimals=0) if col == "error_rate_count" else StrMethodFormatter("${x:,.0f}"))
+        a.tick_params(axis="x", labelsize=8)
         a.spines[["top", "right"]].set_visible(False)
+        a.xaxis.set_major_locator(plt.MaxNLocator(4))
+    axes[0].set_yticks(y, names, fontsize=8)
+    axes[0].invert_yaxis()  # the first practice on top, as in the table
     fig.tight_layout()
     return fig
 
