@@ -77,10 +77,12 @@ def main():
 @click.option("--strata", help="Stratify the frame: practitioner, or dollars:CUT,CUT (paid-amount bands).")
 @click.option("--unit", type=click.Choice(["claim_lines", "patient_months"]), default="claim_lines", show_default=True,
               help="Sampling unit of the frame.")
+@click.option("--profile", metavar="NAME_OR_FILE", help="Catalog variant: medicare-ffs (default), strict-mac, medicare-advantage, "
+              "or a profile YAML file (see README, Profiles).")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @_friendly
 def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npis, overrides, sample_size, seed, spares, strata, unit,
-          quiet):
+          profile, quiet):
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
     from ccmlib.engine.pipeline import audit, write_outputs
@@ -95,7 +97,7 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
         if overrides is None and (out_dir / FILE_NAME).is_file():
             overrides = out_dir / FILE_NAME
         res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
-                    overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis))
+                    overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis), profile=profile)
         if sample_size is not None:
             from ccmlib.engine.pipeline import attach_sample
             attach_sample(res, sample_size, seed, spares, strata, unit)
@@ -143,9 +145,11 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
 @click.option("--qp-npis", metavar="NPI,...", help="Billing NPIs that are qualifying APM participants.")
 @click.option("--practice-name", help="Name on the worklist (default: the data folder's name).")
 @click.option("--show-identifiers", is_flag=True, help="Patient ids on the worklist instead of pseudonymous keys (PHI: handle accordingly).")
+@click.option("--profile", metavar="NAME_OR_FILE", help="Catalog variant: medicare-ffs (default), strict-mac, medicare-advantage, "
+              "or a profile YAML file (see README, Profiles).")
 @_quiet
 @_friendly
-def prebill(data_dir, month, as_of, out_dir, fees, conditions, qp_npis, practice_name, show_identifiers):
+def prebill(data_dir, month, as_of, out_dir, fees, conditions, qp_npis, practice_name, show_identifiers, profile):
     """Monthly pre-bill review: per patient, the codes the documentation supports now, the minutes still needed, and
     what blocks a claim (the same rules as `check`); writes prebill.csv and a one-page worklist (HTML and PDF)."""
     from ccmlib.engine.outputs import RunFolder
@@ -155,7 +159,7 @@ def prebill(data_dir, month, as_of, out_dir, fees, conditions, qp_npis, practice
     if not Path(data_dir).is_dir():
         raise InputError(f"{data_dir}: not a folder (expected a practice data folder)")
     with RunFolder(out_dir, "prebill") as rf:  # checked and locked before any work
-        pb = run_prebill(data_dir, month, as_of=as_of, fees=fees, conditions=conditions, qp_npis=_npis(qp_npis))
+        pb = run_prebill(data_dir, month, as_of=as_of, fees=fees, conditions=conditions, qp_npis=_npis(qp_npis), profile=profile)
         write_prebill(pb, rf, show_identifiers=show_identifiers, practice_name=practice_name or Path(data_dir).resolve().name)
     click.echo(f"{pb.month}, data as of {pb.as_of}:")
     for r in pb.by_status().itertuples():
@@ -438,19 +442,29 @@ def batch(clients_dir, period, out_dir, check_only, strict, fees, jobs, schedule
 
 @main.command("rules")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the catalog as CSV.")
-def rules_cmd(as_csv):
+@click.option("--profile", metavar="NAME_OR_FILE", help="Show the severities this profile uses (strict-mac, medicare-advantage, a file).")
+@_friendly
+def rules_cmd(as_csv, profile):
     """List every rule: ID, severity, CERT category, title and citation."""
-    from ccmlib.engine.rules.registry import catalog
+    from ccmlib.engine import profiles
 
-    cat = catalog()
+    cat = profiles.catalog(profile)
+    if profile is None:
+        cat = cat.drop(columns=["catalog_severity", "profile_status"])
+    else:
+        cat["severity"] = cat["severity"].where(cat["profile_status"] != "off", "off")
     if as_csv:
         click.echo(cat.to_csv(index=False), nl=False)
         return
     from ccmlib.engine.rules.registry import RULE_CATALOG_VERSION
 
     click.echo(f"rule catalog version {RULE_CATALOG_VERSION}: {len(cat)} rules")
+    if profile is not None:
+        p = profiles.load_profile(profile)
+        click.echo(f"{profiles.sentence(p.to_json())} Severities as this profile uses them (catalog's in brackets where it differs).")
     for r in cat.itertuples():
-        click.echo(f"{r.id:8} {r.severity:8} {r.cert_category:27} {r.title}\n{'':8} {r.citation}")
+        was = f" [catalog: {r.catalog_severity}]" if profile is not None and r.catalog_severity != r.severity else ""
+        click.echo(f"{r.id:8} {r.severity:8} {r.cert_category:27} {r.title}{was}\n{'':8} {r.citation}")
 
 
 @main.command()

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.reference import data as refdata
-from ccmlib.reference.codes import ADDON_OF_BASE, BASE_CODES, CCM_CODES, PFS_TIME_CODES, TIME_RULES, TIMED_CODES
+from ccmlib.reference.codes import ADDON_OF_BASE, BASE_CODES, CCM_CODES, PFS_TIME_CODES, TIME_RULES, TIMED_CODES, time_family
 from ccmlib.engine.facts import PM
 
 LINE_KEY = ["claim_id", "line"]
@@ -13,7 +13,7 @@ LINE_KEY = ["claim_id", "line"]
 NOT_SUPPORTED = ("partially_supported", "not_supported")
 
 
-def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=()) -> pd.DataFrame:
+def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=(), pricing: str = "fee_schedule") -> pd.DataFrame:
     """How each line is priced, per unit (the one pricing function: money, REV-01, the pre-bill and the trainer use it).
 
     - ``unit_value``: Medicare's share, paid_amount / units when paid_amount is given, else the allowed amount x 0.80 x
@@ -23,7 +23,10 @@ def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=()) -> pd.DataF
     - ``allowed_unit``: allowed_amount / units when given, else the fee in force on the service date for the line's
       setting (facility by place of service; the QP row for a qualifying APM participant);
     - ``price_source`` (paid_amount, fee_schedule or unpriced) and ``price_basis`` (paid, fee, unpriced), ``fee_setting``
-      and ``conversion_factor`` (of the fee row, when the fee schedule priced the line), ``sequestration``."""
+      and ``conversion_factor`` (of the fee row, when the fee schedule priced the line), ``sequestration``.
+
+    ``pricing="paid_only"`` (a profile's pricing source, e.g. medicare-advantage): paid_amount is the only price; a line
+    without it is unpriced (never fee-priced), and cost sharing comes only from allowed_amount - paid_amount."""
     fac = refdata.is_facility(lines["place_of_service"]) if "place_of_service" in lines.columns else None
     qp = lines["billing_npi"].astype("string").isin(list(qp_npis)).fillna(False).to_numpy() if len(qp_npis) else None
     fee = refdata.fee_for(lines["cpt_code"], lines["service_date"], fees, fac, qp)
@@ -31,6 +34,9 @@ def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=()) -> pd.DataF
     paid = (lines["paid_amount"].to_numpy(dtype=float) / units)
     allowed_given = (lines["allowed_amount"].to_numpy(dtype=float) / units) if "allowed_amount" in lines.columns else np.full(len(lines), np.nan)
     fee_amt = fee["amount"].to_numpy(dtype=float)
+    if pricing == "paid_only":  # the plan's own payment is the only price: no fee schedule, no price from allowed alone
+        fee_amt = np.full(len(lines), np.nan)
+        allowed_given = np.where(np.isnan(paid), np.nan, allowed_given)
     seq = refdata.sequestration_rate(lines["service_date"])
     has_paid, has_fee, has_allowed = ~np.isnan(paid), ~np.isnan(fee_amt), ~np.isnan(allowed_given)
     allowed = np.where(has_allowed, allowed_given, fee_amt)
@@ -60,6 +66,12 @@ def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     parts.append(npi.assign(units_removed=npi["units"]))
     li = err[err["scope"] == "line"][["fid", *LINE_KEY, "units_removed"]].merge(ln, on=LINE_KEY)
     parts.append(li)
+    # a time-entry finding a profile raises to error (SUP-01, DOC-02): the month's time-based lines its minutes count
+    # toward (reach, set by profiles.apply: staff codes for clinical staff, every time code for a practitioner)
+    if "reach" in err.columns:
+        ent = err[(err["scope"] == "entry") & err["reach"].isin(["staff", "all"])][["fid", "reach", *PM]].merge(ln[timed], on=PM)
+        ent = ent[(ent["reach"] == "all") | (ent["cpt_code"].map(time_family) == "staff")].drop(columns="reach")
+        parts.append(ent.assign(units_removed=ent["units"]))
     # an auditor's defect on a whole patient-month (chart review): none of the month's lines is supported
     every = err[err["scope"] == "pm_all"][["fid", *PM]].merge(ln, on=PM)
     parts.append(every.assign(units_removed=every["units"]))

@@ -19,6 +19,7 @@ import pyarrow as pa
 from ccmlib import paths
 from ccmlib.engine import decisions as review
 from ccmlib.engine import indicators
+from ccmlib.engine import profiles
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
 from ccmlib.engine.facts import PM, Facts, build_facts, practitioner_visit_status
@@ -166,15 +167,18 @@ def _second_phase(facts: Facts, ids, status, standing: pd.DataFrame, fee_table: 
 
 def audit(data: str | Path | Practice, period: str | Period | None = None, start: str | None = None, end: str | None = None,
           rules: str | list[str] | None = None, fees: str | Path | None = None, conditions: str | Path | None = None,
-          overrides: str | Path | None = None, progress: bool = False, qp_npis=()) -> AuditResult:
+          overrides: str | Path | None = None, progress: bool = False, qp_npis=(), profile=None) -> AuditResult:
     """Check a practice folder (or a loaded :class:`Practice`) against the CCM rule catalog.
 
     ``overrides`` names an auditor decision log (:mod:`ccmlib.overrides`); overturned findings stay in
     the findings with the decision beside them and no longer take units away. ``qp_npis`` names billing NPIs that
-    are qualifying APM participants (their lines priced from the QP rows of the fee table, where it has them)."""
+    are qualifying APM participants (their lines priced from the QP rows of the fee table, where it has them).
+    ``profile`` names a catalog variant (:mod:`ccmlib.engine.profiles`: a built-in name or a YAML file; default
+    medicare-ffs): its severities, the rules it switches off and its pricing source; recorded in ``run["profile"]``."""
     started = datetime.now(timezone.utc)
     per = period if isinstance(period, Period) else parse_period(period, start, end)
-    ids = select_rules(rules)
+    prof = profiles.load_profile(profile)
+    ids, switched_off = profiles.rules_run(prof, select_rules(rules))
     fee_table, fee_notes = refdata.fee_schedule(fees)
     cmap = refdata.condition_map(conditions)
     practice = data if isinstance(data, Practice) else load_practice(data, progress=progress)
@@ -183,6 +187,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     fee_notes = [n["problem"] for n in fee_notes if str(n["from"].year) in years or str(n["to"].year) in years]
     qp_npis = tuple(sorted({str(n).strip() for n in (qp_npis or ()) if str(n).strip()}))
     raw, status = _run_rules(facts, ids, progress)
+    raw, status = profiles.apply(raw, prof, facts), status + switched_off
     raw["fid"] = np.arange(len(raw))
     raw["service_month"] = key_to_label(raw["mkey"].astype("int64")) if len(raw) else pd.Series([], dtype="object")
     raw["found_by"] = "engine"
@@ -205,7 +210,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     keep = (raw["scope"].isin(["line", "entry", "pm_all"])) | raw[PM].merge(billed_pm.assign(_b=True), on=PM, how="left")["_b"].notna().to_numpy()
     kept = raw[keep]
     lines = facts.lines
-    prices = unit_values(lines, fee_table, qp_npis)
+    prices = unit_values(lines, fee_table, qp_npis, prof.pricing)
     effects = expand_effects(kept[~overturned[keep]], lines)
     settled = settle_lines(lines, effects, prices)
     settled["rule_ids"] = _line_rules(effects, kept, settled)
@@ -243,7 +248,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
                           "line supported; no dollar value")
         dq.append(pd.DataFrame({"table": "claims", "file": "", "line": no_value["_line"].to_numpy() if "_line" in no_value else pd.NA,
                                 "column": "paid_amount",
-                                "problem": "no paid_amount and no fee-schedule amount for " + no_value["cpt_code"].astype(str) + " on "
+                                "problem": ("no paid_amount (profile " + prof.name + ": the paid amount is the only price) for "
+                                            if prof.pricing == "paid_only" else "no paid_amount and no fee-schedule amount for ") + no_value["cpt_code"].astype(str) + " on "
                                 + no_value["service_date"].dt.strftime("%Y-%m-%d") + ": " + effect + " for claim "
                                 + no_value["claim_id"].astype(str) + " line " + no_value["line"].astype(str), "value": "",
                                 "action": "note"}))
@@ -264,6 +270,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     result.run["fee_schedule"].update(medicare_share=refdata.MEDICARE_SHARE, sequestration_rates=sorted(
         {round(float(x), 4) for x in settled.loc[settled["price_source"] == "fee_schedule", "sequestration"].dropna()}))
     result.run["summary"]["iv01_not_assessed_patient_months"] = iv_not_assessed
+    result.run["profile"] = prof.to_json()
     result.run["data_months"] = data_months(practice)
     if overrides:
         t = result.review_trail

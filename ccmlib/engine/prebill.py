@@ -138,8 +138,10 @@ def _words(rule_ids: pd.Series, what: int) -> pd.Series:
                         if isinstance(v, str) else "")
 
 
-def prebill(data, month: str, as_of=None, fees=None, conditions=None, qp_npis=(), overrides=None, today: date | None = None) -> Prebill:
-    """The pre-bill worklist of ``month`` (``YYYY-MM``) using only data dated on or before ``as_of``."""
+def prebill(data, month: str, as_of=None, fees=None, conditions=None, qp_npis=(), overrides=None, today: date | None = None,
+            profile=None) -> Prebill:
+    """The pre-bill worklist of ``month`` (``YYYY-MM``) using only data dated on or before ``as_of``, under ``profile``
+    (:mod:`ccmlib.engine.profiles`; recorded in ``run["profile"]``)."""
     per = parse_period(month)
     if per is None or len(per.months) != 1:
         raise InputError(f"--month {month!r}: expected one month like 2026-11")
@@ -201,10 +203,11 @@ def prebill(data, month: str, as_of=None, fees=None, conditions=None, qp_npis=()
     tables = dict(practice.tables)
     tables["claims"] = pd.concat([claims, proposed], ignore_index=True) if len(proposed) else claims
     res = audit(Practice(practice.folder, tables, practice.quality, practice.inputs), period=per, fees=fees, conditions=conditions,
-                qp_npis=qp_npis, overrides=overrides)
+                qp_npis=qp_npis, overrides=overrides, profile=profile)
     worklist = _worklist(res, cands, billed, per, cut, last, fees, qp_npis)
     run = {"tool": "ccm-audit prebill", "month": label, "as_of": str(as_of), "inputs": res.run["inputs"],
-           "rule_catalog_version": res.run["rule_catalog_version"], "fee_schedule": res.run["fee_schedule"]["source"],
+           "rule_catalog_version": res.run["rule_catalog_version"], "profile": res.run["profile"],
+           "fee_schedule": res.run["fee_schedule"]["source"],
            "packages": res.run["packages"], "started": res.run["started"], "finished": res.run["finished"]}
     pb = Prebill(label, as_of, worklist, res, proposed, run)
     run["by_status"] = pb.by_status().to_dict("records")

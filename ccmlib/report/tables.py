@@ -49,8 +49,9 @@ def headline(res: AuditResult) -> dict:
 
 def by_rule(res: AuditResult) -> pd.DataFrame:
     """Every rule of the catalog with its findings, patient-months and dollars from the run's summary (rules with none
-    included), its criterion, plain-language explanation and whether it ran."""
-    cat = catalog()
+    included), its criterion, plain-language explanation and whether it ran; severities as the run's profile set them."""
+    from ccmlib.engine.profiles import catalog as profile_catalog
+    cat = profile_catalog(res.run.get("profile")).drop(columns=["catalog_severity", "profile_status"])
     per = res.run["summary"].get("by_rule", {})
     if "CHART" in per:
         cat = pd.concat([cat, pd.DataFrame([CHART_RULE])], ignore_index=True)
