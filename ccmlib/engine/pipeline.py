@@ -515,12 +515,23 @@ def _run_record(practice: Practice, period: Period, ids, status, fee_table, fee_
         "condition_map": {"source": str(conditions) if conditions else "bundled CCW map", "icd10": refdata.icd10_version()},
         "seed": None,
         "sample": None,
+        "staff": _staff_directory(practice),
         "summary": headline_summary(res),
         "packages": package_versions(),
         "command": " ".join(sys.argv),
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _staff_directory(practice: Practice) -> list[dict]:
+    """Who the staff ids and billing NPIs are (id, role, and name and NPI when the staff table gives them), so that a
+    report names staff with their roles and practitioners by name, from the run folder alone."""
+    if not practice.has("staff"):
+        return []
+    st = practice["staff"].drop_duplicates("staff_id").sort_values("staff_id", kind="mergesort")
+    cols = [c for c in ("staff_id", "role", "name", "npi") if c in st.columns]
+    return [{c: (None if pd.isna(v) else str(v)) for c, v in zip(cols, row)} for row in st[cols].itertuples(index=False)]
 
 
 def _ingest_record(practice: Practice) -> dict | None:

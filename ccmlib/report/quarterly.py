@@ -53,6 +53,11 @@ def md_text(value) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", text).replace("\n", " ")
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 practitioner', '2 practitioners': counts in words without '(s)'."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def money(v: float) -> str:
     return f"-${-v:,.2f}" if v < 0 else f"${v:,.2f}"
 
@@ -324,10 +329,13 @@ class QuarterlyReview:
         npis = len(self.summary.get("by_practitioner", []))
         sampled = (f" Every line was screened against the rules; a statistically valid random sample of {h['sample_size']} lines was "
                    f"drawn for chart review and extrapolation." if h["sampled"] else " Every line was reviewed (no sampling).")
+        billed = self.summary.get("billed_patient_months", h["patient_months"])
         lines = [f"**What was reviewed.** {h['claim_lines_reviewed']:,} Chronic Care Management claim lines (CPT 99490 and related "
-                 f"codes) paid {money(h['paid_amount'])}, billed by {npis} practitioner(s) for {h['patient_months']:,} patient-months "
-                 f"from {r['period']['from']} to {r['period']['to']}, checked against {len(r['rules'])} Medicare requirements."
-                 + sampled,
+                 f"codes) paid {money(h['paid_amount'])}, billed by {plural(npis, 'practitioner')} for "
+                 f"{plural(billed, 'patient-month')} from {r['period']['from']} to {r['period']['to']}"
+                 + (f" (and {plural(h['patient_months'] - billed, 'more patient-month')} with care-management time but no claim)"
+                    if h["patient_months"] > billed else "")
+                 + f", checked against {len(r['rules'])} Medicare requirements." + sampled,
                  "",
                  f"**What we found.** {h['claim_lines_in_error']:,} of {h['claim_lines_reviewed']:,} claim lines "
                  f"(**{pct(h['error_rate_count'])}**) were not fully supported by the documentation, an overpayment of "
@@ -461,10 +469,14 @@ class QuarterlyReview:
         return tables.by_rule(self.result)
 
     def criterion_tables(self) -> dict[str, pd.DataFrame]:
+        """The rules of each criterion in words; the opportunities' dollars are missed revenue, titled so (never 'at risk')."""
         r = self.rules()
         cols = ["id", "title", "severity", "findings", "patient_months", "amount", "explanation", "citation"]
-        return {c: r[r["criterion"] == c][cols].reset_index(drop=True) for c in tables.CRITERIA_ORDER
-                if c != "Chart review" or (r["criterion"] == c).any()}  # a section of its own only when the auditor added defects
+        out = {c: r[r["criterion"] == c][cols].reset_index(drop=True) for c in tables.CRITERIA_ORDER
+               if c != "Chart review" or (r["criterion"] == c).any()}  # a section of its own only when the auditor added defects
+        if "Opportunities" in out:
+            out["Opportunities"] = out["Opportunities"].rename(columns={"amount": "missed_amount"})
+        return out
 
     def overlap_note(self) -> str:
         """The note every per-rule dollar table carries: the amounts overlap, the total comes from the claim lines."""
@@ -598,6 +610,52 @@ class QuarterlyReview:
             "Refunds go to the Medicare Administrative Contractor (its voluntary refund form, with the claim details from the "
             "workpapers); matters involving potential fraud go through OIG's Health Care Fraud Self-Disclosure Protocol. This "
             "section is guidance on the figures, not legal advice: agree the route with compliance counsel."]))
+
+    def conclusion_markdown(self) -> str:
+        """The reviewer's conclusion in one paragraph: how far the documentation supports the claims, what it costs, what
+        the review's state allows the report to be used for, and what comes next. Every figure from the run's summary."""
+        h, rv = self.headline, self.result.run.get("review")
+        rate = h["error_rate_count"]
+        level = ("supports nearly all of" if rate < 0.05 else "supports most of" if rate < 0.2 else "does not support a large share of")
+        parts = [f"The practice's documentation {level} the Chronic Care Management it billed for {self.period}: "
+                 f"{plural(h['claim_lines_in_error'], 'claim line')} of {h['claim_lines_reviewed']:,} ({pct(rate)}) "
+                 f"{'is' if h['claim_lines_in_error'] == 1 else 'are'} not fully supported, an overpayment of "
+                 f"{money(h['overpayment'])} by Medicare and {money(h.get('cost_sharing', 0.0))} of the patients' cost sharing."]
+        top = self.top_criteria(1)
+        if len(top):
+            parts.append(f"The requirement that failed for the most dollars is \u201c{md_text(str(top.iloc[0]['title']))}\u201d; "
+                         f"section 7 lists the corrective actions by the dollars each would have saved.")
+        if rv and rv.get("undecided"):
+            parts.append(f"The chart review of the sample is not finished ({rv['undecided']} of {rv['sampled_units']} units open), "
+                         f"so this conclusion is provisional and the report cannot be final.")
+        elif rv:
+            parts.append("Every sampled unit was reviewed against the chart, so the sample's figures may be used for the "
+                         "repayment path named in section 8.")
+        else:
+            parts.append("No sample was read against the charts: the figures are the screen of the exports, to be confirmed "
+                         "line by line before any refund.")
+        return _escape_dollars(" ".join(parts))
+
+    def limitations_markdown(self) -> str:
+        """What this review did not test: it screens the exports against the catalog; it is not a medical review."""
+        run = self.result.run
+        not_run = [s["rule_id"] for s in run.get("rules", []) if s.get("status") != "ran"]
+        items = [
+            "It screens the practice's exports (the files in appendix B, with their hashes) against the rule catalog; a record "
+            "that was not exported, or was exported wrongly, is judged as the export shows it.",
+            "It does not read medical records, except the sampled charts the auditor reviewed (appendix D); it cannot tell "
+            "whether logged time reflects work actually done, or whether a consent or care plan on file says what its "
+            "fields say.",
+            "It does not judge medical necessity, or the complexity of medical decision making that complex CCM (99487) "
+            "requires.",
+            "It does not check Medicare enrolment: months in Medicare Advantage or without Part B, and patients who owe no "
+            "cost sharing (qualified Medicare beneficiaries), need enrolment data the exports do not hold.",
+            "It does not check hospital outpatient (facility) claims, which need institutional claim data.",
+        ]
+        if not_run:
+            items.append(f"{plural(len(not_run), 'rule')} could not run on this data ({md_text(', '.join(not_run))}): the tables "
+                         f"or columns they need were not supplied (section 2 shows each rule's status).")
+        return "This review has limits a reader should know:\n\n" + "\n".join(f"- {i}" for i in items)
 
     def _path_name(self) -> str:
         return repayment.paths().set_index("path").loc[self.path, "name"] + ("" if self.repayment_path else " (by default)")

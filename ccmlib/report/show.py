@@ -2,6 +2,7 @@
 decimal, minutes as whole numbers, every value escaped, static HTML (no widgets)."""
 from __future__ import annotations
 
+import re
 from html import escape
 
 import pandas as pd
@@ -52,6 +53,18 @@ def _plain(v) -> str:
     return str(v)
 
 
+_LONG = re.compile(r"[^\s&<>]{21,}")
+
+
+def _breakable(text: str) -> str:
+    """Escaped cell text with a line-break opportunity (<wbr>, markup: copying the text does not pick it up) every 16
+    characters of a token longer than 20 (a SHA-256 hash, a path), so such a token wraps inside its cell while short
+    values (amounts, dates, codes, patient keys) are never broken mid-value."""
+    if len(text) <= 20:
+        return text
+    return _LONG.sub(lambda m: "<wbr>".join(m.group(0)[i:i + 16] for i in range(0, len(m.group(0)), 16)), text)
+
+
 def table_html(data, columns=None, money=(), percent=(), max_rows: int | None = None, wide_last: bool = False) -> str:
     """A static HTML table: human column titles, money as $1,234.56, percentages with one decimal, minutes as whole
     numbers, dates as YYYY-MM-DD, and every header and value HTML-escaped (a claim id holding <script> stays text).
@@ -70,7 +83,7 @@ def table_html(data, columns=None, money=(), percent=(), max_rows: int | None = 
     cols = []
     for c in df.columns:
         f = fmt.get(c, _plain)
-        cols.append([escape(f(v), quote=True) for v in df[c].astype(object).tolist()])
+        cols.append([_breakable(escape(f(v), quote=True)) for v in df[c].astype(object).tolist()])
     head = "".join(f"<th>{escape(title(c), quote=True)}</th>" for c in df.columns)
     body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>\n" for row in zip(*cols))
     cls = "ccm-table ccm-wide-last" if wide_last else "ccm-table"

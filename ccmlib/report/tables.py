@@ -85,16 +85,38 @@ def _records(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+ROLE_WORDS = {"physician": "physician", "np": "nurse practitioner", "pa": "physician assistant", "cns": "clinical nurse specialist",
+              "cnm": "certified nurse-midwife", "rn": "registered nurse", "lpn": "licensed practical nurse", "ma": "medical assistant",
+              "pharmacist": "pharmacist", "social_worker": "social worker", "other_clinical": "other clinical staff",
+              "non_clinical": "non-clinical staff"}
+
+
+def _directory(res: AuditResult) -> pd.DataFrame:
+    d = pd.DataFrame(res.run.get("staff") or [], columns=["staff_id", "role", "name", "npi"])
+    return d.reindex(columns=["staff_id", "role", "name", "npi"])
+
+
 def practitioners(res: AuditResult) -> pd.DataFrame:
-    return _records(res.run["summary"].get("by_practitioner", []),
-                    ["billing_npi", "patients", "claim_lines", "not_supported", "error_rate_count", "paid_amount", "overpayment",
-                     "error_rate_dollars"])
+    """Per billing NPI, with the practitioner's name when the staff table gives their NPI (and blank when it does not)."""
+    t = _records(res.run["summary"].get("by_practitioner", []),
+                 ["billing_npi", "patients", "claim_lines", "not_supported", "error_rate_count", "paid_amount", "overpayment",
+                  "error_rate_dollars"])
+    d = _directory(res).dropna(subset=["npi"]).drop_duplicates("npi")
+    who = d.set_index("npi")["name"].fillna("") + d.set_index("npi")["role"].map(lambda r: f" ({ROLE_WORDS.get(r, r)})" if r else "")
+    t.insert(1, "practitioner", t["billing_npi"].map(who).fillna("").str.strip())
+    return t
 
 
 def staff_error_rate(res: AuditResult) -> pd.DataFrame:
-    """Per staff member who logged time: billed patient-months, the share with an error, minutes logged and counted."""
-    return _records(res.run["summary"].get("by_staff", []),
-                    ["staff_id", "patient_months", "with_error", "error_rate", "minutes_logged", "minutes_counted"])
+    """Per staff member who logged time: role (and name when the staff table gives it), billed patient-months, the share
+    with an error, minutes logged and counted."""
+    t = _records(res.run["summary"].get("by_staff", []),
+                 ["staff_id", "patient_months", "with_error", "error_rate", "minutes_logged", "minutes_counted"])
+    d = _directory(res).drop_duplicates("staff_id").set_index("staff_id")
+    t.insert(1, "role", t["staff_id"].map(d["role"].map(lambda r: ROLE_WORDS.get(r, r) if isinstance(r, str) else "")).fillna(""))
+    if d["name"].notna().any():
+        t.insert(1, "name", t["staff_id"].map(d["name"]).fillna(""))
+    return t
 
 
 def month_error_rate(res: AuditResult) -> pd.DataFrame:
