@@ -112,6 +112,30 @@ def test_worklist_after_month_end_starts_with_the_claims_billed_with_problems():
     assert "Days left" not in head and "The month has ended" in html  # 0 on every row: said once, above the list
 
 
+def test_worklist_of_long_actions_stays_on_two_pages_and_says_how_many_more(tmp_path):
+    """After month end the corrective actions of claims billed with problems wrap over several lines: the worklist shows
+    the rows that fit two pages and names how many more are in prebill.csv (the 300-patient practice's third page held
+    six rows)."""
+    from conftest import DEMO
+    from pypdf import PdfReader
+
+    from ccmlib.report.render import to_pdf
+    from ccmlib.report.worklist import PAGE_ROWS, fits_two_pages, worklist_html
+    pb = prebill(DEMO, "2026-08")
+    todo = pb.worklist[pb.worklist["status"] == "billed with problems"]
+    long = pd.concat([todo] * (1 + 120 // len(todo)), ignore_index=True).head(120)
+    long["action"] = "Already billed; correct or void: " + "Obtain and document consent before the first CCM activity. " * 5
+    shown = long.sample(frac=1, random_state=1).reset_index(drop=True)
+    n = len(fits_two_pages(shown))
+    assert 15 < n < PAGE_ROWS
+    (tmp_path / "w.html").write_text(worklist_html(pb, shown), encoding="utf-8")
+    pages = PdfReader(to_pdf(tmp_path / "w.html", tmp_path / "w.pdf")).pages
+    text = " ".join(" ".join(p.extract_text().split()) for p in pages)
+    assert len(pages) == 2 and f"{120 - n} more, each with its action, in prebill.csv" in text
+    one_line = shown.assign(action="Bill 99490")
+    assert len(fits_two_pages(one_line)) == PAGE_ROWS  # short rows: the page-row limit, not the lines
+
+
 # ---------------------------------------------------------------- the portfolio
 
 def _pf(**over) -> pd.DataFrame:

@@ -15,6 +15,11 @@ from ccmlib.report.privacy import engagement_root, load_salt, patient_keys
 
 #: rows on the worklist (about two landscape pages); prebill.csv has them all
 PAGE_ROWS = 60
+#: what fits two landscape pages below the header, in lines of the list's type: a row costs the lines its corrective
+#: action wraps to (about ACTION_CHARS characters a line in the template's action column) and a little padding
+ACTION_CHARS = 100
+ROW_PADDING = 0.2
+PAGE_LINES = 96
 TODO = ("blocked", "needs minutes", "billed with problems", "not enrolled")
 
 
@@ -26,12 +31,20 @@ def profile_name(run: dict) -> str:
     return "" if prof is None else str(prof)
 
 
+def fits_two_pages(todo: pd.DataFrame) -> pd.DataFrame:
+    """The first rows of ``todo`` that fit two pages (at most PAGE_ROWS): after month end the corrective actions of
+    claims billed with problems wrap over several lines, so fewer of them fit than of one-line rows."""
+    lines = todo["action"].fillna("").astype(str).str.len().floordiv(ACTION_CHARS).add(1)
+    fits = (lines + ROW_PADDING).cumsum().to_numpy() <= PAGE_LINES
+    return todo[fits].head(PAGE_ROWS)
+
+
 def worklist_data(pb: Prebill, shown: pd.DataFrame, practice_name: str = "") -> dict:
     """What the worklist shows (data only; ``templates/worklist/worklist.html.j2`` lays it out): how many are ready,
     then what needs action in the order a person can act on it (the pre-bill's action order: after month end the claims
     billed with problems first), the whole list when it fits two pages (PAGE_ROWS)."""
     todo = shown[shown["status"].isin(TODO)]
-    top = todo.head(PAGE_ROWS)
+    top = fits_two_pages(todo)
     top = top.assign(minutes_needed=top["minutes_needed"].where(top["status"] == "needs minutes"))  # only where minutes are the gap
     days_left = int(shown["days_left"].iloc[0]) if len(shown) else 0
     closed = days_left <= 0
