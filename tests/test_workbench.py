@@ -5,25 +5,86 @@ from chart import chart
 
 from ccmlib.engine.rules import load_all
 from ccmlib.workbench.review import ChartReview, patient_month_view, review_queue
-from ccmlib.workbench.training import SCENARIOS, scenario_chart, verdict
+from ccmlib.workbench.training import SCENARIOS, TrainingApp, controls, scenario_chart, verdict, verdicts
 
 
 def test_a_scenario_for_every_rule():
     assert set(SCENARIOS) == set(load_all())
 
 
-def test_the_clean_chart_every_scenario_starts_from_is_clean():
+def test_the_clean_chart_every_scenario_starts_from_is_clean(together):
     off = verdict(chart())
     assert off["findings"] == [] and off["supported"]
+    assert together[("TIME-06", False)] == off
+
+
+@pytest.fixture(scope="module")
+def together():
+    """Every scenario's chart, pitfall on and off, audited together as the handout does."""
+    return verdicts({(r, on): scenario_chart(r, on) for r in SCENARIOS for on in (True, False)})
 
 
 @pytest.mark.parametrize("rule_id", sorted(SCENARIOS))
-def test_each_scenario_shows_its_pitfall_and_only_when_on(rule_id):
+def test_each_scenario_shows_its_pitfall_and_only_when_on(rule_id, together):
     on = verdict(scenario_chart(rule_id, on=True))
     assert scenario_chart(rule_id, on=False) == chart()  # off: the clean chart (audited once, above)
     assert rule_id in {f["rule_id"] for f in on["findings"]}
     severity = load_all()[rule_id].severity
     assert on["supported"] is (severity != "error")
+    # audited with every other scenario in one practice (the handout's way): the same verdict, message for message
+    assert together[(rule_id, True)] == on
+    assert together[(rule_id, False)] == together[("TIME-06", False)]  # off is the clean chart, checked once below
+
+
+@pytest.mark.parametrize("on", [True, False])
+@pytest.mark.parametrize("rule_id", sorted(SCENARIOS))
+def test_the_controls_show_the_scenarios_chart(rule_id, on):
+    """Every knob is set from the chart: applying the knobs' values gives the scenario's chart back, and turning any
+    knob away from its value changes the chart (the knob reads and writes the same fact)."""
+    c = scenario_chart(rule_id, on)
+    k = controls(c)
+    assert scenario_chart(rule_id, on, **k) == c
+    assert scenario_chart(rule_id, on, minutes=k["minutes"] + 1) != c
+    for knob in ("cost_sharing", "electronic"):
+        if k[knob] is not None:
+            assert scenario_chart(rule_id, on, **{knob: not k[knob]}) != c
+
+
+def test_the_controls_of_the_scenarios_that_change_what_a_knob_shows():
+    clean = {"minutes": 28, "cost_sharing": True, "electronic": True}
+    assert all(controls(scenario_chart(r, on=False)) == clean for r in SCENARIOS)
+    assert controls(scenario_chart("CONS-02")) == {**clean, "cost_sharing": False}  # the box unticked, as the verdict says
+    assert controls(scenario_chart("CP-04")) == {**clean, "electronic": False}
+    assert controls(scenario_chart("CONS-01")) == {**clean, "cost_sharing": None}  # no consent: nothing to tick
+    assert controls(scenario_chart("TIME-06"))["minutes"] == 18 and controls(scenario_chart("REV-01"))["minutes"] == 45
+    assert controls(scenario_chart("TIME-10"))["minutes"] == 0  # no CCM time on record in June 2025
+    # ticking the box restores the disclosure: the CONS-02 finding goes
+    assert "CONS-02" not in {f["rule_id"] for f in verdict(scenario_chart("CONS-02", cost_sharing=True))["findings"]}
+    # minutes on the TIME-10 chart are logged in the month billed, and count there
+    v = verdict(scenario_chart("TIME-10", minutes=25))
+    assert v["qualifying_minutes"] == 25 and "TIME-10" not in {f["rule_id"] for f in v["findings"]}
+
+
+def test_the_widget_sets_every_control_from_the_scenario(tmp_path):
+    app = TrainingApp(tmp_path / "quiz.csv")
+    app.widget("CONS-02")
+    w = app.controls
+
+    def shown():
+        return {"minutes": w["minutes"].value, "cost_sharing": None if w["cost_sharing"].disabled else w["cost_sharing"].value,
+                "electronic": None if w["electronic"].disabled else w["electronic"].value}
+
+    assert shown() == controls(scenario_chart("CONS-02")) and w["cost_sharing"].value is False
+    assert "NOT FULLY SUPPORTED" in w["verdict"].value and "CONS-02" in w["verdict"].value
+    for rule_id in ("CP-04", "CONS-01", "TIME-10", "TIME-06"):
+        w["pick"].value = rule_id
+        assert w["on"].value and shown() == controls(scenario_chart(rule_id)), rule_id
+    w["on"].value = False
+    assert shown() == controls(chart())
+    w["pick"].value = "CONS-02"  # a new scenario switches the pitfall back on
+    assert w["on"].value and w["cost_sharing"].value is False
+    w["cost_sharing"].value = True  # ticking the box gives the consent its disclosure back
+    assert "<li>no findings</li>" in w["verdict"].value and ">SUPPORTED</b>: billed 99490, supported 99490" in w["verdict"].value
 
 
 def test_dragging_minutes_across_20_changes_the_verdict():
