@@ -348,10 +348,12 @@ def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
                    "a Medicare contractor's demand (two-sided 80 % lower limit, PIM ch. 8) or a CIA claims review (two-sided 90 % "
                    "lower limit). Default: identified without a sample, self-disclosure with one.")
 @click.option("--timeout", default=900, show_default=True, type=int, help="Seconds a notebook cell may run.")
+@click.option("--profile", metavar="NAME_OR_FILE", help="Catalog variant: medicare-ffs (default), strict-mac, medicare-advantage, "
+              "or a profile YAML file (see README, Profiles).")
 @_quiet
 @_friendly
 def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, fees,
-           prepared_by, prepared_for, final, repayment_path, timeout):
+           prepared_by, prepared_for, final, repayment_path, timeout, profile):
     """Render the quarterly compliance report: executed notebook, report.html, report.pdf and workpapers.xlsx."""
     from ccmlib.report.render import ReportError, render_report
 
@@ -360,7 +362,8 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
     try:
         r = render_report(data_dir, period, out_dir, sample_size=sample_size, seed=seed, strata=strata, practice_name=practice_name,
                           show_identifiers=show_identifiers, ledger=ledger, overrides=overrides, timeout=timeout, progress=True,
-                          prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees, repayment_path=repayment_path)
+                          prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees, repayment_path=repayment_path,
+                          profile=profile)
     except ReportError as exc:
         click.echo(f"ccm-audit: report failed: {exc}", err=True)
         sys.exit(1)
@@ -416,9 +419,11 @@ def render(audit_dir, out_dir, practice_name, show_identifiers, ledger, prepared
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Practices audited at once, in separate processes.")
 @click.option("--scheduler", metavar="ADDRESS", help="Run the practices on a Dask distributed cluster (tcp://HOST:8786); its workers "
               "must see the same files.")
+@click.option("--profile", metavar="NAME_OR_FILE", help="Catalog variant for every practice: medicare-ffs (default), strict-mac, medicare-advantage, "
+              "or a profile YAML file (see README, Profiles).")
 @_quiet
 @_friendly
-def batch(clients_dir, period, out_dir, check_only, strict, fees, jobs, scheduler):
+def batch(clients_dir, period, out_dir, check_only, strict, fees, jobs, scheduler, profile):
     """Audit every practice folder in CLIENTS_DIR (each may have its own mapping.yml), continuing past failures."""
     from ccmlib.engine.periods import parse_period
     from ccmlib.workbench.portfolio import run_batch
@@ -426,7 +431,8 @@ def batch(clients_dir, period, out_dir, check_only, strict, fees, jobs, schedule
     parse_period(period)
     if fees is not None and not Path(fees).is_file():
         raise InputError(f"{fees}: fee schedule file not found")
-    df = run_batch(clients_dir, period, out_dir, reports=not check_only, progress=True, fees=fees, jobs=jobs, scheduler=scheduler)
+    df = run_batch(clients_dir, period, out_dir, reports=not check_only, progress=True, fees=fees, jobs=jobs, scheduler=scheduler,
+                   profile=profile)
     for r in df.itertuples():
         if r.status == "ok":
             click.echo(f"ok      {r.practice}: {r.claim_lines:.0f} claim lines, {r.error_rate_count:.1%} in error, "

@@ -262,3 +262,20 @@ def test_check_with_profile_strict_mac_on_a_tiny_practice(tmp_path):
     assert r.exit_code == 0
     row = next(x for x in r.output.splitlines() if x.startswith("SUP-01"))
     assert row.split()[1] == "error" and "[catalog: warning]" in row
+
+
+def test_batch_runs_every_practice_under_the_profile_and_portfolio_csv_names_it(tmp_path):
+    from ccmlib.workbench.portfolio import run_batch
+
+    c = chart()
+    c["consents"][0]["informed_availability"] = ""
+    write(c, tmp_path / "clients" / "one")
+    write(chart(), tmp_path / "clients" / "two")
+    df = run_batch(tmp_path / "clients", "2026-01", tmp_path / "batch", reports=False, progress=False, profile="strict-mac")
+    csv = pd.read_csv(tmp_path / "batch" / "portfolio.csv", dtype=str).set_index("practice")
+    assert csv["profile"].tolist() == ["strict-mac", "strict-mac"]
+    assert csv.loc["one", "top_pitfalls"] == "CONS-06 (1)" and csv.loc["one", "claim_lines_in_error"] == "1"  # an error here
+    assert df.set_index("practice").loc["two", "claim_lines_in_error"] == 0
+    with pytest.raises(InputError, match="--profile 'nope'"):
+        run_batch(tmp_path / "clients", "2026-01", tmp_path / "batch2", reports=False, progress=False, profile="nope")
+    assert not (tmp_path / "batch2").exists()  # stopped before any work

@@ -18,7 +18,7 @@ from ccmlib.synth.generator import generate, parse_rates
 
 PORTFOLIO_COLUMNS = ["practice", "period", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count",
                      "billed_patient_months", "error_findings", "errors_per_100_billed_pm", "paid_amount", "overpayment", "error_rate_dollars",
-                     "overpayment_per_billed_line", "missed_revenue", "top_pitfalls", "folder"]
+                     "overpayment_per_billed_line", "missed_revenue", "top_pitfalls", "profile", "folder"]
 
 
 def discover(clients_dir: str | Path) -> list[Path]:
@@ -32,18 +32,18 @@ def discover(clients_dir: str | Path) -> list[Path]:
     return found
 
 
-def _top(by_rule: dict, n: int = 3) -> str:
+def _top(by_rule: dict, n: int = 3, profile: dict | None = None) -> str:
     """The error rules with the most findings, from the summary's per-rule counts (warnings and opportunities are not
-    pitfalls that cost money)."""
-    from ccmlib.engine.rules.registry import catalog
+    pitfalls that cost money), with the severities of the run's profile."""
+    from ccmlib.engine.profiles import catalog
 
-    errors = set(catalog().query("severity == 'error'")["id"])
+    errors = set(catalog(profile).query("severity == 'error'")["id"])
     top = sorted(((r, v["findings"]) for r, v in by_rule.items() if r in errors), key=lambda x: (-x[1], x[0]))[:n]
     return ", ".join(f"{k} ({v})" for k, v in top)
 
 
 def run_batch(clients_dir, period: str, out, reports: bool = True, progress: bool = True, fees=None, jobs: int = 1,
-              scheduler: str | None = None) -> pd.DataFrame:
+              scheduler: str | None = None, profile=None) -> pd.DataFrame:
     """Audit (and, with ``reports``, render the quarterly report for) each practice; a failing practice becomes a
     ``failed`` row with its error, and the batch goes on. Writes ``OUT/portfolio.csv`` and, with reports, the portfolio
     report ``OUT/portfolio.html`` and ``.pdf`` (the practices side by side and, from the ledger, their quarters).
@@ -56,9 +56,11 @@ def run_batch(clients_dir, period: str, out, reports: bool = True, progress: boo
     if scheduler and jobs > 1:
         raise InputError("give either --jobs N (this machine) or --scheduler ADDRESS (a Dask cluster), not both")
     practices = discover(clients_dir)
+    from ccmlib.engine.profiles import option as profile_option
+    profile = profile_option(profile)  # every practice under the same profile; a bad file stops the batch before any work
     with RunFolder(out, "batch") as rf:  # checked and locked before the first practice
         ledger = engagement_root(rf.path) / "ledger.sqlite"
-        df = _run_all(practices, period, rf.path, reports, progress, ledger, fees, jobs, scheduler)
+        df = _run_all(practices, period, rf.path, reports, progress, ledger, fees, jobs, scheduler, profile)
         stage = rf.stage()
         df.to_csv(stage / "portfolio.csv", index=False, lineterminator="\n")
         if reports:
@@ -81,10 +83,11 @@ def practice_row(name: str, run_dir: Path, folder: Path) -> dict:
             "paid_amount": summ["paid_amount"], "overpayment": summ["overpayment"],
             "error_rate_dollars": round(summ["error_rate_dollars"], 4),
             "overpayment_per_billed_line": summ["overpayment_per_claim_line"],
-            "missed_revenue": summ["missed_amount"], "top_pitfalls": _top(summ.get("by_rule", {})), "folder": str(folder)}
+            "missed_revenue": summ["missed_amount"], "top_pitfalls": _top(summ.get("by_rule", {}), profile=run.get("profile")),
+            "profile": (run.get("profile") or {}).get("name", ""), "folder": str(folder)}
 
 
-def practice_job(folder: Path, period: str, out: Path, reports: bool, ledger: Path, fees=None) -> dict:
+def practice_job(folder: Path, period: str, out: Path, reports: bool, ledger: Path, fees=None, profile=None) -> dict:
     """One practice of a batch: audit (and report); a failure becomes a ``failed`` row, never an exception (the same
     function runs in this process, in a local pool or on a Dask worker)."""
     folder, out = Path(folder), Path(out)
@@ -92,10 +95,10 @@ def practice_job(folder: Path, period: str, out: Path, reports: bool, ledger: Pa
     try:
         if reports:
             from ccmlib.report.render import render_report
-            rep = render_report(folder, period, dest, practice_name=folder.name, ledger=ledger, fees=fees)
+            rep = render_report(folder, period, dest, practice_name=folder.name, ledger=ledger, fees=fees, profile=profile)
             run_dir = rep.folder / "audit"
         else:
-            res = audit(folder, period=period, fees=fees)
+            res = audit(folder, period=period, fees=fees, profile=profile)
             run_dir = write_outputs(res, dest)
         return practice_row(folder.name, run_dir, dest)
     except Exception as exc:  # keep going: the failure is reported, not raised
@@ -106,8 +109,8 @@ def practice_job(folder: Path, period: str, out: Path, reports: bool, ledger: Pa
 
 
 def _run_all(practices: list[Path], period: str, out: Path, reports: bool, progress: bool, ledger: Path, fees=None,
-             jobs: int = 1, scheduler: str | None = None) -> pd.DataFrame:
-    args = dict(period=period, out=out, reports=reports, ledger=ledger, fees=fees)
+             jobs: int = 1, scheduler: str | None = None, profile=None) -> pd.DataFrame:
+    args = dict(period=period, out=out, reports=reports, ledger=ledger, fees=fees, profile=profile)
     bar = None
     if progress:
         from tqdm.auto import tqdm
