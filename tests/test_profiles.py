@@ -279,3 +279,19 @@ def test_batch_runs_every_practice_under_the_profile_and_portfolio_csv_names_it(
     with pytest.raises(InputError, match="--profile 'nope'"):
         run_batch(tmp_path / "clients", "2026-01", tmp_path / "batch2", reports=False, progress=False, profile="nope")
     assert not (tmp_path / "batch2").exists()  # stopped before any work
+
+
+def test_the_chart_review_re_runs_the_audit_under_the_profile_it_was_run_with(tmp_path):
+    from ccmlib.workbench.review import ChartReview
+
+    c = chart()
+    c["consents"][0]["informed_availability"] = ""
+    data = write(c, tmp_path / "practice")
+    mine = tmp_path / "mine.yml"
+    mine.write_text("name: mine\nextends: strict-mac\n")
+    write_outputs(audit(data, period="2026-01", profile=mine), tmp_path / "audit")
+    cr = ChartReview.from_audit(tmp_path / "audit")
+    assert cr.result.run["profile"]["name"] == "mine" and line(cr.result)["rule_ids"] == "CONS-06"
+    mine.write_text("name: mine\nextends: medicare-ffs\n")  # edited since the run: the review refuses to re-run silently
+    with pytest.raises(InputError, match="mine.yml: the profile file changed since this audit was run"):
+        ChartReview.from_audit(tmp_path / "audit")

@@ -284,3 +284,20 @@ def option(profile) -> str | None:
     load_profile(profile)
     text = str(profile)
     return text if text in builtins() else str(Path(text).expanduser().resolve())
+
+
+def from_run(run_profile: dict | None) -> str | None:
+    """The ``--profile`` value that re-runs an audit under the profile its run.json recorded (the chart review re-runs
+    it): a built-in's name, or the user's file, which must still be the file the run read (same SHA-256)."""
+    if not run_profile or run_profile.get("name") == DEFAULT and not run_profile.get("severity") and not run_profile.get("rules_off"):
+        return None
+    file = str(run_profile.get("file") or "")
+    if file.startswith("(built in) "):
+        return run_profile["name"]
+    path = Path(file)
+    if not path.is_file():
+        raise InputError(f"{file}: the profile this audit was run under ({run_profile.get('name')}) is not there any more")
+    if _sha256(path) != run_profile.get("sha256"):
+        raise InputError(f"{file}: the profile file changed since this audit was run (its SHA-256 differs from run.json's); "
+                         f"run the audit again under it, or restore the file")
+    return str(path)

@@ -125,7 +125,7 @@ class ChartReview:
         self.data_dir, self.period, self.audit_dir = Path(data_dir), period, Path(audit_dir)
         self.reviewer = reviewer
         self.sample_size, self.seed = sample_size, seed
-        self.options = options or {}  # start/end, rules, fees, qp_npis, spares, strata, unit of the original run
+        self.options = options or {}  # start/end, rules, fees, qp_npis, profile, spares, strata, unit of the original run
         self.log = self.audit_dir / decisions.FILE_NAME
         self._salt, self._practice = salt, practice_name or self.data_dir.resolve().name
         self.rerun()
@@ -150,6 +150,8 @@ class ChartReview:
         cond = run.get("condition_map", {}).get("source", "")
         if cond and not cond.startswith("bundled"):
             opts["conditions"] = cond
+        from ccmlib.engine.profiles import from_run
+        opts["profile"] = from_run(run.get("profile"))  # the same catalog variant (strict-mac, a user's file, ...)
         smp = run.get("sample") or {}
         size = seed = None
         if smp:
@@ -169,7 +171,7 @@ class ChartReview:
         from ccmlib.engine.pipeline import attach_sample
 
         o = self.options
-        kw = {k: o[k] for k in ("rules", "fees", "conditions", "qp_npis") if o.get(k)}
+        kw = {k: o[k] for k in ("rules", "fees", "conditions", "qp_npis", "profile") if o.get(k)}
         if o.get("start"):
             kw.update(start=o["start"], end=o["end"])
         else:
