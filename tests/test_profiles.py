@@ -295,3 +295,12 @@ def test_the_chart_review_re_runs_the_audit_under_the_profile_it_was_run_with(tm
     mine.write_text("name: mine\nextends: medicare-ffs\n")  # edited since the run: the review refuses to re-run silently
     with pytest.raises(InputError, match="mine.yml: the profile file changed since this audit was run"):
         ChartReview.from_audit(tmp_path / "audit")
+
+
+def test_the_reports_rule_change_table_counts_a_raised_rule_as_an_error():
+    from ccmlib.report.tables import rule_change
+
+    now = {"by_rule": {"CONS-06": {"findings": 2, "patient_months": 2, "amount": 132.26}}}
+    assert rule_change(now, None)["id"].tolist() == []  # the catalog: a warning, no dollars to compare
+    strict = profiles.load_profile("strict-mac").to_json()
+    assert rule_change(now, None, strict)["id"].tolist() == ["CONS-06"]

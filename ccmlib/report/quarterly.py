@@ -400,7 +400,7 @@ class QuarterlyReview:
 
     def top_criteria(self, n: int = 4) -> pd.DataFrame:
         """The requirements that failed most (by dollars), in words, with the previous quarter's dollars."""
-        ch = tables.rule_change(self.headline, self.previous())
+        ch = tables.rule_change(self.headline, self.previous(), self.result.run.get("profile"))
         ch = ch[ch["amount"] > 0].head(n)
         change = ch["change"].map(lambda v: "" if pd.isna(v) else ("+\u2060" if v >= 0 else "\u2011") + money(abs(v)))  # no break after the sign
         return ch.assign(title=ch["title"] + " (" + ch["id"] + ")", change=change)[

@@ -213,9 +213,11 @@ def trend(current: dict, earlier: dict[str, tuple[dict, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*TREND_COLUMNS, "source"])
 
 
-def rule_change(current: dict, previous: dict | None) -> pd.DataFrame:
-    """Per error rule with findings in either quarter: patient-months and dollars now and in the previous quarter."""
-    cat = catalog().set_index("id")
+def rule_change(current: dict, previous: dict | None, profile: dict | None = None) -> pd.DataFrame:
+    """Per error rule (with the severities of the run's ``profile``) with findings in either quarter: patient-months and
+    dollars now and in the previous quarter."""
+    from ccmlib.engine.profiles import catalog as profile_catalog
+    cat = profile_catalog(profile).set_index("id")
     now, before = current.get("by_rule", {}), (previous or {}).get("by_rule", {})
     ids = [r for r in sorted(set(now) | set(before)) if r in cat.index and cat.loc[r, "severity"] == "error"]
     rows = [{"id": r, "title": cat.loc[r, "title"], "patient_months": now.get(r, {}).get("patient_months", 0),
