@@ -64,18 +64,21 @@ class Facts:
     consent_status: pd.DataFrame  # per (patient-month, billing NPI; <NA> for an unbilled month): the consent in force
     plans: pd.DataFrame
     encounters: pd.DataFrame
-    commencement: pd.DataFrame  # (patient_id, mkey, billing_npi) -> CCM commencement date (catalog v2: restarts after a revocation)
+    commencement: pd.DataFrame  # (patient_id, mkey, billing_npi) -> CCM commencement date (catalog v3: restarts after a span boundary)
     missing: set[str] = field(default_factory=set)  # tables not provided
     cum: pd.DataFrame | None = None  # cumulative qualifying minutes per patient-month (for thresholds)
     conditions: pd.DataFrame | None = None  # (patient_id, mkey, category) active chronic categories
     visit_status: pd.DataFrame | None = None  # cache of practitioner_visit_status()
     patients: pd.DataFrame | None = None  # the patients table (death_date for ELIG-03)
     condition_map: pd.DataFrame | None = None  # the chronic-condition map the run uses (DX-01 maps claim diagnoses with it)
+    visits_from: pd.Timestamp = pd.NaT  # where the visit history begins (IV-01 coverage, catalog v3; NaT: no start)
+    visits_from_source: str = "none"  # declared (mapping.yml or --encounters-from), derived (earliest date) or none
 
 
 # --------------------------------------------------------------------------- time entries
-def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame) -> pd.DataFrame:
-    """Duration, exclusion reasons and qualifying minutes of every entry."""
+def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, lines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Duration, exclusion reasons and qualifying minutes of every entry. ``lines`` (the period's CCM lines) name the
+    practitioner each month's time is judged for (CONS-05, catalog v3: :func:`month_practitioner`)."""
     e = te.copy(deep=False)  # copy-on-write (pandas 3): new columns go to e only, te is never modified
     span = (e["end_time"] - e["start_time"]).astype("float64")
     e["duration"] = e["minutes"].fillna(span)
@@ -96,7 +99,10 @@ def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFra
     e["first_consent"] = fc
     e["x_before_consent"] = (fc.notna() & (e["activity_date"] < fc)).astype(bool)
     e["x_no_consent"] = fc.isna()
-    ep = consent_episode(e["patient_id"], e["activity_date"], consents)
+    mkey = month_key(e["activity_date"])
+    judged = month_practitioner(lines, consents, pd.DataFrame({"patient_id": e["patient_id"], "mkey": mkey}))
+    e["judged_npi"] = judged.to_numpy()
+    ep = consent_episode(e["patient_id"], e["activity_date"], consents, e["judged_npi"])
     e["revoked_date"] = ep["revoked_date"].to_numpy()
     e["x_after_revocation"] = (~e["x_before_consent"] & ~e["x_no_consent"] & ep["after_revocation"].to_numpy()).astype(bool)
     e["overlap"] = overlap_minutes(e)
@@ -113,32 +119,83 @@ def _month_end(d: pd.Series) -> pd.Series:
     return (d.dt.to_period("M").dt.end_time.dt.normalize()).astype("datetime64[ns]")
 
 
-def consent_episode(patient_id: pd.Series, dates: pd.Series, consents: pd.DataFrame) -> pd.DataFrame:
-    """For each (patient, date): the latest consent of any practitioner dated on or before it (ties: the later row),
-    its revoked_date, and whether the date falls after the end of that consent's revocation month (CONS-05: CCM had
-    stopped and no new consent was given yet)."""
+def _patient_codes(left: pd.Series, right: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of two patient_id columns on one scale (the categoricals' codes when both share categories)."""
+    if isinstance(left.dtype, pd.CategoricalDtype) and isinstance(right.dtype, pd.CategoricalDtype) \
+            and left.cat.categories.equals(right.cat.categories):
+        return left.cat.codes.to_numpy(), right.cat.codes.to_numpy()
+    cats = pd.Index(pd.unique(pd.concat([left.astype("string"), right.astype("string")])))
+    return cats.get_indexer(left.astype("string")), cats.get_indexer(right.astype("string"))
+
+
+def month_practitioner(lines: pd.DataFrame | None, consents: pd.DataFrame, keys: pd.DataFrame) -> pd.Series:
+    """The practitioner whose consent a month's time is judged against (CONS-05, catalog v3), per row of ``keys``
+    (patient_id, mkey): the month's first billing practitioner (its first time-based CCM line by service date, claim
+    and line; G0506 only when nothing else was billed), else the practitioner of the patient's latest consent dated on
+    or before the month's end (by consent_date, then row). <NA> means any practitioner: a practice-level latest
+    consent, or none."""
+    out = pd.Series(pd.NA, index=keys.index, dtype="string")
+    if not len(keys):
+        return out
+    k = pd.DataFrame({"patient_id": keys["patient_id"].astype("string").to_numpy(), "mkey": keys["mkey"].to_numpy(dtype="float64")})
+    if lines is not None and len(lines):
+        ln = lines.assign(_g=(lines["cpt_code"] == "G0506").astype(int),
+                          _o=lines["_claim_order"] if "_claim_order" in lines else natural_key(lines["claim_id"]))
+        ln = ln.sort_values(["patient_id", "mkey", "_g", "service_date", "_o", "line"], kind="mergesort").drop_duplicates(PM)
+        first = pd.DataFrame({"patient_id": ln["patient_id"].astype("string").to_numpy(), "mkey": ln["mkey"].to_numpy(dtype="float64"),
+                              "npi": ln["billing_npi"].astype("string").to_numpy()})
+        out[:] = k.merge(first, on=PM, how="left")["npi"].to_numpy()
+    c = consents.dropna(subset=["consent_date"])
+    todo = out.isna().to_numpy() & k["mkey"].notna().to_numpy()
+    if todo.any() and len(c):
+        kk = k[todo]
+        lp, rp = _patient_codes(kk["patient_id"], c["patient_id"])
+        right = pd.DataFrame({"p": rp, "d": c["consent_date"].to_numpy(dtype="datetime64[ns]"),
+                              "row": c["_line"].to_numpy() if "_line" in c else np.arange(len(c)),
+                              "npi": c["practitioner_npi"].astype("string").to_numpy()}).sort_values(["d", "row"], kind="mergesort")
+        left = pd.DataFrame({"p": lp, "d": key_end(kk["mkey"].astype("int64")).to_numpy(dtype="datetime64[ns]"), "i": np.flatnonzero(todo)})
+        m = pd.merge_asof(left.sort_values("d", kind="mergesort"), right, on="d", by="p", direction="backward")
+        out.iloc[m["i"].to_numpy()] = m["npi"].astype("string").to_numpy()
+    return out
+
+
+def consent_episode(patient_id: pd.Series, dates: pd.Series, consents: pd.DataFrame, npi: pd.Series | None = None) -> pd.DataFrame:
+    """For each (patient, date[, practitioner]): the consent judged on that date, its revoked_date, and whether the
+    date falls after the end of that consent's revocation month (CONS-05: CCM had stopped and no new consent was given
+    yet). Catalog v3: the judged consent is the latest (by consent_date, then row) dated on or before the date that
+    covers the practitioner ``npi`` (its own NPI or practice-level; <NA> = any practitioner), else, when none covers
+    it (CONS-04's case), the patient's latest consent of any practitioner; so a revoked consent given to another
+    practitioner never puts this practitioner's activity outside consent."""
     n = len(dates)
     out = pd.DataFrame({"revoked_date": pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]"),
                         "after_revocation": np.zeros(n, dtype=bool)})
     c = consents.dropna(subset=["consent_date"])
     if not n or not len(c):
         return out
-    pcode = lambda s: (s.cat.codes if isinstance(s.dtype, pd.CategoricalDtype) else pd.Series(pd.factorize(s)[0])).to_numpy()  # noqa: E731
-    if isinstance(patient_id.dtype, pd.CategoricalDtype) and isinstance(c["patient_id"].dtype, pd.CategoricalDtype):
-        lp, rp = pcode(patient_id), pcode(c["patient_id"])
-    else:
-        cats = pd.Index(pd.unique(pd.concat([patient_id.astype("string"), c["patient_id"].astype("string")])))
-        lp, rp = cats.get_indexer(patient_id.astype("string")), cats.get_indexer(c["patient_id"].astype("string"))
+    lp, rp = _patient_codes(pd.Series(patient_id), c["patient_id"])
+    cnpi = c["practitioner_npi"].astype("string").to_numpy()
     right = pd.DataFrame({"p": rp, "d": c["consent_date"].to_numpy(dtype="datetime64[ns]"),
                           "row": c["_line"].to_numpy() if "_line" in c else np.arange(len(c)),
-                          "rev": c["revoked_date"].to_numpy(dtype="datetime64[ns]")}).sort_values(["d", "row"], kind="mergesort")
-    left = pd.DataFrame({"p": lp, "d": np.asarray(dates, dtype="datetime64[ns]"), "i": np.arange(n)})
-    ok = left["d"].notna()
-    m = pd.merge_asof(left[ok].sort_values("d", kind="mergesort"), right, on="d", by="p", direction="backward")
-    rev = pd.Series(m["rev"].to_numpy(), dtype="datetime64[ns]")
+                          "rev": c["revoked_date"].to_numpy(dtype="datetime64[ns]"),
+                          "npi": pd.Series(cnpi, dtype="string")}).assign(cd=lambda d: d["d"]).sort_values(["d", "row"], kind="mergesort")
+    who = pd.Series(pd.NA, index=range(n), dtype="string") if npi is None else pd.Series(np.asarray(npi, dtype=object), dtype="string")
+    left = pd.DataFrame({"p": lp, "d": np.asarray(dates, dtype="datetime64[ns]"), "i": np.arange(n), "npi": who})
+    left = left[left["d"].notna()].sort_values("d", kind="mergesort")
+    cols = ["cd", "row", "rev"]
+    anyone = pd.merge_asof(left[["p", "d", "i"]], right[["p", "d", *cols]], on="d", by="p", direction="backward")
+    named = left.dropna(subset=["npi"])
+    own = pd.merge_asof(named[["p", "d", "i", "npi"]], right.dropna(subset=["npi"])[["p", "d", "npi", *cols]], on="d", by=["p", "npi"],
+                        direction="backward")
+    practice = pd.merge_asof(named[["p", "d", "i"]], right[right["npi"].isna()][["p", "d", *cols]], on="d", by="p", direction="backward")
+    cover = pd.concat([own[["i", *cols]], practice[["i", *cols]]]).dropna(subset=["cd"])
+    cover = cover.sort_values(["i", "cd", "row"], kind="mergesort").drop_duplicates("i", keep="last").set_index("i")
+    judged = anyone.set_index("i")[cols]
+    judged.loc[cover.index, cols] = cover[cols]  # the covering consent when there is one, else any practitioner's
+    rev = pd.Series(judged["rev"].to_numpy(), dtype="datetime64[ns]")
     end = _month_end(rev)
-    out.loc[m["i"].to_numpy(), "revoked_date"] = rev.to_numpy()
-    out.loc[m["i"].to_numpy(), "after_revocation"] = (rev.notna() & (m["d"].to_numpy() > end)).to_numpy()
+    d = left.set_index("i")["d"].reindex(judged.index).to_numpy()
+    out.loc[judged.index.to_numpy(), "revoked_date"] = rev.to_numpy()
+    out.loc[judged.index.to_numpy(), "after_revocation"] = (rev.notna() & (d > end)).to_numpy()
     return out
 
 
@@ -175,26 +232,52 @@ def _dates_by(keys: pd.Series, by: pd.Series) -> np.ndarray:
     return pd.Series(by, dtype="datetime64[ns]").reindex(keys.to_numpy()).to_numpy(dtype="datetime64[ns]")
 
 
+def _covers(consent_npi: pd.Series, npi: pd.Series) -> np.ndarray:
+    """A consent covers a practitioner when it is practice-level (blank practitioner_npi) or names them; <NA> for the
+    practitioner means any practitioner."""
+    return (consent_npi.isna() | npi.isna() | (consent_npi.astype("string") == npi.astype("string"))).fillna(False).to_numpy(dtype=bool)
+
+
+def span_boundaries(consents: pd.DataFrame, who: pd.DataFrame) -> pd.DataFrame:
+    """The ends of CCM spans per (patient_id, billing_npi) of ``who`` (npi <NA> = any practitioner), catalog v3: the
+    last day of a revocation month, when the consent revoked in that month is the consent in force for that
+    practitioner at that day (the latest covering consent dated on or before it, by consent_date then row). So only revocations of consents that
+    cover the practitioner end its span, and a covering consent dated in the revocation month itself means coverage
+    never lapsed (no boundary). Returns (patient_id, billing_npi, boundary)."""
+    pairs = who[["patient_id", "billing_npi"]].drop_duplicates().reset_index(drop=True)
+    pairs = pairs.assign(_q=np.arange(len(pairs)))
+    c = consents.assign(_row=consents["_line"] if "_line" in consents else np.arange(len(consents)))
+    c = c[["patient_id", "consent_date", "practitioner_npi", "revoked_date", "_row"]].dropna(subset=["consent_date"])
+    m = pairs.merge(c, on="patient_id")
+    m = m[_covers(m["practitioner_npi"], m["billing_npi"])]
+    cand = m.dropna(subset=["revoked_date"])[["_q"]].assign(b=_month_end(m["revoked_date"].dropna()).to_numpy()).drop_duplicates()
+    x = cand.merge(m[["_q", "consent_date", "_row", "revoked_date"]], on="_q")
+    x = x[x["consent_date"] <= x["b"]].sort_values(["_q", "b", "consent_date", "_row"], kind="mergesort").drop_duplicates(["_q", "b"], keep="last")
+    x = x[x["revoked_date"].notna() & (_month_end(x["revoked_date"]) == x["b"]).to_numpy(dtype=bool)]
+    out = x[["_q", "b"]].merge(pairs, on="_q").rename(columns={"b": "boundary"})
+    return out[["patient_id", "billing_npi", "boundary"]].reset_index(drop=True)
+
+
 def commencement_dates(consents: pd.DataFrame, ccm_claims: pd.DataFrame, who: pd.DataFrame) -> pd.DataFrame:
-    """CCM commencement per (patient_id, mkey, billing_npi; <NA> = any practitioner): the earlier of the first consent
-    covering the practitioner and the practitioner's first CCM claim for the patient, both counted after the patient's
-    latest revocation whose coverage ended before the service month (a patient who re-enrols commences again): a consent
-    dated after the revocation date, a claim dated after the end of the revocation month (which was still covered)."""
+    """CCM commencement per (patient_id, mkey, billing_npi; <NA> = any practitioner), catalog v3: the earlier of the
+    first consent covering the practitioner and the practitioner's first CCM claim for the patient, both in the current
+    span: after the latest span boundary (:func:`span_boundaries`, the end of a revocation month) that ended before the
+    service month. One boundary for consents and claims: a claim in the revocation month belongs to the old span."""
     w = who[["patient_id", "mkey", "billing_npi"]].drop_duplicates().reset_index(drop=True).assign(_w=lambda d: np.arange(len(d)))
+    w["billing_npi"] = w["billing_npi"].astype("string")
     start = pd.Series(key_start(w["mkey"]).to_numpy() if len(w) else [], dtype="datetime64[ns]")
-    rv = consents.dropna(subset=["revoked_date"])[["patient_id", "revoked_date"]]
-    r = w[["_w", "patient_id"]].assign(start=start.to_numpy()).merge(rv, on="patient_id")
-    r = r[r["revoked_date"] < r["start"]]  # revocation month ended before the service month
-    reset = r.groupby("_w")["revoked_date"].max() if len(r) else pd.Series(dtype="datetime64[ns]")  # a new span starts after it
+    bounds = span_boundaries(consents, w)
+    r = w[["_w", "patient_id", "billing_npi"]].assign(start=start.to_numpy()).merge(bounds, on=["patient_id", "billing_npi"])
+    r = r[r["boundary"] < r["start"]]  # the revocation month ended before the service month
+    reset = r.groupby("_w")["boundary"].max() if len(r) else pd.Series(dtype="datetime64[ns]")  # the span starts after it
     w["reset"] = _dates_by(w["_w"], reset)
     c = w.merge(consents[["patient_id", "consent_date", "practitioner_npi"]], on="patient_id")
-    c = c[(c["practitioner_npi"].isna() | c["billing_npi"].isna() | (c["practitioner_npi"] == c["billing_npi"])).fillna(False).astype(bool)
-          & (c["reset"].isna() | (c["consent_date"] > c["reset"]))]
+    c = c[_covers(c["practitioner_npi"], c["billing_npi"]) & (c["reset"].isna() | (c["consent_date"] > c["reset"])).to_numpy(dtype=bool)]
     first_c = c.groupby("_w")["consent_date"].min()
     k = ccm_claims[["patient_id", "billing_npi", "service_date"]].rename(columns={"billing_npi": "claim_npi"})
     b = w.merge(k, on="patient_id")
-    b = b[(b["billing_npi"].isna() | (b["claim_npi"] == b["billing_npi"])).fillna(False).astype(bool)
-          & (b["reset"].isna() | (b["service_date"] > _month_end(b["reset"])))]  # the revocation month's own claims are the old span
+    b = b[(b["billing_npi"].isna() | (b["claim_npi"].astype("string") == b["billing_npi"])).fillna(False).astype(bool)
+          & (b["reset"].isna() | (b["service_date"] > b["reset"]))]
     first_b = b.groupby("_w")["service_date"].min()
     both = pd.DataFrame({"c": _dates_by(w["_w"], first_c), "b": _dates_by(w["_w"], first_b)})
     w["commencement"] = both.min(axis=1).astype("datetime64[ns]")
@@ -263,7 +346,9 @@ def encoded_tables(practice: Practice) -> dict[str, pd.DataFrame]:
     return out
 
 
-def build_facts(practice: Practice, period: Period | None, condition_map: pd.DataFrame | None = None) -> Facts:
+def build_facts(practice: Practice, period: Period | None, condition_map: pd.DataFrame | None = None, encounters_from=None) -> Facts:
+    """Everything the rules read. ``encounters_from`` is the declared start of the visit history (IV-01's coverage);
+    without it the earliest encounter or visit claim is the start (:func:`visit_history_start`)."""
     missing = {n for n in TABLES if not practice.has(n)}
     tabs = encoded_tables(practice)
     te, staff, consents = tabs["time_entries"], tabs["staff"], tabs["consents"]
@@ -277,8 +362,8 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
         keys = pd.concat([ccm["mkey"], te_keys]).dropna()
         period = Period(int(keys.min()), int(keys.max()), "all") if len(keys) else Period(0, 0, "none")
     in_p = lambda k: k.between(period.first, period.last).fillna(False).astype(bool)  # noqa: E731
-    entries = time_entry_facts(te[in_p(te_keys)], staff, consents)
     lines = ccm[in_p(ccm["mkey"])].copy()
+    entries = time_entry_facts(te[in_p(te_keys)], staff, consents, lines)
 
     # patient-months: billed or documented
     pm = pd.concat([lines[PM], entries[PM]]).drop_duplicates().reset_index(drop=True)
@@ -347,9 +432,11 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
 
 
     enc = tabs["encounters"]
+    visits_from, visits_source = visit_history_start(enc, claims, encounters_from)
     return Facts(period=period, entries=entries, pm=pm, lines=lines.reset_index(drop=True), claims=claims, diagnoses=dx,
                  consents=consents, consent_status=consent_status, plans=plans, encounters=enc, commencement=comm, missing=missing, cum=cum,
-                 conditions=ncat.reset_index(drop=True), patients=tabs.get("patients"), condition_map=condition_map)
+                 conditions=ncat.reset_index(drop=True), patients=tabs.get("patients"), condition_map=condition_map,
+                 visits_from=visits_from, visits_from_source=visits_source)
 
 
 def condition_lists(f: Facts, pms: pd.DataFrame) -> pd.Series:
@@ -368,25 +455,56 @@ def practitioner_visit_status(f: Facts) -> pd.DataFrame:
     return f.visit_status
 
 
-def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:
-    """For (patient_id, mkey, billing_npi) rows (npi <NA> = any practitioner): was there a qualifying visit in the 365
-    days up to and including commencement, and can the encounters table tell (``covered``)?
+def one_year_before(d: pd.Series) -> pd.Series:
+    """The same calendar date one year earlier (catalog v3's window: 2025-02-28 for 2026-02-28). February 29 has no
+    such date in the year before: the window of a commencement on 2028-02-29 begins on 2027-02-28 (that February's
+    last day; a visit on 2027-02-28 qualifies, one on 2027-02-27 does not)."""
+    return (pd.Series(d, dtype="datetime64[ns]") - pd.DateOffset(years=1)).astype("datetime64[ns]")
 
-    Catalog v2: a present encounters table with no rows, or with no row for the patient, is evidence of no visit
-    (covered). Only when the patient has encounters, none qualifies, and the table's earliest encounter_date is later
-    than 365 days before commencement is IV-01 not assessed (``covered`` false)."""
+
+def visit_evidence(encounters: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
+    """Qualifying initiating visits (reference/initiating_visits.csv) from both tables (catalog v3): encounters rows
+    (practitioner_npi may be blank: then by any practitioner) and claim lines (by their billing NPI).
+    Columns patient_id, visit_date, npi."""
+    codes = list(INITIATING_VISITS)
+    e = encounters[encounters["cpt_code"].isin(codes)]
+    c = claims[claims["cpt_code"].isin(codes)]
+    parts = [pd.DataFrame({"patient_id": e["patient_id"], "visit_date": e["encounter_date"], "npi": e["practitioner_npi"].astype("string")}),
+             pd.DataFrame({"patient_id": c["patient_id"], "visit_date": c["service_date"], "npi": c["billing_npi"].astype("string")})]
+    return pd.concat(parts, ignore_index=True).dropna(subset=["visit_date"])
+
+
+def visit_history_start(encounters: pd.DataFrame, claims: pd.DataFrame, declared=None) -> tuple[pd.Timestamp, str]:
+    """Where the visit history begins, one date for the whole data (catalog v3): the declared date (mapping.yml's
+    ``encounters_from`` or ``--encounters-from``), else the earliest date among the encounters rows (any code) and the
+    claim lines with a qualifying visit code. Returns (date, 'declared' | 'derived'); (NaT, 'none') when there is
+    nothing to derive it from (an empty encounters table and no visit claims: evidence of no visit)."""
+    if declared is not None and not pd.isna(declared):
+        return pd.Timestamp(declared).normalize(), "declared"
+    dates = pd.concat([encounters["encounter_date"], claims.loc[claims["cpt_code"].isin(list(INITIATING_VISITS)), "service_date"]]).dropna()
+    return (pd.Timestamp(dates.min()), "derived") if len(dates) else (pd.NaT, "none")
+
+
+def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:
+    """For (patient_id, mkey, billing_npi) rows (npi <NA> = any practitioner), catalog v3: was there a qualifying visit
+    (:func:`visit_evidence`, encounters and claims) by the practitioner from the same calendar date one year before
+    commencement up to and including it (``visit_found``), and does the visit history cover that window (``covered``:
+    the window begins on or after the history's start, :attr:`Facts.visits_from`; always when there is no start)?
+    ``window_start`` is the window's first day. Coverage is a property of the data, never of a patient: a patient with
+    or without encounter rows is judged alike. IV-01 is not assessed where neither holds."""
     w = who.assign(billing_npi=who["billing_npi"].astype("string")).drop_duplicates()
     w = w.merge(f.commencement.assign(billing_npi=f.commencement["billing_npi"].astype("string")),
                 on=["patient_id", "mkey", "billing_npi"], how="left").reset_index(drop=True)
-    enc = f.encounters[f.encounters["cpt_code"].isin(INITIATING_VISITS)]
-    m = w.assign(_i=np.arange(len(w))).merge(enc[["patient_id", "encounter_date", "practitioner_npi"]], on="patient_id")
-    hit = (m["encounter_date"] <= m["commencement"]) & (m["encounter_date"] >= m["commencement"] - pd.Timedelta(days=365)) \
-        & (m["practitioner_npi"].isna() | m["billing_npi"].isna() | (m["practitioner_npi"] == m["billing_npi"]))
+    w["window_start"] = one_year_before(w["commencement"]).to_numpy()
+    v = visit_evidence(f.encounters, f.claims)
+    m = w[["patient_id", "billing_npi", "commencement", "window_start"]].assign(_i=np.arange(len(w))).merge(v, on="patient_id")
+    hit = (m["visit_date"] <= m["commencement"]) & (m["visit_date"] >= m["window_start"]) \
+        & (m["npi"].isna() | m["billing_npi"].isna() | (m["npi"] == m["billing_npi"]))
     found = m.loc[hit.fillna(False).astype(bool), "_i"].unique()
     w["visit_found"] = np.isin(np.arange(len(w)), found)
-    seen = pd.Index(f.encounters["patient_id"].dropna().unique())
-    has_rows = seen.get_indexer(w["patient_id"]) >= 0 if len(seen) else np.zeros(len(w), dtype=bool)
-    earliest = f.encounters["encounter_date"].min() if len(f.encounters) else pd.NaT
-    reaches = (w["commencement"] - pd.Timedelta(days=365) >= earliest) if pd.notna(earliest) else pd.Series(True, index=w.index)
-    w["covered"] = (~has_rows | reaches.fillna(False).astype(bool).to_numpy()).astype(bool)
+    start = f.visits_from
+    if pd.isna(start):
+        w["covered"] = True
+    else:
+        w["covered"] = (w["window_start"].isna() | (w["window_start"] >= start)).to_numpy(dtype=bool)
     return w

@@ -109,12 +109,14 @@ def load_mapping(folder: Path) -> dict:
     for key in FOLDER_SETTINGS:
         if key in data:
             data[key] = _setting(key, data[key], f"{path}")
+    if "encounters_from" in data:
+        data["encounters_from"] = encounters_from_setting(data["encounters_from"], f"{path}")
     for table, spec in data.items():
-        if table in FOLDER_SETTINGS:
+        if table in FOLDER_SETTINGS + FOLDER_ONLY:
             continue
         if table not in TABLES:
             raise InputError(f"{path}: unknown table '{table}' (known: {', '.join(TABLES)}; folder-wide settings: "
-                             f"{', '.join(FOLDER_SETTINGS)})")
+                             f"{', '.join(FOLDER_SETTINGS + FOLDER_ONLY)})")
         if spec is None:
             continue
         if not isinstance(spec, dict) or set(spec) - {"columns", "values", *FOLDER_SETTINGS}:
@@ -150,6 +152,9 @@ def load_mapping(folder: Path) -> dict:
 
 
 FOLDER_SETTINGS = ("dates", "csv")
+#: settings of the whole folder only: ``encounters_from: YYYY-MM-DD``, the day the visit history (encounters and visit
+#: claims) begins, so that IV-01 is not assessed for a window that begins before it (catalog v3)
+FOLDER_ONLY = ("encounters_from",)
 CSV_KEYS = {"separator", "quote", "encoding"}
 SEPARATORS = (",", ";", "\t", "|")
 
@@ -178,6 +183,29 @@ def _setting(key: str, value, where: str):
             raise InputError(f"{where}: csv: encoding {value['encoding']!r} is not an encoding Python knows (utf-8, cp1252, "
                              f"latin-1, utf-16 ...)") from None
     return out
+
+
+def encounters_from_setting(value, where: str):
+    """mapping.yml's ``encounters_from``: a date written YYYY-MM-DD (YAML reads an unquoted one as a date)."""
+    import datetime as dt
+
+    from ccmlib.intake.dates import option_date
+
+    if isinstance(value, dt.date):
+        return value if not isinstance(value, dt.datetime) else value.date()
+    if value is None or isinstance(value, (bool, int, float, list, dict)):
+        raise InputError(f"{where}: encounters_from: {value!r} is not a date; write the day the visit history begins as "
+                         f"YYYY-MM-DD (like encounters_from: 2024-01-01)")
+    return option_date(str(value), f"{where}: encounters_from")
+
+
+def encounters_from(folder) -> "datetime.date | None":
+    """The ``encounters_from`` date a practice folder's mapping.yml declares (None without one, or for a practice held
+    in memory)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    return load_mapping(folder).get("encounters_from")
 
 
 def table_settings(mapping: dict, table: str) -> dict:

@@ -32,14 +32,23 @@ def minutes_needed(code: str, unit: int = 1) -> int:
     return first if code == base else first + step * unit
 
 
+def addon_units(minutes, base: str, capped: bool = True):
+    """Add-on units that ``minutes`` support beside ``base`` (TIME_RULES): floor((minutes - base minutes) / step), not
+    below 0 and, ``capped``, not above the add-on's monthly cap (99439: 2). The one home of this arithmetic: the money,
+    the time rules (TIME-07/08/09) and the pre-bill's next threshold use it. Works on numbers and numpy/pandas arrays."""
+    import numpy as np
+
+    _, first, step, cap = TIME_RULES[base]
+    if not step:
+        return np.zeros_like(np.asarray(minutes, dtype=float))
+    k = np.floor((np.asarray(minutes, dtype=float) - first) / step)
+    return np.clip(k, 0, cap if capped and cap is not None else None) if capped else k
+
+
 def time_family(code: str) -> str:
     """``staff`` (clinical staff and practitioner minutes count) or ``practitioner`` (only the practitioner's own)."""
     return TIME_RULES[ADDON_OF.get(code, code)][0]
 
-#: initiating visits (IV-01): office/outpatient E/M, AWV, IPPE, TCM
-INITIATING_VISITS = frozenset(
-    [f"9920{i}" for i in range(2, 6)] + [f"9921{i}" for i in range(2, 6)]
-    + ["G0438", "G0439", "G0402", "99495", "99496"])
 #: visits that G0506 can be added to (E/M, AWV, IPPE): BILL-06
 G0506_HOSTS = frozenset([f"9920{i}" for i in range(2, 6)] + [f"9921{i}" for i in range(2, 6)]
                         + ["G0438", "G0439", "G0402"])
@@ -56,3 +65,12 @@ OTHER_994_G05 = frozenset(
     + ["G0500", "G0501", "G0505", "G0508", "G0509", "G0512", "G0513", "G0514", "G0516", "G0517", "G0518"]
     + [f"G05{i}" for i in range(19, 60)] + [f"G05{i}" for i in range(60, 71)])
 CCM_LIKE = r"^(?:994|G05)[0-9A-Z]{2}$"
+
+
+def __getattr__(name: str):
+    """``INITIATING_VISITS``: IV-01's qualifying visit codes (office/outpatient and home E/M, AWV, IPPE, TCM, FQHC visits),
+    kept as reference data in ``reference/initiating_visits.csv`` and read on first use (catalog v3)."""
+    if name == "INITIATING_VISITS":
+        from ccmlib.reference.data import initiating_visit_codes
+        return initiating_visit_codes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -235,3 +235,31 @@ def conflicts() -> pd.DataFrame:
             rows += [{"code": c, "what": r.what, "same": r.same_practitioner, "other": r.another_practitioner,
                       "from_month": r.from_month, "to_month": r.to_month} for c in codes]
     return pd.DataFrame(rows)
+
+
+def _expand_codes(spec: str) -> list[str]:
+    """``"99202-99205 G0402"`` -> the codes it names (a range keeps its letter prefix and digit width)."""
+    out = []
+    for part in spec.split():
+        lo, _, hi = part.partition("-")
+        if hi:
+            prefix = "".join(ch for ch in lo if not ch.isdigit())
+            width = len(lo) - len(prefix)
+            out += [f"{prefix}{n:0{width}d}" for n in range(int(lo[len(prefix):]), int(hi.lstrip(prefix)) + 1)]
+        else:
+            out.append(lo)
+    return out
+
+
+@lru_cache(maxsize=1)
+def initiating_visits() -> pd.DataFrame:
+    """IV-01's qualifying visit codes (``reference/initiating_visits.csv``, catalog v3): one row per code with its kind
+    (office/outpatient, home or residence E/M, AWV, IPPE, TCM, FQHC visit). 99211 is not among them."""
+    t = _read("initiating_visits.csv")
+    rows = [{"code": c, "kind": r.kind} for r in t.itertuples() for c in _expand_codes(r.codes)]
+    return pd.DataFrame(rows).drop_duplicates("code").reset_index(drop=True)
+
+
+def initiating_visit_codes() -> frozenset[str]:
+    """The qualifying initiating-visit codes as a set (see :func:`initiating_visits`)."""
+    return frozenset(initiating_visits()["code"])

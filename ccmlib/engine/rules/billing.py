@@ -27,17 +27,22 @@ def _timed_lines(f: Facts) -> pd.DataFrame:
 
 
 @rule("IV-01", "No initiating visit before CCM began", "error", "no_documentation",
-      "CMS MLN909188 (initiating visit for new patients or not seen within a year); CMS CY2015 and CY2017 PFS final rules", ("encounters", "claims"))
+      "CMS CY2015 PFS final rule (CCM begins with a face-to-face initiating visit); CMS CY2017 PFS final rule (required "
+      "for new patients and those not seen within a year); CMS MLN909188 CCM booklet", ("encounters", "claims"))
 def iv_01(f: Facts) -> pd.DataFrame:
-    """Per patient-month and billing practitioner; commencement restarts after a revocation (see
-    :func:`~ccmlib.facts.commencement_dates`). An encounters table without rows, or without a row for the patient, is
-    evidence of no visit. Not raised only when the patient has encounters, none qualifies, and the table does not reach
-    back 365 days before commencement: that case is a data-quality note and counted in run.json."""
+    """Per patient-month and billing practitioner (catalog v3): no qualifying visit (reference/initiating_visits.csv;
+    on the encounters table or on a claim line billed by the practitioner) from the same calendar date one year before
+    commencement up to and including it. Commencement restarts after a span boundary, the end of the month in which
+    a consent covering the practitioner was revoked (see :func:`~ccmlib.engine.facts.commencement_dates`). Not raised
+    where the visit history (one start for the whole data, declared or the earliest date) begins after the window
+    begins: a data-quality note, counted in run.json. An encounters table without rows, with no visit claims and no
+    declared start, is evidence of no visit."""
     st = practitioner_visit_status(f)
     m = st[~st["visit_found"] & st["covered"]]
     when = m["commencement"].dt.strftime("%Y-%m-%d").fillna("(no consent or claim)")
-    return raw(m, "npi", "no qualifying visit by " + m["billing_npi"].astype(str) + " in the 365 days up to CCM commencement on "
-               + when, billing_npi=m["billing_npi"])
+    since = m["window_start"].dt.strftime("%Y-%m-%d").fillna("?")
+    return raw(m, "npi", "no qualifying visit by " + m["billing_npi"].astype(str) + " from " + since + " to CCM commencement on "
+               + when + " (encounters and visit claims)", billing_npi=m["billing_npi"])
 
 
 @rule("BILL-01", "More than one practitioner billed CCM for the patient-month", "error", "other",

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.engine.facts import Facts
-from ccmlib.reference.codes import TIME_RULES, minutes_needed
+from ccmlib.reference.codes import ADDON_OF, TIME_RULES, addon_units, minutes_needed
 from ccmlib.engine.rules.registry import raw, rule, minutes_text
 
 CMS_CCM = "CMS MLN909188 Chronic Care Management Services; CPT 2024 CCM code descriptors"
@@ -58,10 +58,14 @@ def time_05(f: Facts) -> pd.DataFrame:
 
 
 @rule("CONS-05", "Activity outside consent", "warning", "no_documentation",
-      "CMS MLN909188: consent before CCM begins; revocation ends CCM at the end of its month", ("time_entries", "consents"))
+      "CMS CY2015 and CY2017 PFS final rules (consent before CCM begins); CMS MLN909188 CCM booklet (revocation ends CCM "
+      "at the end of its month)", ("time_entries", "consents"))
 def cons_05(f: Facts) -> pd.DataFrame:
     """Activity before the patient's first consent, with no consent at all, or after the end of the month of a
-    revocation and before the next consent: the time cannot count."""
+    revocation and before the next consent: the time cannot count. Catalog v3: judged against the consent in force on
+    the activity date for the month's practitioner (the first billing practitioner; in an unbilled month the
+    practitioner of the latest consent), or the latest consent of any practitioner when none covers that practitioner;
+    a revoked consent given to another practitioner never puts this practitioner's activity outside consent."""
     e = f.entries[f.entries["x_before_consent"] | f.entries["x_no_consent"] | f.entries["x_after_revocation"]]
     day = e["activity_date"].dt.strftime("%Y-%m-%d")
     what = np.select([e["x_no_consent"].to_numpy(), e["x_before_consent"].to_numpy()],
@@ -104,14 +108,12 @@ def _base_short(f: Facts, code: str, need: int, col: str, label: str, until=None
     return raw(ln, "line", msg)
 
 
-def _addon_excess(f: Facts, addon: str, base_min: int, step: int, cap: int | None, col: str, label: str) -> pd.DataFrame:
-    """Add-on units beyond floor((minutes - base) / step) (capped), taken from the latest lines first."""
+def _addon_excess(f: Facts, addon: str, col: str, label: str) -> pd.DataFrame:
+    """Add-on units beyond those the minutes support (codes.addon_units), taken from the latest lines first."""
     ln = _lines_with_minutes(f, (addon,))
     if not len(ln):
         return raw(ln, "line", "")
-    supported = np.floor((ln[col].fillna(0) - base_min) / step).clip(lower=0)
-    if cap is not None:
-        supported = supported.clip(upper=cap)
+    supported = pd.Series(addon_units(ln[col].fillna(0), ADDON_OF[addon]), index=ln.index)
     before = ln.groupby(["patient_id", "mkey"])["units"].cumsum() - ln["units"]
     keep = (supported - before).clip(lower=0)
     removed = (ln["units"] - keep).clip(lower=0).astype("int64")
@@ -160,18 +162,18 @@ def time_10(f: Facts) -> pd.DataFrame:
 @rule("TIME-07", "99439 units beyond those supported", "error", "insufficient_documentation",
       "CPT 99439 descriptor (each additional 20 min, at most twice a month: G2058 in CMS PFS CY2020, 99439 from CY2021)", ("time_entries", "claims"))
 def time_07(f: Facts) -> pd.DataFrame:
-    return _addon_excess(f, "99439", *TIME_RULES["99490"][1:], "qualifying_minutes", "qualifying ")
+    return _addon_excess(f, "99439", "qualifying_minutes", "qualifying ")
 
 
 @rule("TIME-08", "99487/99489 billed beyond the time documented", "error", "insufficient_documentation",
       "CPT 99487/99489 descriptors", ("time_entries", "claims"))
 def time_08(f: Facts) -> pd.DataFrame:
     return pd.concat([_base_short(f, "99487", minutes_needed("99487"), "qualifying_minutes", "qualifying "),
-                      _addon_excess(f, "99489", *TIME_RULES["99487"][1:], "qualifying_minutes", "qualifying ")], ignore_index=True)
+                      _addon_excess(f, "99489", "qualifying_minutes", "qualifying ")], ignore_index=True)
 
 
 @rule("TIME-09", "99491/99437 billed beyond the practitioner's own time", "error", "insufficient_documentation",
       "CPT 99491/99437 descriptors (time personally spent by the physician/QHP)", ("time_entries", "claims", "staff"))
 def time_09(f: Facts) -> pd.DataFrame:
     return pd.concat([_base_short(f, "99491", minutes_needed("99491"), "practitioner_minutes", "practitioner "),
-                      _addon_excess(f, "99437", *TIME_RULES["99491"][1:], "practitioner_minutes", "practitioner ")], ignore_index=True)
+                      _addon_excess(f, "99437", "practitioner_minutes", "practitioner ")], ignore_index=True)
