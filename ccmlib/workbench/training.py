@@ -167,13 +167,8 @@ def scenario_minutes(rule_id: str, on: bool = True) -> int:
     return controls(scenario_chart(rule_id, on))["minutes"]
 
 
-def _summary(res, patient_id: str | None = None, month: str | None = None) -> dict:
-    """One patient-month's verdict from an audit result (the whole result when ``patient_id`` is None)."""
-    pm, cl, fs = res.patient_months, res.claim_lines, res.findings
-    if patient_id is not None:
-        def mine(df):
-            return df[(df["patient_id"].astype(str) == patient_id) & df["service_month"].astype(str).isin([month, ""])]
-        pm, cl, fs = mine(pm), mine(cl), mine(fs)
+def _summary(pm: pd.DataFrame, cl: pd.DataFrame, fs: pd.DataFrame) -> dict:
+    """A verdict from an audit's patient-months, claim lines and findings (one chart's)."""
     row = pm.iloc[0] if len(pm) else None
     return {"codes_billed": row["codes_billed"] if row is not None else "",
             "codes_supported": row["codes_supported"] if row is not None else "",
@@ -189,7 +184,8 @@ def verdict(c: dict, period: str | None = None) -> dict:
     claim, or January 2026)."""
     from ccmlib.synth.examples import practice
 
-    return _summary(audit(practice(c), period=period or _month(c)))
+    res = audit(practice(c), period=period or _month(c))
+    return _summary(res.patient_months, res.claim_lines, res.findings)
 
 
 #: the ids unique across a practice (entry, staff, claim), suffixed per chart in a combined audit; never in the charts
@@ -211,47 +207,58 @@ def _tagged(c: dict, k: int) -> dict:
     return t
 
 
-def _practice_wide(c: dict) -> tuple:
-    """What the engine takes from a practice as a whole, not per patient, so charts audited together must share it:
-    the columns of each table with rows (an optional column such as ``death_date`` present switches its rule on) and where the
-    visit history begins (the earliest visit of the data: IV-01 judges only the windows it covers)."""
+def _practice_wide(c: dict) -> tuple[dict, str]:
+    """What the engine takes from a practice as a whole, not per patient, so charts audited together must agree on it:
+    the columns of each table (an optional column such as ``death_date`` present switches its rule on; a table with no
+    rows has none to disagree on) and where the visit history begins (the earliest visit of the data: IV-01 judges only
+    the windows it covers)."""
     from ccmlib.engine.facts import visit_history_start
 
-    shape = tuple(sorted((name, tuple(sorted({col for row in rows for col in row}))) for name, rows in c.items() if rows))
+    columns = {name: tuple(sorted({col for row in rows for col in row})) for name, rows in c.items() if rows}
     enc = pd.DataFrame({"encounter_date": pd.to_datetime([r["encounter_date"] for r in c.get("encounters") or []])})
     cl = pd.DataFrame({"cpt_code": [r["cpt_code"] for r in c.get("claims") or []],
                        "service_date": pd.to_datetime([r["service_date"] for r in c.get("claims") or []])})
-    return shape, str(visit_history_start(enc, cl)[0])
+    return columns, str(visit_history_start(enc, cl)[0])
 
 
 def verdicts(charts: dict) -> dict:
-    """:func:`verdict` of many charts with a handful of audits, not one per chart: the charts audited for the same month
-    that share what the engine reads from a practice as a whole (:func:`_practice_wide`) become the patients of one
-    practice, kept apart by id, and each verdict is read back by its patient. Same result as calling :func:`verdict` on
-    each (tested for every scenario); identical charts are audited once."""
+    """:func:`verdict` of many charts with a handful of audits, not one per chart: charts that agree on what the engine
+    reads from a practice as a whole (:func:`_practice_wide`) become the patients of one practice, kept apart by id,
+    audited over their months, and each verdict is read back by its patient and month. Same result as calling
+    :func:`verdict` on each (tested for every scenario); identical charts are audited once."""
     from ccmlib.synth.examples import practice
 
     keyed = {k: json.dumps(c, sort_keys=True) for k, c in charts.items()}
-    distinct = {text: i for i, text in enumerate(dict.fromkeys(keyed.values()))}
-    groups: dict[tuple, list[int]] = {}
-    for text, i in distinct.items():  # charts that share what the engine reads from the whole practice
-        groups.setdefault(_practice_wide(json.loads(text)), []).append(i)
-    texts = {i: t for t, i in distinct.items()}
+    texts = list(dict.fromkeys(keyed.values()))
+    groups: list[tuple[dict, str, list[int]]] = []
+    for i, text in enumerate(texts):
+        columns, start = _practice_wide(json.loads(text))
+        for cols, gstart, ids in groups:
+            if gstart == start and all(cols.get(t, v) == v for t, v in columns.items()):
+                cols.update(columns)
+                ids.append(i)
+                break
+        else:
+            groups.append((dict(columns), start, [i]))
     found: dict[int, dict] = {}
-    for _, ids in sorted(groups.items(), key=lambda g: repr(g[0])):
+    for _, _, ids in groups:
+        charts_ = {i: json.loads(texts[i]) for i in ids}
         tables: dict[str, list] = {}
-        for i in ids:
-            for name, rows in _tagged(json.loads(texts[i]), i).items():
+        for i, c in charts_.items():
+            for name, rows in _tagged(c, i).items():
                 tables.setdefault(name, []).extend(rows or [])
-        months = sorted(_month(json.loads(texts[i])) for i in ids)
+        months = sorted(_month(c) for c in charts_.values())
         res = audit(practice(tables), start=months[0], end=months[-1])
-        for i in ids:
-            c = json.loads(texts[i])
-            v = _summary(res, f"{c['patients'][0]['patient_id']}{_TAG}{i}", _month(c))
+        parts = [{k: g for k, g in df.groupby([df["patient_id"].astype(str), df["service_month"].astype(str)], sort=False)}
+                 for df in (res.patient_months, res.claim_lines, res.findings)]
+        empty = [df.iloc[0:0] for df in (res.patient_months, res.claim_lines, res.findings)]
+        for i, c in charts_.items():
+            key = (f"{c['patients'][0]['patient_id']}{_TAG}{i}", _month(c))
+            v = _summary(*[part.get(key, e) for part, e in zip(parts, empty)])
             for f in v["findings"]:
                 f["message"] = _TAGGED.sub("", str(f["message"]))
             found[i] = v
-    return {k: copy.deepcopy(found[distinct[text]]) for k, text in keyed.items()}
+    return {k: copy.deepcopy(found[texts.index(text)]) for k, text in keyed.items()}
 
 
 def _rule(rule_id: str | None) -> dict | None:
