@@ -228,12 +228,14 @@ def review(audit_dir, port, reviewer):
 
 
 @main.command()
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for handout.html and handout.pdf.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for handout.html/.pdf (the questions) and answer_key.html/.pdf.")
 @click.option("--rules", help="Comma-separated rule IDs (default: every scenario).")
 @_quiet
 @_friendly
 def handout(out_dir, rules):
-    """A printable training handout: every pitfall scenario with the question, the engine's verdict, why and the fix."""
+    """A printable training handout for a class: every pitfall scenario as a numbered case with its chart and the
+    question (handout.html/.pdf), and a separate answer key with the engine's verdict, why and the fix."""
     from ccmlib.engine.outputs import RunFolder
     from ccmlib.workbench.training import SCENARIOS, handout as make
 
@@ -245,7 +247,7 @@ def handout(out_dir, rules):
         stage = rf.stage()
         make(stage, ids, progress=True)
         rf.publish(stage)
-    click.echo(f"written to {out_dir}: handout.html, handout.pdf")
+    click.echo(f"written to {out_dir}: handout.html, handout.pdf (questions), answer_key.html, answer_key.pdf")
 
 
 @main.command()
