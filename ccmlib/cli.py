@@ -27,6 +27,9 @@ def _friendly(func):
 
 
 QUIET_ENV = "CCM_AUDIT_QUIET"
+ENCOUNTERS_FROM_HELP = ("The day the visit history (encounters and visit claims) begins; IV-01 is not assessed where the year "
+                        "before CCM commencement begins earlier and no visit is found. Default: mapping.yml's encounters_from, "
+                        "else the earliest encounter or visit claim.")
 
 
 def _quiet(func):
@@ -69,6 +72,7 @@ def main():
 @click.option("--conditions", type=click.Path(path_type=Path), help="CSV (prefix,category,category_name) extending the chronic-condition map.")
 @click.option("--qp-npis", metavar="NPI,...", help="Billing NPIs that are qualifying APM participants: their lines without paid_amount "
               "are priced at the fee table's QP rate (CY2026 on).")
+@click.option("--encounters-from", "encounters_from", metavar="YYYY-MM-DD", help=ENCOUNTERS_FROM_HELP)
 @click.option("--overrides", type=click.Path(path_type=Path),
               help="Auditor decision log to apply (default: overrides.csv in --out when it exists).")
 @click.option("--sample", "sample_size", type=int, help="Draw a RAT-STATS sample of this many units from the frame.")
@@ -81,7 +85,7 @@ def main():
               "or a profile YAML file (see README, Profiles).")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @_friendly
-def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npis, overrides, sample_size, seed, spares, strata, unit,
+def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npis, encounters_from, overrides, sample_size, seed, spares, strata, unit,
           profile, quiet):
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
@@ -97,7 +101,8 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
         if overrides is None and (out_dir / FILE_NAME).is_file():
             overrides = out_dir / FILE_NAME
         res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
-                    overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis), profile=profile)
+                    overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis), profile=profile,
+                    encounters_from=encounters_from)
         if sample_size is not None:
             from ccmlib.engine.pipeline import attach_sample
             attach_sample(res, sample_size, seed, spares, strata, unit)

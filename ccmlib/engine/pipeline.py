@@ -167,14 +167,17 @@ def _second_phase(facts: Facts, ids, status, standing: pd.DataFrame, fee_table: 
 
 def audit(data: str | Path | Practice, period: str | Period | None = None, start: str | None = None, end: str | None = None,
           rules: str | list[str] | None = None, fees: str | Path | None = None, conditions: str | Path | None = None,
-          overrides: str | Path | None = None, progress: bool = False, qp_npis=(), profile=None) -> AuditResult:
+          overrides: str | Path | None = None, progress: bool = False, qp_npis=(), profile=None,
+          encounters_from=None) -> AuditResult:
     """Check a practice folder (or a loaded :class:`Practice`) against the CCM rule catalog.
 
     ``overrides`` names an auditor decision log (:mod:`ccmlib.overrides`); overturned findings stay in
     the findings with the decision beside them and no longer take units away. ``qp_npis`` names billing NPIs that
     are qualifying APM participants (their lines priced from the QP rows of the fee table, where it has them).
     ``profile`` names a catalog variant (:mod:`ccmlib.engine.profiles`: a built-in name or a YAML file; default
-    medicare-ffs): its severities, the rules it switches off and its pricing source; recorded in ``run["profile"]``."""
+    medicare-ffs): its severities, the rules it switches off and its pricing source; recorded in ``run["profile"]``.
+    ``encounters_from`` (YYYY-MM-DD) declares where the visit history begins (IV-01, catalog v3), over mapping.yml's
+    ``encounters_from``; without either, the earliest encounter or visit claim is the start (``run["visit_history"]``)."""
     started = datetime.now(timezone.utc)
     per = period if isinstance(period, Period) else parse_period(period, start, end)
     prof = profiles.load_profile(profile)
@@ -182,7 +185,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     fee_table, fee_notes = refdata.fee_schedule(fees)
     cmap = refdata.condition_map(conditions)
     practice = data if isinstance(data, Practice) else load_practice(data, progress=progress)
-    facts = build_facts(practice, per, cmap)
+    visits_from, visits_declared_by = _declared_visits_from(encounters_from, practice)
+    facts = build_facts(practice, per, cmap, visits_from)
     years = {str(k // 12) for k in facts.period.keys}
     fee_notes = [n["problem"] for n in fee_notes if str(n["from"].year) in years or str(n["to"].year) in years]
     qp_npis = tuple(sorted({str(n).strip() for n in (qp_npis or ()) if str(n).strip()}))
@@ -234,11 +238,13 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
         iv_not_assessed = int(len(unk[PM].drop_duplicates()))
         unk = unk.drop_duplicates(["patient_id", "billing_npi", "commencement"])
         if len(unk):
+            begins = f"{facts.visits_from:%Y-%m-%d} ({'declared' if facts.visits_from_source == 'declared' else 'the earliest encounter or visit claim'})"
             dq.append(pd.DataFrame({"table": "encounters", "file": "", "line": pd.NA, "column": "encounter_date",
-                                    "problem": "encounters do not reach back 365 days before CCM commencement "
-                                    + unk["commencement"].dt.strftime("%Y-%m-%d").fillna("?") + " and no initiating visit was found; IV-01 not assessed for patient "
-                                    + unk["patient_id"].astype(str) + ", NPI " + unk["billing_npi"].astype(str),
-                                    "value": "", "action": "note"}))
+                                    "problem": "the visit history begins on " + begins + ", after the one-year window before CCM "
+                                    "commencement on " + unk["commencement"].dt.strftime("%Y-%m-%d").fillna("?") + " begins ("
+                                    + unk["window_start"].dt.strftime("%Y-%m-%d").fillna("?") + "), and no initiating visit was "
+                                    "found; IV-01 not assessed for patient " + unk["patient_id"].astype(str) + ", NPI "
+                                    + unk["billing_npi"].astype(str), "value": "", "action": "note"}))
     for n in fee_notes:
         dq.append(pd.DataFrame([{"table": "fee_schedule", "file": str(fees or "fee_schedule.csv (bundled)"), "line": pd.NA, "column": "amount",
                                  "problem": n, "value": "", "action": "note"}]))
@@ -270,6 +276,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     result.run["fee_schedule"].update(medicare_share=refdata.MEDICARE_SHARE, sequestration_rates=sorted(
         {round(float(x), 4) for x in settled.loc[settled["price_source"] == "fee_schedule", "sequestration"].dropna()}))
     result.run["summary"]["iv01_not_assessed_patient_months"] = iv_not_assessed
+    result.run["visit_history"] = {"start": None if pd.isna(facts.visits_from) else f"{facts.visits_from:%Y-%m-%d}",
+                                   "source": facts.visits_from_source, "declared_by": visits_declared_by}
     result.run["profile"] = prof.to_json()
     result.run["data_months"] = data_months(practice)
     if overrides:
@@ -281,6 +289,18 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
                                       for d in ("accept", "confirm", "add")},
                                    "no_longer_raised": int((t["status"] != "applied").sum())}
     return result
+
+
+def _declared_visits_from(option, practice: Practice):
+    """The declared start of the visit history and who declared it: the option (``--encounters-from``), else the
+    practice folder's mapping.yml (``encounters_from``); (None, None) when neither does."""
+    from ccmlib.intake.dates import option_date
+    from ccmlib.intake.sources import encounters_from
+
+    if option is not None:
+        return option_date(option, "--encounters-from"), "--encounters-from"
+    declared = encounters_from(practice.folder)
+    return (declared, "mapping.yml") if declared is not None else (None, None)
 
 
 def _line_rules(effects: pd.DataFrame, kept: pd.DataFrame, settled: pd.DataFrame) -> np.ndarray:
