@@ -13,6 +13,15 @@ consent beside the practitioner's own, revocations long before the period with r
 practitioner changes with a new consent and visit, CCM billed from a hospital outpatient setting
 (place of service 22, facility amounts), rural health clinic patients billing G0511 up to its last
 day, and on request an empty encounters table.
+
+Catalog v3 shapes (version 3), drawn from their own random stream so that the v2 shapes of a seed stay where they
+were: care plans signed electronically or by hand, some unsigned, stamped or signed late and cured by the author's
+attestation (no finding); time entries signed by their author; deaths (the month of death billed, nothing after);
+each claim line's own diagnosis codes (claims.diagnosis_codes); the allowed amount and Medicare's payment on every line
+(paid = 80 % of the allowed amount less the sequestration in force); APCM billed by another practitioner in a CCM
+month (allowed). Pitfalls: unsigned or stamped care plans (DOC-01), an unsigned time entry (DOC-02), months billed after
+the patient's death (ELIG-03), claims listing one chronic condition (DX-01), denied lines (BILL-08), 99491 with 99490
+(BILL-04), APCM and its behavioral-health add-ons in a CCM month (BILL-03, dated), RHC G0511 with no CCM time (TIME-10).
 """
 from __future__ import annotations
 
@@ -30,15 +39,22 @@ from ccmlib.intake.schema import CARE_PLAN_ELEMENTS
 from ccmlib.engine.periods import key_end, key_start, key_to_label, month_key
 
 DEFAULT_RATE = 0.02
-SYNTH_VERSION = "2"
+#: default rates that differ from DEFAULT_RATE: billing after death and unsigned care plans are rarer than the rest
+DEFAULT_RATES = {"ELIG-03": 0.01, "DOC-01": 0.01}
+SYNTH_VERSION = "3"
 
 #: patient-level pitfalls: every billed month of the patient (CONS-03: months after the revocation;
-#: CONS-05: the first month) is in the truth
+#: CONS-05: the first month; ELIG-03: months after the death) is in the truth
 PATIENT_PITFALLS = ("ELIG-01", "ELIG-02", "CONS-01", "CONS-02", "CONS-03", "CONS-04", "CONS-05", "CONS-06",
-                    "IV-01", "CP-01", "CP-02", "CP-03", "CP-04", "CP-05", "CP-06")
+                    "IV-01", "CP-01", "CP-02", "CP-03", "CP-04", "CP-05", "CP-06", "ELIG-03", "DOC-01")
 MONTH_PITFALLS = ("TIME-01", "TIME-02", "TIME-03", "TIME-04", "TIME-05", "TIME-06", "TIME-07", "TIME-08", "TIME-09",
-                  "BILL-01", "BILL-02", "BILL-03", "BILL-04", "BILL-05", "BILL-06", "BILL-07", "SUP-01", "REV-01")
+                  "BILL-01", "BILL-02", "BILL-03", "BILL-04", "BILL-05", "BILL-06", "BILL-07", "SUP-01", "REV-01",
+                  "TIME-10", "BILL-08", "DX-01", "DOC-02")
 PITFALLS = PATIENT_PITFALLS + MONTH_PITFALLS
+#: BILL-03's conflicting codes as the generator bills them: home health supervision (always), APCM (from 2025), the APCM
+#: behavioral-health add-ons (from 2026); the dates themselves are the engine's reference data (reference/conflicts.csv)
+APCM, APCM_BHI = ("G0556", "G0557", "G0558"), ("G0568", "G0569", "G0570")
+CCM_FAMILY = ("99490", "99439", "99487", "99489", "99491", "99437", "G0506", "G0511")
 
 CHRONIC = {  # category -> codes (all valid ICD-10-CM, one CCW category each)
     "diabetes": ["E11.9", "E11.65"], "hypertension": ["I10"], "hyperlipidemia": ["E78.5", "E78.00"],
@@ -70,7 +86,7 @@ ACTIVITIES = {
 
 def parse_rates(items) -> dict[str, float]:
     """``["0.05", "TIME-06=0.1"]`` -> a rate per pitfall (the bare number sets every pitfall)."""
-    rates = {p: DEFAULT_RATE for p in PITFALLS}
+    rates = {p: DEFAULT_RATES.get(p, DEFAULT_RATE) for p in PITFALLS}
     for item in items or ():
         key, _, val = str(item).rpartition("=")
         try:
@@ -153,6 +169,8 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     if not 1 <= lo <= hi <= 20:
         raise InputError(f"entries per patient-month {lo}-{hi}: give FEWEST-MOST between 1 and 20")
     rng = np.random.default_rng(seed)
+    rng3 = np.random.default_rng([seed, 3])  # the catalog-v3 shapes: their own stream, so the v2 shapes stay where they were
+    rates = {p: float(rates.get(p, 0.0)) for p in PITFALLS}  # rates of an older synth.json: its pitfalls only
     keys = np.array(_months(months))
     nm = len(keys)
     first_start = key_start([keys[0]])[0]
@@ -178,7 +196,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     family = rng.choice(np.array(["staff", "complex", "prac"]), n, p=[0.9, 0.05, 0.05])
     ppit = _pick_pitfall(rng, n, PATIENT_PITFALLS, rates)
     if nm < 2:
-        ppit[ppit == "CONS-03"] = ""  # needs a month after the revocation
+        ppit[np.isin(ppit, ["CONS-03", "ELIG-03"])] = ""  # needs a month after the revocation, or after the death
     new = (rng.random(n) < 0.12) | (ppit == "CONS-05")  # enrolled in the first month
     consent = np.where(new, first_start + pd.to_timedelta(rng.integers(3, 10, n), "D"),
                        first_start - pd.to_timedelta(rng.integers(20, 600, n), "D"))
@@ -191,6 +209,14 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     patients = pd.DataFrame({"patient_id": pid, "first_name": _choice(rng, FIRST, n), "last_name": _choice(rng, LAST, n),
                              "birth_date": _date(pd.Timestamp("1930-01-01") + pd.to_timedelta(rng.integers(0, 365 * 28, n), "D")),
                              "medicare_id": mbi})
+    # deaths: ELIG-03's patients die in a month before the last and are billed after it; some patients without a pitfall
+    # die in the period and nothing is billed or logged after their month of death (which is billed: no finding)
+    v3u = rng3.random(n)
+    died = (ppit == "ELIG-03") | ((ppit == "") & (v3u < 0.012))
+    death_month = np.where(ppit == "ELIG-03", rng3.integers(0, max(nm - 1, 1), n), rng3.integers(0, nm, n))
+    death_month = np.where(died, death_month, nm)
+    death = key_start(keys[np.minimum(death_month, nm - 1)]) + pd.to_timedelta(rng3.integers(26, 28, n), "D")  # after the month's entries
+    patients["death_date"] = np.where(died, _date(death), "")
 
     # ---------------------------------------------------------------- diagnoses
     cats = np.array(list(CHRONIC))
@@ -215,6 +241,15 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     diagnoses["onset_date"] = _date(onset)
     diagnoses["resolved_date"] = ""
     diagnoses = diagnoses.sort_values(["patient_id", "icd10_code"], kind="mergesort").drop_duplicates(["patient_id", "icd10_code"])
+    # the claims' own diagnosis codes (837P HI, without the dot): the patient's chronic codes; DX-01's claims list only the
+    # first of them, with an acute code half of the time
+    hx = np.full((n, 4), "", dtype=object)
+    hx[rows, np.tile(np.arange(4), n)[take]] = np.char.replace(code.astype(str), ".", "")
+    dx_claim = hx[:, 0].copy()
+    for j in range(1, 4):
+        dx_claim = np.where(hx[:, j] != "", dx_claim + ";" + hx[:, j], dx_claim)
+    acute = np.char.replace(_choice(rng3, ACUTE, n).astype(str), ".", "")
+    dx_one = np.where(rng3.random(n) < 0.5, hx[:, 0] + ";" + acute, hx[:, 0])
 
     # ---------------------------------------------------------------- shapes of real practices (clean unless a pitfall says so)
     u2 = rng.random(n)
@@ -248,6 +283,20 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
         plans[el] = "true"
     plans.loc[ppit == "CP-02", "measurable_goals"] = "false"
     plans.loc[ppit == "CP-03", "community_resources"] = ""
+    # signatures: the patient's physician signs the plan when it is made (electronically, sometimes by hand); DOC-01's
+    # plans are unsigned or stamped, without an attestation; a few others are unsigned, stamped or signed only after
+    # the period's claims, each cured by the author's attestation (no finding)
+    sig_u, sig_v = rng3.random(n), rng3.random(n)
+    attested = (ppit != "DOC-01") & (sig_u < 0.03)
+    unsigned = ((ppit == "DOC-01") & (sig_v < 0.5)) | (attested & (sig_v < 1 / 3))
+    stamped = ((ppit == "DOC-01") & (sig_v >= 0.5)) | (attested & (sig_v >= 1 / 3) & (sig_v < 2 / 3))
+    signed_late = attested & (sig_v >= 2 / 3)
+    late_date = key_end([keys[-1]])[0] + pd.to_timedelta(rng3.integers(3, 21, n), "D")
+    plans["signed_by"] = np.where(unsigned, "", "D" + np.char.zfill((doc + 1).astype(str), 3))
+    plans["signed_date"] = np.where(unsigned, "", np.where(signed_late, _date(late_date), plans["created_date"]))
+    plans["signature_method"] = np.where(unsigned, "", np.where(stamped, "stamp", np.where(sig_u > 0.85, "handwritten", "electronic")))
+    plans["attested_date"] = np.where(signed_late, _date(late_date),
+                                      np.where(attested, _date(consent + pd.to_timedelta(rng3.integers(1, 31, n), "D")), ""))
     plans = plans[ppit != "CP-01"]
     iv_date = np.where(new & (ppit != "IV-01"), consent, consent - pd.to_timedelta(np.where(ppit == "IV-01", rng.integers(400, 500, n), rng.integers(10, 300, n)), "D"))
     encounters = pd.DataFrame({"patient_id": pid, "encounter_date": _date(iv_date), "cpt_code": _choice(rng, ["99214", "99215", "G0439"], n),
@@ -280,14 +329,27 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     mi = np.tile(np.arange(nm), n)
     npm = len(P)
     mpit = _pick_pitfall(rng, npm, MONTH_PITFALLS, rates)
-    mpit[(ppit[P] != "") | (family[P] != "staff") | extra_consent[P] | reenrol[P] | switch[P] | rhc[P]] = ""
+    mpit[(ppit[P] != "") | (family[P] != "staff") | extra_consent[P] | reenrol[P] | switch[P] | rhc[P] | died[P]] = ""
     mpit[(mpit == "BILL-07") & (K <= g0511_key)] = ""
+    g0511_multi = int(month_key(pd.Series([refdata.code_date("G0511", "multi_service_from")])).iloc[0])
+    mpit[(mpit == "TIME-10") & ((K > g0511_key) | (K < g0511_multi))] = ""  # G0511 for any care management: 2024 to its last day
+    v3m = rng3.random(npm)
+    b4_491 = (mpit == "BILL-04") & (v3m < 0.5)  # 99491 with 99490 (the other half: 99439 without its base)
+    # BILL-03's conflicting service: home health supervision, APCM from 2025, the APCM behavioral-health add-ons from 2026
+    # (alone, or beside the APCM code)
+    y2025, y2026 = (K >= 2025 * 12), (K >= 2026 * 12)
+    b3_kind = np.select([y2026 & (v3m < 0.25), y2026 & (v3m < 0.5), y2026 & (v3m < 0.75), y2025 & (v3m < 0.5)],
+                        ["apcm", "apcm+bhi", "bhi", "apcm"], "home_health")
+    b3_kind = np.where(mpit == "BILL-03", b3_kind, "")
     mpit[(mpit == "BILL-05") & new[P] & (mi == 0)] = ""  # would date the first claim before the initiating visit
     fam = family[P].copy()
     fam[mpit == "TIME-08"] = "complex"
     fam[mpit == "TIME-09"] = "prac"
+    fam[b4_491] = "prac"  # the practitioner's own 30-57 minutes: 99491, and 99490 besides it
     u = rng.random(npm)
     billed = ~((fam == "staff") & (u < 0.08) & (mpit == "") & (ppit[P] == ""))
+    gone = died[P] & (ppit[P] != "ELIG-03") & (mi > death_month[P])  # nothing billed or logged after the month of death
+    billed &= ~gone
     staff_min = np.select([u < 0.55, u < 0.85], [rng.integers(20, 40, npm), rng.integers(40, 60, npm)], rng.integers(60, 76, npm))
     minutes = np.where(billed, staff_min, rng.integers(5, 20, npm))
     minutes = np.where(fam == "complex", rng.integers(60, 115, npm), minutes)
@@ -300,16 +362,18 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
 
     # ---------------------------------------------------------------- time entries
     k = rng.integers(lo, hi + 1, npm)
+    k[gone | (mpit == "TIME-10")] = 0  # TIME-10: G0511 billed in a month with no CCM time on record at all
     E = np.repeat(np.arange(npm), k)
     w = rng.uniform(0.5, 1.5, len(E))
-    wsum = np.bincount(E, weights=w)
+    wsum = np.bincount(E, weights=w, minlength=npm)
     dur = np.floor(minutes[E] * w / wsum[E]).astype(int)
-    last = np.r_[E[1:] != E[:-1], True]
-    dur[last] += minutes - np.bincount(E, weights=dur).astype(int)
+    last = np.r_[E[1:] != E[:-1], True] if len(E) else np.zeros(0, bool)
+    dur[last] += (minutes - np.bincount(E, weights=dur, minlength=npm).astype(int))[E[last]]
     day = day0[E] + np.floor(rng.random(len(E)) * (27 - day0[E])).astype(int)
     who = np.where(fam[E] == "prac", "D" + np.char.zfill((doc[P[E]] + 1).astype(str), 3),
                    np.where(rng.random(len(E)) < 0.12, np.char.add(_choice(rng, ["PH", "SW"], len(E)), aux[P[E]]), "S" + np.char.zfill((cm[P[E]] + 1).astype(str), 4)))
-    who = np.where((mpit[E] == "SUP-01") & (np.char.find(who.astype(str), "S") == 0), "U001", who)
+    first_e = np.r_[True, E[1:] != E[:-1]] if len(E) else np.zeros(0, bool)  # (a month logged by aux staff alone has one too)
+    who = np.where((mpit[E] == "SUP-01") & ((np.char.find(who.astype(str), "S") == 0) | first_e), "U001", who)
     names = list(ACTIVITIES)
     ai = rng.integers(0, len(names), len(E))
     act = np.array(names)[ai]
@@ -357,14 +421,16 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
         "patient_id": pid[P[te["pm"]]], "staff_id": te["staff_id"], "activity_date": _date(te["activity_date"]),
         "minutes": te["minutes"], "start_time": np.where(timed, fmt_t(te["start"].to_numpy()), ""),
         "end_time": np.where(timed, fmt_t((te["start"] + te["minutes"]).to_numpy()), ""), "activity": te["activity"],
-        "description": te["description"], "face_to_face": te["face_to_face"], "counted_toward": te["counted_toward"]})
+        "description": te["description"], "face_to_face": te["face_to_face"], "counted_toward": te["counted_toward"],
+        # each entry signed by its author; DOC-02: the month's first entry (a counted one) is not
+        "signed_by": te["staff_id"].where(~(te["pm"].isin(np.flatnonzero(mpit == "DOC-02")) & ~te["pm"].duplicated()), "")})
 
     # ---------------------------------------------------------------- claims
     month_end = key_end(K).to_numpy()
     first_entry = te.groupby("pm")["activity_date"].min().reindex(np.arange(npm)).to_numpy()
     svc = np.where(mpit == "BILL-05", first_entry - np.timedelta64(1, "D"), month_end)
     npi = np.where(mi >= switch_month[P], other_doc[P], doc_npi[doc[P]])
-    g0511 = (rhc[P] & (K <= g0511_key)) | (mpit == "BILL-07")  # RHC months bill G0511 instead of 99490 (+99439)
+    g0511 = (rhc[P] & (K <= g0511_key)) | np.isin(mpit, ["BILL-07", "TIME-10"])  # RHC months bill G0511 instead of 99490 (+99439)
     lines = []
 
     def add(mask, code, units=1, date=None, who=None):
@@ -384,10 +450,21 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     add(fam == "complex", "99487")
     add((fam == "complex") & ((m - 60) // 30 > 0) & (mpit != "TIME-08"), "99489", np.maximum((m - 60) // 30, 1))
     add(fam == "prac", "99491")
+    add(b4_491, "99490")  # on the 99491's claim, after it: the 99490 line falls
     add(mpit == "BILL-02", "99490", 1, month_end)
     add(mpit == "BILL-01", "99490", 1, month_end, other_doc[P])
     add(mpit == "BILL-06", "G0506", 1, month_end)
-    add(mpit == "BILL-03", "G0181", 1, month_end)
+    add(b3_kind == "home_health", "G0181", 1, month_end)
+    apcm = _choice(rng3, APCM, npm)
+    for c in APCM:
+        add(np.isin(b3_kind, ["apcm", "apcm+bhi"]) & (apcm == c), c, 1, month_end)
+    bhi = _choice(rng3, APCM_BHI, npm)
+    for c in APCM_BHI:
+        add(np.isin(b3_kind, ["apcm+bhi", "bhi"]) & (bhi == c), c, 1, month_end)
+    # APCM billed by another practitioner in a CCM month is allowed (no finding)
+    apcm_other = (v3m > 0.99) & (mpit == "") & (ppit[P] == "") & (fam == "staff") & (K >= 2025 * 12) & ~(
+        extra_consent | reenrol | switch | rhc | died)[P]
+    add(apcm_other, "G0556", 1, month_end, other_doc[P])
     g0506 = new[P] & (mi == 0) & (ppit[P] == "")
     add(g0506, "G0506", 1, pd.DatetimeIndex(consent[P]).to_numpy())
     cl = pd.concat(lines, ignore_index=True)
@@ -398,7 +475,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     vis = pd.DataFrame({"pm": np.flatnonzero(inm) * nm + np.searchsorted(keys, ivk[inm]), "cpt_code": encounters["cpt_code"].to_numpy()[:n][inm],
                         "units": 1, "service_date": ivm[inm], "billing_npi": doc_npi[doc][inm]})
     cl = pd.concat([cl, vis], ignore_index=True)
-    cl["separate"] = cl["cpt_code"].isin(["G0181"]) | (cl.duplicated(["pm", "cpt_code"]) & cl["cpt_code"].isin(["99490"]))
+    cl["separate"] = cl["cpt_code"].isin(["G0181", *APCM, *APCM_BHI]) | (cl.duplicated(["pm", "cpt_code"]) & cl["cpt_code"].isin(["99490"]))
     cl = cl.sort_values(["service_date", "pm", "separate", "billing_npi"], kind="mergesort").reset_index(drop=True)
     claim_key = cl["pm"].astype(str) + "|" + cl["service_date"].astype(str) + "|" + cl["billing_npi"] + "|" + cl["separate"].astype(str) + cl.groupby(["pm", "cpt_code"]).cumcount().astype(str).where(cl["separate"], "")
     cid = pd.factorize(claim_key)[0]
@@ -407,10 +484,17 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     fee = refdata.fee_for(cl["cpt_code"], cl["service_date"], fee_table, facility=pos == "22")["amount"]
     fee = fee.fillna(cl["cpt_code"].map({"G0506": 63.00, "G0511": 72.90, "G0181": 110.00, "99214": 131.00, "99215": 183.00,
                                          "G0439": 133.00})).fillna(90.0)
+    # the allowed amount, and Medicare's payment: 80 % of it less the sequestration in force on the service date (the
+    # patient owes the rest); BILL-08's lines were denied: nothing allowed, nothing paid
+    allowed = (fee * cl["units"]).round(2)
+    paid = (allowed * refdata.MEDICARE_SHARE * (1 - refdata.sequestration_rate(cl["service_date"]))).round(2)
+    cpm = cl["pm"].to_numpy()
+    denied = ccm_line & (mpit[cpm] == "BILL-08")
     claims = pd.DataFrame({"claim_id": np.char.add("C", np.char.zfill((cid + 1).astype(str), 7)), "line": cl.groupby(cid).cumcount() + 1,
-                           "patient_id": pid[P[cl["pm"]]], "billing_npi": cl["billing_npi"], "service_date": _date(cl["service_date"]),
-                           "cpt_code": cl["cpt_code"], "units": cl["units"], "paid_amount": (fee * cl["units"]).round(2),
-                           "place_of_service": pos})
+                           "patient_id": pid[P[cpm]], "billing_npi": cl["billing_npi"], "service_date": _date(cl["service_date"]),
+                           "cpt_code": cl["cpt_code"], "units": cl["units"], "paid_amount": paid.where(~denied, 0.0),
+                           "allowed_amount": allowed.where(~denied, 0.0), "place_of_service": pos,
+                           "diagnosis_codes": np.where(mpit[cpm] == "DX-01", dx_one[P[cpm]], dx_claim[P[cpm]])})
     claims = claims.sort_values(["claim_id", "line"], kind="mergesort")
 
     # ---------------------------------------------------------------- truth
@@ -425,8 +509,13 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     for c in has:
         has[c][cl.loc[cl["cpt_code"] == c, "pm"].to_numpy()] = True
     pat = ppit[P]
-    ok = (pat != "") & billed_pm & (pat != "CONS-03") & (pat != "CONS-05")
+    ok = (pat != "") & billed_pm & ~np.isin(pat, ["CONS-03", "CONS-05", "ELIG-03"])
     tr.append((np.flatnonzero(ok), pat[ok]))
+    e3 = (pat == "ELIG-03") & billed_pm & (mi > death_month[P])  # the month of death itself is billable
+    tr.append((np.flatnonzero(e3), pat[e3]))
+    # the claims list the chart's chronic codes: one category in the chart, one on the claim
+    dx1 = (pat == "ELIG-01") & timed_pm
+    tr.append((np.flatnonzero(dx1), np.full(int(dx1.sum()), "DX-01")))
     c3 = (pat == "CONS-03") & (mi > revoke_month[P]) & billed_pm
     tr.append((np.flatnonzero(c3), pat[c3]))
     # without a consent, or after the revocation month, no time counts (CONS-05 on each entry): every billed time code
@@ -438,7 +527,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
         tr.append((np.flatnonzero(mask), np.full(int(mask.sum()), rule)))
     # BILL-04's extra 99439 line: units beyond what the minutes support
     extra439 = np.where(addon > 0, addon, 0) + np.maximum(addon, 1)
-    b4 = (mpit == "BILL-04") & billed_pm & (extra439 > np.clip((minutes - 20) // 20, 0, 2))
+    b4 = (mpit == "BILL-04") & ~b4_491 & billed_pm & (extra439 > np.clip((minutes - 20) // 20, 0, 2))
     tr.append((np.flatnonzero(b4), np.full(int(b4.sum()), "TIME-07")))
     c5m = (pat == "CONS-05") & (mi == 0)
     tr.append((np.flatnonzero(c5m), pat[c5m]))
