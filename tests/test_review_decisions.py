@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from ccmlib.engine.money import NOT_SUPPORTED
 from ccmlib.engine import decisions
 from ccmlib.engine.decisions import record_decision
 from ccmlib.engine.pipeline import attach_sample, audit
@@ -131,9 +132,9 @@ def test_final_is_refused_with_one_unit_open_and_page_one_states_the_repayment(w
     # the claim list: claim ids and lines, sampled lines marked, every line (fewer than 500) and a total row
     text = " ".join(" ".join(pages).split())
     cl = pd.read_csv(out / "audit" / "claim_lines.csv", dtype={"claim_id": str})
-    bad = cl[cl["determination"] != "supported"]
+    bad = cl[cl["determination"].isin(NOT_SUPPORTED)]
     assert all(c in text for c in bad["claim_id"])
-    assert f"Total, all {len(bad):,} lines" in text and f"{len(bad):,} claim line(s) are not fully supported, all listed" in text
+    assert f"Total, all {len(bad):,} lines" in text and f"{len(bad):,} claim lines are not fully supported, all listed" in text
     html = (out / "report.html").read_text()
     assert "Appendix D. Chart review" in html and "time note cloned from the previous month" in html and "R. Auditor" in html
     import openpyxl
@@ -158,7 +159,11 @@ def test_repayment_sentence_warns_below_100_units():
          "estimate_lower_90": 2998.0, "estimate_lower_80": 3705.0, "estimate_precision_90_pct": 51.2, "overpayment": 10577.13,
          "claim_lines_not_supported": 147}
     assert repayment.default_path(s) == "self-disclosure"
-    assert repayment.sentence(s, "self-disclosure").startswith("Repayment (OIG self-disclosure): $6,138.05, the point estimate")
+    # below 100 units the path's figure is not put on page 1 as if it were fit; with 100 it is
+    assert repayment.sentence(s, "self-disclosure").startswith("Repayment (OIG self-disclosure): no figure yet")
+    assert "$6,138.05" not in repayment.sentence(s, "self-disclosure")
+    assert repayment.sentence({**s, "sample_size": 100}, "self-disclosure").startswith(
+        "Repayment (OIG self-disclosure): $6,138.05, the point estimate")
     w = repayment.warnings(s, "self-disclosure")
     assert any("50 units" in x and "at least 100" in x for x in w)
     assert not repayment.warnings({**s, "sample_size": 100}, "self-disclosure")

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.reference import data as refdata
-from ccmlib.reference.codes import ADDON_OF_BASE, BASE_CODES, CCM_CODES, PFS_TIME_CODES, TIME_RULES, TIMED_CODES, time_family
+from ccmlib.reference.codes import ADDON_OF_BASE, BASE_CODES, CCM_CODES, PFS_TIME_CODES, TIME_RULES, TIMED_CODES, addon_units, time_family
 from ccmlib.engine.facts import PM
 
 LINE_KEY = ["claim_id", "line"]
@@ -128,9 +128,9 @@ def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> tuple[pd.DataFram
     staff = ~complex_ & ~prac
     pot = pd.DataFrame({c: 0 for c in fam.columns}, index=p.index)
     for base, who, minutes in (("99490", staff, m), ("99487", complex_, m), ("99491", prac, pm_)):
-        _, first, step, cap = TIME_RULES[base]
+        first = TIME_RULES[base][1]
         pot[base] = np.where(who & (minutes >= first), 1, 0)
-        pot[ADDON_OF_BASE[base]] = np.where(who, np.clip(np.floor((minutes - first) / step), 0, cap), 0)
+        pot[ADDON_OF_BASE[base]] = np.where(who, addon_units(minutes, base), 0)
     return pd.concat([p[PM], pot.astype("int64")], axis=1), p[PM + list(fam.columns)].astype({c: "int64" for c in fam.columns})
 
 

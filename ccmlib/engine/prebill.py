@@ -33,7 +33,7 @@ from ccmlib.engine.rules.registry import catalog
 from ccmlib.errors import InputError
 from ccmlib.intake.load import Practice, load_practice
 from ccmlib.reference import data as refdata
-from ccmlib.reference.codes import ADDON_OF_BASE, CCM_CODES, PFS_TIME_CODES, TIME_RULES
+from ccmlib.reference.codes import ADDON_OF_BASE, CCM_CODES, PFS_TIME_CODES, TIME_RULES, addon_units
 from ccmlib.reference.explain import EXPLAIN
 
 PM = ["patient_id", "service_month"]
@@ -224,7 +224,7 @@ def _next_threshold(family: pd.Series, qualifying: pd.Series, practitioner: pd.S
         if not sel.any() or not step:
             continue
         m = (practitioner if who == "practitioner" else qualifying).to_numpy(dtype=float)
-        k = np.floor((m - first) / step)  # add-on units reached
+        k = addon_units(m, base, capped=False)  # add-on units reached
         t = np.where(m < first, first, first + (k + 1) * step)
         if cap is not None:
             t = np.where((m >= first) & (k + 1 > cap), np.nan, t)

@@ -48,7 +48,7 @@ EXPLAIN = {
     "CP-04": ("The care plan is not kept electronically and shareable with the care team.",
               "Keep the care plan in the certified EHR, shareable with the care team."),
     "CP-05": ("No record that the patient received a copy of the care plan.",
-              "Give the patient a copy and document the date."),
+              "Give the patient a copy of the care plan and document the date."),
     "CP-06": ("The care plan was not created or reviewed in the last 12 months.", "Review care plans at least yearly."),
     "TIME-10": ("G0511 was billed in a month with no CCM time on record; from 2024 it may stand for other care-management "
                 "services, so the chart must show which.", "Document which service each G0511 stood for, with its time."),

@@ -30,8 +30,10 @@ def minutes_histogram(dist: pd.DataFrame):
 
 def findings_by_rule(rules: pd.DataFrame):
     r = rules[rules["findings"] > 0].sort_values("findings")
-    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.24 * len(r) + 0.9)))
-    ax.barh([_wrap(t) for t in r["title"]], r["findings"], color=r["severity"].map(SEVERITY_COLORS))
+    labels = [_wrap(f"{t} ({i})", 60) for t, i in zip(r["title"], r["id"])]
+    rows = sum(x.count("\n") + 1 for x in labels)
+    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.17 * rows + 0.12 * len(r) + 0.9)))  # room for every wrapped label
+    ax.barh(labels, r["findings"], color=r["severity"].map(SEVERITY_COLORS))
     ax.tick_params(axis="y", labelsize=6.5)
     ax.set_xlabel("findings")
     ax.set_title("Findings by requirement (red error, orange warning, blue opportunity)")
@@ -42,11 +44,14 @@ def findings_by_rule(rules: pd.DataFrame):
 def error_rates(staff: pd.DataFrame, months: pd.DataFrame):
     fig, (a, b) = plt.subplots(1, 2, figsize=(7.5, 3.2))
     top = staff.head(15)
-    a.barh(top["staff_id"][::-1], top["error_rate"][::-1] * 100, color="#6a8caf")
+    label = top["staff_id"].astype(str) + (" (" + top["role"].astype(str) + ")" if "role" in top else "")
+    a.barh(label[::-1], top["error_rate"][::-1] * 100, color="#6a8caf")
+    a.tick_params(axis="y", labelsize=7)
     a.set_xlabel("% of billed patient-months with an error")
-    a.set_title("By staff member (top 15)", fontsize=10)
-    b.plot(months["service_month"], months["error_rate_count"] * 100, marker="o", color="#b2182b")
-    b.set_ylim(bottom=0)
+    a.set_title(f"By staff member ({'the 15 highest of ' + str(len(staff)) if len(staff) > 15 else 'all'})", fontsize=10)
+    b.plot(months["service_month"], months["error_rate_count"] * 100, marker="o", color="#b2182b", clip_on=False)
+    b.set_ylim(0, max(5.0, float((months["error_rate_count"] * 100).max() or 0) * 1.15))  # headroom: no point on the frame
+    b.margins(x=0.08)
     b.set_ylabel("% of claim lines not fully supported")
     b.set_title("By month", fontsize=10)
     b.tick_params(axis="x", rotation=45)
@@ -60,6 +65,7 @@ def dollars_at_risk(rules: pd.DataFrame):
     ax.barh([_wrap(t) for t in r["title"]], r["amount"], color="#b2182b")
     ax.tick_params(axis="y", labelsize=6.5)
     ax.set_xlabel("dollars each requirement alone puts at risk (they overlap)")
+    ax.xaxis.set_major_formatter(lambda v, _: f"${v:,.0f}")
     ax.set_title("Dollars at risk by requirement")
     fig.tight_layout()
     return fig
@@ -67,9 +73,12 @@ def dollars_at_risk(rules: pd.DataFrame):
 
 def trend_chart(tr: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(7.5, 3.0))
-    ax.plot(tr["period"], tr["error_rate_count"] * 100, marker="o", label="claim lines in error (%)")
-    ax.plot(tr["period"], tr["error_rate_dollars"] * 100, marker="s", label="dollars in error (%)")
-    ax.set_ylim(bottom=0)
+    ax.plot(tr["period"], tr["error_rate_count"] * 100, marker="o", label="claim lines in error (%)", clip_on=False)
+    ax.plot(tr["period"], tr["error_rate_dollars"] * 100, marker="s", label="dollars in error (%)", clip_on=False)
+    top = float(pd.concat([tr["error_rate_count"], tr["error_rate_dollars"]]).astype(float).max() or 0) * 100
+    ax.set_ylim(0, max(5.0, top * 1.15))  # headroom: no marker on the frame
+    ax.margins(x=0.08)
+    ax.set_ylabel("% in error")
     ax.legend(fontsize=8)
     ax.set_title("Trend by quarter")
     fig.tight_layout()

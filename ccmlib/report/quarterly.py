@@ -307,7 +307,7 @@ class QuarterlyReview:
         held = (f"holding {money(rej[rej > 0].sum())} paid" + (f" and {money(rej[rej < 0].sum())} in reversals" if (rej < 0).any() else "")
                 if len(rej) else "")
         return _escape_dollars(f"The data folder was built by `ccm-audit ingest` from the source files in appendix B; "
-                               f"{ing['records_rejected']:,} source record(s) could not be mapped" + (f", {held}" if held else "")
+                               f"{plural(ing['records_rejected'], 'source record')} could not be mapped" + (f", {held}" if held else "")
                                + ". Each is listed here with the reason (and in the data-quality sheet of the workpapers).")
 
     def earlier(self) -> dict:
@@ -327,8 +327,9 @@ class QuarterlyReview:
     def executive_summary(self) -> str:
         h, r = self.headline, self.result.run
         npis = len(self.summary.get("by_practitioner", []))
-        sampled = (f" Every line was screened against the rules; a statistically valid random sample of {h['sample_size']} lines was "
-                   f"drawn for chart review and extrapolation." if h["sampled"] else " Every line was reviewed (no sampling).")
+        sampled = (f" Every line was screened against the rules; a random sample of {h['sample_size']} lines was drawn for "
+                   f"chart review and extrapolation." if h["sampled"] else
+                   " Every line was screened against the rules from the practice's exports; no sample was drawn for chart review.")
         billed = self.summary.get("billed_patient_months", h["patient_months"])
         lines = [f"**What was reviewed.** {h['claim_lines_reviewed']:,} Chronic Care Management claim lines (CPT 99490 and related "
                  f"codes) paid {money(h['paid_amount'])}, billed by {plural(npis, 'practitioner')} for "
@@ -344,7 +345,7 @@ class QuarterlyReview:
                  f"them. Documented time also supported {money(h['missed_revenue'])} that was not billed."]
         o = r.get("overrides")
         if o:
-            lines.append(f"These figures include {o['applied']} auditor decision(s) after chart review, "
+            lines.append(f"These figures include {plural(o['applied'], 'auditor decision')} after chart review, "
                          f"{o['overturned'] or 'none'} of them overturning a finding" + (f" and {o['added']} adding a defect the chart shows" if o.get("added") else "") + ".")
         rv = r.get("review")
         if rv:
@@ -366,9 +367,9 @@ class QuarterlyReview:
         warn = repayment.warnings(self.summary, self.path, open_review=False)  # the open review has its own paragraph
         if warn:
             text += "\n\n" + "\n".join(f"- **Warning:** {md_text(w)}" for w in warn)
-        if self.repayment_path is None:
-            text += ("\n\n*Section 8 gives the figure of every repayment path; the report parameter repayment_path (`--path`) "
-                     "names the one that applies.*")
+        text += ("\n\n*Section 8 gives the figure of every repayment path" + (
+            " (this report names none: the path shown is the default for its kind of review)" if self.repayment_path is None else "")
+            + ". The figures are guidance on the amounts, not legal advice: agree the route with compliance counsel.*")
         return text
 
     def sample_table(self) -> pd.DataFrame:
@@ -434,10 +435,10 @@ class QuarterlyReview:
         else:
             lines.append("**Sample:** none; the full population was screened.  ")
         fs, summ = r["fee_schedule"], r["summary"]
-        priced = ", ".join(f"{n} by {md_text(k.replace('_', ' '))}" for k, n in fs.get("lines_by_price_source", {}).items()) or "none"
+        priced = ", ".join(f"{n:,} by {md_text(k.replace('_', ' '))}" for k, n in fs.get("lines_by_price_source", {}).items()) or "none"
         settings = ", ".join(f"{n} {md_text(k)}" for k, n in fs.get("fee_settings", {}).items())
         cfs = ", ".join(f"${c:.4f}" for c in fs.get("conversion_factors", []))
-        lines.append(f"**Fee schedule:** {md_text(fs['source'])}; claim lines priced {priced}"
+        lines.append(f"**Fee schedule:** {md_text(fs['source'])}; claim lines priced: {priced}"
                      + (f" (fee-schedule lines: {settings} setting; conversion factor {cfs})" if settings else "")
                      + (f"; qualifying APM rate for NPI {md_text(', '.join(fs['qualifying_apm_npis']))}" if fs.get("qualifying_apm_npis") else "")
                      + ".  ")
@@ -448,12 +449,16 @@ class QuarterlyReview:
                          f"the patients' cost sharing is the allowed amount less the paid amount where the claim gives both, else "
                          f"20 % of the fee (an estimate: an unmet deductible or a secondary payer changes it).  ")
         if summ.get("unpriced_lines"):
-            lines.append(f"**Unpriced lines:** {summ['unpriced_lines']} line(s) have neither a paid amount nor a fee-schedule amount; "
+            lines.append(f"**Unpriced lines:** {plural(summ['unpriced_lines'], 'line')} {'has' if summ['unpriced_lines'] == 1 else 'have'} neither a paid amount nor a fee-schedule amount; "
                          f"{summ.get('unpriced_lines_not_supported', 0)} of them are not supported and their overpayment is left blank "
                          f"(not counted as $0); see the data-quality list.  ")
         if summ.get("iv01_not_assessed_patient_months"):
-            lines.append(f"**Initiating visit not assessed:** {summ['iv01_not_assessed_patient_months']} patient-month(s): the "
-                         f"encounters table does not reach back 365 days before CCM began and shows no qualifying visit.  ")
+            vh = r.get("visit_history") or {}
+            start = (f" begins on {vh['start']} ({'declared' if vh.get('source') == 'declared' else 'the earliest visit in the data'})"
+                     if vh.get("start") else " does not reach back far enough")
+            lines.append(f"**Initiating visit not assessed:** {plural(summ['iv01_not_assessed_patient_months'], 'patient-month')}: "
+                         f"the visit history (encounters and visit claims){start}, after the year before CCM began, and shows "
+                         f"no qualifying visit.  ")
         o = r.get("overrides")
         if o:
             lines.append(f"**Auditor decisions:** {o['applied']} applied from the decision log, {o['overturned']} overturning a finding "
@@ -511,6 +516,8 @@ class QuarterlyReview:
         largest overpayment first (``limit`` in the report, all in the workpapers); ``total`` adds a row with the totals
         of every unsupported line (not only those shown)."""
         t = self.shown(tables.lines_not_supported(self.result))
+        if self.result.sample is None:
+            t = t.drop(columns="sampled")  # no sample, no column of blanks
         shown = t if limit is None else t.head(limit)
         if total and len(t):
             row = {c: None for c in t.columns} | {"claim_id": f"Total, all {len(t):,} lines", "paid_amount": round(float(t["paid_amount"].sum()), 2),
@@ -524,7 +531,7 @@ class QuarterlyReview:
         sampled = (" Lines marked *yes* under Sampled are in the chart-review sample." if self.result.sample is not None else "") + (
             " The rules are named by id (section 2 gives each in words; the workpapers give the reasons in words on every line).")
         return _escape_dollars(
-            f"{n:,} claim line(s) are not fully supported" + (f"; the {shown} with the largest overpayment are listed and the other "
+            f"{plural(n, 'claim line')} {'is' if n == 1 else 'are'} not fully supported" + (f"; the {shown} with the largest overpayment are listed and the other "
             f"{n - shown:,} are in the workpapers (sheet 'lines not supported') and audit/claim_lines.csv; the total row covers "
             f"all {n:,}" if shown < n else ", all listed, with their total in the last row") + "." + sampled)
 
@@ -559,11 +566,16 @@ class QuarterlyReview:
         ri = self.summary.get("risk_indicators", {})
         rows = []
         spikes = [e for e in ri.get("enrolments", []) if e["spike"]]
-        rows.append({"indicator": "Months with an enrolment spike (new CCM consents at least twice the median month, 5 or more)",
-                     "value": ", ".join(f"{e['month']} ({e['new_patients']})" for e in spikes) or "none",
+        first = self.result.run["period"]["from"][:7]
+        rows.append({"indicator": "Months with an enrolment spike (new CCM consents at least twice the median month, 5 or more; "
+                                  "months before this period are listed because patients enrolled then are billed in it)",
+                     "value": ", ".join(f"{e['month']} ({e['new_patients']}{', before this period' if e['month'] < first else ''})"
+                                        for e in spikes) or "none",
                      "look_closer": "yes" if spikes else "no"})
         nv = ri.get("no_prior_visit", {})
-        rows.append({"indicator": "Billed patient-months with no visit by the billing practitioner in the prior 12 months",
+        rows.append({"indicator": "Billed patient-months with no visit by the billing practitioner in the 12 months before the "
+                                  "service month (OIG's indicator; IV-01 asks only for an initiating visit in the year before CCM "
+                                  "began, so a patient-month can show here without an IV-01 finding)",
                      "value": (f"{nv['patient_months']} of {nv['of_patient_months']} ({pct(nv['patient_months'] / nv['of_patient_months'])}), "
                                f"{nv['patients']} patients" if nv.get("assessable") and nv.get("of_patient_months") else
                                "not assessable (no encounters or visit claims supplied)"),
@@ -600,10 +612,11 @@ class QuarterlyReview:
                      f"unsupported lines: {money(h['overpayment'])}, listed line by line in section 4 and the workpapers. No "
                      f"estimate is involved.")
         return _escape_dollars("\n".join([
-            "A provider who has identified an overpayment reports and returns it within 60 days of identification (Social "
-            "Security Act s. 1128J(d); 42 CFR 401.305); since 2025 the deadline is suspended while a timely, good-faith "
-            "investigation of related overpayments goes on, for up to 180 days, and the look-back period is six years. "
-            "When the overpayment counts as identified is a legal question for the practice and its counsel.",
+            "Social Security Act s. 1128J(d) and 42 CFR 401.305 require a provider who has identified an overpayment to report "
+            "and return it within 60 days of identification; as amended by the CY2025 physician fee schedule final rule, the "
+            "regulation suspends that deadline while a timely, good-faith investigation of related overpayments goes on, for up "
+            "to 180 days, and sets a look-back period of six years. When the overpayment counts as identified is a legal "
+            "question for the practice and its counsel.",
             "",
             which,
             "",
@@ -695,6 +708,7 @@ class QuarterlyReview:
         a = a.assign(_d=a["overpayment"] + a["missed_amount"]).sort_values(["_d", "patient_id", "service_month"],
                                                                          ascending=[False, True, True], kind="mergesort")
         a = self.shown(a.drop(columns="_d").reset_index(drop=True))
+        a = a.assign(codes_supported=a["codes_supported"].fillna("").replace("", "none"))
         return a if limit is None else a.head(limit)
 
     def appendix_note(self) -> str:

@@ -64,12 +64,12 @@ def warnings(summary: dict, path: str, open_review: bool = True) -> list[str]:
                    "refund of the identified lines alone does not cover what the sample projects to the other lines.")
     if row["figure"] != "identified":
         if not sampled:
-            out.append(f"The {row['name']} path needs a statistically valid random sample; this review drew none (use --sample).")
+            out.append(f"The {row['name']} path needs a statistically valid random sample; this review drew none.")
         elif figure(summary, path) is None:
             out.append("The sample could not be appraised (a stratum has fewer than 2 sampled units): no estimate is available.")
         if sampled and row["min_sample"] != "" and summary.get("sample_size", 0) < int(row["min_sample"]):
             out.append(f"The sample has {summary['sample_size']} units; the {row['name']} path asks for at least "
-                       f"{int(row['min_sample'])}: draw a larger sample (or name the path that applies with --path).")
+                       f"{int(row['min_sample'])}: a larger sample is needed, or another path applies.")
         prec = summary.get("estimate_precision_90_pct")
         if sampled and row["max_precision_90_pct"] != "" and prec is not None and prec > float(row["max_precision_90_pct"]):
             out.append(f"The estimate's precision at 90 % confidence is {prec:.1f} % of the point estimate, wider than the "
@@ -82,10 +82,17 @@ def sentence(summary: dict, path: str) -> str:
     row = paths().set_index("path").loc[path]
     amount = figure(summary, path)
     provisional = " (provisional: the chart review of the sample is open)" if summary.get("sampled") and summary.get("sample_undecided") else ""
+    unmet = warnings(summary, path, open_review=False)
+    if unmet and amount is not None:  # never lead page 1 with a figure the review does not meet the path's terms for
+        return (f"Repayment ({row['name']}): no figure yet; this review does not meet the path's terms (below). Section 8 gives "
+                f"every path's figure and which of them this review meets.")
     if row["figure"] == "identified":
         lines = summary.get("claim_lines_not_supported", 0)
+        screened = "" if summary.get("sampled") else (
+            "; the lines come from a screen of the exports, each to be confirmed against the chart before it is refunded")
         return (f"Repayment ({row['name']}): {_money(summary['overpayment'])}{provisional}, the sum of the {lines:,} claim "
-                f"line{'s' if lines != 1 else ''} not fully supported; it applies when {row['applies']} ({row['citation']}).")
+                f"line{'s' if lines != 1 else ''} not fully supported{screened}; the path applies when {row['applies']} "
+                f"({row['citation']}).")
     if amount is None:
         return f"Repayment ({row['name']}): no figure: the path needs an appraised sample, and this review has none ({row['citation']})."
     what = {"estimate_point": "the point estimate", "estimate_lower_80": "the lower limit of the one-sided 90 % interval "
@@ -120,6 +127,6 @@ def paths_table(summary: dict) -> pd.DataFrame:
     for r in paths().itertuples():
         v = figure(summary, r.path)
         w = warnings(summary, r.path, open_review=False)
-        rows.append({"path": r.name, "repayment": v, "applies_when": r.applies, "source": r.citation,
-                     "fit_for_this_review": ("no: " + " ".join(w)) if w else "yes"})
+        rows.append({"path": r.name, "repayment": "n/a" if v is None else v, "applies_when": r.applies, "source": r.citation,
+                     "terms_met": ("no: " + " ".join(w)) if w else "yes"})
     return pd.DataFrame(rows)

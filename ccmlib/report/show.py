@@ -25,12 +25,15 @@ TITLES = {
     "service_date": "Service date", "cpt_code": "Code", "units_billed": "Units billed", "units_supported": "Units supported",
     "determination": "Determination", "reasons": "Why", "rule_ids": "Rules (section 2)", "indicator": "Indicator", "value": "Value", "look_closer": "Look closer",
     "owner": "Owner", "due_date": "Due date", "claim_lines_in_error": "Not fully supported", "package": "Package",
-    "version": "Version",
+    "version": "Version", "terms_met": "This review meets the path's terms", "applies_when": "Applies when",
+    "repayment": "Repayment", "practitioner": "Practitioner",
 }
 MINUTES = ("qualifying_minutes", "practitioner_minutes", "documented_minutes", "minutes", "minutes_logged", "minutes_counted")
 
 
 def _money(v) -> str:
+    if isinstance(v, str):
+        return v  # a word in a money column ('n/a')
     if pd.isna(v):
         return ""
     return f"\u2011${-v:,.2f}" if v < 0 else f"${v:,.2f}"  # a non-breaking hyphen keeps -$283.58 on one line

@@ -103,7 +103,9 @@ def practitioners(res: AuditResult) -> pd.DataFrame:
                   "error_rate_dollars"])
     d = _directory(res).dropna(subset=["npi"]).drop_duplicates("npi")
     who = d.set_index("npi")["name"].fillna("") + d.set_index("npi")["role"].map(lambda r: f" ({ROLE_WORDS.get(r, r)})" if r else "")
-    t.insert(1, "practitioner", t["billing_npi"].map(who).fillna("").str.strip())
+    names = t["billing_npi"].map(who).fillna("").str.strip()
+    if (names != "").any():  # a column only when the staff table names someone
+        t.insert(1, "practitioner", names)
     return t
 
 
