@@ -314,7 +314,7 @@ def ingest(sources, out_dir, quiet):
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed: same seed, same bytes.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder to write the practice to.")
 @click.option("--rate", "rates", multiple=True, metavar="[RULE=]P",
-              help="Pitfall rate: P for every pitfall (default 0.02), or RULE=P for one (repeatable).")
+              help="Pitfall rate: P for every pitfall (default 0.02; ELIG-03 and DOC-01 0.01), or RULE=P for one (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--entries", default="2-4", show_default=True, metavar="FEWEST-MOST", help="Time entries per patient-month.")
 @click.option("--no-encounters", is_flag=True, help="Write an empty encounters table (IV-01 then applies to every billed month).")

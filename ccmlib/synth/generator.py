@@ -14,10 +14,10 @@ practitioner changes with a new consent and visit, CCM billed from a hospital ou
 (place of service 22, facility amounts), rural health clinic patients billing G0511 up to its last
 day, and on request an empty encounters table.
 
-Catalog v3 shapes (version 3), drawn from their own random stream so that the v2 shapes of a seed stay where they
-were: care plans signed electronically or by hand, some unsigned, stamped or signed late and cured by the author's
-attestation (no finding); time entries signed by their author; deaths (the month of death billed, nothing after);
-each claim line's own diagnosis codes (claims.diagnosis_codes); the allowed amount and Medicare's payment on every line
+Catalog v3 shapes (version 3), drawn from their own random stream so that the v2 shapes of a seed move as little as
+possible (its patients, diagnoses, consents and visits stay as they were): care plans signed electronically or by
+hand, some unsigned, stamped or signed late and cured by the author's attestation (no finding); time entries signed
+by their author; deaths (the month of death billed, nothing after); each claim line's own diagnosis codes (claims.diagnosis_codes); the allowed amount and Medicare's payment on every line
 (paid = 80 % of the allowed amount less the sequestration in force); APCM billed by another practitioner in a CCM
 month (allowed). Pitfalls: unsigned or stamped care plans (DOC-01), an unsigned time entry (DOC-02), months billed after
 the patient's death (ELIG-03), claims listing one chronic condition (DX-01), denied lines (BILL-08), 99491 with 99490
