@@ -36,8 +36,10 @@ def test_bundled_demo_is_reproducible(tmp_path, demo_dir):
                                                       (13, "2025-09..2025-12", False)])
 def test_recall_and_precision_per_rule_are_1_against_the_extended_truth(seed, months, encounters):
     """300 patients per seed: every pitfall injected, real shapes (several consents, re-enrolment, practitioner changes,
-    facility claims, G0511 on both sides of its last day, and once an empty encounters table), and the truth lists every
-    finding that follows from each pitfall; the checker must find exactly it, rule by rule."""
+    facility claims, G0511 on both sides of its last day, and once an empty encounters table; the v3 shapes: signatures
+    and attestations, deaths, claim diagnoses, allowed and paid amounts, denied lines, APCM), and the truth lists every
+    finding that follows from each pitfall (ELIG-03, DX-01, DOC-01, DOC-02, BILL-08 and TIME-10 among them); the checker
+    must find exactly it, rule by rule."""
     from ccmlib.synth.examples import practice
     t = build(300, months, seed, parse_rates(["0.03"]), with_encounters=encounters)
     truth = t.pop("truth")
