@@ -145,15 +145,15 @@ def test_claim_by_claim_list_and_breakdowns_come_from_the_engine(rendered):
     cl = pd.read_csv(r.folder / "audit" / "claim_lines.csv", dtype={"billing_npi": str})
     bad = cl[cl["determination"].isin(NOT_SUPPORTED)]
     listed = pd.read_excel(r.workpapers, sheet_name="lines not supported")
-    assert len(listed) == len(bad) and listed["overpayment"].sum() == pytest.approx(bad["overpayment"].sum())
-    assert listed["reasons"].str.len().gt(0).all() and not listed["reasons"].str.contains("_").any()
+    assert len(listed) == len(bad) and listed["Overpayment"].sum() == pytest.approx(bad["overpayment"].sum())
+    assert listed["Why"].str.len().gt(0).all() and not listed["Why"].str.contains("_").any()
     s = json.loads((r.folder / "audit" / "run.json").read_text())["summary"]
     byp = pd.DataFrame(s["by_practitioner"])
     assert byp["overpayment"].sum() == pytest.approx(s["overpayment"]) and byp["claim_lines"].sum() == s["claim_lines"]
-    sheet = pd.read_excel(r.workpapers, sheet_name="by practitioner", dtype={"billing_npi": str})
-    assert sheet["overpayment"].tolist() == byp["overpayment"].tolist()
+    sheet = pd.read_excel(r.workpapers, sheet_name="by practitioner", dtype={"Billing NPI": str})
+    assert sheet["Overpayment"].tolist() == byp["overpayment"].tolist()
     cw = pd.read_csv(r.folder / "audit" / "crosswalk.csv", dtype=str)
-    keys = set(pd.read_excel(r.workpapers, sheet_name="patient-months")["patient_key"])
+    keys = set(pd.read_excel(r.workpapers, sheet_name="patient-months")["Patient"])
     assert keys <= set(cw["patient_key"]) and cw["patient_id"].is_unique
     assert "crosswalk" not in " ".join(openpyxl.load_workbook(r.workpapers, read_only=True).sheetnames)
     html = r.html.read_text()
@@ -169,9 +169,9 @@ def test_workpapers_sheets(rendered):
             "corrective actions", "sample", "frame", "data quality", "rules", "provenance"} <= set(wb.sheetnames)
     ws = wb["findings"]
     assert ws.freeze_panes == "A2" and ws.auto_filter.ref
-    assert ws.cell(1, 1).value == "patient_key"
+    assert ws.cell(1, 1).value == "Patient"  # the pseudonymous key, titled in words
     cl = pd.read_excel(r.workpapers, sheet_name="claim lines")
-    assert cl["overpayment"].sum() == pytest.approx(pd.read_csv(r.folder / "audit" / "claim_lines.csv")["overpayment"].sum())
+    assert cl["Overpayment"].sum() == pytest.approx(pd.read_csv(r.folder / "audit" / "claim_lines.csv")["overpayment"].sum())
     assert len(pd.read_excel(r.workpapers, sheet_name="frame")) == len(cl)
 
 
@@ -247,7 +247,8 @@ def test_workbook_numbers_are_typed_and_formatted(rendered):
     wb = openpyxl.load_workbook(r.workpapers)
     ws = wb["claim lines"]
     header = [c.value for c in ws[1]]
-    cell = ws.cell(2, header.index("overpayment") + 1)
+    assert not [h for h in header if "_" in h]  # headers in words (issue 26)
+    cell = ws.cell(2, header.index("Overpayment") + 1)
     assert isinstance(cell.value, (int, float)) and "$" in cell.number_format
     summary = {row[0]: row[1] for row in wb["summary"].iter_rows(min_row=2, values_only=True)}
     assert isinstance(summary["claim_lines_reviewed"], int) and isinstance(summary["error_rate_count"], float)

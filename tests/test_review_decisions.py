@@ -140,16 +140,16 @@ def test_final_is_refused_with_one_unit_open_and_page_one_states_the_repayment(w
     import openpyxl
     wb = openpyxl.load_workbook(out / "workpapers.xlsx", read_only=True)
     head = [c.value for c in next(wb["sample"].iter_rows(max_row=1))]
-    assert {"review_state", "decided_by", "decided_at", "decisions"} <= set(head)
+    assert {"Review state", "Decided by", "Decided at", "Decisions"} <= set(head)  # headers in words (issue 26)
     head = [c.value for c in next(wb["lines not supported"].iter_rows(max_row=1))]
-    assert head[:3] == ["claim_id", "line", "sampled"]
+    assert head[:3] == ["Claim", "Line", "Sampled"]
     fmt = {r[0].value: r[1].number_format for r in openpyxl.load_workbook(out / "workpapers.xlsx")["summary"].iter_rows(min_row=2)}
     assert fmt["overpayment"] == fmt["cost_sharing"] == fmt["estimate_lower_80"] == "$#,##0.00" and fmt["error_rate_count"] == "0.0%"
     # provenance names the command that was run, not the kernel's launch line (issue 26)
     prov = {r[0]: r[1] for r in wb["provenance"].iter_rows(values_only=True)}
     assert prov["command"].startswith("ccm-audit report ") and "--final" in prov["command"]
     rows = list(wb["auditor decisions"].iter_rows(values_only=True))
-    col = rows[0].index("original_amount")
+    col = rows[0].index("Original amount")
     assert all(r[col] is None or isinstance(r[col], (int, float)) for r in rows[1:])  # numbers, not text
 
 

@@ -39,6 +39,18 @@ def _cells(col: pd.Series) -> list:
             (v if isinstance(v, (str, bool, int, float)) else str(v)) for v in col.astype(object).tolist()]
 
 
+def headers(columns) -> list[str]:
+    """Column titles in words, as the report prints them (show.title: 'overpayment' -> 'Overpayment'); a title that two
+    columns of one sheet would share keeps the second column's own name in words."""
+    from ccmlib.report.show import title
+
+    out = []
+    for c in columns:
+        t = title(c)
+        out.append(t if t not in out else str(c).replace("_", " ").capitalize())
+    return out
+
+
 def write_workpapers(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
     """One sheet per table with xlsxwriter directly (pandas' writer encodes a style per cell, four times slower):
     a bold frozen header row, a filter, widths that fit, money and percentages as typed numbers with a format."""
@@ -52,7 +64,7 @@ def write_workpapers(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
         pct_fmt = wb.add_format({"num_format": "0.0%"})
         for name, df in sheets.items():
             ws = wb.add_worksheet(name[:31])
-            ws.write_row(0, 0, [str(c) for c in df.columns], head)
+            ws.write_row(0, 0, headers(df.columns), head)
             ws.freeze_panes(1, 0)
             if len(df.columns):
                 ws.autofilter(0, 0, max(len(df), 1), len(df.columns) - 1)
@@ -72,7 +84,7 @@ def write_workpapers(path: Path, sheets: dict[str, pd.DataFrame]) -> Path:
                 values = _cells(col)
                 if values:
                     ws.write_column(1, i, values, fmt)
-                width = max([len(str(c))] + [len(str(v)) for v in values[:500] if v is not None])
+                width = max([len(headers([c])[0])] + [len(str(v)) for v in values[:500] if v is not None])
                 ws.set_column(i, i, min(max(width + 2, 8), 60), fmt)
     finally:
         wb.close()
