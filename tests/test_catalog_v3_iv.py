@@ -270,3 +270,28 @@ def test_cons_05_coverage_ends_with_the_revocation_month(day, excluded):
     c["time_entries"] = [entry("E1", 10, date=day)]
     c["claims"] = [claim("C1", "99490", date="2026-01-31", paid=66.13)]
     assert (cons_05(facts(c, day[:7]))["entry_id"].tolist() == ["E1"]) == excluded
+
+
+# ---------------------------------------------------------------- the generator's v3 initiating-visit shapes
+@pytest.mark.parametrize("encounters", [True, False])
+def test_generator_writes_visits_on_claims_and_a_late_history_and_its_truth_holds(encounters):
+    from ccmlib.synth.generator import build, parse_rates
+
+    t = build(300, "2026-01..2026-04", 12, parse_rates(["0.03"]), with_encounters=encounters)
+    truth = t.pop("truth")
+    res = audit(practice({k: v.astype(str).replace({"nan": ""}).to_dict("records") for k, v in t.items()}))
+    visits = t["claims"][t["claims"]["cpt_code"].isin(list(INITIATING_VISITS))]
+    iv_truth = truth[truth["rule_id"] == "IV-01"][["patient_id", "service_month"]]
+    iv_found = res.findings[res.findings["rule_id"] == "IV-01"][["patient_id", "service_month"]].drop_duplicates()
+    assert len(iv_truth) and iv_truth.merge(iv_found).shape[0] == len(iv_truth) == len(iv_found)
+    if encounters:
+        only_on_claims = set(visits["patient_id"]) - set(t["encounters"]["patient_id"])
+        assert len(only_on_claims) >= 10 and (visits["service_date"] < "2026-01-01").any()  # some before the period
+        first = t["encounters"]["encounter_date"].min()
+        assert res.run["visit_history"] == {"start": min(first, visits["service_date"].min()), "source": "derived", "declared_by": None}
+        assert res.run["summary"]["iv01_not_assessed_patient_months"] > 0  # the history starts after some windows begin
+    else:  # no visit evidence at all: IV-01 in every billed month, nothing not assessed
+        assert t["encounters"].empty and visits.empty and res.run["visit_history"]["source"] == "none"
+        assert res.run["summary"]["iv01_not_assessed_patient_months"] == 0
+        billed = res.claim_lines[["patient_id", "service_month"]].drop_duplicates()
+        assert len(iv_found) == len(billed)

@@ -22,6 +22,10 @@ by their author; deaths (the month of death billed, nothing after); each claim l
 month (allowed). Pitfalls: unsigned or stamped care plans (DOC-01), an unsigned time entry (DOC-02), months billed after
 the patient's death (ELIG-03), claims listing one chronic condition (DX-01), denied lines (BILL-08), 99491 with 99490
 (BILL-04), APCM and its behavioral-health add-ons in a CCM month (BILL-03, dated), RHC G0511 with no CCM time (TIME-10).
+The initiating visit as v3 reads it (its own stream): the visit history starts late (the encounters table begins 800
+days before the period, after some patients' windows begin: IV-01 not assessed for them, no finding), some initiating
+visits are only on the claims table (an E/M line, no encounters row), and on request no visit evidence at all (an empty
+encounters table and no visit claims: IV-01 in every billed month).
 """
 from __future__ import annotations
 
@@ -537,30 +541,76 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     b1 = (mpit == "BILL-01") & billed_pm
     named = pd.Index(pid[P]).isin(consents.loc[consents["practitioner_npi"] != "", "patient_id"].to_numpy())  # hashed: np.isin on strings is quadratic
     tr.append((np.flatnonzero(b1 & named), np.full(int((b1 & named).sum()), "CONS-04")))
-    enc_dates = pd.to_datetime(encounters["encounter_date"]) if with_encounters else pd.Series([], dtype="datetime64[ns]")
-    earliest = enc_dates.min() if len(enc_dates) else pd.NaT
-    comm_other = np.where(named, month_end, consent[P].to_numpy())  # practice-level consent: CCM began with it
-    def reaches(comm):  # the encounters table reaches back 365 days before commencement
-        return np.ones(len(comm), bool) if pd.isna(earliest) else (comm - np.timedelta64(365, "D")) >= np.datetime64(earliest)
+    # ---- the initiating visit (catalog v3), its two shapes and its truth. The visit history starts late: the
+    # encounters table begins 800 days before the period (older rows were not exported), after some patients' one-year
+    # windows begin. Some initiating visits are only on the claims table (an E/M line, no encounters row). Without an
+    # encounters table (on request) there is no visit evidence at all: no rows and no visit claims, so IV-01 applies to
+    # every billed month (G0506 then has no visit to ride on: BILL-06).
+    rng_iv = np.random.default_rng([seed, 24])  # its own stream: the other shapes of a seed stay where they were
+    visit_codes = list(refdata.initiating_visit_codes())
+    history_from = first_start - pd.Timedelta(days=800)
+    kept = (ivd >= history_from) & with_encounters  # the patient's initiating visit is in the data
+    on_claims = kept & (rng_iv.random(n) < 0.08)  # ... only as a claim line
+    if with_encounters:
+        drop = np.r_[~kept | on_claims, np.zeros(len(encounters) - n, bool)]  # the first n rows are the initiating visits
+        x = np.flatnonzero(on_claims & ~inm)  # visits inside the months are on the claims table already
+        if len(x):
+            code = encounters["cpt_code"].to_numpy()[x]
+            when = pd.Series(ivd[x])
+            allowed_v = refdata.fee_for(pd.Series(code), when, fee_table)["amount"].fillna(
+                pd.Series(code).map({"99214": 131.00, "99215": 183.00, "G0439": 133.00})).fillna(90.0).round(2)
+            dx_list = diagnoses.assign(c=diagnoses["icd10_code"].str.replace(".", "", regex=False)).groupby("patient_id")["c"].agg(";".join)
+            first_id = int(claims["claim_id"].str[1:].astype(int).max()) + 1 if len(claims) else 1
+            add_v = pd.DataFrame({"claim_id": np.char.add("C", np.char.zfill(np.arange(first_id, first_id + len(x)).astype(str), 7)),
+                                  "line": 1, "patient_id": pid[x], "billing_npi": doc_npi[doc[x]], "service_date": _date(when),
+                                  "cpt_code": code, "units": 1, "allowed_amount": allowed_v.to_numpy(),
+                                  "paid_amount": (allowed_v * refdata.MEDICARE_SHARE * (1 - refdata.sequestration_rate(when))).round(2).to_numpy(),
+                                  "place_of_service": "11", "diagnosis_codes": pd.Series(pid[x]).map(dx_list).fillna("").to_numpy()})
+            claims = pd.concat([claims, add_v.reindex(columns=claims.columns, fill_value="")], ignore_index=True)
+        encounters = encounters[~drop]
+    else:
+        encounters = encounters.iloc[0:0]
+        claims = claims[~claims["cpt_code"].isin(visit_codes)]
+        claims = claims.assign(line=claims.groupby("claim_id").cumcount() + 1)  # a claims export of CCM lines only
+        g6 = g0506 & billed
+        tr.append((np.flatnonzero(g6), np.full(int(g6.sum()), "BILL-06")))
+    # where the visit history begins: the earliest encounters row or qualifying visit claim (none: no start)
+    hist = pd.concat([pd.to_datetime(encounters["encounter_date"]),
+                      pd.to_datetime(claims.loc[claims["cpt_code"].isin(visit_codes), "service_date"])])
+    start = hist.min() if len(hist) else pd.NaT
 
-    tr.append((np.flatnonzero(b1 & reaches(comm_other)), np.full(int((b1 & reaches(comm_other)).sum()), "IV-01")))
-    # CCM begins with the practitioner's first claim when no consent covers them (CONS-01, CONS-04) or after a
-    # revocation (CONS-03): the initiating visit, dated for the consent that was (or was not) given, may be too early
+    def window(comm):  # the first day of the one-year window: the same calendar date a year earlier
+        return (pd.Series(comm, dtype="datetime64[ns]") - pd.DateOffset(years=1)).to_numpy()
+
+    def covered(comm):  # the visit history reaches back to the window's first day
+        return np.ones(len(comm), bool) if pd.isna(start) else window(comm) >= np.datetime64(start)
+
+    # commencement of the month's (first) billing practitioner: the first consent covering it (the older practice-level
+    # one where there is one), or its first claim when no consent covers it (CONS-01, CONS-04) or after a revocation's
+    # month ended (CONS-03: the claim of the month after, the first of the new span)
     timed_cl = cl[ccm & (cl["cpt_code"] != "G0506")]
     first_claim = timed_cl.groupby(P[timed_cl["pm"].to_numpy()])["service_date"].min().reindex(np.arange(n)).to_numpy()
+    comm_first = consent.to_numpy().copy()
+    comm_first[np.flatnonzero(extra_consent)] = older.to_numpy()
+    comm_first = np.where(np.isin(ppit, ["CONS-01", "CONS-04"]), first_claim, comm_first)[P]
     after = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
     rv = np.flatnonzero(ppit == "CONS-03")
     if len(rv) and nm > 1:
         after[rv] = month_end.reshape(n, nm)[rv, np.minimum(revoke_month[rv] + 1, nm - 1)]
-    comm_p = np.where(ppit == "CONS-03", after, first_claim)[P]
-    late = (comm_p - ivd.to_numpy()[P]) > np.timedelta64(365, "D")
-    iv_c = (((pat == "CONS-01") | (pat == "CONS-04")) & billed_pm) | c3
-    iv_c &= late & reaches(comm_p) & ~((pat == "IV-01"))
-    tr.append((np.flatnonzero(iv_c), np.full(int(iv_c.sum()), "IV-01")))
-    if not with_encounters:  # an empty encounters table is evidence of no initiating visit for anyone
-        iv = timed_pm & ~((pat == "IV-01") & billed_pm)
-        tr.append((np.flatnonzero(iv), np.full(int(iv.sum()), "IV-01")))
-        encounters = encounters.iloc[0:0]
+    comm_p = np.where(c3, after[P], comm_first)
+    v = ivd.to_numpy()[P]
+    found = kept[P] & (v >= window(comm_p)) & (v <= comm_p)
+    found |= switch[P] & (mi >= switch_month[P]) & with_encounters  # the new practitioner's visit on the day of its consent
+    iv_truth = billed_pm & ~found & covered(comm_p)
+    # BILL-01's second practitioner has no visit; its CCM began with the practice-level consent, or with its first claim
+    first_b1 = pd.Series(np.where(b1, month_end, np.datetime64("NaT"))).groupby(P).min().to_numpy()[P]
+    comm_other = np.where(named, first_b1, consent[P].to_numpy())
+    iv_truth |= b1 & covered(comm_other)
+    tr = [(i, np.asarray(r)) for i, r in tr]
+    tr = [(i[r != "IV-01"], r[r != "IV-01"]) for i, r in tr]  # IV-01's truth is this block's alone
+    tr.append((np.flatnonzero(iv_truth), np.full(int(iv_truth.sum()), "IV-01")))
+    # a month whose initiating visit is not in the data (not assessed) shows no missed revenue either
+    tr = [(i[keep], r[keep]) for i, r in tr for keep in [~((r == "REV-01") & ~found[i])]]
     idx = np.concatenate([t[0] for t in tr])
     truth = pd.DataFrame({"patient_id": pid[P[idx]], "service_month": key_to_label(K[idx]) if len(idx) else [],
                           "rule_id": np.concatenate([t[1] for t in tr]).astype(str)})
