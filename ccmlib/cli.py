@@ -456,10 +456,16 @@ def batch(clients_dir, period, out_dir, check_only, strict, fees, jobs, schedule
 @main.command("rules")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the catalog as CSV.")
 @click.option("--profile", metavar="NAME_OR_FILE", help="Show the severities this profile uses (strict-mac, medicare-advantage, a file).")
+@click.option("--show", "show_rule", metavar="RULE", help="Print one rule's whole declaration and its query (the code that flags a line).")
 @_friendly
-def rules_cmd(as_csv, profile):
-    """List every rule: ID, severity, CERT category, title and citation."""
+def rules_cmd(as_csv, profile, show_rule):
+    """List every rule: ID, severity, CERT category, title and citation (--show RULE: one rule in full, with its query)."""
     from ccmlib.engine import profiles
+
+    if show_rule:
+        from ccmlib.engine.rules.describe import describe
+        click.echo(describe(show_rule, profile), nl=False)
+        return
 
     cat = profiles.catalog(profile)
     if profile is None:
