@@ -149,7 +149,8 @@ def _pf(**over) -> pd.DataFrame:
                      "claim_lines_in_error": bad, "error_rate_count": round(bad / lines, 4), "billed_patient_months": billed,
                      "error_findings": errs, "errors_per_100_billed_pm": round(100 * errs / billed, 1), "paid_amount": paid,
                      "overpayment": over_, "error_rate_dollars": round(over_ / paid, 4),
-                     "overpayment_per_billed_line": round(over_ / lines, 2), "missed_revenue": missed, "top_pitfalls": top,
+                     "overpayment_per_billed_line": round(over_ / lines, 2), "cost_sharing": round(over_ / 4, 2),
+                     "missed_revenue": missed, "top_pitfalls": top,
                      "folder": ""})
     rows.append({"practice": "west", "period": "2026Q3", "status": "failed", "error": "time_entries.csv: not UTF-8",
                  "folder": ""})
@@ -175,7 +176,7 @@ def test_portfolio_total_row_sums_counts_and_money_and_recomputes_the_rates(tmp_
     assert [r[0] for r in body] == ["north", "south", "east"] and len(foot) == 1  # the failed practice is not a row
     total = dict(zip(head, foot[0]))
     assert total["Practice"] == "Total, 3 practices"
-    assert money(total["Overpayment"]) == round(sum(money(dict(zip(head, r))["Overpayment"]) for r in body), 2) == 3935.75
+    assert money(total["Overpayment (refund to Medicare)"]) == round(sum(money(dict(zip(head, r))["Overpayment (refund to Medicare)"]) for r in body), 2) == 3935.75
     assert total["Claim lines"] == "410" and total["Error rate (lines)"] == "19.8%" and total["Error rate (dollars)"] == "14.7%"
     assert total["Errors per 100 billed patient-months"] == "35.1" and total["Overpayment per billed line"] == "$9.60"
 
@@ -186,10 +187,10 @@ def test_portfolio_columns_hold_one_kind_of_value_each_with_headers_in_words(tmp
     from ccmlib.workbench.portfolio_report import portfolio_html
     html = portfolio_html(_pf(), tmp_path / "no-ledger.sqlite", "2026Q3", chart=False)
     head, *rows = tables(html)[0]
-    assert not [h for h in head if "_" in h] and "Overpayment" in head and "Missed revenue" in head
+    assert not [h for h in head if "_" in h] and "Overpayment (refund to Medicare)" in head and "Missed revenue" in head
     kinds = {"Errors per 100 billed patient-months": r"\d+\.\d", "Claim lines": r"[\d,]+", "Error findings": r"\d+",
              "Error rate (lines)": r"\d+\.\d%", "Error rate (dollars)": r"\d+\.\d%", "Paid": r"\$[\d,]+\.\d\d",
-             "Overpayment": r"\$[\d,]+\.\d\d", "Missed revenue": r"\$[\d,]+\.\d\d"}
+             "Overpayment (refund to Medicare)": r"\$[\d,]+\.\d\d", "Missed revenue": r"\$[\d,]+\.\d\d"}
     for row in rows:
         cells = dict(zip(head, row[1:] if row[0] == "tfoot" else row))
         for col, pattern in kinds.items():
@@ -252,7 +253,10 @@ def test_batch_portfolio_total_equals_the_practices_run_summaries(tmp_path):
     html = (tmp_path / "batch" / "portfolio.html").read_text()
     head, *rows = tables(html)[0]
     total = dict(zip(head, [r for r in rows if r[0] == "tfoot"][0][1:]))
-    assert money(total["Overpayment"]) == round(sum(s["overpayment"] for s in summ), 2)
+    assert money(total["Overpayment (refund to Medicare)"]) == round(sum(s["overpayment"] for s in summ), 2)
+    # the patients' share beside Medicare's (catalog v3 money), per practice from its run and summed in the total row
+    assert pf["cost_sharing"].tolist() == [s["cost_sharing"] for s in summ]
+    assert money(total["Patients' cost sharing (refund to patients)"]) == round(sum(s["cost_sharing"] for s in summ), 2)
     lines, bad = sum(s["claim_lines"] for s in summ), sum(s["claim_lines_not_supported"] for s in summ)
     assert total["Claim lines"] == f"{lines:,}" and total["Error rate (lines)"] == f"{bad / lines:.1%}"
     assert 'src="data:image/png;base64,' in html and (tmp_path / "batch" / "portfolio.pdf").stat().st_size > 5000

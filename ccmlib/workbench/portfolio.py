@@ -18,7 +18,7 @@ from ccmlib.synth.generator import generate, parse_rates
 
 PORTFOLIO_COLUMNS = ["practice", "period", "status", "error", "claim_lines", "claim_lines_in_error", "error_rate_count",
                      "billed_patient_months", "error_findings", "errors_per_100_billed_pm", "paid_amount", "overpayment", "error_rate_dollars",
-                     "overpayment_per_billed_line", "missed_revenue", "top_pitfalls", "profile", "folder"]
+                     "overpayment_per_billed_line", "cost_sharing", "missed_revenue", "top_pitfalls", "profile", "folder"]
 
 
 def discover(clients_dir: str | Path) -> list[Path]:
@@ -80,7 +80,7 @@ def practice_row(name: str, run_dir: Path, folder: Path) -> dict:
             "claim_lines_in_error": summ["claim_lines_not_supported"], "error_rate_count": round(summ["error_rate_count"], 4),
             "billed_patient_months": billed, "error_findings": summ["findings"]["error"],
             "errors_per_100_billed_pm": summ["errors_per_100_billed_patient_months"],
-            "paid_amount": summ["paid_amount"], "overpayment": summ["overpayment"],
+            "paid_amount": summ["paid_amount"], "overpayment": summ["overpayment"], "cost_sharing": summ.get("cost_sharing", 0.0),
             "error_rate_dollars": round(summ["error_rate_dollars"], 4),
             "overpayment_per_billed_line": summ["overpayment_per_claim_line"],
             "missed_revenue": summ["missed_amount"], "top_pitfalls": _top(summ.get("by_rule", {}), profile=run.get("profile")),

@@ -24,14 +24,15 @@ COLUMNS = [
     ("error_findings", "Error findings", "count"),
     ("errors_per_100_billed_pm", "Errors per 100 billed patient-months", "rate"),
     ("paid_amount", "Paid", "money"),
-    ("overpayment", "Overpayment", "money"),
+    ("overpayment", "Overpayment (refund to Medicare)", "money"),
+    ("cost_sharing", "Patients' cost sharing (refund to patients)", "money"),
     ("error_rate_dollars", "Error rate (dollars)", "percent"),
     ("overpayment_per_billed_line", "Overpayment per billed line", "money"),
     ("missed_revenue", "Missed revenue", "money"),
 ]
 #: the columns the total row adds up (the rest of its figures are rates computed from these sums)
 SUMMED = ["claim_lines", "claim_lines_in_error", "billed_patient_months", "error_findings", "paid_amount", "overpayment",
-          "missed_revenue"]
+          "cost_sharing", "missed_revenue"]
 QUARTER_COLUMNS = [
     ("practice", "Practice", "text"), ("period", "Quarter", "text"), ("claim_lines_reviewed", "Claim lines", "count"),
     ("error_rate_count", "Error rate (lines)", "percent"), ("overpayment", "Overpayment", "money"),
@@ -65,7 +66,7 @@ def totals(ok: pd.DataFrame) -> dict:
     s = {c: (ok[c].astype(float).sum() if c in ok else float("nan")) for c in SUMMED}
     for c in ("claim_lines", "claim_lines_in_error", "billed_patient_months", "error_findings"):
         s[c] = int(s[c]) if s[c] == s[c] else None
-    for c in ("paid_amount", "overpayment", "missed_revenue"):
+    for c in ("paid_amount", "overpayment", "cost_sharing", "missed_revenue"):
         s[c] = round(float(s[c]), 2)
 
     def ratio(num, den, scale=1.0):
