@@ -357,10 +357,11 @@ def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
 @click.option("--timeout", default=900, show_default=True, type=int, help="Seconds a notebook cell may run.")
 @click.option("--profile", metavar="NAME_OR_FILE", help="Catalog variant: medicare-ffs (default), strict-mac, medicare-advantage, "
               "or a profile YAML file (see README, Profiles).")
+@click.option("--encounters-from", "encounters_from", metavar="YYYY-MM-DD", help=ENCOUNTERS_FROM_HELP)
 @_quiet
 @_friendly
 def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, show_identifiers, ledger, overrides, fees,
-           prepared_by, prepared_for, final, repayment_path, timeout, profile):
+           prepared_by, prepared_for, final, repayment_path, timeout, profile, encounters_from):
     """Render the quarterly compliance report: executed notebook, report.html, report.pdf and workpapers.xlsx."""
     from ccmlib.report.render import ReportError, render_report
 
@@ -370,7 +371,7 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
         r = render_report(data_dir, period, out_dir, sample_size=sample_size, seed=seed, strata=strata, practice_name=practice_name,
                           show_identifiers=show_identifiers, ledger=ledger, overrides=overrides, timeout=timeout, progress=True,
                           prepared_by=prepared_by, prepared_for=prepared_for, final=final, fees=fees, repayment_path=repayment_path,
-                          profile=profile)
+                          profile=profile, encounters_from=encounters_from)
     except ReportError as exc:
         click.echo(f"ccm-audit: report failed: {exc}", err=True)
         sys.exit(1)

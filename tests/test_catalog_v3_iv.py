@@ -295,3 +295,21 @@ def test_generator_writes_visits_on_claims_and_a_late_history_and_its_truth_hold
         assert res.run["summary"]["iv01_not_assessed_patient_months"] == 0
         billed = res.claim_lines[["patient_id", "service_month"]].drop_duplicates()
         assert len(iv_found) == len(billed)
+
+
+def test_the_report_audits_with_the_declared_start(tmp_path):
+    from click.testing import CliRunner
+
+    from ccmlib.cli import main
+    from ccmlib.report.quarterly import audit_for_report
+
+    c = chart()
+    c["encounters"] = [visit("2025-06-01", code="99211")]
+    folder = write(c, tmp_path / "practice")
+    res = audit_for_report(folder, "2026Q1", tmp_path / "audit", encounters_from="2024-12-01")
+    run = json.loads((tmp_path / "audit" / "run.json").read_text())
+    assert run["visit_history"] == {"start": "2024-12-01", "source": "declared", "declared_by": "--encounters-from"}
+    assert "IV-01" in set(res.findings["rule_id"])
+    r = CliRunner().invoke(main, ["report", str(folder), "--period", "2026Q1", "--out", str(tmp_path / "rep"),
+                                  "--encounters-from", "01/12/2024"])
+    assert r.exit_code == 2 and "--encounters-from" in r.output and not (tmp_path / "rep").exists()

@@ -126,7 +126,8 @@ def ingest_rejections(practice) -> pd.DataFrame | None:
 
 
 def audit_for_report(data_dir, period: str, audit_dir: Path, sample_size=None, seed=None, strata=None, practice_name=None,
-                     ledger=None, overrides=None, fees=None, final=False, command=None, salt: bytes = b"", profile=None) -> AuditResult:
+                     ledger=None, overrides=None, fees=None, final=False, command=None, salt: bytes = b"", profile=None,
+                     encounters_from=None) -> AuditResult:
     """The audit behind a report, written to ``audit_dir`` as a run folder that holds everything the report shows: the
     run's tables and run.json with, under ``report``, the practice name and the earlier quarters' headlines for the
     trend (from the ledger, else audited with the same decisions), plus the crosswalk and the ingest's rejected records.
@@ -141,8 +142,8 @@ def audit_for_report(data_dir, period: str, audit_dir: Path, sample_size=None, s
     practice = load_practice(data)
     name = practice_name or data.name
     earlier = Background(tables.earlier_quarters, practice, p, recorded=recorded_quarters(ledger, name), overrides=overrides,
-                         fees=fees, profile=profile)  # on the second core while this quarter is audited
-    res = audit(practice, period=period, overrides=overrides, fees=fees, profile=profile)
+                         fees=fees, profile=profile, encounters_from=encounters_from)  # on the second core while this quarter is audited
+    res = audit(practice, period=period, overrides=overrides, fees=fees, profile=profile, encounters_from=encounters_from)
     res.run["command"] = command or "notebooks/quarterly_review.ipynb (run in Jupyter)"  # what was run, not the kernel's launch line
     from ccmlib.engine.pipeline import empty_period_message
     empty = empty_period_message(res.run)

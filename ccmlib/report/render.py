@@ -144,7 +144,7 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
                   practice_name: str | None = None, show_identifiers: bool = False, ledger=None, overrides=None,
                   timeout: int = 900, progress: bool = False, prepared_by: str | None = None, prepared_for: str | None = None,
                   final: bool = False, fees=None, repayment_path: str | None = None, command: str | None = None,
-                  profile=None) -> Report:
+                  profile=None, encounters_from=None) -> Report:
     """Audit ``data_dir`` (under ``profile``, :mod:`ccmlib.engine.profiles`) into ``out/audit/`` and render the report from that run folder (:func:`render_run`): the
     executed notebook, report.html, report.pdf and workpapers.xlsx.
 
@@ -172,6 +172,8 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
         raise InputError(f"{fees}: fee schedule file not found")
     from ccmlib.engine.profiles import option as profile_option
     profile = profile_option(profile)  # a bad profile file stops the run here (exit 2), before any work
+    from ccmlib.intake.dates import option_date
+    encounters_from = option_date(encounters_from, "--encounters-from")  # likewise a bad date
     if overrides is not None and live.is_file() and Path(overrides).resolve() != live.resolve() \
             and Path(overrides).read_bytes() != live.read_bytes():
         raise InputError(f"{live} already holds auditor decisions that differ from --overrides {overrides}; merge them into "
@@ -189,7 +191,7 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
         audit_for_report(data, period, stage / "audit", sample_size=sample_size, seed=None if seed is None else str(seed),
                          strata=strata, practice_name=name, ledger=str(ledger), overrides=str(overrides) if overrides else None,
                          fees=str(fees) if fees else None, final=final, command=params["command"], salt=load_salt(ledger.parent),
-                         profile=profile)
+                         profile=profile, encounters_from=encounters_from)
         rec = _render(rf, stage, params, ledger, period, timeout, progress)
         copied = stage / "audit" / "overrides.csv"
         if copied.is_file() and live.is_file():
