@@ -317,7 +317,7 @@ def ingest(sources, out_dir, quiet):
               help="Pitfall rate: P for every pitfall (default 0.02; ELIG-03 and DOC-01 0.01), or RULE=P for one (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--entries", default="2-4", show_default=True, metavar="FEWEST-MOST", help="Time entries per patient-month.")
-@click.option("--no-encounters", is_flag=True, help="Write an empty encounters table (IV-01 then applies to every billed month).")
+@click.option("--no-encounters", is_flag=True, help="Write an empty encounters table and no visit claims (no visit evidence: IV-01 then applies to every billed month).")
 @_quiet
 @_friendly
 def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
