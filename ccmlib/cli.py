@@ -465,7 +465,8 @@ def rules_cmd(as_csv, profile, show_rule):
 
     if show_rule:
         from ccmlib.engine.rules.describe import describe
-        click.echo(describe(show_rule, profile), nl=False)
+        from ccmlib.workbench.training import SCENARIOS
+        click.echo(describe(show_rule, profile, SCENARIOS), nl=False)
         return
 
     cat = profiles.catalog(profile)

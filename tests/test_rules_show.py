@@ -21,6 +21,8 @@ def test_the_query_includes_the_helpers_it_calls_and_the_reference_data_it_reads
     assert "def _addon_excess(" in text and "addon_units(" in text and "reference/codes.py" in text
     assert "reference/conflicts.csv" in describe("BILL-03")
     assert "severity       error under profile strict-mac" in describe("SUP-01", "strict-mac")
+    from ccmlib.workbench.training import SCENARIOS
+    assert f"training       {SCENARIOS['TIME-07'][0]}" in describe("TIME-07", scenarios=SCENARIOS)
 
 
 def test_an_unknown_rule_is_exit_2_naming_the_rules_of_its_family():

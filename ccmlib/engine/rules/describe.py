@@ -20,17 +20,10 @@ REFERENCE_FILES = {"conflicts": "reference/conflicts.csv", "code_dates": "refere
                    "last_billable": "reference/code_dates.csv"}
 
 
-def _scenario(rule_id: str) -> str:
-    try:
-        from ccmlib.workbench.training import SCENARIOS
-    except ImportError:  # the trainer's widgets are not installed: the scenario is only a nicety here
-        return ""
-    s = SCENARIOS.get(rule_id)
-    return s[0] if s else ""
-
-
-def describe(rule_id: str, profile=None) -> str:
-    """The declaration and the query of ``rule_id`` as text (``profile``: the severity that profile gives it)."""
+def describe(rule_id: str, profile=None, scenarios: dict | None = None) -> str:
+    """The declaration and the query of ``rule_id`` as text (``profile``: the severity that profile gives it;
+    ``scenarios``: the trainer's scenarios, rule id -> (description, ...), passed in by the caller: the engine does not
+    import the workbench)."""
     from ccmlib.engine.rules import RULES, load_all
     from ccmlib.reference.explain import EXPLAIN
 
@@ -59,7 +52,7 @@ def describe(rule_id: str, profile=None) -> str:
              f"  needs tables   {', '.join(r.needs) or '(none)'}" + ("   (runs after the first phase's findings are settled)" if r.phase == 2 else ""),
              f"  what it means  {meaning}",
              f"  the fix        {fix}"]
-    scenario = _scenario(key)
+    scenario = (scenarios or {}).get(key, ("",))[0]
     if scenario:
         lines.append(f"  training       {scenario}")
     if reads:
