@@ -175,7 +175,7 @@ def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_di
     s = json.loads((out / "audit" / "run.json").read_text())["summary"]
     assert s["overturned"] == 1
     html = (out / "report.html").read_text()
-    assert f"{len(log)} auditor decision(s) after chart review, 1 of them overturning a finding and 1 adding a defect" in html
+    assert f"{len(log)} auditor decisions after chart review, 1 of them overturning a finding and 1 adding a defect" in html
     assert f"${s['overpayment']:,.2f}" in html
 
 
