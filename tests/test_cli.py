@@ -30,7 +30,7 @@ def test_check_writes_the_contract_files_byte_identically(tmp_path, demo_dir):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
     run = json.loads((outs[0] / "run.json").read_text())
     assert run["period"] == {"label": "2026Q3", "from": "2026-07", "to": "2026-09"}
-    assert run["rule_catalog_version"] == "2" and run["packages"]["pandas"]
+    assert run["rule_catalog_version"] == "3" and run["packages"]["pandas"]
     assert all(len(i["sha256"]) == 64 for i in run["inputs"])
     f = pd.read_csv(outs[0] / "findings.csv", dtype=str)
     assert list(f.columns[:6]) == ["patient_id", "service_month", "rule_id", "severity", "cert_category", "message"]
@@ -70,7 +70,8 @@ def test_rules_lists_the_catalog():
     cat = pd.read_csv(pd.io.common.StringIO(r.output))
     assert len(cat) == 39 and cat["id"].is_unique and {"BILL-07", "BILL-08", "TIME-10", "ELIG-03", "DX-01", "DOC-01", "DOC-02", "SUP-01"} <= set(cat["id"])
     text = CliRunner().invoke(main, ["rules"]).output
-    assert text.startswith("rule catalog version 2") and "BILL-07" in text and "SUP-01" in text
+    assert text.startswith("rule catalog version 3") and "BILL-07" in text and "SUP-01" in text
+    assert all(r in text for r in ("TIME-10", "BILL-08", "ELIG-03", "DX-01", "DOC-01", "DOC-02"))  # catalog v3's new rules
 
 
 def test_quiet_on_every_command_that_writes(tmp_path):

@@ -117,7 +117,7 @@ def test_html_is_self_contained_without_code(rendered):
     assert "QuarterlyReview.run(" not in html  # code cells are not shown
     assert "data:image/png;base64" in html  # figures embedded
     assert "@page" in html and "counter(page)" in html
-    assert "48863.78" in html and "rule catalog v2" in html
+    assert "48863.78" in html and "rule catalog v3" in html
 
 
 def test_headline_in_html_equals_the_tables(rendered):

@@ -267,7 +267,8 @@ class QuarterlyReview:
 
     def provenance(self) -> dict:
         run = self.result.run
-        return {"practice": self.practice_name, "period": run["period"]["label"], "rule_catalog_version": RULE_CATALOG_VERSION,
+        return {"practice": self.practice_name, "period": run["period"]["label"],
+                "rule_catalog_version": run.get("rule_catalog_version", RULE_CATALOG_VERSION),  # the run's, when re-rendered
                 "seed": run.get("seed"), "inputs": [{"file": i["file"], "sha256": i["sha256"]} for i in run["inputs"]],
                 "packages": run["packages"], "generated": run["finished"], "prepared_by": self.prepared_by or "",
                 "prepared_for": self.prepared_for or self.practice_name, "status": "FINAL" if self.final else "DRAFT",
@@ -424,7 +425,7 @@ class QuarterlyReview:
         lines = [f"**Practice:** {md_text(self.practice_name)}  ", f"**Period:** {r['period']['label']} ({r['period']['from']} to {r['period']['to']})  ",
                  f"**Universe:** {h['patient_months']} billed or documented patient-months, {h['claim_lines_reviewed']} CCM-family claim lines "
                  f"(99490, 99439, 99487, 99489, 99491, 99437, G0506, G0511) paid {money(h['paid_amount'])}.  ",
-                 f"**Criteria:** rule catalog version {RULE_CATALOG_VERSION}, {len(r['rules'])} rules run (section 2 lists each with its "
+                 f"**Criteria:** rule catalog version {r.get('rule_catalog_version', RULE_CATALOG_VERSION)}, {len(r['rules'])} rules run (section 2 lists each with its "
                  f"source).  ", f"**Profile:** {md_text(profiles.sentence(r.get('profile')))}  "]
         if self.result.sample is not None:
             s = r["sample"]

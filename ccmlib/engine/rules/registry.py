@@ -1,4 +1,4 @@
-"""The rule registry: one entry per rule ID of the catalog (``ccm-rules.md`` v2).
+"""The rule registry: one entry per rule ID of the catalog (``ccm-rules.md`` v3).
 
 A rule function takes :class:`~ccmlib.facts.Facts` and returns raw findings, a DataFrame with
 ``patient_id, mkey, scope, message`` and, by scope, ``billing_npi`` (``npi``), ``claim_id, line,
@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-RULE_CATALOG_VERSION = "2"
+RULE_CATALOG_VERSION = "3"
 
 RAW_COLUMNS = ["patient_id", "mkey", "scope", "billing_npi", "claim_id", "line", "cpt_code", "entry_id",
                "units_removed", "message", "severity"]
