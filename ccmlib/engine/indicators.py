@@ -1,10 +1,12 @@
 """Breakdowns and risk indicators of a run, computed once by the engine into run.json's ``summary`` (after auditor
 decisions), so that the report, the workbook and the portfolio read them and never recompute them.
 
-Breakdowns: per rule, per billing practitioner, per staff member who logged time. Risk indicators follow OIG's data
-briefs on CCM (OEI-02-21-00250 and its audits): enrolment spikes by month, CCM billed without a visit by the billing
-practitioner in the prior year, patient-months billed by several practitioners, and monthly minutes clustered just
-over the 20, 40 and 60-minute thresholds.
+Breakdowns: per rule, per billing practitioner, per staff member who logged time. Risk indicators are the patterns
+the rule catalog's sources look for (OIG audits of CCM A-07-17-05101 and A-07-19-05122, OIG Work Plan OAS-26-09-007, and
+OIG's reports on remote patient monitoring OEI-02-23-00260 and OEI-02-23-00261, whose indicators of billing without a
+recent visit and of enrolment patterns carry over to care management): enrolment spikes by month, CCM billed without a
+visit by the billing practitioner in the prior year, patient-months billed by several practitioners, and monthly
+minutes clustered just over the 20, 40 and 60-minute thresholds.
 """
 from __future__ import annotations
 
