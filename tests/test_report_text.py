@@ -69,3 +69,16 @@ def test_limitations_say_what_the_review_did_not_test(review):
     skipped = [s["rule_id"] for s in review.result.run["rules"] if s["status"] != "ran"]
     assert all(r in text for r in skipped)
     assert not re.search(r"\(s\)", text)
+
+
+def test_denied_lines_are_listed_apart_and_are_not_an_overpayment(review):
+    """BILL-08 (catalog v3): a line the payer denied (paid 0) is listed apart, never among the overpaid lines."""
+    cl = review.result.claim_lines
+    denied = cl[cl["determination"] == "denied"]
+    assert len(denied) and (denied["overpayment"].fillna(0) == 0).all()
+    shown = review.denied_lines()
+    assert sorted(shown["claim_id"] + "/" + shown["line"].astype(str)) == sorted(denied["claim_id"] + "/" + denied["line"].astype(str))
+    assert "patient_id" not in shown.columns  # pseudonymous keys unless identifiers were asked for
+    assert not set(review.lines_not_supported()["claim_id"].astype(str)) & set(denied["claim_id"]) - set(
+        cl.loc[cl["determination"] != "denied", "claim_id"])
+    assert f"{len(denied)} claim lines were denied by the payer" in review.denied_note()

@@ -527,6 +527,25 @@ class QuarterlyReview:
             shown = pd.concat([shown, pd.DataFrame([row])], ignore_index=True)
         return shown
 
+    def denied_lines(self) -> pd.DataFrame:
+        """Claim lines the payer denied (paid 0, BILL-08), listed apart: not an overpayment, but each is a claim the
+        practice billed that CMS's edits (duplicates, conflicts) or the payer refused, with the rules it also fails."""
+        cl = self.result.claim_lines
+        d = cl[cl["determination"] == "denied"]
+        d = d.sort_values(["service_date", "claim_id", "line"], kind="mergesort")
+        out = d[["claim_id", "line", "patient_id", "service_date", "billing_npi", "cpt_code", "units_billed", "rule_ids"]]
+        out = out.assign(rule_ids=out["rule_ids"].fillna("").str.replace(";", ", ", regex=False))
+        return self.shown(out.reset_index(drop=True))
+
+    def denied_note(self) -> str:
+        n = len(self.denied_lines())
+        if not n:
+            return "No claim line of the period was denied by the payer."
+        return _escape_dollars(f"{plural(n, 'claim line')} {'was' if n == 1 else 'were'} denied by the payer (paid $0): not an overpayment, "
+                f"so {'it is' if n == 1 else 'they are'} not in the list above, but each is a claim the practice billed that "
+                f"the payer refused (CMS's claim edits deny many duplicate and conflicting lines before payment). The rules "
+                f"column names what else each line fails.")
+
     def lines_note(self) -> str:
         n = int(self.summary["claim_lines_not_supported"])
         shown = min(n, self.LINES_SHOWN)
@@ -743,7 +762,8 @@ class QuarterlyReview:
         flat = {k: v for k, v in h.items() if not isinstance(v, (dict, list))}
         summary = pd.DataFrame({"item": list(flat), "value": pd.Series(list(flat.values()), dtype=object)})  # numbers stay numbers
         sheets = {"summary": summary, "findings": self.shown(res.findings), "claim lines": self.shown(res.claim_lines),
-                  "lines not supported": self.lines_not_supported(limit=None), "patient-months": self.shown(res.patient_months),
+                  "lines not supported": self.lines_not_supported(limit=None), "denied lines": self.denied_lines(),
+                  "patient-months": self.shown(res.patient_months),
                   "by practitioner": self.practitioners(), "by staff": self.staff_error_rate(), "by month": self.month_error_rate(),
                   "trend": self.trend(), "corrective actions": self.corrective_actions(), "risk indicators": self.risk_table()}
         if res.sample is not None:
