@@ -191,6 +191,13 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
         "supervising_npi": list(doc_npi) + list(_choice(rng, doc_npi, n_cm)) + list(doc_npi[np.arange(3 * n_aux) % n_doc]),
     })
     staff = pd.concat([staff, pd.DataFrame({"staff_id": ["U001"], "role": ["rn"], "supervising_npi": [""]})], ignore_index=True)  # SUP-01
+    # names and the practitioners' own NPIs (data contract v3's optional staff columns), from the index: no random draw,
+    # so every other table stays as the seed made it
+    k = np.arange(len(staff))
+    names = np.char.add(np.char.add(FIRST[k % len(FIRST)], " "), LAST[(7 * k + 3) % len(LAST)])
+    doctor = (staff["role"] == "physician").to_numpy()
+    staff["name"] = np.where(doctor, np.char.add("Dr. ", names), names)
+    staff["npi"] = np.where(doctor, staff["supervising_npi"].to_numpy(dtype=str), "")
 
     # ---------------------------------------------------------------- patients
     pid = np.char.add("P", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
