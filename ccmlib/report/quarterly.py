@@ -699,10 +699,11 @@ class QuarterlyReview:
         """Data-quality rows counted by table, column and action, with one example problem each."""
         dq = self.shown_quality()
         if dq.empty:
-            return pd.DataFrame(columns=["table", "column", "action", "rows", "example"])
+            return pd.DataFrame(columns=["table", "column", "handling", "rows", "example"])
         g = dq.groupby(["table", "column", "action"], dropna=False)
         return (g.size().rename("rows").to_frame().join(g["problem"].first().rename("example"))
-                .reset_index().sort_values(["rows", "table"], ascending=[False, True]).reset_index(drop=True))
+                .reset_index().sort_values(["rows", "table"], ascending=[False, True]).reset_index(drop=True)
+                .rename(columns={"action": "handling"}))  # what the loader did (rejected, note), not a corrective action
 
     def shown_quality(self) -> pd.DataFrame:
         """The data-quality table without identifying values (PHI columns' values and patient ids in notes masked)."""

@@ -113,7 +113,7 @@ def signoff_html(prov: dict) -> str:
         return (f'<td><div class="ccm-sign-name">{escape(str(name))}</div><div class="ccm-sign-line"></div>'
                 f'<div class="ccm-sign-caption">{escape(role)}: signature and date</div></td>')
     status = escape(str(prov.get("status", "DRAFT")))
-    return (f'<p>This report is <strong>{status}</strong>. It was prepared for {escape(str(prov.get("prepared_for", "")))} from the '
+    return (f'<div class="ccm-signoff-block"><p>This report is <strong>{status}</strong>. It was prepared for {escape(str(prov.get("prepared_for", "")))} from the '
             f'data and software listed in appendix B; the same inputs and seed give the same findings.</p>'
             f'<table class="ccm-signoff"><tr>{box("Prepared by", prov.get("prepared_by", ""))}{box("Reviewed by")}</tr>'
-            f'<tr>{box("Accepted for the practice")}{box("Compliance officer")}</tr></table>')
+            f'<tr>{box("Accepted for the practice")}{box("Compliance officer")}</tr></table></div>')

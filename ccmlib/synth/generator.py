@@ -76,6 +76,11 @@ FIRST = np.array("Philomena Evangeline Bartholomew Wilhelmina Leopoldine Casimir
 LAST = np.array("Quackenbush Vanderpool Ollivander Featherstonehaugh Bickerstaff Throckmorton Winterbottom Abernethy "
                 "Kowalczyk Zimmerhofer Montgomerie Pettigrew Ravensworth Oyelaran Nakashima Castellanos Brightwater "
                 "Szczepanski Underhill Fitzwilliam Okonkwo Villalobos Haverford Lindqvist Marchbanks".split())
+#: staff names: their own pools, so that no staff name shares a word with a patient's (the reports' PHI tests look for
+#: patients' names)
+STAFF_FIRST = np.array("Avery Jordan Morgan Riley Casey Quinn Harper Rowan Emerson Sawyer Reese Dakota".split())
+STAFF_LAST = np.array("Okafor Sorensen Tanaka Moreau Achebe Nakamura Abernathy-Cole Valdivia Iyer Brennan Mwangi "
+                      "Haddad".split())
 ACTIVITIES = {
     "medication_reconciliation": ["Reconciled medication list after specialist visit", "Reviewed pill box setup with caregiver",
                                   "Resolved duplicate statin prescriptions with pharmacy"],
@@ -194,7 +199,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     # names and the practitioners' own NPIs (data contract v3's optional staff columns), from the index: no random draw,
     # so every other table stays as the seed made it
     k = np.arange(len(staff))
-    names = np.char.add(np.char.add(FIRST[k % len(FIRST)], " "), LAST[(7 * k + 3) % len(LAST)])
+    names = np.char.add(np.char.add(STAFF_FIRST[k % len(STAFF_FIRST)], " "), STAFF_LAST[(7 * k + 3) % len(STAFF_LAST)])
     doctor = (staff["role"] == "physician").to_numpy()
     staff["name"] = np.where(doctor, np.char.add("Dr. ", names), names)
     staff["npi"] = np.where(doctor, staff["supervising_npi"].to_numpy(dtype=str), "")
