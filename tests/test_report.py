@@ -98,7 +98,7 @@ def test_pdf_renders_text_with_page_numbers(rendered):
     s = r.headline
     assert "Demo Family Practice" in first and "DRAFT" in first and "Executive summary" in first
     assert "What we found" in first and f"${s['overpayment']:,.2f}" in first
-    assert "Repayment (OIG self-disclosure)" in first and "Overpayment in the sample" in first and "Lower limit, two-sided 90 %" in first
+    assert "Repayment (OIG self-disclosure)" in first and "Overpayment in the sample" in first and "Lower limit, two-sided 90%" in first
     assert "Chart review of the sample: not finished" in first  # nobody has reviewed the sample of this report
     assert "most valuable actions" in " ".join((pages[0] + pages[1]).split())
     assert re.search(r"Page 1 of \d+", first)

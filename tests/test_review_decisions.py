@@ -127,7 +127,7 @@ def test_final_is_refused_with_one_unit_open_and_page_one_states_the_repayment(w
     one = " ".join(pages[0].split())
     assert "FINAL" in one and "Chart review of the sample: complete" in one
     assert f"Repayment (Medicare contractor's demand): ${s['estimate_lower_80']:,.2f}" in one
-    assert "Overpayment in the sample" in one and f"${s['sample_overpayment']:,.2f}" in one and "Precision at 90 % confidence" in one
+    assert "Overpayment in the sample" in one and f"${s['sample_overpayment']:,.2f}" in one and "Precision at 90% confidence" in one
     assert f"asks for at least 100" not in one  # the contractor path has no minimum sample
     # the claim list: claim ids and lines, sampled lines marked, every line (fewer than 500) and a total row
     text = " ".join(" ".join(pages).split())
@@ -167,8 +167,8 @@ def test_repayment_sentence_warns_below_100_units():
     w = repayment.warnings(s, "self-disclosure")
     assert any("50 units" in x and "at least 100" in x for x in w)
     assert not repayment.warnings({**s, "sample_size": 100}, "self-disclosure")
-    assert any("25 %" in x for x in repayment.warnings(s, "cia"))  # 51 % precision is too wide for a CIA claims review
-    assert not any("25 %" in x for x in repayment.warnings({**s, "estimate_precision_90_pct": 24.9}, "cia"))
+    assert any("25%" in x for x in repayment.warnings(s, "cia"))  # 51 % precision is too wide for a CIA claims review
+    assert not any("25%" in x for x in repayment.warnings({**s, "estimate_precision_90_pct": 24.9}, "cia"))
     assert any("not yet reviewed" in x for x in repayment.warnings({**s, "sample_undecided": 1}, "contractor"))
     assert repayment.sentence({"sampled": False, "overpayment": 10.5, "claim_lines_not_supported": 2}, "identified").startswith(
         "Repayment (refund of the identified lines): $10.50, the sum of the 2 claim lines")

@@ -63,7 +63,7 @@ def money(v: float) -> str:
 
 
 def pct(v: float) -> str:
-    return f"{v * 100:.1f} %"
+    return f"{v * 100:.1f}%"
 
 
 def check_final(run: dict, final: bool) -> None:
@@ -449,7 +449,7 @@ class QuarterlyReview:
                          f"schedule's allowed amount, of which Medicare pays {fs.get('medicare_share', 0.8):.0%} less the payment "
                          f"sequestration in force on the service date ({', '.join(f'{r:.0%}' for r in fs.get('sequestration_rates', [])) or 'none'}); "
                          f"the patients' cost sharing is the allowed amount less the paid amount where the claim gives both, else "
-                         f"20 % of the fee (an estimate: an unmet deductible or a secondary payer changes it).  ")
+                         f"20% of the fee (an estimate: an unmet deductible or a secondary payer changes it).  ")
         if summ.get("unpriced_lines"):
             lines.append(f"**Unpriced lines:** {plural(summ['unpriced_lines'], 'line')} {'has' if summ['unpriced_lines'] == 1 else 'have'} neither a paid amount nor a fee-schedule amount; "
                          f"{summ.get('unpriced_lines_not_supported', 0)} of them are not supported and their overpayment is left blank "

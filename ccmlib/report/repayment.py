@@ -2,8 +2,8 @@
 
 The paths and their rules are reference data (``ccmlib/reference/repayment_paths.csv``): refund of the identified lines,
 an OIG self-disclosure (point estimate, at least 100 sampled units), a Medicare contractor's demand (the lower limit of
-the one-sided 90 % interval, i.e. the two-sided 80 % lower limit) and a Corporate Integrity Agreement claims review (the
-two-sided 90 % lower limit, 25 % precision). Nothing here computes a figure: it chooses among the engine's.
+the one-sided 90% interval, i.e. the two-sided 80% lower limit) and a Corporate Integrity Agreement claims review (the
+two-sided 90% lower limit, 25% precision). Nothing here computes a figure: it chooses among the engine's.
 """
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ def warnings(summary: dict, path: str, open_review: bool = True) -> list[str]:
                        f"{int(row['min_sample'])}: a larger sample is needed, or another path applies.")
         prec = summary.get("estimate_precision_90_pct")
         if sampled and row["max_precision_90_pct"] != "" and prec is not None and prec > float(row["max_precision_90_pct"]):
-            out.append(f"The estimate's precision at 90 % confidence is {prec:.1f} % of the point estimate, wider than the "
-                       f"{float(row['max_precision_90_pct']):.0f} % the {row['name']} path asks for: a larger sample is needed.")
+            out.append(f"The estimate's precision at 90% confidence is {prec:.1f}% of the point estimate, wider than the "
+                       f"{float(row['max_precision_90_pct']):.0f}% the {row['name']} path asks for: a larger sample is needed.")
     return out
 
 
@@ -95,8 +95,8 @@ def sentence(summary: dict, path: str) -> str:
                 f"({row['citation']}).")
     if amount is None:
         return f"Repayment ({row['name']}): no figure: the path needs an appraised sample, and this review has none ({row['citation']})."
-    what = {"estimate_point": "the point estimate", "estimate_lower_80": "the lower limit of the one-sided 90 % interval "
-            "(the two-sided 80 % lower limit)", "estimate_lower_90": "the lower limit of the two-sided 90 % interval"}[row["figure"]]
+    what = {"estimate_point": "the point estimate", "estimate_lower_80": "the lower limit of the one-sided 90% interval "
+            "(the two-sided 80% lower limit)", "estimate_lower_90": "the lower limit of the two-sided 90% interval"}[row["figure"]]
     return (f"Repayment ({row['name']}): {_money(amount)}{provisional}, {what} projected from the sample to all "
             f"{summary['frame_size']:,} units of the frame ({row['citation']}).")
 
@@ -108,16 +108,16 @@ def sample_table(summary: dict) -> pd.DataFrame:
     n = summary["sample_size"]
     rows = [("Units in the frame", f"{summary['frame_size']:,}"),
             ("Units sampled (reviewed / open)", f"{n:,} ({n - summary.get('sample_undecided', 0):,} / {summary.get('sample_undecided', 0):,})"),
-            ("Sampled units in error", f"{summary['sample_in_error']:,} ({summary['sample_error_rate_count'] * 100:.1f} %; the screen of "
-                                       f"every line: {summary.get('error_rate_count', 0) * 100:.1f} %)"),
+            ("Sampled units in error", f"{summary['sample_in_error']:,} ({summary['sample_error_rate_count'] * 100:.1f}%; the screen of "
+                                       f"every line: {summary.get('error_rate_count', 0) * 100:.1f}%)"),
             ("Paid on the sampled units", _money(summary.get("sample_examined", 0.0))),
             ("Overpayment in the sample", _money(summary.get("sample_overpayment", 0.0)))]
     if "estimate_point" in summary:
         prec = summary.get("estimate_precision_90_pct")
         rows += [("Point estimate (all units)", _money(summary["estimate_point"])),
-                 ("Precision at 90 % confidence", "" if prec is None else f"{prec:.1f} % of the point estimate"),
-                 ("Lower limit, two-sided 90 %", _money(summary["estimate_lower_90"])),
-                 ("Lower limit, two-sided 80 % (one-sided 90 %)", _money(summary["estimate_lower_80"]))]
+                 ("Precision at 90% confidence", "" if prec is None else f"{prec:.1f}% of the point estimate"),
+                 ("Lower limit, two-sided 90%", _money(summary["estimate_lower_90"])),
+                 ("Lower limit, two-sided 80% (one-sided 90%)", _money(summary["estimate_lower_80"]))]
     return pd.DataFrame(rows, columns=["measure", "value"])
 
 
