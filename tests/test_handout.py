@@ -8,7 +8,7 @@ from html import unescape
 import pytest
 
 from ccmlib.engine.rules import load_all
-from ccmlib.reference.explain import EXPLAIN
+from ccmlib.engine.rules.explain import EXPLAIN
 from ccmlib.report.templating import render
 from ccmlib.synth.examples import entry
 from ccmlib.workbench import training

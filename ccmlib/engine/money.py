@@ -54,13 +54,15 @@ def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=(), pricing: st
 
 def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """(fid, claim_id, line, units_removed) for every error finding, add-ons of a fully removed base included."""
+    from ccmlib.engine.rules.registry import rule_ids  # the rules import this module
+
     err = findings[findings["severity"] == "error"]
     ln = lines[PM + LINE_KEY + ["billing_npi", "cpt_code", "units"]]
     timed = ln["cpt_code"].isin(TIMED_CODES).to_numpy()
     parts = []
     # month-level errors take down the time-based lines; G0506 falls only with ELIG-01 (or its own BILL-06 line finding)
     pm = err[err["scope"] == "pm"][["fid", "rule_id", *PM]].merge(ln, on=PM)
-    pm = pm[pm["cpt_code"].isin(TIMED_CODES) | pm["rule_id"].isin(["ELIG-01", "ELIG-03"])].drop(columns="rule_id")
+    pm = pm[pm["cpt_code"].isin(TIMED_CODES) | pm["rule_id"].isin(rule_ids("takes_every_line"))].drop(columns="rule_id")
     parts.append(pm.assign(units_removed=pm["units"]))
     npi = err[err["scope"] == "npi"][["fid", *PM, "billing_npi"]].merge(ln[timed], on=PM + ["billing_npi"])
     parts.append(npi.assign(units_removed=npi["units"]))

@@ -29,17 +29,18 @@ from ccmlib.engine.facts import build_facts, consents_in_force
 from ccmlib.engine.money import codes_label, potential_units
 from ccmlib.engine.periods import Period, parse_period
 from ccmlib.engine.pipeline import AuditResult, audit
-from ccmlib.engine.rules.registry import catalog
+from ccmlib.engine.rules.registry import catalog, rule_ids
 from ccmlib.errors import InputError
 from ccmlib.intake.load import Practice, load_practice
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import ADDON_OF_BASE, CCM_CODES, PFS_TIME_CODES, TIME_RULES, addon_units
-from ccmlib.reference.explain import EXPLAIN
+from ccmlib.engine.rules.explain import EXPLAIN
 
 PM = ["patient_id", "service_month"]
 PROPOSED = "PREBILL-"
-#: rules that only say the minutes fall short of a threshold: the month needs more time, nothing else is wrong
-TIME_THRESHOLD_RULES = frozenset({"TIME-06", "TIME-07", "TIME-08", "TIME-09"})
+#: rules that only say the minutes fall short of a threshold: the month needs more time, nothing else is wrong (declared
+#: ``threshold=True``)
+TIME_THRESHOLD_RULES = rule_ids("threshold")
 STATUS_ORDER = ["blocked", "needs minutes", "ready to bill", "billed with problems", "billed", "not enrolled"]
 COLUMNS = ["patient_id", "service_month", "as_of", "status", "action", "billing_npi", "codes_ready", "codes_billed", "billed_verdict",
            "qualifying_minutes", "excluded_minutes", "excluded_because", "next_threshold", "minutes_needed", "days_left",

@@ -33,8 +33,6 @@ KEYS = ("name", "description", "extends", "severity", "rules_off", "pricing")
 #: how claim lines are priced: the catalog's way (paid_amount, else the fee schedule) or the plan's payment only
 PRICING = ("fee_schedule", "paid_only")
 SEVERITIES = ("error", "warning")
-#: rules whose severity is not a compliance judgement (REV-01: missed revenue, always info)
-FIXED = ("REV-01",)
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,7 @@ def _parse(path: Path) -> tuple[dict, dict]:
         where = at(f"severity.{rid}")
         if rid not in rules:
             raise InputError(f"{where}: severity: unknown rule id {rid!r} (known: {', '.join(sorted(rules))})")
-        if rid in FIXED:
+        if rules[rid].fixed_severity:  # not a compliance judgement (REV-01: missed revenue, always info)
             raise InputError(f"{where}: severity: {rid} is a missed-revenue opportunity (info); its severity cannot be changed")
         if s not in SEVERITIES:
             raise InputError(f"{where}: severity of {rid}: {s!r} is not a severity (error or warning)")

@@ -7,14 +7,11 @@ import pandas as pd
 
 from ccmlib.engine.facts import condition_lists
 from ccmlib.engine.periods import key_to_label, parse_period
+from ccmlib.engine.rules.registry import exclusion_reasons
 
-#: why a time entry does not count (or counts with a defect), by rule
-EXCLUSION_REASONS = {
-    "x_incomplete": "incomplete documentation (TIME-01)", "x_staff": "not clinical staff (TIME-02)",
-    "x_overlap": "overlaps another entry (TIME-03)", "x_f2f": "face-to-face (TIME-04)",
-    "x_counted": "counted toward another service (TIME-05)", "x_before_consent": "before consent (CONS-05)",
-    "x_no_consent": "no consent on file (CONS-05)", "x_after_revocation": "after a revocation, before a new consent (CONS-05)",
-}
+#: why a time entry does not count, by the facts' exclusion flag: each time rule declares the flag it reports and its
+#: words (``excludes=`` of its declaration)
+EXCLUSION_REASONS = exclusion_reasons()
 ENTRY_COLUMNS = ["entry_id", "patient_id", "service_month", "activity_date", "start_time", "staff_id", "role", "minutes", "qualifying",
                  "activity", "description", "excluded_because", "supervised"]
 

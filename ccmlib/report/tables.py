@@ -9,7 +9,7 @@ from ccmlib.engine.money import NOT_SUPPORTED
 from ccmlib.engine.pipeline import AuditResult, audit
 from ccmlib.engine.periods import Period, month_key, quarter_label
 from ccmlib.engine.rules.registry import catalog
-from ccmlib.reference.explain import EXPLAIN
+from ccmlib.engine.rules.explain import EXPLAIN
 
 CRITERIA = {"CONS": "Consent", "CP": "Care plan", "ELIG": "Eligibility", "IV": "Eligibility", "TIME": "Time documentation",
             "BILL": "Billing", "REV": "Opportunities", "SUP": "Time documentation", "CHART": "Chart review", "DX": "Eligibility",

@@ -464,7 +464,7 @@ def handout_data(rules=None, progress: bool = False) -> dict:
     """Everything the handout and its answer key show, as data: per scenario (numbered as a case) the situation, what
     changed from the seed chart, what was billed, the engine's verdict with and without the pitfall, why and the fix.
     Every scenario's charts are audited together (:func:`verdicts`)."""
-    from ccmlib.reference.explain import EXPLAIN
+    from ccmlib.engine.rules.explain import EXPLAIN
 
     ids = list(rules or SCENARIOS)
     unknown = [r for r in ids if r not in SCENARIOS]

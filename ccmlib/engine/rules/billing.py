@@ -28,7 +28,9 @@ def _timed_lines(f: Facts) -> pd.DataFrame:
 
 @rule("IV-01", "No initiating visit before CCM began", "error", "no_documentation",
       "CMS CY2015 PFS final rule (CCM begins with a face-to-face initiating visit); CMS CY2017 PFS final rule (required "
-      "for new patients and those not seen within a year); CMS MLN909188 CCM booklet", ("encounters", "claims"))
+      "for new patients and those not seen within a year); CMS MLN909188 CCM booklet", ("encounters", "claims"),
+      meaning="No initiating face-to-face visit by the billing practitioner in the year before CCM began.",
+      fix="Schedule an initiating visit (E/M, AWV, IPPE or TCM) before starting CCM.")
 def iv_01(f: Facts) -> pd.DataFrame:
     """Per patient-month and billing practitioner (catalog v3): no qualifying visit (reference/initiating_visits.csv;
     on the encounters table or on a claim line billed by the practitioner) from the same calendar date one year before
@@ -46,7 +48,9 @@ def iv_01(f: Facts) -> pd.DataFrame:
 
 
 @rule("BILL-01", "More than one practitioner billed CCM for the patient-month", "error", "other",
-      "CMS MLN909188 (only one practitioner may bill CCM per month)", ("claims",))
+      "CMS MLN909188 (only one practitioner may bill CCM per month)", ("claims",),
+      meaning="More than one practitioner billed CCM for the same patient and month.",
+      fix="Coordinate with other practices; only one practitioner may bill CCM a month.")
 def bill_01(f: Facts) -> pd.DataFrame:
     """The first practitioner (earliest service date, then claim_id, line) keeps the month."""
     ln = _timed_lines(f)
@@ -58,7 +62,9 @@ def bill_01(f: Facts) -> pd.DataFrame:
 
 
 @rule("BILL-02", "Base CCM code billed more than once in the month", "error", "incorrect_coding",
-      "CPT descriptors: 99490, 99487, 99491 are reported once per calendar month", ("claims",))
+      "CPT descriptors: 99490, 99487, 99491 are reported once per calendar month", ("claims",),
+      meaning="A base CCM code was billed more than once in the month.",
+      fix="Bill the base code once per calendar month.")
 def bill_02(f: Facts) -> pd.DataFrame:
     ln = _timed_lines(f)
     ln = ln[ln["cpt_code"].isin(BASE_CODES) & (ln["cpt_code"] != G0511)]  # v3: G0511 may be billed more than once (2024-)
@@ -71,7 +77,11 @@ def bill_02(f: Facts) -> pd.DataFrame:
 
 @rule("BILL-03", "CCM billed with a conflicting service in the month", "error", "other",
       "CMS MLN909188; CY2020, CY2025 and CY2026 PFS final rules (dated list: reference/conflicts.csv); OIG A-07-17-05101, "
-      "A-07-19-05122 (overlapping care management)", ("claims",))
+      "A-07-19-05122 (overlapping care management)", ("claims",),
+      meaning="CCM was billed in a month with a conflicting service (home health or hospice supervision, ESRD, PCM, "
+              "APCM).",
+      fix="Check for conflicting services before billing CCM.",
+      effective="each conflicting service from its from_month to its to_month (reference/conflicts.csv)")
 def bill_03(f: Facts) -> pd.DataFrame:
     """A conflicting service in the month of CCM, from the dated list (reference data): an error when the CCM
     practitioner bills it (home health/hospice oversight and ESRD always; PCM always; TCM before 2020; APCM from 2025 and
@@ -100,7 +110,9 @@ def bill_03(f: Facts) -> pd.DataFrame:
 
 @rule("BILL-04", "Incompatible CCM codes in one month", "error", "incorrect_coding",
       "CPT CCM family rules: 99490 and 99487 not together; 99491 not in the month of 99490, 99487 or 99489; add-ons need "
-      "their base", ("claims",))
+      "their base", ("claims",),
+      meaning="Incompatible CCM codes were billed together, or an add-on without its base.",
+      fix="Bill add-ons only with their base code; do not combine 99490 and 99487.")
 def bill_04(f: Facts) -> pd.DataFrame:
     """Two CCM base codes of different families in a month (99490 with 99487; 99491 with 99490 or 99487, or with 99489
     through its base): the base billed first (by service date, then claim_id and line) keeps the month; every other base
@@ -124,7 +136,9 @@ def bill_04(f: Facts) -> pd.DataFrame:
 
 
 @rule("BILL-05", "Billed before the time threshold was reached", "warning", "insufficient_documentation",
-      "CMS MLN909188 (the service is complete when the time threshold is met)", ("claims", "time_entries"))
+      "CMS MLN909188 (the service is complete when the time threshold is met)", ("claims", "time_entries"),
+      meaning="The claim was dated before the time threshold was reached.",
+      fix="Date the claim after the threshold is met.")
 def bill_05(f: Facts) -> pd.DataFrame:
     ln = _timed_lines(f).merge(f.pm[PM + ["pm_id"]], on=PM, how="left")
     if not len(ln):
@@ -146,7 +160,9 @@ def bill_05(f: Facts) -> pd.DataFrame:
 
 
 @rule("BILL-06", "G0506 without a qualifying initiating visit, or billed twice", "error", "incorrect_coding",
-      "CMS PFS CY2017 final rule (G0506 add-on to the initiating visit, once per practitioner)", ("claims",))
+      "CMS PFS CY2017 final rule (G0506 add-on to the initiating visit, once per practitioner)", ("claims",),
+      meaning="G0506 was billed without a same-day initiating visit by the same practitioner, or twice.",
+      fix="Bill G0506 once, with the initiating visit.")
 def bill_06(f: Facts) -> pd.DataFrame:
     g = in_order(f.claims[f.claims["cpt_code"] == "G0506"], by=("patient_id", "billing_npi", "service_date"))
     if not len(g):
@@ -169,7 +185,11 @@ def bill_06(f: Facts) -> pd.DataFrame:
 
 
 @rule("BILL-07", "G0511 billed after its last billable date", "error", "incorrect_coding",
-      "CMS CY2025 PFS final rule: RHCs/FQHCs bill the individual care-management codes from 1 Oct 2025", ("claims",))
+      "CMS CY2025 PFS final rule: RHCs/FQHCs bill the individual care-management codes from 1 Oct 2025", ("claims",),
+      meaning="G0511 was billed after 30 Sep 2025; rural health clinics and FQHCs now bill the individual "
+              "care-management codes.",
+      fix="Bill 99490 and its siblings for RHC/FQHC care management from 1 Oct 2025.",
+      effective="G0511 lines dated after its last_billable_date (reference/code_dates.csv)")
 def bill_07(f: Facts) -> pd.DataFrame:
     """G0511 dated after its last billable date (``reference/code_dates.csv``, 30 Sep 2025): every unit unsupported.
     Before it, G0511 is judged like 99490 (TIME-06, consent, care plan, eligibility)."""
@@ -181,7 +201,11 @@ def bill_07(f: Facts) -> pd.DataFrame:
 
 @rule("BILL-08", "CCM line denied by the payer", "warning", "other",
       "ccm-rules v3 BILL-08: a denied line (paid_amount 0) was not paid, so it is not an overpayment; CMS claim edits now "
-      "deny many duplicate and conflicting lines before payment", ("claims",))
+      "deny many duplicate and conflicting lines before payment", ("claims",),
+      meaning="The payer denied the CCM line (paid $0): it was not paid, so it is not an overpayment; it is listed "
+              "apart.",
+      fix="Find out why it was denied (a duplicate, a conflicting service, missing documentation) before billing the "
+          "next month.")
 def bill_08(f: Facts) -> pd.DataFrame:
     """A CCM-family line with paid_amount 0: listed apart, its overpayment 0 (determination ``denied``)."""
     ln = f.lines[(f.lines["paid_amount"] == 0).fillna(False)]

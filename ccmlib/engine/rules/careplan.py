@@ -14,7 +14,9 @@ def _has_plan(f: Facts) -> pd.DataFrame:
     return f.pm[f.pm["plan_id"].notna()]
 
 
-@rule("CP-01", "No care plan in force", "error", "no_documentation", CP, ("care_plans",))
+@rule("CP-01", "No care plan in force", "error", "no_documentation", CP, ("care_plans",),
+      meaning="No care plan was in force for the month.",
+      fix="Create the comprehensive care plan at enrollment.")
 def cp_01(f: Facts) -> pd.DataFrame:
     pm = f.pm[f.pm["plan_id"].isna()]
     return raw(pm, "pm", "no care plan created on or before " + pm["month_end"].dt.strftime("%Y-%m-%d"))
@@ -27,17 +29,24 @@ def _lacks(f: Facts, elements) -> pd.DataFrame:
     return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " lacks: " + lack)
 
 
-@rule("CP-02", "Care plan lacks a core element", "error", "insufficient_documentation", CP, ("care_plans",))
+@rule("CP-02", "Care plan lacks a core element", "error", "insufficient_documentation", CP, ("care_plans",),
+      meaning="The care plan lacks a core element (problem list, measurable goals, interventions, responsible "
+              "individuals).",
+      fix="Use a care-plan template that requires every core element.")
 def cp_02(f: Facts) -> pd.DataFrame:
     return _lacks(f, CARE_PLAN_CORE)
 
 
-@rule("CP-03", "Care plan lacks another expected element", "warning", "insufficient_documentation", CP, ("care_plans",))
+@rule("CP-03", "Care plan lacks another expected element", "warning", "insufficient_documentation", CP, ("care_plans",),
+      meaning="The care plan lacks another expected element.",
+      fix="Complete every expected care-plan element.")
 def cp_03(f: Facts) -> pd.DataFrame:
     return _lacks(f, CARE_PLAN_OTHER)
 
 
-@rule("CP-04", "Care plan not electronic and shareable", "error", "insufficient_documentation", CP, ("care_plans",))
+@rule("CP-04", "Care plan not electronic and shareable", "error", "insufficient_documentation", CP, ("care_plans",),
+      meaning="The care plan is not kept electronically and shareable with the care team.",
+      fix="Keep the care plan in the certified EHR, shareable with the care team.")
 def cp_04(f: Facts) -> pd.DataFrame:
     pm = _has_plan(f)
     pm = pm[~pm["plan_electronic"].fillna(False).astype(bool)]
@@ -45,7 +54,9 @@ def cp_04(f: Facts) -> pd.DataFrame:
 
 
 @rule("CP-05", "No copy of the care plan given to the patient", "error", "insufficient_documentation",
-      CP + "; CERT CCM insufficient-documentation reasons", ("care_plans",))
+      CP + "; CERT CCM insufficient-documentation reasons", ("care_plans",),
+      meaning="No record that the patient received a copy of the care plan.",
+      fix="Give the patient a copy of the care plan and document the date.")
 def cp_05(f: Facts) -> pd.DataFrame:
     """Judged on the plan version in force for the month."""
     pm = _has_plan(f)
@@ -54,7 +65,9 @@ def cp_05(f: Facts) -> pd.DataFrame:
                + pm["month_end"].dt.strftime("%Y-%m-%d"))
 
 
-@rule("CP-06", "Care plan neither created nor reviewed in the last 12 months", "warning", "insufficient_documentation", CP, ("care_plans",))
+@rule("CP-06", "Care plan neither created nor reviewed in the last 12 months", "warning", "insufficient_documentation", CP, ("care_plans",),
+      meaning="The care plan was not created or reviewed in the last 12 months.",
+      fix="Review care plans at least yearly.")
 def cp_06(f: Facts) -> pd.DataFrame:
     pm = _has_plan(f)
     reviewed = pm["plan_reviewed_date"].where(pm["plan_reviewed_date"] <= pm["month_end"])
@@ -71,7 +84,9 @@ def _signatures_given(f: Facts) -> bool:
     return "plan_signed_by" in f.pm.columns and bool(f.plans["signed_by"].notna().any()) if "signed_by" in f.plans.columns else False
 
 
-@rule("DOC-01", "Care plan in force is not signed", "error", "insufficient_documentation", PIM_SIG, ("care_plans",))
+@rule("DOC-01", "Care plan in force is not signed", "error", "insufficient_documentation", PIM_SIG, ("care_plans",),
+      meaning="The care plan in force is not signed (or only stamped) and its author did not attest it.",
+      fix="Have the author sign the care plan (electronically or by hand), or attest an unsigned one.")
 def doc_01(f: Facts) -> pd.DataFrame:
     """The care plan in force has no signature (signed_by blank, or a stamp) and no attestation: every time-based CCM line
     of the month is unsupported. Runs only when the plans carry signed_by."""
@@ -85,7 +100,10 @@ def doc_01(f: Facts) -> pd.DataFrame:
 
 
 @rule("DOC-02", "Time entry or care plan signed late or not at all", "warning", "insufficient_documentation", PIM_SIG,
-      ("care_plans", "time_entries"))
+      ("care_plans", "time_entries"),
+      meaning="A counted time entry has no author signature, or the care plan was signed after the claim without an "
+              "attestation.",
+      fix="Sign time notes when they are written; sign the care plan before billing.")
 def doc_02(f: Facts) -> pd.DataFrame:
     """A counted time entry without its author's signature (when time_entries carry signed_by), or a care plan signed
     after the month's first CCM claim without an attestation (when the plans carry signed_date)."""

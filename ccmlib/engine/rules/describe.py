@@ -25,7 +25,6 @@ def describe(rule_id: str, profile=None, scenarios: dict | None = None) -> str:
     ``scenarios``: the trainer's scenarios, rule id -> (description, ...), passed in by the caller: the engine does not
     import the workbench)."""
     from ccmlib.engine.rules import RULES, load_all
-    from ccmlib.reference.explain import EXPLAIN
 
     load_all()
     key = str(rule_id).strip().upper()
@@ -44,14 +43,23 @@ def describe(rule_id: str, profile=None, scenarios: dict | None = None) -> str:
                if inspect.isfunction(getattr(module, h, None))]  # the module's own helpers the rule calls, one level
     called = "".join("\n" + inspect.getsource(h) for h in helpers)
     reads = sorted({f for name, f in REFERENCE_FILES.items() if re.search(rf"\b{name}\b", source + called)})
-    meaning, fix = EXPLAIN.get(key, ("", ""))
     lines = [f"{r.id}  {r.title}",
              f"  severity       {severity}",
              f"  CERT category  {r.cert_category}",
              f"  citation       {r.citation}",
              f"  needs tables   {', '.join(r.needs) or '(none)'}" + ("   (runs after the first phase's findings are settled)" if r.phase == 2 else ""),
-             f"  what it means  {meaning}",
-             f"  the fix        {fix}"]
+             f"  what it means  {r.meaning}",
+             f"  the fix        {r.fix}"]
+    if r.effective:
+        lines.append(f"  in force       {r.effective}")
+    if r.excludes:
+        lines.append(f"  excludes       {'; '.join(f'{words} (flag {flag})' for flag, words in r.excludes)}: the minutes do not count")
+    if r.threshold:
+        lines.append("  threshold      only says the month's minutes fall short: more documented time fixes it")
+    if r.takes_every_line:
+        lines.append("  takes          every CCM line of the month, G0506 included (not only the time-based lines)")
+    if r.fixed_severity:
+        lines.append("  severity fixed no profile may change it")
     scenario = (scenarios or {}).get(key, ("",))[0]
     if scenario:
         lines.append(f"  training       {scenario}")

@@ -10,7 +10,10 @@ from ccmlib.engine.rules.registry import raw, rule
 
 
 @rule("ELIG-01", "Fewer than two chronic conditions active in the month", "error", "medical_necessity",
-      "CPT 99490 descriptor; CMS MLN909188 (two or more chronic conditions expected to last 12 months)", ("diagnoses",))
+      "CPT 99490 descriptor; CMS MLN909188 (two or more chronic conditions expected to last 12 months)", ("diagnoses",),
+      meaning="Fewer than two chronic conditions were active in the month.",
+      fix="Confirm two qualifying chronic conditions on the problem list before enrolling.",
+      takes_every_line=True)
 def elig_01(f: Facts) -> pd.DataFrame:
     """Counts distinct CCW categories (E11.9 + E11.65 = one: diabetes). A code in two categories
     (E11.22: diabetes and CKD) counts for both, as the CCW does."""
@@ -21,7 +24,9 @@ def elig_01(f: Facts) -> pd.DataFrame:
 
 
 @rule("ELIG-02", "Diagnosis code is not a valid ICD-10-CM code", "warning", "medical_necessity",
-      "ICD-10-CM Official Guidelines; HIPAA code set 45 CFR 162.1002", ("diagnoses",))
+      "ICD-10-CM Official Guidelines; HIPAA code set 45 CFR 162.1002", ("diagnoses",),
+      meaning="A diagnosis code is not a valid ICD-10-CM code and was ignored.",
+      fix="Correct invalid codes on the problem list.")
 def elig_02(f: Facts) -> pd.DataFrame:
     """One finding per invalid code and patient-month of that patient (the code is ignored)."""
     bad = f.diagnoses[~f.diagnoses["valid"]][["patient_id", "icd10_code"]].drop_duplicates()
@@ -30,7 +35,10 @@ def elig_02(f: Facts) -> pd.DataFrame:
 
 
 @rule("ELIG-03", "CCM billed for a month that began after the patient's death", "error", "other",
-      "ccm-rules v3 ELIG-03; CMS MLN909188 (CCM is furnished to a living beneficiary in the month)", ("patients",))
+      "ccm-rules v3 ELIG-03; CMS MLN909188 (CCM is furnished to a living beneficiary in the month)", ("patients",),
+      meaning="CCM was billed for a month that began after the patient died.",
+      fix="Stop CCM billing at the patient's death; void the claims.",
+      takes_every_line=True)
 def elig_03(f: Facts) -> pd.DataFrame:
     """Every CCM line of a month that begins after patients.death_date is unsupported; the month of death is not."""
     pat = f.patients
@@ -42,7 +50,9 @@ def elig_03(f: Facts) -> pd.DataFrame:
 
 
 @rule("DX-01", "The CCM claim lists fewer than two chronic conditions", "warning", "insufficient_documentation",
-      "ccm-rules v3 DX-01; OIG A-07-17-05101 (claims matched, not charts); CPT 99490 descriptor", ("claims",))
+      "ccm-rules v3 DX-01; OIG A-07-17-05101 (claims matched, not charts); CPT 99490 descriptor", ("claims",),
+      meaning="The CCM claim lists fewer than two chronic conditions among its own diagnosis codes.",
+      fix="Put at least two of the patient's chronic conditions on every CCM claim.")
 def dx_01(f: Facts) -> pd.DataFrame:
     """A time-based CCM line whose own diagnosis codes (claims.diagnosis_codes) map to fewer than two chronic-condition
     categories: the claim does not show the eligibility the chart may show. Runs only when the column is supplied."""

@@ -24,6 +24,8 @@ RAW_COLUMNS = ["patient_id", "mkey", "scope", "billing_npi", "claim_id", "line",
 
 @dataclass(frozen=True)
 class Rule:
+    """One rule of the catalog, declared once, on its function (:func:`rule`): everything the engine, the report, the
+    pre-bill, the workbench and ``ccm-audit rules --show`` say about it is read from here."""
     id: str
     title: str
     severity: str  # error | warning | info
@@ -32,6 +34,23 @@ class Rule:
     needs: tuple[str, ...]
     func: Callable | None = None
     phase: int = 1  # 2: runs after the first phase's findings are settled, and takes them (REV-01)
+    #: what a finding means, in plain words (the report, the pre-bill worklist, the workbench, the handout)
+    meaning: str = ""
+    #: the corrective action that prevents it
+    fix: str = ""
+    #: when the rule applies, for a dated rule: the reference table (and its row) that dates it; the dates themselves
+    #: stay in that table ('' = in force throughout)
+    effective: str = ""
+    #: time-entry rules: the facts' exclusion flags it reports, with the words the time log shows for each, in order
+    #: (the flags are computed in facts.py; the rule does not count such minutes)
+    excludes: tuple[tuple[str, str], ...] = ()
+    #: the rule only says the month's minutes fall short of a threshold: more time fixes it (the pre-bill's "needs
+    #: minutes", not "blocked")
+    threshold: bool = False
+    #: an error finding of scope pm takes every CCM line of the month, G0506 included (not only the time-based lines)
+    takes_every_line: bool = False
+    #: no profile may change its severity (it is not a compliance judgement: REV-01's missed revenue)
+    fixed_severity: bool = False
 
     @property
     def family(self) -> str:
@@ -41,13 +60,34 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
-def rule(id: str, title: str, severity: str, cert_category: str, citation: str, needs: tuple[str, ...] = (), phase: int = 1):
-    """Register a rule function under its catalog ID (``phase=2``: it takes the first phase's standing findings)."""
+def rule(id: str, title: str, severity: str, cert_category: str, citation: str, needs: tuple[str, ...] = (), phase: int = 1,
+         *, meaning: str, fix: str, effective: str = "", excludes: tuple[tuple[str, str], ...] = (), threshold: bool = False,
+         takes_every_line: bool = False, fixed_severity: bool = False):
+    """Register a rule function under its catalog ID (``phase=2``: it takes the first phase's standing findings), with
+    its words (``meaning``, ``fix``) and the per-rule facts the rest of the library reads (see :class:`Rule`)."""
     def wrap(func):
-        RULES[id] = Rule(id, title, severity, cert_category, citation, needs, func, phase)
+        if id in RULES:
+            raise ValueError(f"rule {id} declared twice")
+        RULES[id] = Rule(id, title, severity, cert_category, citation, tuple(needs), func, phase, meaning, fix, effective,
+                         tuple((str(flag), str(words)) for flag, words in excludes), threshold, takes_every_line,
+                         fixed_severity)
         func.rule_id = id
         return func
     return wrap
+
+
+def exclusion_reasons() -> dict[str, str]:
+    """Why a time entry does not count, by the facts' exclusion flag: the words each time-entry rule declares, with
+    its id ("face-to-face (TIME-04)"); the entry's own defects (TIME) first, then the consent's (CONS-05), each by id."""
+    from ccmlib.engine.rules import load_all
+    rules = sorted((r for r in load_all().values() if r.excludes), key=lambda r: (r.family != "TIME", r.id))
+    return {flag: f"{words} ({r.id})" for r in rules for flag, words in r.excludes}
+
+
+def rule_ids(attribute: str) -> frozenset[str]:
+    """The ids of the rules whose declaration sets ``attribute`` (e.g. ``threshold``, ``takes_every_line``)."""
+    from ccmlib.engine.rules import load_all
+    return frozenset(r.id for r in load_all().values() if getattr(r, attribute))
 
 
 def raw(df: pd.DataFrame, scope: str, message, **cols) -> pd.DataFrame:

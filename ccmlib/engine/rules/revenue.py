@@ -12,7 +12,10 @@ from ccmlib.reference.codes import minutes_needed, time_family
 
 
 @rule("REV-01", "Qualifying minutes support codes or units that were not billed", "info", "other",
-      "CPT 99490/99439 descriptors; CMS MLN909188", ("time_entries", "claims"), phase=2)
+      "CPT 99490/99439 descriptors; CMS MLN909188", ("time_entries", "claims"), phase=2,
+      meaning="Documented qualifying minutes support codes or units that were not billed.",
+      fix="Review time totals at month end and bill what the documentation supports.",
+      fixed_severity=True)
 def rev_01(f: Facts, standing: pd.DataFrame, fees: pd.DataFrame) -> pd.DataFrame:
     """``standing``: the first phase's findings minus overturned ones. Priced on the date the missed threshold was
     reached; ``amount`` is the missed value (an ``info`` finding takes nothing away)."""

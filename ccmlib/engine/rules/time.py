@@ -19,7 +19,10 @@ def _entries(f: Facts, flag: str, what) -> pd.DataFrame:
 
 
 @rule("TIME-01", "Time entry documentation incomplete", "warning", "insufficient_documentation",
-      "Medicare Claims Processing Manual ch.12 s.30.6; CMS CCM FAQ (time must be documented)", ("time_entries",))
+      "Medicare Claims Processing Manual ch.12 s.30.6; CMS CCM FAQ (time must be documented)", ("time_entries",),
+      meaning="A time entry lacks a description, a staff member or a duration, so it cannot count.",
+      fix="Make description, staff and minutes (or start/end) mandatory fields in the CCM time log.",
+      excludes=(("x_incomplete", "incomplete documentation"),))
 def time_01(f: Facts) -> pd.DataFrame:
     def what(e):
         d = e["description"].astype("string").str.strip()
@@ -30,14 +33,20 @@ def time_01(f: Facts) -> pd.DataFrame:
 
 
 @rule("TIME-02", "Time by staff who are not clinical staff or a billing practitioner", "warning",
-      "insufficient_documentation", "CPT clinical staff definition; CMS CCM FAQ (MLN909188)", ("time_entries", "staff"))
+      "insufficient_documentation", "CPT clinical staff definition; CMS CCM FAQ (MLN909188)", ("time_entries", "staff"),
+      meaning="Time was logged by someone who is not clinical staff or a billing practitioner.",
+      fix="Restrict CCM time logging to clinical roles; keep the staff roster current.",
+      excludes=(("x_staff", "not clinical staff"),))
 def time_02(f: Facts) -> pd.DataFrame:
     return _entries(f, "x_staff", lambda e: np.where(e["role"].isna(), "staff " + e["staff_id"].astype(str) + " not in the staff table",
                                                       "staff " + e["staff_id"].astype(str) + " is " + e["role"].astype(str)))
 
 
 @rule("TIME-03", "Overlapping time of one staff member", "warning", "insufficient_documentation",
-      "CPT time rules (a unit of time is counted once); OIG A-07-17-05101", ("time_entries",))
+      "CPT time rules (a unit of time is counted once); OIG A-07-17-05101", ("time_entries",),
+      meaning="One staff member logged overlapping time; overlapping minutes count once.",
+      fix="Log start and end times and review overlapping entries before billing.",
+      excludes=(("x_overlap", "overlaps another entry"),))
 def time_03(f: Facts) -> pd.DataFrame:
     e = f.entries[f.entries["x_overlap"]]
     msg = ("entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " logged "
@@ -46,20 +55,31 @@ def time_03(f: Facts) -> pd.DataFrame:
 
 
 @rule("TIME-04", "Face-to-face time logged as CCM", "warning", "insufficient_documentation",
-      "CMS CCM FAQ: face-to-face time belongs to the visit", ("time_entries",))
+      "CMS CCM FAQ: face-to-face time belongs to the visit", ("time_entries",),
+      meaning="Face-to-face time belongs to a visit and cannot count toward CCM.",
+      fix="Log visit time on the visit, not in the CCM time log.",
+      excludes=(("x_f2f", "face-to-face"),))
 def time_04(f: Facts) -> pd.DataFrame:
     return _entries(f, "x_f2f", "face-to-face time belongs to a visit")
 
 
 @rule("TIME-05", "Time already counted toward another service", "warning", "insufficient_documentation",
-      "CMS PFS final rule CY2020 (no double counting of time with TCM, RPM, BHI)", ("time_entries",))
+      "CMS PFS final rule CY2020 (no double counting of time with TCM, RPM, BHI)", ("time_entries",),
+      meaning="The minutes were already counted toward another service (e.g. TCM, RPM, BHI).",
+      fix="Separate time logs per service; never count a minute twice.",
+      excludes=(("x_counted", "counted toward another service"),))
 def time_05(f: Facts) -> pd.DataFrame:
     return _entries(f, "x_counted", lambda e: "already counted toward " + e["counted_toward"].astype(str))
 
 
 @rule("CONS-05", "Activity outside consent", "warning", "no_documentation",
       "CMS CY2015 and CY2017 PFS final rules (consent before CCM begins); CMS MLN909188 CCM booklet (revocation ends CCM "
-      "at the end of its month)", ("time_entries", "consents"))
+      "at the end of its month)", ("time_entries", "consents"),
+      meaning="Activity logged before the consent, without one, or after a revocation and before a new consent cannot "
+              "count.",
+      fix="Start the CCM clock on the consent date; stop it at the end of a revocation month until a new consent.",
+      excludes=(("x_before_consent", "before consent"), ("x_no_consent", "no consent on file"),
+                ("x_after_revocation", "after a revocation, before a new consent")))
 def cons_05(f: Facts) -> pd.DataFrame:
     """Activity before the patient's first consent, with no consent at all, or after the end of the month of a
     revocation and before the next consent: the time cannot count. Catalog v3: judged against the consent in force on
@@ -77,7 +97,9 @@ def cons_05(f: Facts) -> pd.DataFrame:
 
 
 @rule("SUP-01", "Clinical staff time with no supervising practitioner on record", "warning", "insufficient_documentation",
-      "42 CFR 410.26(b)(5) and 410.32(b)(3)(i) (general supervision); CMS MLN909188", ("time_entries", "staff"))
+      "42 CFR 410.26(b)(5) and 410.32(b)(3)(i) (general supervision); CMS MLN909188", ("time_entries", "staff"),
+      meaning="Clinical staff time with no supervising practitioner on record (the minutes still count).",
+      fix="Record the supervising physician or practitioner of every clinical staff member in the staff roster.")
 def sup_01(f: Facts) -> pd.DataFrame:
     """Clinical staff (not practitioners) whose staff row names no supervising_npi; the minutes still count."""
     e = f.entries[f.entries["x_unsupervised"]]
@@ -125,7 +147,12 @@ def _addon_excess(f: Facts, addon: str, col: str, label: str) -> pd.DataFrame:
 
 @rule("TIME-06", "99490 (or G0511) billed with fewer than 20 qualifying minutes", "error", "insufficient_documentation",
       "CPT 99490 descriptor; CMS MLN909188; G0511 before 1 Oct 2025 likewise (CMS RHC/FQHC care management)",
-      ("time_entries", "claims"))
+      ("time_entries", "claims"),
+      meaning="99490 needs at least 20 qualifying minutes in the calendar month; fewer were documented.",
+      fix="Hold the claim until 20 qualifying minutes are documented; reconcile time logs monthly.",
+      threshold=True,
+      effective="99490 throughout; G0511 up to its last billable date (reference/code_dates.csv: G0511 "
+                "last_billable_date), and from its multi_service_from date only in a month with CCM time on record")
 def time_06(f: Facts) -> pd.DataFrame:
     """G0511 (RHC/FQHC) is judged like 99490 up to its last billable date (after it BILL-07 applies); from 2024, only in a
     month with CCM time on record (without any, TIME-10 asks which service it stood for)."""
@@ -150,7 +177,11 @@ def _g0511_multi_lines(f: Facts) -> pd.DataFrame:
 
 @rule("TIME-10", "G0511 billed with no CCM time on record", "warning", "insufficient_documentation",
       "CMS CY2024 PFS final rule (G0511 also stands for PCM, BHI, RPM, RTM and other care management from 2024); "
-      "ccm-rules v3 TIME-10", ("time_entries", "claims"))
+      "ccm-rules v3 TIME-10", ("time_entries", "claims"),
+      meaning="G0511 was billed in a month with no CCM time on record; from 2024 it may stand for other "
+              "care-management services, so the chart must show which.",
+      fix="Document which service each G0511 stood for, with its time.",
+      effective="G0511 lines from its multi_service_from date to its last_billable_date (reference/code_dates.csv)")
 def time_10(f: Facts) -> pd.DataFrame:
     """From 2024 G0511 also stood for other general care-management services: in a month with no CCM time on record the
     chart must show which service it was (not judged as CCM, not priced as an error)."""
@@ -160,20 +191,29 @@ def time_10(f: Facts) -> pd.DataFrame:
 
 
 @rule("TIME-07", "99439 units beyond those supported", "error", "insufficient_documentation",
-      "CPT 99439 descriptor (each additional 20 min, at most twice a month: G2058 in CMS PFS CY2020, 99439 from CY2021)", ("time_entries", "claims"))
+      "CPT 99439 descriptor (each additional 20 min, at most twice a month: G2058 in CMS PFS CY2020, 99439 from CY2021)", ("time_entries", "claims"),
+      meaning="Each 99439 unit needs a further full 20 minutes (at most two a month).",
+      fix="Bill 99439 units from the qualifying-minute total, never rounded up.",
+      threshold=True)
 def time_07(f: Facts) -> pd.DataFrame:
     return _addon_excess(f, "99439", "qualifying_minutes", "qualifying ")
 
 
 @rule("TIME-08", "99487/99489 billed beyond the time documented", "error", "insufficient_documentation",
-      "CPT 99487/99489 descriptors", ("time_entries", "claims"))
+      "CPT 99487/99489 descriptors", ("time_entries", "claims"),
+      meaning="99487 needs 60 minutes and each 99489 a further 30.",
+      fix="Bill complex CCM only when 60 qualifying minutes and complex decision-making are documented.",
+      threshold=True)
 def time_08(f: Facts) -> pd.DataFrame:
     return pd.concat([_base_short(f, "99487", minutes_needed("99487"), "qualifying_minutes", "qualifying "),
                       _addon_excess(f, "99489", "qualifying_minutes", "qualifying ")], ignore_index=True)
 
 
 @rule("TIME-09", "99491/99437 billed beyond the practitioner's own time", "error", "insufficient_documentation",
-      "CPT 99491/99437 descriptors (time personally spent by the physician/QHP)", ("time_entries", "claims", "staff"))
+      "CPT 99491/99437 descriptors (time personally spent by the physician/QHP)", ("time_entries", "claims", "staff"),
+      meaning="99491/99437 count only the practitioner's own time.",
+      fix="Track practitioner time separately from staff time.",
+      threshold=True)
 def time_09(f: Facts) -> pd.DataFrame:
     return pd.concat([_base_short(f, "99491", minutes_needed("99491"), "practitioner_minutes", "practitioner "),
                       _addon_excess(f, "99437", "practitioner_minutes", "practitioner ")], ignore_index=True)
