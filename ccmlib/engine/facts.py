@@ -14,6 +14,7 @@ from ccmlib.reference.codes import CCM_CODES, INITIATING_VISITS
 from ccmlib.intake.fastops import join_groups, positions
 from ccmlib.intake.load import Practice
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
+from ccmlib.engine.sqlfacts import month_minutes, overlap_minutes  # the time-entry facts on DuckDB (issue #23)
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
 
 PM = ["patient_id", "mkey"]
@@ -284,35 +285,6 @@ def commencement_dates(consents: pd.DataFrame, ccm_claims: pd.DataFrame, who: pd
     return w.drop(columns="_w")
 
 
-def overlap_minutes(e: pd.DataFrame) -> pd.Series:
-    """Minutes of each entry already covered by an earlier-starting entry of the same staff member
-    on the same day (any patient). Ties on start go to the lower entry_id."""
-    out = pd.Series(0.0, index=e.index)
-    ok = e["start_time"].notna() & e["end_time"].notna() & e["staff_id"].notna()
-    if not ok.any():
-        return out
-    staff = pd.factorize(e.loc[ok, "staff_id"])[0]
-    day = e.loc[ok, "activity_date"].to_numpy().astype("int64")
-    s = e.loc[ok, "start_time"].to_numpy(dtype="int64")
-    f = e.loc[ok, "end_time"].to_numpy(dtype="int64")
-    # tie-break on entry_id only where one staff member has several entries starting the same minute
-    k = np.zeros(len(s), dtype="int64")
-    keys = pd.DataFrame({"a": staff, "b": day, "c": s})
-    tied = keys.duplicated(keep=False).to_numpy()
-    if tied.any():
-        k[tied] = pd.Series(natural_key(e.loc[ok, "entry_id"][tied]).to_numpy()).rank(method="first").to_numpy(dtype="int64")
-    order = np.lexsort((k, s, day, staff))
-    st, dy, s_, f_ = staff[order], day[order], s[order], f[order]
-    group = np.r_[True, (st[1:] != st[:-1]) | (dy[1:] != dy[:-1])]  # first entry of a staff member's day
-    gid = np.cumsum(group) - 1
-    run_max = pd.Series(f_).groupby(gid).cummax().to_numpy()
-    prev_end = np.where(group, -1, np.r_[-1, run_max[:-1]])
-    counted = np.clip(f_ - np.maximum(s_, prev_end), 0, None)
-    idx = e.index[ok.to_numpy()][order]
-    out.loc[idx] = f_ - s_ - counted
-    return out
-
-
 def threshold_dates(cum: pd.DataFrame, req: pd.DataFrame, col: str) -> pd.Series:
     """Date on which the cumulative minutes ``col`` of each requirement's patient-month first reached
     ``req['need']`` (NaT if never). ``req`` has pm_id and need; ``cum`` is sorted by pm_id and date."""
@@ -374,25 +346,9 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     pm["month_start"] = key_start(pm["mkey"]).to_numpy() if len(pm) else pd.Series([], dtype="datetime64[ns]")
     pm["month_end"] = key_end(pm["mkey"]).to_numpy() if len(pm) else pd.Series([], dtype="datetime64[ns]")
 
-    # minutes
-    mins = entries.groupby(PM, sort=False).agg(qualifying_minutes=("qualifying", "sum"), practitioner_minutes=("prac_qualifying", "sum"),
-                                               documented_minutes=("duration", "sum"), last_activity=("activity_date", "max"))
-    pm = pm.merge(mins.reset_index().astype({"mkey": "int64"}), on=PM, how="left")
-    for c in ("qualifying_minutes", "practitioner_minutes", "documented_minutes"):
-        pm[c] = pm[c].fillna(0.0)
-    # running totals through the month (ties on date and start keep the log's order)
-    e = entries.loc[entries["qualifying"] > 0, ["patient_id", "mkey", "activity_date", "start_time", "qualifying", "prac_qualifying"]]
-    e = e.merge(pm[PM + ["pm_id"]], on=PM, how="left")
-    order = np.lexsort((e["start_time"].astype("float64").fillna(-1).to_numpy(), e["activity_date"].to_numpy().astype("int64"),
-                        e["pm_id"].to_numpy()))
-    e = e.iloc[order]
-    g = e.groupby("pm_id", sort=False)
-    cum = pd.DataFrame({"pm_id": e["pm_id"].to_numpy(), "activity_date": e["activity_date"].to_numpy(),
-                        "staff_cum": g["qualifying"].cumsum().to_numpy(), "prac_cum": g["prac_qualifying"].cumsum().to_numpy()})
-    for t in STAFF_THRESHOLDS:
-        pm[f"date_{t}min"] = threshold_dates(cum, pm.assign(need=t), "staff_cum").to_numpy()
-    for t in PRACTITIONER_THRESHOLDS:
-        pm[f"date_{t}min_practitioner"] = threshold_dates(cum, pm.assign(need=t), "prac_cum").to_numpy()
+    # minutes, running totals through the month and threshold dates (on DuckDB: ccmlib/engine/sqlfacts.py; ties on date
+    # and start keep the log's order)
+    pm, cum = month_minutes(entries, pm)
 
     # billed?
     billed = lines.groupby(PM).agg(last_service=("service_date", "max")).reset_index().astype({"mkey": "int64"})

@@ -1,0 +1,211 @@
+"""The time-entry facts on DuckDB (ccmlib/engine/sqlfacts.py, issue #23) are the pandas engine's, frame for frame.
+
+The pandas reference below is the engine's code as it was before the switch (ccmlib/engine/facts.py at d0d2791:
+``overlap_minutes`` and the minutes and running-totals part of ``build_facts``), kept here as the oracle, as
+test_fastops keeps the slow natural key. Compared on the demo practice, on two generated practices with every pitfall
+and on hand-made edge cases (ties on start with ids C9/C10, entries without start or end, NaN durations, one staff
+member across two patients, an entry past midnight)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ccmlib.engine import sqlfacts
+from ccmlib.engine.facts import PM, PRACTITIONER_THRESHOLDS, STAFF_THRESHOLDS, build_facts, natural_key, threshold_dates
+
+
+# --------------------------------------------------------------------------- the pandas reference (before the switch)
+def ref_overlap_minutes(e: pd.DataFrame) -> pd.Series:
+    out = pd.Series(0.0, index=e.index)
+    ok = e["start_time"].notna() & e["end_time"].notna() & e["staff_id"].notna()
+    if not ok.any():
+        return out
+    staff = pd.factorize(e.loc[ok, "staff_id"])[0]
+    day = e.loc[ok, "activity_date"].to_numpy().astype("int64")
+    s = e.loc[ok, "start_time"].to_numpy(dtype="int64")
+    f = e.loc[ok, "end_time"].to_numpy(dtype="int64")
+    k = np.zeros(len(s), dtype="int64")
+    keys = pd.DataFrame({"a": staff, "b": day, "c": s})
+    tied = keys.duplicated(keep=False).to_numpy()
+    if tied.any():
+        k[tied] = pd.Series(natural_key(e.loc[ok, "entry_id"][tied]).to_numpy()).rank(method="first").to_numpy(dtype="int64")
+    order = np.lexsort((k, s, day, staff))
+    st, dy, s_, f_ = staff[order], day[order], s[order], f[order]
+    group = np.r_[True, (st[1:] != st[:-1]) | (dy[1:] != dy[:-1])]
+    gid = np.cumsum(group) - 1
+    run_max = pd.Series(f_).groupby(gid).cummax().to_numpy()
+    prev_end = np.where(group, -1, np.r_[-1, run_max[:-1]])
+    counted = np.clip(f_ - np.maximum(s_, prev_end), 0, None)
+    idx = e.index[ok.to_numpy()][order]
+    out.loc[idx] = f_ - s_ - counted
+    return out
+
+
+def ref_month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mins = entries.groupby(PM, sort=False).agg(qualifying_minutes=("qualifying", "sum"), practitioner_minutes=("prac_qualifying", "sum"),
+                                               documented_minutes=("duration", "sum"), last_activity=("activity_date", "max"))
+    pm = pm.merge(mins.reset_index().astype({"mkey": "int64"}), on=PM, how="left")
+    for c in ("qualifying_minutes", "practitioner_minutes", "documented_minutes"):
+        pm[c] = pm[c].fillna(0.0)
+    e = entries.loc[entries["qualifying"] > 0, ["patient_id", "mkey", "activity_date", "start_time", "qualifying", "prac_qualifying"]]
+    e = e.merge(pm[PM + ["pm_id"]], on=PM, how="left")
+    order = np.lexsort((e["start_time"].astype("float64").fillna(-1).to_numpy(), e["activity_date"].to_numpy().astype("int64"),
+                        e["pm_id"].to_numpy()))
+    e = e.iloc[order]
+    g = e.groupby("pm_id", sort=False)
+    cum = pd.DataFrame({"pm_id": e["pm_id"].to_numpy(), "activity_date": e["activity_date"].to_numpy(),
+                        "staff_cum": g["qualifying"].cumsum().to_numpy(), "prac_cum": g["prac_qualifying"].cumsum().to_numpy()})
+    for t in STAFF_THRESHOLDS:
+        pm[f"date_{t}min"] = threshold_dates(cum, pm.assign(need=t), "staff_cum").to_numpy()
+    for t in PRACTITIONER_THRESHOLDS:
+        pm[f"date_{t}min_practitioner"] = threshold_dates(cum, pm.assign(need=t), "prac_cum").to_numpy()
+    return pm, cum
+
+
+PM_BASE = ["patient_id", "mkey", "pm_id", "service_month", "month_start", "month_end"]
+
+
+def assert_same(entries: pd.DataFrame, pm_base: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """DuckDB and pandas agree on the overlap of ``entries`` and on the minutes, dates and running totals of
+    ``pm_base``; returns the overlap and the patient-months."""
+    got_o, want_o = sqlfacts.overlap_minutes(entries), ref_overlap_minutes(entries)
+    pd.testing.assert_series_equal(got_o, want_o)
+    got_pm, got_cum = sqlfacts.month_minutes(entries, pm_base)
+    want_pm, want_cum = ref_month_minutes(entries, pm_base)
+    pd.testing.assert_frame_equal(got_pm, want_pm)
+    pd.testing.assert_frame_equal(got_cum, want_cum)
+    return got_o, got_pm
+
+
+# --------------------------------------------------------------------------- whole practices
+@pytest.fixture(scope="module")
+def demo_facts():
+    from ccmlib.intake.load import load_practice
+    return build_facts(load_practice(Path(__file__).resolve().parents[1] / "data" / "demo"), None)
+
+
+@pytest.fixture(scope="module", params=[11, 12])
+def synth_facts(request):
+    from ccmlib.synth.examples import practice
+    from ccmlib.synth.generator import build, parse_rates
+    t = build(300, "2026-01..2026-03", request.param, parse_rates(["0.03"]))
+    t.pop("truth")
+    return build_facts(practice({k: v.astype(str).replace({"nan": ""}).to_dict("records") for k, v in t.items()}), None)
+
+
+def _check_practice(f):
+    e = f.entries
+    overlap, pm = assert_same(e, f.pm[PM_BASE])
+    # and what the engine holds is exactly that (the switch changed nothing)
+    pd.testing.assert_series_equal(e["overlap"], overlap, check_names=False)
+    pd.testing.assert_frame_equal(f.pm[pm.columns], pm)
+    _, want_cum = ref_month_minutes(e, f.pm[PM_BASE])
+    pd.testing.assert_frame_equal(f.cum, want_cum)
+    return e, pm
+
+
+def test_demo_practice(demo_facts):
+    e, pm = _check_practice(demo_facts)
+    assert (e["overlap"] > 0).sum() > 0 and pm["date_20min"].notna().sum() > 0 and pm["date_30min_practitioner"].notna().sum() > 0
+
+
+def test_generated_practices_with_every_pitfall(synth_facts):
+    e, pm = _check_practice(synth_facts)
+    # the comparison means something: overlaps, entries without times, excluded entries, months reaching 60 minutes
+    assert (e["overlap"] > 0).sum() > 0 and e["start_time"].isna().sum() > 0 and (e["qualifying"] == 0).sum() > 0
+    assert pm["date_60min"].notna().sum() > 0 and pm["date_90min"].notna().sum() > 0
+    assert (pm["qualifying_minutes"] == 0).sum() > 0  # billed months without time
+
+
+# --------------------------------------------------------------------------- hand-made edge cases
+def _entries(rows) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["entry_id", "patient_id", "staff_id", "activity_date", "start_time", "end_time", "duration",
+                                     "qualifying", "prac_qualifying"])
+    df["entry_id"] = df["entry_id"].astype("string")
+    df["patient_id"] = df["patient_id"].astype("string")
+    df["staff_id"] = df["staff_id"].astype("string")
+    df["activity_date"] = pd.to_datetime(df["activity_date"]).astype("datetime64[ns]")
+    df["start_time"] = df["start_time"].astype("Int32")
+    df["end_time"] = df["end_time"].astype("Int32")
+    df = df.astype({"duration": "float64", "qualifying": "float64", "prac_qualifying": "float64"})
+    df["mkey"] = (df["activity_date"].dt.year * 12 + df["activity_date"].dt.month - 1).astype("float64")
+    return df
+
+
+def _pm_of(e: pd.DataFrame) -> pd.DataFrame:
+    pm = e[PM].drop_duplicates().astype({"mkey": "int64"}).sort_values(PM, kind="mergesort").reset_index(drop=True)
+    return pm.assign(pm_id=np.arange(len(pm)))
+
+
+EDGE = [
+    # ties on start: C10 and C9 start at 09:00; C9 is first in natural order (not in text order), so C10 is covered
+    ("C10", "P1", "S1", "2026-01-05", 540, 560, 20, 20.0, 0.0),
+    ("C9", "P2", "S1", "2026-01-05", 540, 550, 10, 10.0, 10.0),
+    # one staff member across two patients, partly overlapping, and a third contained entry
+    ("T1", "P1", "S2", "2026-01-05", 600, 630, 30, 30.0, 0.0),
+    ("T2", "P2", "S2", "2026-01-05", 620, 650, 30, 20.0, 0.0),
+    ("T3", "P1", "S2", "2026-01-05", 605, 615, 10, 0.0, 0.0),
+    # same minutes on another day: no overlap
+    ("T4", "P2", "S2", "2026-01-06", 600, 630, 30, 30.0, 0.0),
+    # entries without start or end (never overlap, still counted by minutes), a NaN duration
+    ("T5", "P1", "S2", "2026-01-05", None, None, 12, 12.0, 0.0),
+    ("T6", "P1", "S2", "2026-01-05", 610, None, 5, 5.0, 0.0),
+    ("T7", "P1", "S2", "2026-01-07", None, None, None, 0.0, 0.0),
+    # past midnight: 23:30 to 00:15 (end before start) and an entry of the next day at 00:00
+    ("T8", "P2", "S3", "2026-01-08", 1410, 15, 45, 45.0, 45.0),
+    ("T9", "P2", "S3", "2026-01-08", 0, 10, 10, 10.0, 10.0),
+    ("T10", "P2", "S3", "2026-01-09", 0, 30, 30, 30.0, 30.0),
+    # no staff member: never overlaps
+    ("T11", "P1", None, "2026-01-05", 600, 630, 30, 0.0, 0.0),
+    # same date and start for one patient-month: the log's order decides the running total's row order
+    ("T12", "P1", "S4", "2026-02-02", 480, 490, 10, 10.0, 0.0),
+    ("T13", "P1", "S5", "2026-02-02", 480, 500, 20, 20.0, 20.0),
+    ("T14", "P1", "S5", "2026-02-02", None, None, 7, 7.0, 7.0),
+    # three-way tie on start with natural order C2 < C10 < C100
+    ("C100", "P3", "S6", "2026-02-03", 60, 90, 30, 30.0, 30.0),
+    ("C2", "P3", "S6", "2026-02-03", 60, 70, 10, 10.0, 10.0),
+    ("C10", "P3", "S6", "2026-02-03", 60, 80, 20, 20.0, 20.0),
+]
+
+
+def test_edge_cases():
+    e = _entries(EDGE)
+    overlap, pm = assert_same(e, _pm_of(e))
+    by = dict(zip(e["entry_id"] + "/" + e["staff_id"].fillna("-"), overlap))
+    assert by["C9/S1"] == 0 and by["C10/S1"] == 10  # C9 before C10 in natural order
+    assert by["T2/S2"] == 10 and by["T3/S2"] == 10 and by["T4/S2"] == 0
+    assert by["T5/S2"] == 0 and by["T6/S2"] == 0 and by["T11/-"] == 0
+    assert by["C2/S6"] == 0 and by["C10/S6"] == 10 and by["C100/S6"] == 20
+    jan = pm[(pm["patient_id"] == "P1") & (pm["mkey"] == 2026 * 12)].iloc[0]
+    assert jan["documented_minutes"] == 20 + 30 + 10 + 12 + 5 + 30  # the NaN duration adds nothing
+    assert pm["date_20min"].notna().all()
+
+
+def test_edge_cases_in_another_row_order():
+    """The log's order is the last tie-break: reversed and shuffled logs agree with pandas too."""
+    e = _entries(EDGE)
+    for order in (np.arange(len(e))[::-1], np.random.default_rng(3).permutation(len(e))):
+        x = e.iloc[order].reset_index(drop=True)
+        assert_same(x, _pm_of(x))
+
+
+def test_fractional_minutes_and_large_months():
+    """Minutes in tenths (not exact in binary: the sums and running totals must add in the engine's order and
+    precision) and months of hundreds of entries."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(6000):
+        start, q = int(rng.integers(0, 1400)), float(rng.integers(1, 400)) / 10
+        rows.append((f"E{i}", f"P{rng.integers(0, 10)}", f"S{rng.integers(0, 5)}", f"2026-03-{rng.integers(1, 29):02d}", start,
+                     start + int(rng.integers(1, 40)), q + 0.3, q, q * 0.3 if i % 3 else 0.0))
+    e = _entries(rows)
+    overlap, pm = assert_same(e, _pm_of(e))
+    assert (overlap > 0).sum() > 100 and pm["date_120min"].notna().all()
+
+
+def test_empty_entries():
+    e = _entries([])
+    assert_same(e, _pm_of(e).astype({"patient_id": "string"}))
