@@ -426,7 +426,7 @@ class QuarterlyReview:
                  f"**Universe:** {h['patient_months']} billed or documented patient-months, {h['claim_lines_reviewed']} CCM-family claim lines "
                  f"(99490, 99439, 99487, 99489, 99491, 99437, G0506, G0511) paid {money(h['paid_amount'])}.  ",
                  f"**Criteria:** rule catalog version {r.get('rule_catalog_version', RULE_CATALOG_VERSION)}, {len(r['rules'])} rules run (section 2 lists each with its "
-                 f"source).  ", f"**Profile:** {md_text(profiles.sentence(r.get('profile')))}  "]
+                 f"source).  ", f"**Profile:** {md_text(profiles.sentence(r.get('profile')).removeprefix('Profile '))}  "]
         if self.result.sample is not None:
             s = r["sample"]
             strata = f", stratified by {md_text(s['strata'])} (seeds {md_text(s['seed_sequence'])})" if s["strata"] else ""

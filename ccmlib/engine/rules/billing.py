@@ -200,8 +200,9 @@ def bill_07(f: Facts) -> pd.DataFrame:
 
 
 @rule("BILL-08", "CCM line denied by the payer", "warning", "other",
-      "ccm-rules v3 BILL-08: a denied line (paid_amount 0) was not paid, so it is not an overpayment; CMS claim edits now "
-      "deny many duplicate and conflicting lines before payment", ("claims",),
+      "CMS claim processing: a denied line (paid amount 0) was not paid, so it is not an overpayment (42 CFR 401.303: an "
+      "overpayment is money received); CMS claim edits deny many duplicate and conflicting lines before payment",
+      ("claims",),
       meaning="The payer denied the CCM line (paid $0): it was not paid, so it is not an overpayment; it is listed "
               "apart.",
       fix="Find out why it was denied (a duplicate, a conflicting service, missing documentation) before billing the "

@@ -77,7 +77,7 @@ def cp_06(f: Facts) -> pd.DataFrame:
     return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " last created or reviewed on " + touched.dt.strftime("%Y-%m-%d"))
 
 
-PIM_SIG = "CMS Program Integrity Manual ch. 3, 3.3.2.4 (signatures; attestation); ccm-rules v3"
+PIM_SIG = "CMS Program Integrity Manual ch. 3, 3.3.2.4 (signatures; attestation)"
 
 
 def _signatures_given(f: Facts) -> bool:

@@ -35,7 +35,7 @@ def elig_02(f: Facts) -> pd.DataFrame:
 
 
 @rule("ELIG-03", "CCM billed for a month that began after the patient's death", "error", "other",
-      "ccm-rules v3 ELIG-03; CMS MLN909188 (CCM is furnished to a living beneficiary in the month)", ("patients",),
+      "CMS MLN909188 (CCM is furnished to a living beneficiary in the month)", ("patients",),
       meaning="CCM was billed for a month that began after the patient died.",
       fix="Stop CCM billing at the patient's death; void the claims.",
       takes_every_line=True)
@@ -50,7 +50,7 @@ def elig_03(f: Facts) -> pd.DataFrame:
 
 
 @rule("DX-01", "The CCM claim lists fewer than two chronic conditions", "warning", "insufficient_documentation",
-      "ccm-rules v3 DX-01; OIG A-07-17-05101 (claims matched, not charts); CPT 99490 descriptor", ("claims",),
+      "OIG A-07-17-05101 (claims matched, not charts); CPT 99490 descriptor (two or more chronic conditions)", ("claims",),
       meaning="The CCM claim lists fewer than two chronic conditions among its own diagnosis codes.",
       fix="Put at least two of the patient's chronic conditions on every CCM claim.")
 def dx_01(f: Facts) -> pd.DataFrame:

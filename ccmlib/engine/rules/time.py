@@ -176,8 +176,8 @@ def _g0511_multi_lines(f: Facts) -> pd.DataFrame:
 
 
 @rule("TIME-10", "G0511 billed with no CCM time on record", "warning", "insufficient_documentation",
-      "CMS CY2024 PFS final rule (G0511 also stands for PCM, BHI, RPM, RTM and other care management from 2024); "
-      "ccm-rules v3 TIME-10", ("time_entries", "claims"),
+      "CMS CY2024 PFS final rule (G0511 also stands for PCM, BHI, RPM, RTM and other care management from 2024)",
+      ("time_entries", "claims"),
       meaning="G0511 was billed in a month with no CCM time on record; from 2024 it may stand for other "
               "care-management services, so the chart must show which.",
       fix="Document which service each G0511 stood for, with its time.",
