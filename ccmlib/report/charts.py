@@ -28,15 +28,23 @@ def minutes_histogram(dist: pd.DataFrame):
     return fig
 
 
+FINDINGS_SHOWN = 24
+
+
 def findings_by_rule(rules: pd.DataFrame):
-    r = rules[rules["findings"] > 0].sort_values("findings")
-    labels = [_wrap(f"{t} ({i})", 60) for t, i in zip(r["title"], r["id"])]
+    """Findings per requirement, the FINDINGS_SHOWN with the most (all are in section 2's tables), labels readable."""
+    fired = rules[rules["findings"] > 0]
+    r = fired.sort_values(["findings", "id"], ascending=[False, True], kind="mergesort").head(FINDINGS_SHOWN).iloc[::-1]
+    labels = [_wrap(f"{t} ({i})", 70) for t, i in zip(r["title"], r["id"])]
     rows = sum(x.count("\n") + 1 for x in labels)
-    fig, ax = plt.subplots(figsize=(7.5, max(2.0, 0.17 * rows + 0.12 * len(r) + 0.9)))  # room for every wrapped label
+    need = 0.15 * rows + 0.1 * len(r) + 0.9  # inches for every wrapped label at 6.5 pt
+    height = min(8.4, max(2.0, need))  # never taller than a page: the labels get smaller instead
+    fig, ax = plt.subplots(figsize=(7.5, height))
     ax.barh(labels, r["findings"], color=r["severity"].map(SEVERITY_COLORS))
-    ax.tick_params(axis="y", labelsize=6.5)
+    ax.tick_params(axis="y", labelsize=max(4.5, 6.5 * min(1.0, (height - 0.9) / max(need - 0.9, 0.1))))
     ax.set_xlabel("findings")
-    ax.set_title("Findings by requirement (red error, orange warning, blue opportunity)")
+    shown = "" if len(fired) <= FINDINGS_SHOWN else f", the {FINDINGS_SHOWN} with most of {len(fired)}"
+    ax.set_title(f"Findings by requirement (red error, orange warning, blue opportunity{shown})", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -48,7 +56,7 @@ def error_rates(staff: pd.DataFrame, months: pd.DataFrame):
     a.barh(label[::-1], top["error_rate"][::-1] * 100, color="#6a8caf")
     a.tick_params(axis="y", labelsize=7)
     a.set_xlabel("% of billed patient-months with an error")
-    a.set_title(f"By staff member ({'the 15 highest of ' + str(len(staff)) if len(staff) > 15 else 'all'})", fontsize=10)
+    a.set_title(f"By staff member{' (top 15 of ' + str(len(staff)) + ')' if len(staff) > 15 else ''}", fontsize=10)
     b.plot(months["service_month"], months["error_rate_count"] * 100, marker="o", color="#b2182b", clip_on=False)
     b.set_ylim(0, max(5.0, float((months["error_rate_count"] * 100).max() or 0) * 1.15))  # headroom: no point on the frame
     b.margins(x=0.08)
