@@ -8,6 +8,7 @@ import json
 import platform
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -101,6 +102,13 @@ def review_record(sample: pd.DataFrame, unit: str) -> dict:
 
 
 def package_versions() -> dict:
+    """The versions run.json records (a copy: the installed packages do not change while a process runs, so they are
+    looked up once)."""
+    return dict(_package_versions())
+
+
+@lru_cache(maxsize=1)
+def _package_versions() -> dict:
     out = {"python": platform.python_version()}
     for p in PACKAGES:
         try:

@@ -38,8 +38,19 @@ WINDOW w AS (PARTITION BY pm_id ORDER BY d, coalesce(s, -1), pos ROWS BETWEEN UN
 """
 
 
+_BASE: dict[int, duckdb.DuckDBPyConnection] = {}
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(":memory:")
+    """A connection of its own (its registered tables and temp tables are its own; closed by the caller) to one
+    in-memory database per process: opening a database costs about 12 ms, a cursor on it much less, and an audit opens
+    two. Keyed by process id, so a forked child (the report's background jobs) never uses its parent's database."""
+    import os
+
+    base = _BASE.get(os.getpid())
+    if base is None:
+        base = _BASE[os.getpid()] = duckdb.connect(":memory:")
+    return base.cursor()
 
 
 def overlap_minutes(e: pd.DataFrame) -> pd.Series:
