@@ -202,6 +202,15 @@ def _serve(cmd: list[str]) -> int:
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _echo_report(r) -> None:
+    """What `report` and `render` print: the headline and the four files."""
+    h = r.headline
+    click.echo(f"{h['period']}: {h['claim_lines_reviewed']} claim lines, {h['claim_lines_in_error']} in error; overpayment "
+               f"${h['overpayment']:,.2f}; missed ${h['missed_revenue']:,.2f}")
+    for p in (r.notebook, r.html, r.pdf, r.workpapers):
+        click.echo(p)
+
+
 @main.command()
 @click.argument("audit_dir", type=click.Path(path_type=Path))
 @click.option("--port", default=8866, show_default=True, type=click.IntRange(1024, 65535), help="Port on 127.0.0.1.")
@@ -375,11 +384,7 @@ def report(data_dir, period, out_dir, sample_size, seed, strata, practice_name, 
     except ReportError as exc:
         click.echo(f"ccm-audit: report failed: {exc}", err=True)
         sys.exit(1)
-    h = r.headline
-    click.echo(f"{h['period']}: {h['claim_lines_reviewed']} claim lines, {h['claim_lines_in_error']} in error; overpayment "
-               f"${h['overpayment']:,.2f}; missed ${h['missed_revenue']:,.2f}")
-    for p in (r.notebook, r.html, r.pdf, r.workpapers):
-        click.echo(p)
+    _echo_report(r)
 
 
 @main.command()
@@ -410,11 +415,7 @@ def render(audit_dir, out_dir, practice_name, show_identifiers, ledger, prepared
     except ReportError as exc:
         click.echo(f"ccm-audit: render failed: {exc}", err=True)
         sys.exit(1)
-    h = r.headline
-    click.echo(f"{h['period']}: {h['claim_lines_reviewed']} claim lines, {h['claim_lines_in_error']} in error; overpayment "
-               f"${h['overpayment']:,.2f}; missed ${h['missed_revenue']:,.2f}")
-    for p in (r.notebook, r.html, r.pdf, r.workpapers):
-        click.echo(p)
+    _echo_report(r)
 
 
 @main.command()

@@ -57,21 +57,28 @@ def read_table(path: Path) -> pd.DataFrame:
     return df
 
 
-def read_outputs(audit_dir) -> AuditResult:
-    """An audit as its run folder holds it (a ``check`` run folder or a report's ``audit/``): the four tables, run.json,
-    the sample, frame and decision trail when there are any. No facts: nothing is re-audited, so the views that need the
-    time log (:meth:`AuditResult.entries`) are not available."""
-    folder = Path(audit_dir)
+def read_run_json(folder) -> dict:
+    """run.json of an audit run folder, checked: there, JSON, and a ccm-audit run (a summary and a period)."""
+    folder = Path(folder)
     run_json = folder / "run.json"
     if not run_json.is_file():
-        raise InputError(f"{folder}: not an audit folder (no run.json); `ccm-audit check DATA_DIR --out {folder}` or "
-                         f"`ccm-audit report` writes one")
+        raise InputError(f"{folder}: not an audit folder (no run.json); run `ccm-audit check DATA_DIR --out {folder}` first, "
+                         f"or give a report's audit/ folder")
     try:
         run = json.loads(run_json.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{run_json}: not a ccm-audit run.json ({exc})") from None
     if not isinstance(run, dict) or "summary" not in run or "period" not in run:
         raise InputError(f"{run_json}: not a ccm-audit run.json (no summary or period)")
+    return run
+
+
+def read_outputs(audit_dir) -> AuditResult:
+    """An audit as its run folder holds it (a ``check`` run folder or a report's ``audit/``): the four tables, run.json,
+    the sample, frame and decision trail when there are any. No facts: nothing is re-audited, so the views that need the
+    time log (:meth:`AuditResult.entries`) are not available."""
+    folder = Path(audit_dir)
+    run = read_run_json(folder)
     missing = [f"{n}.csv" for n in RUN_TABLES if not (folder / f"{n}.csv").is_file()]
     if missing:
         raise InputError(f"{folder}: the run folder lacks {', '.join(missing)}")

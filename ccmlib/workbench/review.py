@@ -92,19 +92,12 @@ def audit_folder(folder) -> Path:
 
 def audit_run(audit_dir) -> dict:
     """run.json of an audit folder, checked: a folder with run.json whose data folder is still there."""
-    import json
-
+    from ccmlib.engine.runfolder import read_run_json
     from ccmlib.errors import InputError
 
     audit_dir = audit_folder(audit_dir)
     run_json = audit_dir / "run.json"
-    if not run_json.is_file():
-        raise InputError(f"{audit_dir}: not an audit folder (no run.json); run `ccm-audit check DATA_DIR --out {audit_dir}` first, "
-                         f"or give a report's audit/ folder")
-    try:
-        run = json.loads(run_json.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"{run_json}: not a ccm-audit run.json ({exc})") from None
+    run = read_run_json(audit_dir)
     data = Path(run.get("data_folder") or "")
     if not data.is_dir():
         raise InputError(f"{run_json}: its data folder {data} is not there any more; the review needs the practice's data")
