@@ -45,15 +45,14 @@ def read_table(path: Path) -> pd.DataFrame:
             bad = conv.isna() & ~empty
         else:
             conv = pd.to_numeric(raw.where(~empty), errors="coerce")
-            bad = conv.isna() & ~empty
-            if kind == "Int64" and not bad.any():
-                bad = conv.notna() & (conv % 1 != 0)
-            conv = conv.astype("int64" if kind == "Int64" and not empty.any() and not bad.any() else kind if not bad.any() else "float64")
+            bad = (conv.isna() & ~empty) | ((conv % 1 != 0) & conv.notna() if kind == "Int64" else False)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise InputError(f"{path}, line {i + 2}, column {c}: {raw.iloc[i]!r} is not a {kind.split('[')[0].lower()}; "
                              f"a run folder is read as ccm-audit wrote it (was it edited?)")
-        df[c] = conv
+        if kind == "Int64" and not empty.any():
+            kind = "int64"  # a whole column of numbers: plain integers, as the engine holds them
+        df[c] = conv.astype(kind) if kind not in ("bool", "datetime64[ns]") else conv
     return df
 
 

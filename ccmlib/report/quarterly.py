@@ -21,6 +21,7 @@ from ccmlib.report import repayment, tables
 from ccmlib.report.background import Background
 from ccmlib.report.excel import write_workpapers
 from ccmlib.report.privacy import engagement_root, ephemeral_salt, load_salt, patient_keys, pseudonymize
+from ccmlib.report.show import money_text as money, percent_text as pct, plural
 
 #: the report notebook's parameters: the run folder to render and how to present it (the audit's own options belong to
 #: :func:`audit_for_report`, run before the notebook); checked once, before papermill starts
@@ -53,17 +54,6 @@ def md_text(value) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1", text).replace("\n", " ")
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """'1 practitioner', '2 practitioners': counts in words without '(s)'."""
-    return f"{n:,} {word if n == 1 else (many or word + 's')}"
-
-
-def money(v: float) -> str:
-    return f"-${-v:,.2f}" if v < 0 else f"${v:,.2f}"
-
-
-def pct(v: float) -> str:
-    return f"{v * 100:.1f}%"
 
 
 def check_final(run: dict, final: bool) -> None:
@@ -127,23 +117,23 @@ def ingest_rejections(practice) -> pd.DataFrame | None:
 
 def audit_for_report(data_dir, period: str, audit_dir: Path, sample_size=None, seed=None, strata=None, practice_name=None,
                      ledger=None, overrides=None, fees=None, final=False, command=None, salt: bytes = b"", profile=None,
-                     encounters_from=None) -> AuditResult:
+                     encounters_from=None, progress: bool = False) -> AuditResult:
     """The audit behind a report, written to ``audit_dir`` as a run folder that holds everything the report shows: the
     run's tables and run.json with, under ``report``, the practice name and the earlier quarters' headlines for the
     trend (from the ledger, else audited with the same decisions), plus the crosswalk and the ingest's rejected records.
     A report renders from that folder alone (:meth:`QuarterlyReview.open`)."""
-    repayment.check_path(None)
     if fees and not Path(fees).is_file():
         raise InputError(f"{fees}: fee schedule file not found")
     if overrides and not Path(overrides).is_file():
         raise InputError(f"{overrides}: overrides file not found")
     data = Path(data_dir) if data_dir else paths.demo_dir()
     p = parse_period(period)
-    practice = load_practice(data)
+    practice = load_practice(data, progress=progress)
     name = practice_name or data.name
     earlier = Background(tables.earlier_quarters, practice, p, recorded=recorded_quarters(ledger, name), overrides=overrides,
                          fees=fees, profile=profile, encounters_from=encounters_from)  # on the second core while this quarter is audited
-    res = audit(practice, period=period, overrides=overrides, fees=fees, profile=profile, encounters_from=encounters_from)
+    res = audit(practice, period=period, overrides=overrides, fees=fees, profile=profile, encounters_from=encounters_from,
+                progress=progress)  # the rules' bar on a terminal (a large practice takes minutes before the notebook starts)
     res.run["command"] = command or "notebooks/quarterly_review.ipynb (run in Jupyter)"  # what was run, not the kernel's launch line
     from ccmlib.engine.pipeline import empty_period_message
     empty = empty_period_message(res.run)

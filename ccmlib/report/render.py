@@ -191,7 +191,7 @@ def render_report(data_dir, period: str, out, sample_size: int | None = None, se
         audit_for_report(data, period, stage / "audit", sample_size=sample_size, seed=None if seed is None else str(seed),
                          strata=strata, practice_name=name, ledger=str(ledger), overrides=str(overrides) if overrides else None,
                          fees=str(fees) if fees else None, final=final, command=params["command"], salt=load_salt(ledger.parent),
-                         profile=profile, encounters_from=encounters_from)
+                         profile=profile, encounters_from=encounters_from, progress=progress)
         rec = _render(rf, stage, params, ledger, period, timeout, progress)
         copied = stage / "audit" / "overrides.csv"
         if copied.is_file() and live.is_file():

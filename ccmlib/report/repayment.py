@@ -13,6 +13,7 @@ from importlib import resources
 import pandas as pd
 
 from ccmlib.errors import InputError
+from ccmlib.report.show import money_text as _money
 
 
 @lru_cache(maxsize=1)
@@ -38,8 +39,6 @@ def check_path(path: str | None) -> str | None:
     return path
 
 
-def _money(v: float) -> str:
-    return f"-${-v:,.2f}" if v < 0 else f"${v:,.2f}"
 
 
 def figure(summary: dict, path: str) -> float | None:

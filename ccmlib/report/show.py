@@ -39,6 +39,19 @@ def _money(v) -> str:
     return f"\u2011${-v:,.2f}" if v < 0 else f"${v:,.2f}"  # a non-breaking hyphen keeps -$283.58 on one line
 
 
+#: the one way a document writes money, a rate and a count of things (tables, Markdown text, templates)
+money_text = _money
+
+
+def percent_text(v) -> str:
+    return "" if v is None or pd.isna(v) else f"{v:.1%}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 practitioner', '2 practitioners': counts in words without '(s)'."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def title(name) -> str:
     name = str(name)
     return TITLES.get(name, name.replace("_", " ").capitalize())
@@ -81,7 +94,7 @@ def table_html(data, columns=None, money=(), percent=(), max_rows: int | None = 
     if df.empty:
         return "<p><em>none</em></p>"
     fmt = {c: _money for c in money if c in df.columns}
-    fmt.update({c: (lambda v: "" if pd.isna(v) else f"{v:.1%}") for c in percent if c in df.columns})
+    fmt.update({c: percent_text for c in percent if c in df.columns})
     fmt.update({c: (lambda v: "" if pd.isna(v) else f"{v:,.0f}") for c in MINUTES if c in df.columns and pd.api.types.is_numeric_dtype(df[c])})
     cols = []
     for c in df.columns:

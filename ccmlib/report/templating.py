@@ -24,14 +24,14 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "resources" / "templates"
 def environment():
     import jinja2
 
-    from ccmlib.report.show import _money, table_html
+    from ccmlib.report.show import money_text, percent_text, plural, table_html
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["table"] = lambda df, **kw: Markup(table_html(df, **kw))
-    env.filters["money"] = _money
-    env.filters["pct"] = lambda v: "" if v is None or v != v else f"{v:.1%}"
-    env.filters["plural"] = lambda n, word, many=None: f"{n:,} {word if n == 1 else (many or word + 's')}"
+    env.filters["money"] = money_text
+    env.filters["pct"] = percent_text
+    env.filters["plural"] = plural
     env.filters["png"] = lambda data: Markup(f'<img alt="" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}"/>')
     return env
 
