@@ -122,7 +122,7 @@ def bill_04(f: Facts) -> pd.DataFrame:
     has = has.groupby([ln["patient_id"], ln["mkey"]]).transform("any")
     out = []
     families = ("99490", "99487", "99491")
-    family = ln["cpt_code"].map(lambda c: c if c in families else ADDON_OF.get(c))
+    family = ln["cpt_code"].map({**ADDON_OF, **{c: c for c in families}})  # a dict lookup, not a Python call per line
     n_bases = sum(has[b].astype(int) for b in families)
     first_base = ln[ln["cpt_code"].isin(families)].drop_duplicates(PM)[PM + ["cpt_code"]].rename(columns={"cpt_code": "kept"})
     x = ln.assign(_family=family)[(n_bases > 1).to_numpy()].merge(first_base, on=PM)
