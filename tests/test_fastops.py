@@ -56,3 +56,25 @@ def test_output_csv_is_what_pandas_writes():
     assert _csv(df.iloc[:0]) == _csv_pandas(df.iloc[:0])
     odd = pd.DataFrame({"mixed": [1, "a", None]})  # not text: pandas writes it
     assert _csv(odd) == _csv_pandas(odd)
+
+
+def test_distinct_rows_groups_equal_combinations_and_points_at_their_first_row():
+    from ccmlib.intake.fastops import distinct_rows
+
+    rng = np.random.default_rng(5)
+    n = 500
+    df = pd.DataFrame({"p": pd.Categorical(rng.choice(["P1", "P2", "P10", None], n)),
+                       "d": pd.to_datetime(rng.choice(["2026-01-01", "2026-01-02", None], n)),
+                       "npi": pd.Series(rng.choice(["111", "222", None], n), dtype=object)})
+    df.loc[df["npi"].isna(), "npi"] = pd.NA
+    group, first = distinct_rows(df["p"], df["d"], df["npi"])
+    # the same combination (missing values equal to each other) <=> the same group
+    want = df.astype(str).groupby(["p", "d", "npi"], sort=False, dropna=False).ngroup().to_numpy()
+    assert len(set(zip(group, want))) == len(set(group)) == len(set(want))
+    assert (first == pd.Series(np.arange(n)).groupby(group).min().sort_index().to_numpy()).all()
+    assert (group[first] == np.arange(len(first))).all()
+    # a row-wise function computed on the first rows and spread back equals it computed on every row
+    f = lambda x: np.array([repr(t) for t in zip(x["p"].tolist(), x["d"].tolist(), x["npi"].tolist())])  # noqa: E731
+    assert (f(df.iloc[first])[group] == f(df)).all()
+    g0, f0 = distinct_rows(pd.Series([], dtype="string"))
+    assert len(g0) == 0 and len(f0) == 0

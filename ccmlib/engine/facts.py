@@ -11,7 +11,7 @@ import pandas as pd
 
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import CCM_CODES, INITIATING_VISITS
-from ccmlib.intake.fastops import join_groups, positions
+from ccmlib.intake.fastops import distinct_rows, join_groups, positions
 from ccmlib.intake.load import Practice
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
 from ccmlib.engine.sqlfacts import month_minutes, overlap_minutes  # the time-entry facts on DuckDB (issue #23)
@@ -101,11 +101,23 @@ def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFra
     e["x_before_consent"] = (fc.notna() & (e["activity_date"] < fc)).astype(bool)
     e["x_no_consent"] = fc.isna()
     mkey = month_key(e["activity_date"])
-    judged = month_practitioner(lines, consents, pd.DataFrame({"patient_id": e["patient_id"], "mkey": mkey}))
-    e["judged_npi"] = judged.to_numpy()
-    ep = consent_episode(e["patient_id"], e["activity_date"], consents, e["judged_npi"])
-    e["revoked_date"] = ep["revoked_date"].to_numpy()
-    e["x_after_revocation"] = (~e["x_before_consent"] & ~e["x_no_consent"] & ep["after_revocation"].to_numpy()).astype(bool)
+    # both are row-wise functions of a few columns that repeat (about eight entries per patient-month): computed once
+    # per distinct patient-month, and per distinct (patient, day, practitioner), then spread back to the entries
+    g, first = distinct_rows(e["patient_id"], mkey)
+    judged = month_practitioner(lines, consents, pd.DataFrame({"patient_id": e["patient_id"].iloc[first], "mkey": mkey.iloc[first]}))
+    e["judged_npi"] = judged.to_numpy()[g]  # object, as before
+    # the judged consent's revocation: only patients with a revoked consent can have one
+    revoked = np.full(len(e), np.datetime64("NaT"), dtype="datetime64[ns]")
+    after = np.zeros(len(e), dtype=bool)
+    some = e["patient_id"].isin(consents.loc[consents["revoked_date"].notna(), "patient_id"].unique()).to_numpy(dtype=bool)
+    if some.any():
+        s = e[some]
+        g, first = distinct_rows(s["patient_id"], s["activity_date"], s["judged_npi"])
+        ep = consent_episode(s["patient_id"].iloc[first], s["activity_date"].iloc[first], consents, s["judged_npi"].iloc[first])
+        revoked[some] = ep["revoked_date"].to_numpy(dtype="datetime64[ns]")[g]
+        after[some] = ep["after_revocation"].to_numpy(dtype=bool)[g]
+    e["revoked_date"] = revoked
+    e["x_after_revocation"] = ~e["x_before_consent"] & ~e["x_no_consent"] & after
     e["overlap"] = overlap_minutes(e)
     e["x_overlap"] = e["overlap"] > 0
     e["x_unsupervised"] = (e["role"].isin(CLINICAL_STAFF_ROLES) & e["supervising_npi"].isna()).astype(bool)  # SUP-01: still counts

@@ -33,3 +33,20 @@ def join_groups(frame: pd.DataFrame, by: list[str], col: str, sep: str) -> pd.Se
     offsets = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(index)))]).astype(np.int32)
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
     return pd.Series(joined.to_numpy(zero_copy_only=False), index=index, dtype=object)
+
+
+def distinct_rows(*cols) -> tuple[np.ndarray, np.ndarray]:
+    """(group, first): a group number per row for the distinct combinations of ``cols`` (missing values are a value of
+    their own) and the position of each group's first row. A row-wise function of those columns is then computed once
+    per group, on the rows ``first``, and spread back with ``values[group]`` (time entries repeat their patient-month
+    and their day about eight times)."""
+    n = len(cols[0])
+    combined = np.zeros(n, dtype=np.int64)
+    for c in cols:
+        codes, uniq = pd.factorize(c, use_na_sentinel=False)
+        combined = combined * (len(uniq) + 1) + codes
+        combined, _ = pd.factorize(combined)  # keeps the product small, whatever the number of columns
+    group, uniq = pd.factorize(combined)
+    first = np.full(len(uniq), n, dtype=np.int64)
+    np.minimum.at(first, group, np.arange(n, dtype=np.int64))
+    return group.astype(np.int64), first
