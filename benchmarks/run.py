@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py                       # 10k, 100k, 1M patient-months + the report
     .venv/bin/python benchmarks/run.py --sizes 10k,100k      # a quicker subset (--no-report: the sizes alone)
-    .venv/bin/python benchmarks/run.py --sizes 10m           # 10M patient-months, when the generator can write it in chunks
+    .venv/bin/python benchmarks/run.py --sizes 10m           # 10M patient-months (generated in chunks of 100,000 patients)
     .venv/bin/python benchmarks/run.py --write-readme        # also rewrite the table in benchmarks/README.md
 
 For each size it generates a synthetic practice with the project's generator (Parquet, 6-10 time
@@ -38,8 +38,10 @@ OUT = ROOT / "benchmarks" / "out"
 PY = sys.executable
 CLI = [PY, "-m", "ccmlib.cli"]
 SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
-#: sizes the generator cannot write in one piece on this machine (its memory grows about 7 GB per million patient-months)
+#: sizes the generator cannot write in one piece on this machine (its memory grows about 7 GB per million patient-months):
+#: written CHUNK_PATIENTS patients at a time (100,000 patients, 300,000 patient-months: about 2.5 GB a chunk)
 CHUNKED = {"10M"}
+CHUNK_PATIENTS = 100_000
 MONTHS, PERIOD = "2026-01..2026-03", "2026Q1"
 PEERS = {"duckdb": ROOT / "benchmarks" / "peers" / "duckdb_core.py", "polars": ROOT / "benchmarks" / "peers" / "polars_core.py"}
 
@@ -100,18 +102,17 @@ class NotPossible(Exception):
 def practice(size: str) -> tuple[Path, dict]:
     n_pm = SIZES[size]
     folder = OUT / f"practice_{size}"
-    if not (folder / "time_entries.parquet").exists():
+    if not (folder / "bench_synth.json").exists():  # written once the practice is (an interrupted one is made again)
+        cmd = [*CLI, "synth", "--patients", str(n_pm // 3), "--months", MONTHS, "--seed", "7", "--format", "parquet",
+               "--entries", "6-10", "--out", str(folder)]
         if size in CHUNKED:
             option = chunked_synth_option()
             if option is None:
-                raise NotPossible(f"{size} patient-months: not yet possible. `ccm-audit synth` builds every table of a practice "
-                                  "in memory before writing it (about 7 GB per million patient-months: 17.7 GB for the 2.5M "
-                                  "practice, so about 70 GB for 10M on this 24 GiB machine) and has no option to write a "
-                                  "practice in chunks; when it gains one, benchmarks/run.py needs it wired in here.")
-            raise NotPossible(f"{size} patient-months: `ccm-audit synth` now offers {option}; benchmarks/run.py does not "
-                              "use it yet (wire it into practice()).")
-        r = measure([*CLI, "synth", "--patients", str(n_pm // 3), "--months", MONTHS, "--seed", "7", "--format", "parquet",
-                     "--entries", "6-10", "--out", str(folder)], f"synth {size}")
+                raise NotPossible(f"{size} patient-months: not possible with this `ccm-audit synth`: it builds every table of "
+                                  "a practice in memory before writing it (about 7 GB per million patient-months, so about "
+                                  "70 GB for 10M on this 24 GiB machine) and has no option to write a practice in chunks.")
+            cmd += [option, str(CHUNK_PATIENTS)]
+        r = measure(cmd, f"synth {size}")
         gen = {"wall_s": r["wall_s"], "peak_rss_mb": r["peak_rss_mb"]}
         (folder / "bench_synth.json").write_text(json.dumps(gen))
     gen = json.loads((folder / "bench_synth.json").read_text())

@@ -327,9 +327,13 @@ def ingest(sources, out_dir, quiet):
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--entries", default="2-4", show_default=True, metavar="FEWEST-MOST", help="Time entries per patient-month.")
 @click.option("--no-encounters", is_flag=True, help="Write an empty encounters table and no visit claims (no visit evidence: IV-01 then applies to every billed month).")
+@click.option("--chunk-patients", type=int, metavar="N",
+              help="Make and write the practice N patients at a time, so memory is bounded by the chunk (about 2.5 GB for 100,000 "
+                   "patients over 3 months with 6-10 entries): for practices too large to build at once. The same seed and N "
+                   "give the same bytes; a chunk covering every patient gives the practice made without this option.")
 @_quiet
 @_friendly
-def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
+def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters, chunk_patients):
     """Write a synthetic practice in the data-contract layout, with injected pitfalls and truth.csv."""
     from ccmlib.synth.generator import generate, parse_rates
 
@@ -338,7 +342,7 @@ def synth(patients, months, seed, out_dir, rates, fmt, entries, no_encounters):
     except ValueError:
         raise InputError(f"--entries {entries!r}: expected FEWEST-MOST like 2-4") from None
     res = generate(patients=patients, months=months, seed=seed, rates=parse_rates(rates), out=out_dir, fmt=fmt, progress=True,
-                   entries=(lo, hi), encounters=not no_encounters)
+                   entries=(lo, hi), encounters=not no_encounters, chunk_patients=chunk_patients)
     click.echo(f"wrote {out_dir}: " + ", ".join(f"{k} {v}" for k, v in res.items()))
 
 

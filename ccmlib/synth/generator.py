@@ -155,10 +155,15 @@ def _date(s) -> pd.Series:
 
 def generate(patients: int = 200, months: str = "2026-01..2026-03", seed: int = 1, rates: dict | None = None,
              out: str | Path | None = None, fmt: str = "csv", progress: bool = False, entries: tuple[int, int] = (2, 4),
-             encounters: bool = True) -> dict:
+             encounters: bool = True, chunk_patients: int | None = None) -> dict:
     """Make a synthetic practice; write it to ``out`` when given. Returns row counts per table.
 
-    ``entries`` is the (fewest, most) time entries logged per patient-month."""
+    ``entries`` is the (fewest, most) time entries logged per patient-month. ``chunk_patients``: make and write the
+    practice that many patients at a time (``out`` required), so that memory is bounded by the chunk, not the practice;
+    see ``_generate_in_chunks``."""
+    if chunk_patients is not None:
+        return _generate_in_chunks(patients, months, seed, rates or parse_rates(None), out, fmt, progress, entries,
+                                   encounters, chunk_patients)
     if out is not None:
         _check_synth_out(Path(out))
     tables = build(patients, months, seed, rates or parse_rates(None), entries, encounters)
@@ -172,20 +177,129 @@ def generate(patients: int = 200, months: str = "2026-01..2026-03", seed: int = 
     return {k: len(v) for k, v in tables.items()}
 
 
+TABLE_NAMES = ("patients", "diagnoses", "consents", "care_plans", "staff", "time_entries", "claims", "encounters", "truth")
+
+
+def _generate_in_chunks(patients, months, seed, rates, out, fmt, progress, entries, encounters, chunk_patients) -> dict:
+    """A practice made and written ``chunk_patients`` patients at a time: each chunk's rows appended to the files
+    (Parquet: a row group or more per chunk; CSV: no second header), so memory is bounded by the chunk.
+
+    The chunks form one practice: patient, care plan, claim and time entry ids run on across chunks; the staff is the
+    whole practice's (drawn for all patients, written once) and a staff member's day continues where an earlier chunk
+    left it (no overlaps across chunks); truth.csv is written last, once where the whole practice's visit history
+    begins is known. The first chunk draws from the seed's own streams, so a practice in one chunk has the bytes of the
+    practice made in one piece; later chunks from streams of their own (same seed and chunk size, same bytes).
+    synth.json records the chunk size and count; while the practice is being written it says ``"complete": false``."""
+    if isinstance(chunk_patients, bool) or not isinstance(chunk_patients, (int, np.integer)) or chunk_patients < 1:
+        raise InputError(f"--chunk-patients {chunk_patients!r}: give the number of patients per chunk, a whole number of "
+                         f"at least 1 (e.g. 100000: a chunk of 100,000 patients over 3 months with 6-10 entries needs about 2.5 GB)")
+    if out is None:
+        raise InputError("a practice written in chunks needs a folder to write to (--out)")
+    out = Path(out)
+    _check_synth_out(out)
+    _check_entries(entries)
+    _months(months)
+    chunk_patients = int(chunk_patients)
+    n_chunks = -(-patients // chunk_patients)
+    params = {"patients": patients, "months": months, "seed": seed, "rates": rates, "synth_version": SYNTH_VERSION,
+              "chunk_patients": chunk_patients, "chunks": n_chunks}
+    if tuple(entries) != (2, 4):
+        params["entries"] = list(entries)
+    if not encounters:
+        params["encounters"] = False
+    out.mkdir(parents=True, exist_ok=True)
+    for name in TABLE_NAMES:  # an earlier practice's files: the CSV ones would be appended to
+        for ext in ("csv", "parquet"):
+            (out / f"{name}.{ext}").unlink(missing_ok=True)
+    _write_params(out, {**params, "complete": False})
+    state = _Chunk(patients, months)
+    sink = _Appender(out, fmt, several=n_chunks > 1)
+    counts = dict.fromkeys(TABLE_NAMES, 0)
+    parts = []
+    chunks = range(n_chunks)
+    if progress:
+        from tqdm.auto import tqdm
+        chunks = tqdm(chunks, desc=f"synth in chunks of {chunk_patients:,} patients", unit="chunk", disable=paths.progress_off())
+    try:
+        for c in chunks:
+            state.index = c
+            tables, part = _build_chunk(min(chunk_patients, patients - c * chunk_patients), months, seed, rates, entries,
+                                        encounters, chunk=state)
+            parts.append(part)
+            for name, df in tables.items():
+                if name == "staff" and c > 0:  # the whole practice's staff: written with the first chunk
+                    continue
+                sink.add(name, df)
+                counts[name] += len(df)
+            del tables, df
+        truth = _truth(parts, encounters)
+        sink.add("truth", truth)
+        counts["truth"] = len(truth)
+    finally:
+        sink.close()
+    _write_params(out, params)
+    return counts
+
+
+class _Appender:
+    """Appends a practice's chunks to its files: one ParquetWriter per table (the first chunk's schema; with several
+    chunks a column empty in the first is text, so that a later chunk with values fits) or CSV without a second header."""
+
+    def __init__(self, out: Path, fmt: str, several: bool):
+        self.out, self.fmt, self.several = out, fmt, several
+        self.writers: dict = {}
+        self.started: set[str] = set()
+
+    def add(self, name: str, df: pd.DataFrame) -> None:
+        df = df.reset_index(drop=True)
+        if self.fmt == "parquet" and name != "truth":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(_typed(name, df), preserve_index=False)
+            if name not in self.writers:
+                schema = table.schema
+                if self.several:
+                    schema = pa.schema([f.with_type(pa.large_string()) if pa.types.is_null(f.type) else f for f in schema],
+                                       metadata=schema.metadata)
+                # pandas' to_parquet is write_table(..., compression="snappy"): the same writer, the same bytes
+                self.writers[name] = pq.ParquetWriter(self.out / f"{name}.parquet", schema, compression="snappy")
+            elif not len(table):
+                return
+            writer = self.writers[name]
+            writer.write_table(table if table.schema.equals(writer.schema) else table.cast(writer.schema))
+        else:
+            first = name not in self.started
+            df.to_csv(self.out / f"{name}.csv", index=False, lineterminator="\n", mode="w" if first else "a", header=first)
+            self.started.add(name)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+
+
+def _write_params(out: Path, params: dict) -> None:
+    (out / "synth.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] = (2, 4),
           with_encounters: bool = True) -> dict[str, pd.DataFrame]:
+    tables, parts = _build_chunk(n, months, seed, rates, entries, with_encounters)
+    tables["truth"] = _truth([parts], with_encounters)
+    return tables
+
+
+def _check_entries(entries) -> tuple[int, int]:
     lo, hi = int(entries[0]), int(entries[1])
     if not 1 <= lo <= hi <= 20:
         raise InputError(f"entries per patient-month {lo}-{hi}: give FEWEST-MOST between 1 and 20")
-    rng = np.random.default_rng(seed)
-    rng3 = np.random.default_rng([seed, 3])  # the catalog-v3 shapes: their own stream, so the v2 shapes stay where they were
-    rates = {p: float(rates.get(p, 0.0)) for p in PITFALLS}  # rates of an older synth.json: its pitfalls only
-    keys = np.array(_months(months))
-    nm = len(keys)
-    first_start = key_start([keys[0]])[0]
-    fee_table, _ = refdata.fee_schedule()
+    return lo, hi
 
-    # ---------------------------------------------------------------- staff
+
+def _staff(rng, n: int):
+    """The practice's staff for ``n`` patients (drawn first from the seed's main stream): the table, the physicians'
+    NPIs and the numbers of physicians, case managers and auxiliary staff of each kind."""
     n_doc, n_cm, n_aux = max(2, n // 150), max(2, n // 30), max(1, n // 250)
     doc_npi = _npi(rng.integers(10**8, 10**9 - 1, n_doc))
     cm_roles = _choice(rng, ["rn", "rn", "lpn", "ma"], n_cm)
@@ -203,9 +317,54 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     doctor = (staff["role"] == "physician").to_numpy()
     staff["name"] = np.where(doctor, np.char.add("Dr. ", names), names)
     staff["npi"] = np.where(doctor, staff["supervising_npi"].to_numpy(dtype=str), "")
+    return staff, doc_npi, n_doc, n_cm, n_aux
+
+
+class _Chunk:
+    """Where a chunk of a practice written in chunks sits: its index, the ids already used before it (patients, claims,
+    time entries), the whole practice's staff (and the size it was drawn for), and each staff member's minutes already
+    scheduled per day, so that a staff member's entries in this chunk follow, never overlap, those of earlier chunks."""
+
+    def __init__(self, total: int, months: str):
+        self.index, self.patients, self.claims, self.entries = 0, 0, 0, 0
+        self.total = total
+        self.staff = None  # (staff, doc_npi, n_doc, n_cm, n_aux), drawn by the first chunk
+        keys = _months(months)
+        self.first_day = key_start([keys[0]])[0] - pd.Timedelta(days=31)  # CONS-05's entries: a day or two before a consent
+        self.days = (key_end([keys[-1]])[0] - self.first_day).days + 2
+        self.busy = None  # minutes already taken (entries and gaps) per staff member and day: staff x days, flat
+
+
+def _build_chunk(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] = (2, 4),
+                 with_encounters: bool = True, chunk: _Chunk | None = None):
+    """The tables of ``n`` patients and their truth's parts (see ``_truth``): the whole practice, or one chunk of it.
+
+    The first chunk draws from the seed's own streams (so a practice in one chunk is the practice made in one piece);
+    chunk i > 0 from streams of its own, ``[seed, 101, i]`` and the like."""
+    lo, hi = _check_entries(entries)
+    ci = chunk.index if chunk is not None else 0
+    if ci == 0:
+        rng = np.random.default_rng(seed)
+        rng3 = np.random.default_rng([seed, 3])  # the catalog-v3 shapes: their own stream, so the v2 shapes stay where they were
+    else:
+        rng, rng3 = np.random.default_rng([seed, 101, ci]), np.random.default_rng([seed, 101, ci, 3])
+    rates = {p: float(rates.get(p, 0.0)) for p in PITFALLS}  # rates of an older synth.json: its pitfalls only
+    keys = np.array(_months(months))
+    nm = len(keys)
+    first_start = key_start([keys[0]])[0]
+    fee_table, _ = refdata.fee_schedule()
+
+    # ---------------------------------------------------------------- staff (a practice in chunks: the whole practice's)
+    if chunk is None:
+        staff, doc_npi, n_doc, n_cm, n_aux = _staff(rng, n)
+    else:
+        if chunk.staff is None:
+            chunk.staff = _staff(rng, chunk.total)
+        staff, doc_npi, n_doc, n_cm, n_aux = chunk.staff
+    p0 = chunk.patients if chunk is not None else 0  # patients (and care plans) before this chunk
 
     # ---------------------------------------------------------------- patients
-    pid = np.char.add("P", np.char.zfill(np.arange(1, n + 1).astype(str), 6))
+    pid = np.char.add("P", np.char.zfill(np.arange(p0 + 1, p0 + n + 1).astype(str), 6))
     doc = rng.integers(0, n_doc, n)
     cm = rng.integers(0, n_cm, n)
     aux = np.char.zfill((rng.integers(0, n_aux, n) + 1).astype(str), 3)
@@ -291,7 +450,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
         "revoked_date": np.where(revoke_month >= 0, _date(key_start(keys[np.maximum(revoke_month, 0)]) + pd.Timedelta(days=14)), ""),
     })[ppit != "CONS-01"]
     review = first_start - pd.to_timedelta(rng.integers(5, 60, n), "D")  # fresh for a range of up to 10 months
-    plans = pd.DataFrame({"patient_id": pid, "plan_id": np.char.add("CP-", np.char.zfill(np.arange(1, n + 1).astype(str), 5)), "created_date": _date(consent),
+    plans = pd.DataFrame({"patient_id": pid, "plan_id": np.char.add("CP-", np.char.zfill(np.arange(p0 + 1, p0 + n + 1).astype(str), 5)), "created_date": _date(consent),
                           "reviewed_date": np.where((consent < review) & (ppit != "CP-06"), _date(review), ""),
                           "electronic": np.where(ppit == "CP-04", "false", "true"),
                           "shared_with_patient_date": np.where(ppit == "CP-05", "", _date(consent + pd.to_timedelta(rng.integers(0, 3, n), "D")))})
@@ -420,6 +579,8 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     # schedule: back-to-back with 5-minute gaps per staff member and day, from 08:00
     g = te.groupby(["staff_id", "activity_date"], sort=False)["minutes"]
     start = 480 + (g.cumsum() - te["minutes"]) + 5 * g.cumcount()
+    if chunk is not None:  # after what earlier chunks scheduled for the same staff member and day
+        start = start + _busy(chunk, staff, te)
     te["start"] = start.to_numpy()
     t3 = np.flatnonzero(mpit == "TIME-03")
     if len(t3):  # a second entry inside the longest entry of the month, same staff member
@@ -428,12 +589,13 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
         add = add[add["minutes"] >= 1]
         te = pd.concat([te, add], ignore_index=True)
     te = te.sort_values(["activity_date", "pm", "start"], kind="mergesort").reset_index(drop=True)
+    e0 = chunk.entries if chunk is not None else 0
     timed = (rng.random(len(te)) < 0.7) | (te["extra"] == "TIME-03").to_numpy() | te["pm"].isin(t3).to_numpy()
     timed &= (te["start"] + te["minutes"]).to_numpy() < 1440  # an overfull day is logged in minutes only
     fmt_t = lambda m: pd.Series(np.char.add(np.char.add(np.char.zfill((m // 60).astype(int).astype(str), 2), ":"),  # noqa: E731
                                             np.char.zfill((m % 60).astype(int).astype(str), 2)))
     time_entries = pd.DataFrame({
-        "entry_id": np.char.add("T", np.char.zfill(np.arange(1, len(te) + 1).astype(str), 7)),
+        "entry_id": np.char.add("T", np.char.zfill(np.arange(e0 + 1, e0 + len(te) + 1).astype(str), 7)),
         "patient_id": pid[P[te["pm"]]], "staff_id": te["staff_id"], "activity_date": _date(te["activity_date"]),
         "minutes": te["minutes"], "start_time": np.where(timed, fmt_t(te["start"].to_numpy()), ""),
         "end_time": np.where(timed, fmt_t((te["start"] + te["minutes"]).to_numpy()), ""), "activity": te["activity"],
@@ -506,7 +668,8 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     paid = (allowed * refdata.MEDICARE_SHARE * (1 - refdata.sequestration_rate(cl["service_date"]))).round(2)
     cpm = cl["pm"].to_numpy()
     denied = ccm_line & (mpit[cpm] == "BILL-08")
-    claims = pd.DataFrame({"claim_id": np.char.add("C", np.char.zfill((cid + 1).astype(str), 7)), "line": cl.groupby(cid).cumcount() + 1,
+    c0 = chunk.claims if chunk is not None else 0
+    claims = pd.DataFrame({"claim_id": np.char.add("C", np.char.zfill((c0 + cid + 1).astype(str), 7)), "line": cl.groupby(cid).cumcount() + 1,
                            "patient_id": pid[P[cpm]], "billing_npi": cl["billing_npi"], "service_date": _date(cl["service_date"]),
                            "cpt_code": cl["cpt_code"], "units": cl["units"], "paid_amount": paid.where(~denied, 0.0),
                            "allowed_amount": allowed.where(~denied, 0.0), "place_of_service": pos,
@@ -558,11 +721,12 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     # windows begin. Some initiating visits are only on the claims table (an E/M line, no encounters row). Without an
     # encounters table (on request) there is no visit evidence at all: no rows and no visit claims, so IV-01 applies to
     # every billed month (G0506 then has no visit to ride on: BILL-06).
-    rng_iv = np.random.default_rng([seed, 24])  # its own stream: the other shapes of a seed stay where they were
+    rng_iv = np.random.default_rng([seed, 24] if ci == 0 else [seed, 101, ci, 24])  # its own stream: the other shapes of a seed stay where they were
     visit_codes = list(refdata.initiating_visit_codes())
     history_from = first_start - pd.Timedelta(days=800)
     kept = (ivd >= history_from) & with_encounters  # the patient's initiating visit is in the data
     on_claims = kept & (rng_iv.random(n) < 0.08)  # ... only as a claim line
+    visit_claims = 0  # claims of initiating visits found only on the claims table (after the CCM claims' ids)
     if with_encounters:
         drop = np.r_[~kept | on_claims, np.zeros(len(encounters) - n, bool)]  # the first n rows are the initiating visits
         x = np.flatnonzero(on_claims & ~inm)  # visits inside the months are on the claims table already
@@ -579,6 +743,7 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
                                   "paid_amount": (allowed_v * refdata.MEDICARE_SHARE * (1 - refdata.sequestration_rate(when))).round(2).to_numpy(),
                                   "place_of_service": "11", "diagnosis_codes": pd.Series(pid[x]).map(dx_list).fillna("").to_numpy()})
             claims = pd.concat([claims, add_v.reindex(columns=claims.columns, fill_value="")], ignore_index=True)
+            visit_claims = len(x)
         encounters = encounters[~drop]
     else:
         encounters = encounters.iloc[0:0]
@@ -593,9 +758,6 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
 
     def window(comm):  # the first day of the one-year window: the same calendar date a year earlier
         return (pd.Series(comm, dtype="datetime64[ns]") - pd.DateOffset(years=1)).to_numpy()
-
-    def covered(comm):  # the visit history reaches back to the window's first day
-        return np.ones(len(comm), bool) if pd.isna(start) else window(comm) >= np.datetime64(start)
 
     # commencement of the month's (first) billing practitioner: the first consent covering it (the older practice-level
     # one where there is one), or its first claim when no consent covers it (CONS-01, CONS-04) or after a revocation's
@@ -613,26 +775,67 @@ def build(n: int, months: str, seed: int, rates: dict, entries: tuple[int, int] 
     v = ivd.to_numpy()[P]
     found = kept[P] & (v >= window(comm_p)) & (v <= comm_p)
     found |= switch[P] & (mi >= switch_month[P]) & with_encounters  # the new practitioner's visit on the day of its consent
-    iv_truth = billed_pm & ~found & covered(comm_p)
+    # IV-01 where the visit history reaches back to the window's first day; where the whole practice's history begins
+    # is known only once every chunk is made (``_truth``): keep each candidate month with the later of the windows it
+    # needs covered (NaT, the smallest int64, where none is known: covered only when there is no history at all)
+    cand = billed_pm & ~found
     # BILL-01's second practitioner has no visit; its CCM began with the practice-level consent, or with its first claim
     first_b1 = pd.Series(np.where(b1, month_end, np.datetime64("NaT"))).groupby(P).min().to_numpy()[P]
     comm_other = np.where(named, first_b1, consent[P].to_numpy())
-    iv_truth |= b1 & covered(comm_other)
+    nat = np.datetime64("NaT", "ns").astype("int64")
+    need = np.maximum(np.where(cand, window(comm_p).astype("datetime64[ns]").astype("int64"), nat),
+                      np.where(b1, window(comm_other).astype("datetime64[ns]").astype("int64"), nat))
+    iv_idx = np.flatnonzero(cand | b1)
     tr = [(i, np.asarray(r)) for i, r in tr]
     tr = [(i[r != "IV-01"], r[r != "IV-01"]) for i, r in tr]  # IV-01's truth is this block's alone
-    tr.append((np.flatnonzero(iv_truth), np.full(int(iv_truth.sum()), "IV-01")))
     # a month whose initiating visit is not in the data (not assessed) shows no missed revenue either
     tr = [(i[keep], r[keep]) for i, r in tr for keep in [~((r == "REV-01") & ~found[i])]]
     idx = np.concatenate([t[0] for t in tr])
-    truth = pd.DataFrame({"patient_id": pid[P[idx]], "service_month": key_to_label(K[idx]) if len(idx) else [],
-                          "rule_id": np.concatenate([t[1] for t in tr]).astype(str)})
+    others = pd.DataFrame({"patient_id": pid[P[idx]], "service_month": key_to_label(K[idx]) if len(idx) else [],
+                           "rule_id": np.concatenate([t[1] for t in tr]).astype(str)})
+    iv = pd.DataFrame({"patient_id": pid[P[iv_idx]], "service_month": key_to_label(K[iv_idx]) if len(iv_idx) else [],
+                       "need": need[iv_idx]})
+
+    if chunk is not None:  # the ids the next chunk starts after
+        chunk.patients += n
+        chunk.entries += len(time_entries)
+        chunk.claims = c0 + (int(cid.max()) + 1 if len(cid) else 0) + visit_claims
+    tables = {"patients": patients, "diagnoses": diagnoses, "consents": consents, "care_plans": plans, "staff": staff,
+              "time_entries": time_entries, "claims": claims,
+              "encounters": encounters.sort_values(["patient_id", "encounter_date"], kind="mergesort")}
+    return tables, (others, iv, start)
+
+
+def _truth(parts, with_encounters: bool) -> pd.DataFrame:
+    """truth.csv from each chunk's parts: its findings, and its IV-01 candidates with the window each needs covered,
+    judged against where the whole practice's visit history begins (the earliest of the chunks' beginnings)."""
+    starts = [s for _, _, s in parts if not pd.isna(s)]
+    start = min(starts) if starts else pd.NaT
+    frames = []
+    for others, iv, _ in parts:
+        covered = np.ones(len(iv), bool) if pd.isna(start) else iv["need"].to_numpy() >= pd.Timestamp(start).as_unit("ns").value
+        frames += [others, iv.loc[covered, ["patient_id", "service_month"]].assign(rule_id="IV-01")]
+    truth = pd.concat(frames, ignore_index=True)
     truth = truth.sort_values(["patient_id", "service_month", "rule_id"], kind="mergesort").drop_duplicates()
     if not with_encounters:  # IV-01 is an error in every billed month, and an error leaves no missed revenue to report
         truth = truth[truth["rule_id"] != "REV-01"].reset_index(drop=True)
+    return truth
 
-    return {"patients": patients, "diagnoses": diagnoses, "consents": consents, "care_plans": plans, "staff": staff,
-            "time_entries": time_entries, "claims": claims, "encounters": encounters.sort_values(["patient_id", "encounter_date"], kind="mergesort"),
-            "truth": truth}
+
+def _busy(chunk: _Chunk, staff: pd.DataFrame, te: pd.DataFrame) -> np.ndarray:
+    """Minutes each entry's staff member has taken on its day in earlier chunks (entries and their 5-minute gaps); then
+    adds this chunk's."""
+    sidx = pd.Index(staff["staff_id"]).get_indexer(te["staff_id"])
+    day = ((te["activity_date"].to_numpy().astype("datetime64[D]") - np.datetime64(chunk.first_day.date(), "D"))
+           .astype("int64"))
+    if (sidx < 0).any() or (day < 0).any() or (day >= chunk.days).any():  # the generator's own invariant
+        raise RuntimeError("synth: a time entry's staff member or day falls outside the practice's schedule")
+    if chunk.busy is None:
+        chunk.busy = np.zeros(len(staff) * chunk.days, np.int32)
+    slot = sidx.astype("int64") * chunk.days + day
+    before = chunk.busy[slot]
+    np.add.at(chunk.busy, slot, te["minutes"].to_numpy().astype(np.int32) + 5)
+    return before
 
 
 def write(tables: dict[str, pd.DataFrame], out: Path, fmt: str, params: dict, progress: bool = False) -> None:
@@ -652,7 +855,7 @@ def write(tables: dict[str, pd.DataFrame], out: Path, fmt: str, params: dict, pr
             _typed(name, df).to_parquet(out / f"{name}.parquet", index=False)
         else:
             df.to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
-    (out / "synth.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _write_params(out, params)
 
 
 def _check_synth_out(out: Path) -> None:
