@@ -63,12 +63,14 @@ def dx_01(f: Facts) -> pd.DataFrame:
     if "diagnosis_codes" not in ln.columns or not ln["diagnosis_codes"].notna().any():
         return raw(ln.iloc[:0], "line", "")
     ln = ln[ln["cpt_code"].isin(TIMED_CODES)]
-    codes = ln["diagnosis_codes"].fillna("").astype(str).str.upper().str.replace(".", "", regex=False).str.replace(r"[,\s]+", ";", regex=True)
+    # counted once per distinct diagnosis_codes text (a patient's claims repeat theirs), then spread to the lines
+    which, lists = pd.factorize(ln["diagnosis_codes"], use_na_sentinel=False)
+    codes = pd.Series(lists).fillna("").astype(str).str.upper().str.replace(".", "", regex=False).str.replace(r"[,\s]+", ";", regex=True)
     each = codes.str.split(";").explode()
     each = each[each != ""]
     cats = refdata.map_conditions(each.drop_duplicates(), f.condition_map)
     n = each.rename("code").reset_index().merge(cats, on="code").drop_duplicates(["index", "category"]).groupby("index").size()
-    count = pd.Series(ln.index.map(n), index=ln.index).fillna(0).astype(int)
+    count = pd.Series(n.reindex(range(len(codes))).fillna(0).astype(int).to_numpy()[which], index=ln.index)
     bad = ln[count < 2]
     return raw(bad, "line", "the claim line lists " + count[count < 2].astype(str) + " chronic-condition categor"
                + np.where(count[count < 2] == 1, "y", "ies") + " among its diagnosis codes (" + bad["diagnosis_codes"].fillna("none").astype(str)
