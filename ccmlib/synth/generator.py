@@ -735,7 +735,8 @@ def _build_chunk(n: int, months: str, seed: int, rates: dict, entries: tuple[int
             when = pd.Series(ivd[x])
             allowed_v = refdata.fee_for(pd.Series(code), when, fee_table)["amount"].fillna(
                 pd.Series(code).map({"99214": 131.00, "99215": 183.00, "G0439": 133.00})).fillna(90.0).round(2)
-            dx_list = diagnoses.assign(c=diagnoses["icd10_code"].str.replace(".", "", regex=False)).groupby("patient_id")["c"].agg(";".join)
+            dx_x = diagnoses[diagnoses["patient_id"].isin(pid[x])]  # their patients' alone: the join is a Python call per patient
+            dx_list = dx_x.assign(c=dx_x["icd10_code"].str.replace(".", "", regex=False)).groupby("patient_id")["c"].agg(";".join)
             first_id = int(claims["claim_id"].str[1:].astype(int).max()) + 1 if len(claims) else 1
             add_v = pd.DataFrame({"claim_id": np.char.add("C", np.char.zfill(np.arange(first_id, first_id + len(x)).astype(str), 7)),
                                   "line": 1, "patient_id": pid[x], "billing_npi": doc_npi[doc[x]], "service_date": _date(when),
