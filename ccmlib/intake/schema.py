@@ -1,7 +1,8 @@
 """Declared input tables of a practice data folder (data contract v2).
 
-One declaration drives loading, validation (pandera), the intake templates and the docs, so
-they cannot drift apart. Kinds:
+One declaration drives loading, validation (the value checks ``choices``, ``min``, ``max``,
+``flag_above`` and the unique ``key``, run as vectorized comparisons by :mod:`ccmlib.intake.validate`),
+the intake templates and the docs, so they cannot drift apart. Kinds:
 
 - ``id``/``text``: strings, stripped; ``code``: upper-case strings (CPT/HCPCS, NPI);
   ``icd``: ICD-10-CM code, upper-case without the dot;

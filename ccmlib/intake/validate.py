@@ -1,23 +1,19 @@
 """Parse text columns into types and validate rows against the declared schemas.
 
-Parsing is vectorized per column; value rules (ranges, value sets, unique keys) are declared as
-pandera schemas built from :mod:`ccmlib.schema`. Every failure becomes a row of the
-data-quality table; a row with any ``rejected`` problem is left out of the typed table, a
-``flagged`` row is kept. Nothing is dropped without a data-quality row.
+Parsing is vectorized per column; the value checks (value sets, minimums, maximums, flags) and the unique key
+are declared with the columns in :mod:`ccmlib.intake.schema` and run here as vectorized comparisons (numpy, pandas,
+Arrow). Every failure becomes a row of the data-quality table; a row with any ``rejected`` problem is left out of
+the typed table, a ``flagged`` row is kept. Nothing is dropped without a data-quality row.
 """
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ccmlib.intake import dates
 from ccmlib.intake.schema import Col, Table
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import pandera.pandas as pa
 
 DQ_COLUMNS = ["table", "file", "line", "column", "problem", "value", "action"]
 
@@ -180,41 +176,109 @@ def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tu
     return out, (pd.concat(probs, ignore_index=True) if probs else _problems(blank & False, col.name, ""))
 
 
-def _pandera_schemas(table: Table) -> tuple[pa.DataFrameSchema, pa.DataFrameSchema]:
-    """(reject schema, flag schema) declared from the table's columns."""
-    reject, flag = {}, {}
+@dataclass(frozen=True)
+class Check:
+    """One value check a column declares in :mod:`ccmlib.intake.schema`: ``test`` is ``isin`` (``bound`` the
+    choices), ``ge`` or ``le``; a missing value passes every check (a blank required value has its own problem)."""
+
+    column: str
+    test: str
+    bound: float | tuple[str, ...]
+    problem: str
+    action: str  # rejected or flagged
+
+
+def declared_checks(table: Table) -> list[Check]:
+    """The value checks of the table's columns: the rejecting ones in column order (choices, min, max), then the flags."""
+    reject, flag = [], []
     for c in table.cols:
-        checks = []
         if c.choices:
-            checks.append(pa.Check.isin(list(c.choices), error=f"not one of: {', '.join(c.choices)}"))
+            reject.append(Check(c.name, "isin", tuple(c.choices), f"not one of: {', '.join(c.choices)}", "rejected"))
         if c.min is not None:
-            checks.append(pa.Check.ge(c.min, error=f"below the minimum of {c.min:g}"))
+            reject.append(Check(c.name, "ge", c.min, f"below the minimum of {c.min:g}", "rejected"))
         if c.max is not None:
-            checks.append(pa.Check.le(c.max, error=f"above the maximum of {c.max:g}"))
-        if checks:
-            reject[c.name] = pa.Column(checks=checks, nullable=True, required=False)
+            reject.append(Check(c.name, "le", c.max, f"above the maximum of {c.max:g}", "rejected"))
         if c.flag_above is not None:
-            flag[c.name] = pa.Column(checks=[pa.Check.le(c.flag_above, error=f"implausibly large (over {c.flag_above:g}); kept, please verify")],
-                                     nullable=True, required=False)
-    unique = list(table.key) or None
-    return (pa.DataFrameSchema(reject, unique=unique, report_duplicates="exclude_first"),
-            pa.DataFrameSchema(flag))
+            flag.append(Check(c.name, "le", c.flag_above, f"implausibly large (over {c.flag_above:g}); kept, please verify", "flagged"))
+    return reject + flag
 
 
-def _run_schema(schema: pa.DataFrameSchema, df: pd.DataFrame, table: Table, action: str) -> pd.DataFrame:
-    try:
-        schema.validate(df, lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        fc = exc.failure_cases
-        fc = fc[fc["index"].notna()]
-        is_dup = fc["check"].astype(str).str.contains("uniqueness|unique", regex=True)
-        problem = np.where(is_dup, "duplicate " + "+".join(table.key) + " (an earlier row has the same; this one is left out)",
-                           fc["check"].astype(str))
-        column = np.where(is_dup, "+".join(table.key), fc["column"].astype(str))
-        out = pd.DataFrame({"row": fc["index"].astype("int64").to_numpy(), "column": column, "problem": problem,
-                            "value": fc["failure_case"].astype("string").to_numpy(), "action": action})
-        return out.drop_duplicates(["row", "column", "problem"])
-    return pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
+def _failing(s: pd.Series, check: Check) -> np.ndarray:
+    """Positions of the values that fail the check (missing values never fail)."""
+    if check.test == "isin":
+        return np.flatnonzero((s.notna() & ~s.isin(list(check.bound))).to_numpy(dtype=bool, na_value=False))
+    x = s.to_numpy(dtype="float64", na_value=np.nan)  # NaN compares False: a missing value passes
+    return np.flatnonzero(x < check.bound if check.test == "ge" else x > check.bound)
+
+
+def _ascending_keys(parts: list[pd.Series]) -> bool:
+    """True when no key part is missing and every row's key is greater than the row before's (compared part by part):
+    then no two keys are equal. Exports are usually in key order, and this linear pass is ~15x cheaper than hashing
+    800k ids."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(parts[0])
+    if n < 2:
+        return True
+    greater, equal = np.zeros(n - 1, dtype=bool), np.ones(n - 1, dtype=bool)
+    for s in parts:
+        if s.hasnans:
+            return False
+        try:
+            arr = pa.array(s.array, from_pandas=True)
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            nxt, prev = arr.slice(1), arr.slice(0, n - 1)
+            gt = pc.greater(nxt, prev).to_numpy(zero_copy_only=False)
+            eq = pc.equal(nxt, prev).to_numpy(zero_copy_only=False)
+        except (TypeError, ValueError, pa.ArrowException):  # a part Arrow cannot order: let pandas hash the keys
+            return False
+        greater |= equal & gt
+        equal &= eq
+        if not (greater | equal).all():  # some row's key is below the one before
+            return False
+    return bool(greater.all())
+
+
+def _check_rows(table: Table, df: pd.DataFrame, action: str) -> pd.DataFrame:
+    """Data-quality rows of the ``action`` checks (for ``rejected``, first the later duplicates of the table's key).
+
+    The rows, their order and their value text are those pandera gave when it ran these checks
+    (``tests/test_validate_checks.py`` compares them with it): the duplicates ``DataFrame.duplicated(keep="first")``
+    finds (missing key parts equal each other), each shown by its first non-missing key part, the rows shown by the
+    first part before those shown by the second (a row with no key part at all is not shown: its blank key is
+    rejected anyway); then each check's failures in row order. The values of one action are written as text
+    together, so their common type decides how (a units value of 150 reads "150.0" beside a failing float)."""
+    rows, problems, columns, values = [], [], [], []
+    if action == "rejected" and table.key:
+        key = list(table.key)
+        if not _ascending_keys([df[k] for k in key]):
+            dup = df.duplicated(subset=key, keep="first").to_numpy()
+            if dup.any():
+                cases = df.loc[dup, key].unstack().dropna()  # (key part, row) -> value, part by part
+                pos = cases.index.get_level_values(1).to_numpy()
+                first = ~pd.Index(pos).duplicated(keep="first")
+                rows.append(pos[first].astype("int64"))
+                values.append(cases[first])
+                problem = "duplicate " + "+".join(key) + " (an earlier row has the same; this one is left out)"
+                problems.append(np.full(int(first.sum()), problem, dtype=object))
+                columns.append(np.full(int(first.sum()), "+".join(key), dtype=object))
+    for check in declared_checks(table):
+        if check.action != action or check.column not in df:
+            continue
+        s = df[check.column]
+        idx = _failing(s, check)
+        if len(idx):
+            rows.append(idx.astype("int64"))
+            values.append(s.iloc[idx])
+            problems.append(np.full(len(idx), check.problem, dtype=object))
+            columns.append(np.full(len(idx), check.column, dtype=object))
+    if not rows:
+        return _NO_PROBLEMS
+    vals = pd.concat([v.reset_index(drop=True).to_frame("v") for v in values], ignore_index=True)["v"]  # as pandera did
+    return pd.DataFrame({"row": np.concatenate(rows), "column": np.concatenate(columns), "problem": np.concatenate(problems),
+                         "value": vals.astype("string").to_numpy(), "action": action})
 
 
 def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
@@ -263,9 +327,8 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str
     for c in extra:
         df[c] = raw[c]
     df["_line"] = raw["_line"].to_numpy()
-    reject_schema, flag_schema = _pandera_schemas(table)
-    probs.append(_run_schema(reject_schema, df, table, "rejected"))
-    probs.append(_run_schema(flag_schema, df, table, "flagged"))
+    probs.append(_check_rows(table, df, "rejected"))
+    probs.append(_check_rows(table, df, "flagged"))
     probs.extend(_table_rules(table, df))
     probs = [p for p in probs if len(p)]
     dq = pd.concat(probs, ignore_index=True) if probs else pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
