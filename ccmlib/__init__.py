@@ -19,7 +19,7 @@ from ccmlib._version import __version__  # noqa: F401
 from ccmlib.errors import InputError  # noqa: F401
 
 #: public name -> (module, attribute), imported on first use (PEP 562): `ccm-audit --help`, `sample` or `appraise`
-#: need neither pandas nor pandera, and `import ccmlib` stays light
+#: need no pandas, and `import ccmlib` stays light
 _LAZY = {"AuditResult": ("ccmlib.engine.pipeline", "AuditResult"), "audit": ("ccmlib.engine.pipeline", "audit"),
          "write_outputs": ("ccmlib.engine.pipeline", "write_outputs"), "draw_sample": ("ccmlib.engine.pipeline", "attach_sample"),
          "Practice": ("ccmlib.intake.load", "Practice"), "load_practice": ("ccmlib.intake.load", "load_practice"),

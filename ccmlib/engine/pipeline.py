@@ -42,7 +42,7 @@ CLAIM_LINE_COLUMNS = ["claim_id", "line", "patient_id", "service_month", "billin
 PM_COLUMNS = ["patient_id", "service_month", "qualifying_minutes", "practitioner_minutes", "documented_minutes",
               "chronic_conditions", "codes_billed", "codes_supported", "overpayment", "cost_sharing", "missed_amount",
               "date_20min", "date_40min", "date_60min", "errors", "warnings"]
-PACKAGES = ["ccm-audit", "pandas", "numpy", "pyarrow", "pandera", "scipy", "simple-icd-10-cm", "openpyxl", "papermill"]
+PACKAGES = ["ccm-audit", "pandas", "numpy", "pyarrow", "duckdb", "scipy", "simple-icd-10-cm", "openpyxl", "papermill"]
 
 
 @dataclass
