@@ -74,7 +74,7 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
         raw = io.apply_mapping(raw, mapping.get(name) or {}, src)
         label = src.label
         accepted, dq = validate_table(TABLES[name], raw, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]",
-                                      settings["dates"])
+                                      settings["dates"], consume=True)
         if len(raw) and not len(accepted):
             raise InputError(all_rejected(name, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]", dq, len(raw)))
         dq["file"] = label

@@ -300,8 +300,11 @@ def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
     return out
 
 
-def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Typed table of accepted rows (with ``_line``) and its data-quality rows (dates read in ``date_format``)."""
+def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str | None = None,
+                   consume: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Typed table of accepted rows (with ``_line``) and its data-quality rows (dates read in ``date_format``).
+    ``consume``: each text column is removed from ``raw`` once it is typed, so that a large table is not held twice
+    (``raw`` keeps its rows, its ``_line`` and the columns the contract does not know)."""
     from ccmlib.errors import InputError
 
     present = set(raw.columns)
@@ -313,13 +316,15 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str
         raise InputError(f"{label}: missing required column(s) {', '.join(missing)} for table {table.name} "
                          f"(columns found: {have}; rename them with mapping.yml if the export uses other names: "
                          f"`ccm-audit inspect DATA_DIR` drafts one)")
-    raw = raw.reset_index(drop=True)
+    given, raw = raw, raw.reset_index(drop=True)
     typed = {}
     probs = []
     for c in table.cols:
         if c.name in present:
             typed[c.name], p = parse_column(raw[c.name], c, date_format)
             probs.append(p)
+            if consume:
+                del raw[c.name], given[c.name]
         else:
             typed[c.name] = parse_column(pd.Series([None] * len(raw), dtype="object"), c)[0]
     extra = [c for c in raw.columns if c not in typed and c != "_line"]
@@ -337,7 +342,7 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str
     dq = dq[(dq["action"] == "rejected") | ~rejected[dq["row"].astype("int64").to_numpy()]]  # no flag on a rejected row
     dq["line"] = df["_line"].to_numpy()[dq["row"].astype("int64").to_numpy()] if len(dq) else pd.Series(dtype="int64")
     dq["table"], dq["file"] = table.name, label
-    accepted = df[~rejected].reset_index(drop=True)
+    accepted = df[~rejected].reset_index(drop=True) if rejected.any() else df  # no copy of a table without rejects
     return accepted, dq[DQ_COLUMNS]
 
 
