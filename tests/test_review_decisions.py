@@ -21,10 +21,10 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "ccmlib.cli", *map(str, args)], capture_output=True, text=True)
 
 
-def _engine_sample(demo_dir):
-    res = audit(demo_dir, period="2026Q3")
-    attach_sample(res, SIZE, SEED)
-    return res
+def _engine_sample():
+    """The demo's 2026Q3 audit with the engine's sample drawn (the audit computed once per test process: a fresh copy)."""
+    from conftest import demo_audit
+    return attach_sample(demo_audit("2026Q3"), SIZE, SEED)
 
 
 def _unit_findings(res, u):
@@ -68,8 +68,7 @@ def _walk(res):
 
 @pytest.fixture(scope="module")
 def walked(tmp_path_factory):
-    from conftest import DEMO
-    res = _engine_sample(DEMO)
+    res = _engine_sample()
     log, added, overturned = _walk(res)
     root = tmp_path_factory.mktemp("walk")
     return res, log, added, overturned, root
@@ -203,7 +202,7 @@ def test_a_bad_decision_names_its_line_and_column(tmp_path, row, where):
 
 
 def test_decisions_must_refer_to_this_audit(tmp_path, demo_dir):
-    res = _engine_sample(demo_dir)
+    res = _engine_sample()
     line = res.claim_lines.iloc[0]
     unit = {"decided_at": "2026-10-01T00:00:00+00:00", "reviewer": "R", "patient_id": line["patient_id"],
             "service_month": line["service_month"], "claim_id": line["claim_id"], "line": str(line["line"])}
@@ -228,16 +227,16 @@ def test_decisions_must_refer_to_this_audit(tmp_path, demo_dir):
 
 def test_decisions_of_other_periods_are_left_to_them(tmp_path, demo_dir):
     """The trend audits earlier quarters with the same log: a decision on a 2026Q3 unit is not an error in 2026Q2."""
-    res = _engine_sample(demo_dir)
+    res = _engine_sample()
     u = res.sample.iloc[0]
     p = tmp_path / "d.csv"
     record_decision(p, u, "confirm", "R")
     assert audit(demo_dir, period="2026Q2", overrides=p).run["overrides"]["decisions"] == 0
 
 
-def test_an_old_log_loads_and_takes_the_new_decisions(tmp_path, demo_dir):
+def test_an_old_log_loads_and_takes_the_new_decisions(tmp_path, demo_dir, demo_q3):
     """A log written before evidence, confirm and add existed: read as it is, widened (every row kept) on the next save."""
-    res = audit(demo_dir, period="2026Q3")
+    res = demo_q3
     f = res.findings[res.findings["severity"] == "error"].iloc[0]
     old = tmp_path / "overrides.csv"
     key = decisions.finding_key(pd.DataFrame([f])).iloc[0]
@@ -255,8 +254,8 @@ def test_an_old_log_loads_and_takes_the_new_decisions(tmp_path, demo_dir):
     assert r2.run["overrides"]["overturned"] == 1 and r2.run["overrides"]["confirmed"] == 1
 
 
-def test_an_add_on_a_whole_patient_month_takes_every_line_and_can_be_withdrawn(tmp_path, demo_dir):
-    res = audit(demo_dir, period="2026Q3")
+def test_an_add_on_a_whole_patient_month_takes_every_line_and_can_be_withdrawn(tmp_path, demo_dir, demo_q3):
+    res = demo_q3
     cl = res.claim_lines
     pm = cl[cl["determination"] == "supported"].groupby(["patient_id", "service_month"]).filter(lambda d: len(d) > 1).iloc[0]
     lines = cl[(cl["patient_id"] == pm["patient_id"]) & (cl["service_month"] == pm["service_month"])]

@@ -4,15 +4,15 @@ import filecmp
 
 import pytest
 
-from conftest import DEMO
+from conftest import demo_audit
 
-from ccmlib.engine.pipeline import attach_sample, audit, write_outputs
+from ccmlib.engine.pipeline import attach_sample, write_outputs
 from ccmlib.engine.runfolder import read_outputs
 from ccmlib.errors import InputError
 
 
 def test_read_back_and_written_again_byte_for_byte(tmp_path):
-    r = attach_sample(audit(DEMO, period="2026Q3"), 20, "1")
+    r = attach_sample(demo_audit("2026Q3"), 20, "1")
     write_outputs(r, tmp_path / "a")
     back = read_outputs(tmp_path / "a")
     write_outputs(back, tmp_path / "b")
@@ -22,7 +22,7 @@ def test_read_back_and_written_again_byte_for_byte(tmp_path):
 
 
 def test_an_edited_value_names_file_line_and_column(tmp_path):
-    write_outputs(audit(DEMO, period="2026Q3"), tmp_path / "a")
+    write_outputs(demo_audit("2026Q3"), tmp_path / "a")
     f = tmp_path / "a" / "claim_lines.csv"
     lines = f.read_text().splitlines()
     head = lines[0].split(",")

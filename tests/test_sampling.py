@@ -140,10 +140,10 @@ def test_cli_empty_values_file(tmp_path):
     assert proc.returncode == 2 and "no data rows" in proc.stderr
 
 
-def test_audit_sample_is_redrawable(tmp_path, demo_dir):
-    res = audit(demo_dir, period="2026Q3")
+def test_audit_sample_is_redrawable(tmp_path, demo_dir, demo_q3):
+    res = demo_q3
     attach_sample(res, 30, "777", spares=2)
-    again = audit(demo_dir, period="2026Q3")
+    again = audit(demo_dir, period="2026Q3")  # a second, separate audit of the same data draws the same sample
     attach_sample(again, 30, "777", spares=2)
     pd.testing.assert_frame_equal(res.sample, again.sample)
     # anyone can re-number the frame and re-draw the same units with plain RAT-STATS numbers
@@ -155,8 +155,8 @@ def test_audit_sample_is_redrawable(tmp_path, demo_dir):
     assert res.run["appraisal"]["demand"]["point_estimate"] >= 0
 
 
-def test_stratified_draw_allocates_every_stratum(demo_dir):
-    res = audit(demo_dir, period="2026Q3")
+def test_stratified_draw_allocates_every_stratum(demo_q3):
+    res = demo_q3
     frame = build_frame(res.claim_lines)
     sample, info = draw(frame, 40, 5, strata="dollars:50,100")
     assert sum(r["quantity"] for r in info["by_stratum"]) == 40
