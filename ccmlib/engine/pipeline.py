@@ -346,48 +346,138 @@ def _with_decisions(findings: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataF
     return out
 
 
+def _ranks(s: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
+    """Integer ranks of a column's values (of its rows ``rows`` only, when given) in the order ``sort_values`` puts
+    them: equal values equal ranks, missing -1. A categorical ranks as the text of its categories (the output tables
+    sort their ids as text), computed once per category."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cat_rank, _ = pd.factorize(pd.Series(s.cat.categories).astype("string"), sort=True)
+        codes = s.cat.codes.to_numpy()
+        codes = codes if rows is None else codes[rows]
+        return np.where(codes < 0, -1, cat_rank[codes] if len(cat_rank) else -1).astype(np.int64)
+    values = s if rows is None else s.take(rows)
+    return pd.factorize(values, sort=True)[0].astype(np.int64)  # what sort_values does to each key (Categorical codes)
+
+
+def _sort_order(keys: list[pd.Series], na_position: str = "last") -> np.ndarray:
+    """The row order of ``sort_values(keys, kind="mergesort", na_position=...)`` (a stable sort), without ranking a
+    key where the earlier keys already order the rows: each key is ranked only on the rows still tied (a long message
+    column is looked at for the few findings that tie on everything before it)."""
+    n = len(keys[0]) if keys else 0
+    group, groups = np.zeros(n, dtype=np.int64), 1 if n else 0  # dense rank of the rows on the keys so far
+    for s in keys:
+        if groups == n:
+            break
+        tied = np.bincount(group, minlength=groups)[group] > 1
+        rows = None if tied.all() else np.flatnonzero(tied)
+        r = _ranks(s, rows)
+        top = int(r.max()) + 1 if len(r) else 0
+        r = r + 1 if na_position == "first" else np.where(r < 0, top, r)  # missing first (0) or last (top)
+        if rows is not None:
+            full = np.zeros(n, dtype=np.int64)
+            full[rows] = r
+            r = full
+        _, group = np.unique(group * (top + 1) + r, return_inverse=True)
+        group = group.reshape(-1).astype(np.int64)
+        groups = int(group.max()) + 1 if n else 0
+    return np.argsort(group, kind="stable")
+
+
 def _findings_table(f: pd.DataFrame) -> pd.DataFrame:
     out = f.assign(service_month=key_to_label(f["mkey"].astype("int64")) if len(f) else "")
     for c in FINDING_COLUMNS:
         if c not in out.columns:
             out[c] = pd.NA
-    out = out[FINDING_COLUMNS].copy()
+    out = out[FINDING_COLUMNS]  # no copy: the columns below are replaced, and take() copies every row once
     out["line"] = pd.to_numeric(out["line"], errors="coerce").astype("Int64")
     for c in ("patient_id", "claim_id", "cpt_code", "billing_npi", "entry_id"):
         out[c] = out[c].astype("string")
-    return out.sort_values(["patient_id", "service_month", "rule_id", "claim_id", "line", "billing_npi", "entry_id", "message"],
-                           kind="mergesort", na_position="first").reset_index(drop=True)
+    order = _sort_order([out[c] for c in ("patient_id", "service_month", "rule_id", "claim_id", "line", "billing_npi",
+                                          "entry_id", "message")], na_position="first")
+    return out.take(order).reset_index(drop=True)
 
 
 def _claim_lines_table(s: pd.DataFrame) -> pd.DataFrame:
-    out = s.assign(service_month=key_to_label(s["mkey"].astype("int64")) if len(s) else "", units_billed=s["units"])
-    out = out[CLAIM_LINE_COLUMNS].copy()
-    out[["claim_id", "patient_id"]] = out[["claim_id", "patient_id"]].astype("string")  # facts keep them as categoricals
+    month = key_to_label(s["mkey"].astype("int64")) if len(s) else ""
+    out = s.assign(service_month=month, units_billed=s["units"], claim_id=s["claim_id"].astype("string"))[CLAIM_LINE_COLUMNS]
+    # the ids are sorted as the text they are written as; facts keep patient ids as categoricals (ranked per category)
+    order = _sort_order([out["patient_id"], out["service_month"], out["service_date"], out["claim_id"], out["line"]])
+    out = out.take(order).reset_index(drop=True)  # the one copy of the table (assign and [] above copy nothing)
+    out["patient_id"] = out["patient_id"].astype("string")
     out["paid_amount"] = out["paid_amount"].round(2)
-    return out.sort_values(["patient_id", "service_month", "service_date", "claim_id", "line"], kind="mergesort").reset_index(drop=True)
+    return out
+
+
+def _codes_in(s: pd.Series, cats: pd.Index) -> np.ndarray:
+    """Position of each value of ``s`` in ``cats`` (-1 when absent or missing), looked up once per distinct value; a
+    categorical on the same categories (the facts' patient ids share one list) gives its codes as they are."""
+    if isinstance(s.dtype, pd.CategoricalDtype) and (s.cat.categories is cats or s.cat.categories.equals(cats)):
+        return s.cat.codes.to_numpy().astype(np.int64)
+    codes, uniq = pd.factorize(s)
+    found = pd.Index(cats).get_indexer(uniq) if len(uniq) else np.array([], dtype=np.int64)
+    return np.where(codes < 0, -1, found[codes] if len(found) else -1).astype(np.int64)
+
+
+def _pm_rows(pm: pd.DataFrame, df: pd.DataFrame) -> np.ndarray:
+    """The row of ``pm`` (one row per patient-month) holding each row's patient-month, -1 for none: what a left merge
+    of ``pm`` with ``df`` on (patient_id, mkey) pairs, found on integer keys (the patient's position in pm's patient
+    categories and the month key) instead of by merging text."""
+    p = pm["patient_id"]
+    cats = p.cat.categories if isinstance(p.dtype, pd.CategoricalDtype) else pd.Index(pd.unique(p.dropna()))
+    mk_pm = pm["mkey"].to_numpy(dtype="int64")
+    lo = int(mk_pm.min()) if len(mk_pm) else 0
+    width = int(mk_pm.max()) - lo + 1 if len(mk_pm) else 1
+    m = df["mkey"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan) - lo  # a missing month matches no row
+    pc_ = _codes_in(df["patient_id"], cats)
+    ok = (pc_ >= 0) & (m >= 0) & (m < width)
+    key = np.where(ok, pc_ * width + np.nan_to_num(m, nan=0).astype(np.int64), -1)
+    rows = pd.Index(_codes_in(p, cats) * width + (mk_pm - lo)).get_indexer(key)  # pm's patient-months are unique
+    return np.where(ok, rows, -1)
+
+
+def _units_label(rows: np.ndarray, lines: pd.DataFrame, units: str, n: int) -> pd.Series:
+    """codes_label of the ``units`` per patient-month row and CCM code ('' for a row with none); text (str) when any
+    line has a patient-month and a CCM code, else object, as the pivot, merge and fillna this replaces gave it."""
+    from ccmlib.reference.codes import CCM_CODES
+
+    code = _codes_in(lines["cpt_code"], pd.Index(list(CCM_CODES)))
+    ok = (rows >= 0) & (code >= 0)
+    k = len(CCM_CODES)
+    counts = np.bincount(rows[ok] * k + code[ok], weights=lines[units].fillna(0).to_numpy(dtype="float64")[ok], minlength=n * k)
+    labels = codes_label(pd.DataFrame(counts.reshape(n, k).astype(np.int64), columns=list(CCM_CODES))).to_numpy(dtype=object)
+    keyed = (code >= 0) & lines["patient_id"].notna().to_numpy() & lines["mkey"].notna().to_numpy()
+    return pd.Series(labels, dtype="str" if keyed.any() else object)
 
 
 def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
-    billed = lines.pivot_table(index=PM, columns="cpt_code", values="units", aggfunc="sum", fill_value=0)
-    supp = settled.pivot_table(index=PM, columns="cpt_code", values="units_supported", aggfunc="sum", fill_value=0)
-    over = settled.groupby(PM)[["overpayment", "cost_sharing"]].sum()
-    lab = pd.DataFrame({"codes_billed": codes_label(billed), "codes_supported": codes_label(supp)}, index=billed.index)
-    out = pm.merge(lab.reset_index(), on=PM, how="left").merge(over.reset_index(), on=PM, how="left")
-    standing = findings[findings["review_decision"] != "overturn"]
-    counts = standing.pivot_table(index=PM, columns="severity", values="rule_id", aggfunc="count", fill_value=0)
-    counts = counts.reindex(columns=["error", "warning"], fill_value=0).rename(columns={"error": "errors", "warning": "warnings"})
-    out = out.merge(counts.reset_index(), on=PM, how="left")
-    for c in ("errors", "warnings"):
-        out[c] = out[c].fillna(0).astype("int64")
-    out["codes_billed"] = out["codes_billed"].fillna("")
-    out["codes_supported"] = out["codes_supported"].fillna("")
-    out["overpayment"] = out["overpayment"].fillna(0.0).round(2)
-    out["cost_sharing"] = out["cost_sharing"].fillna(0.0).round(2)
-    out["missed_amount"] = out["missed_amount"].fillna(0.0).round(2)
+    """patient_months.csv: pm's rows (patient-months) with the codes billed and supported, the money of their lines and
+    the count of standing errors and warnings, sorted by patient and month. Lines and findings are placed on pm's rows
+    by integer keys (:func:`_pm_rows`) and summed per row (groupby on the row number sums in the lines' order, as a
+    groupby on the keys did)."""
+    n = len(pm)
+    line_rows, settled_rows = _pm_rows(pm, lines), _pm_rows(pm, settled)
+    out = {"patient_id": pm["patient_id"].astype("string"), "service_month": pm["service_month"]}
     for c in ("qualifying_minutes", "practitioner_minutes", "documented_minutes"):
-        out[c] = out[c].round(2)
-    out = out[PM_COLUMNS].assign(patient_id=out["patient_id"].astype("string"))
-    return out.sort_values(["patient_id", "service_month"], kind="mergesort").reset_index(drop=True)
+        out[c] = pm[c].round(2)
+    out["chronic_conditions"] = pm["chronic_conditions"]
+    out["codes_billed"] = _units_label(line_rows, lines, "units", n)
+    out["codes_supported"] = _units_label(settled_rows, settled, "units_supported", n)
+    on = settled_rows >= 0
+    money = settled.loc[on, ["overpayment", "cost_sharing"]].groupby(settled_rows[on]).sum().reindex(np.arange(n))
+    for c in ("overpayment", "cost_sharing"):
+        out[c] = money[c].fillna(0.0).round(2).to_numpy()
+    out["missed_amount"] = pm["missed_amount"].fillna(0.0).round(2)
+    for c in ("date_20min", "date_40min", "date_60min"):
+        out[c] = pm[c]
+    standing = (findings["review_decision"] != "overturn").to_numpy() & findings["rule_id"].notna().to_numpy()
+    f_rows = _pm_rows(pm, findings)
+    for c, sev in (("errors", "error"), ("warnings", "warning")):
+        sel = standing & (f_rows >= 0) & (findings["severity"] == sev).to_numpy(dtype=bool, na_value=False)
+        out[c] = np.bincount(f_rows[sel], minlength=n).astype("int64")
+    out = pd.DataFrame({c: (v.reset_index(drop=True) if isinstance(v, pd.Series) else pd.Series(v)) for c, v in out.items()})
+    ids = pm["patient_id"] if isinstance(pm["patient_id"].dtype, pd.CategoricalDtype) else out["patient_id"]
+    order = _sort_order([ids, out["service_month"]])  # ids sorted as text
+    return out.take(order).reset_index(drop=True)
 
 
 def data_months(practice: Practice) -> dict | None:
@@ -487,7 +577,7 @@ def add_details(res: AuditResult) -> dict:
 def _by_staff(f: Facts, pm: pd.DataFrame) -> list[dict]:
     """indicators.by_staff on integer patient-month keys: the entries' patient codes and month keys, the patient-month
     table's ids and labels mapped onto them (no text keys built for millions of entries)."""
-    e = f.entries
+    e = f.entry_rows(columns=["staff_id", "patient_id", "mkey", "duration", "qualifying"])
     cats = e["patient_id"].cat.categories  # patient ids are categoricals shared by every table (facts.encoded_tables)
     entries = pd.DataFrame({"staff_id": e["staff_id"].to_numpy(), "_p": e["patient_id"].cat.codes.to_numpy(),
                             "_m": e["mkey"].to_numpy(dtype="int64"),
