@@ -86,8 +86,9 @@ def test_strict_mac_doc_02_as_error_takes_the_lines_like_doc_01():
     for e in unsigned_entry["time_entries"]:
         e["signed_by"] = "S1"
     unsigned_entry["time_entries"][1]["signed_by"] = ""
-    assert severities(run(unsigned_entry), "DOC-02") == {"warning"}
-    assert set(run(unsigned_entry).claim_lines["determination"]) == {"supported"}
+    ffs = run(unsigned_entry)
+    assert severities(ffs, "DOC-02") == {"warning"}
+    assert set(ffs.claim_lines["determination"]) == {"supported"}
     strict = run(unsigned_entry, "strict-mac")
     unsigned_plan = with_addon(chart())
     unsigned_plan["care_plans"][0].update(signed_by="Dr. A. Rivera", signature_method="stamp")

@@ -16,11 +16,10 @@ from ccmlib.report.record import read_records
 
 
 def _render(root):
-    from conftest import DEMO
+    from conftest import DEMO, demo_audit
 
     from ccmlib.engine.decisions import record_decision
-    from ccmlib.engine.pipeline import audit
-    errors = audit(DEMO, period="2026Q3").findings.query("severity == 'error'")
+    errors = demo_audit("2026Q3").findings.query("severity == 'error'")
     once = errors["rule_id"].value_counts()
     rule = once[once == 1].index[0]
     log = root / "decisions.csv"
@@ -53,6 +52,16 @@ def rendered(tmp_path_factory, worker_id):
                meta["headline"], meta["provenance"])
     r.overturned_rule, r.errors_before = meta["overturned_rule"], meta["errors_before"]
     return r, shared
+
+
+_PAGES: dict = {}
+
+
+def pdf_pages(path) -> list[str]:
+    """The text of each page of a PDF, extracted once per file (a 20-page report takes a second; the tests only read it)."""
+    if path not in _PAGES:
+        _PAGES[path] = [p.extract_text() for p in PdfReader(path).pages]
+    return list(_PAGES[path])
 
 
 def test_after_a_decision_all_six_places_agree(rendered):
@@ -91,8 +100,7 @@ def test_pdf_renders_text_with_page_numbers(rendered):
     """Page 1: the cover, the findings, the repayment sentence and the sample's table; the executive summary ends on page 2
     at the latest; then a table of contents whose page numbers are right."""
     r, _ = rendered
-    pdf = PdfReader(r.pdf)
-    pages = [p.extract_text() for p in pdf.pages]
+    pages = pdf_pages(r.pdf)
     assert len(pages) >= 5
     first = " ".join(pages[0].split())
     s = r.headline
@@ -181,7 +189,7 @@ def test_no_phi_in_html_pdf_or_excel(rendered):
     pts = pd.read_csv(DEMO / "patients.csv", dtype=str)
     needles = set(pts["first_name"]) | set(pts["last_name"]) | set(pts["birth_date"]) | set(pts["medicare_id"]) | set(pts["patient_id"])
     html = r.html.read_text()
-    pdf = " ".join(p.extract_text() for p in PdfReader(r.pdf).pages)
+    pdf = " ".join(pdf_pages(r.pdf))
     wb = openpyxl.load_workbook(r.workpapers, read_only=True)
     cells = " ".join(str(v) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for v in row if v is not None)
     for where, text in (("html", html), ("pdf", pdf), ("xlsx", cells)):
@@ -237,7 +245,7 @@ def test_print_typography(rendered):
     assert html.count("Per-rule dollars overlap") >= 2
     pdf = PdfReader(r.pdf)
     assert pdf.metadata.title == "CCM compliance review: Demo Family Practice, 2026Q3"
-    text = " ".join(p.extract_text() for p in pdf.pages)
+    text = " ".join(pdf_pages(r.pdf))
     for raw_name in ("claim_lines_reviewed", "qualifying_minutes", "rows_accepted", "error_rate_count", "missed_amount"):
         assert raw_name not in text
 
