@@ -16,18 +16,34 @@ def demo_dir() -> Path:
     return DEMO
 
 
-_DEMO_AUDITS: dict = {}
+_DEMO_RUNS: dict = {}
+
+
+def _fresh(obj):
+    """A private copy of a result: frames, dicts and nested results copied; only the facts (read by the views, never
+    written) are shared."""
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.replace(obj, **{f.name: getattr(obj, f.name) if f.name == "facts" else _fresh(getattr(obj, f.name))
+                                           for f in dataclasses.fields(obj) if f.init})
+    return copy.deepcopy(obj)
 
 
 def demo_audit(period: str = "2026Q3"):
     """The demo practice audited for `period` (no sample, no decisions): computed once per test process and handed out as a
-    fresh copy each time, so a test may attach a sample, write or change frames without another test seeing it. Only the
-    facts (read by the views, never written) are shared."""
-    if period not in _DEMO_AUDITS:
+    fresh copy each time, so a test may attach a sample, write or change frames without another test seeing it."""
+    if ("audit", period) not in _DEMO_RUNS:
         from ccmlib.engine.pipeline import audit
-        _DEMO_AUDITS[period] = audit(DEMO, period=period)
-    r = _DEMO_AUDITS[period]
-    return dataclasses.replace(r, **{f.name: copy.deepcopy(getattr(r, f.name)) for f in dataclasses.fields(r) if f.name != "facts"})
+        _DEMO_RUNS["audit", period] = audit(DEMO, period=period)
+    return _fresh(_DEMO_RUNS["audit", period])
+
+
+def demo_prebill(month: str, as_of: str | None = None):
+    """The demo practice's pre-bill review of `month` (as of `as_of`, default as `prebill` defaults it): computed once per
+    test process, a fresh copy each time (as :func:`demo_audit`)."""
+    if ("prebill", month, as_of) not in _DEMO_RUNS:
+        from ccmlib.engine.prebill import prebill
+        _DEMO_RUNS["prebill", month, as_of] = prebill(DEMO, month, as_of=as_of)
+    return _fresh(_DEMO_RUNS["prebill", month, as_of])
 
 
 @pytest.fixture

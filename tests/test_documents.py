@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from markupsafe import escape
 
-from ccmlib.engine.prebill import prebill
 from ccmlib.report.render import assert_inert
 
 HOSTILE = '<script>alert("x")</script>'
@@ -60,8 +59,8 @@ def money(text: str) -> float:
 
 @pytest.fixture(scope="module")
 def open_month():
-    from conftest import DEMO
-    return prebill(DEMO, "2026-09", as_of="2026-09-20")
+    from conftest import demo_prebill
+    return demo_prebill("2026-09", as_of="2026-09-20")
 
 
 def test_worklist_escapes_a_hostile_practice_name_and_patient(open_month):
@@ -99,10 +98,10 @@ def test_worklist_before_month_end_lists_the_patients_closest_to_a_threshold_fir
 
 
 def test_worklist_after_month_end_starts_with_the_claims_billed_with_problems():
-    from conftest import DEMO
+    from conftest import demo_prebill
 
     from ccmlib.report.worklist import worklist_html
-    pb = prebill(DEMO, "2026-08")  # a past month: as of its last day
+    pb = demo_prebill("2026-08")  # a past month: as of its last day
     html = worklist_html(pb, pb.worklist, practice_name="Demo")
     head, *rows = tables(html)[1]
     n = int((pb.worklist["status"] == "billed with problems").sum())
@@ -116,12 +115,12 @@ def test_worklist_of_long_actions_stays_on_two_pages_and_says_how_many_more(tmp_
     """After month end the corrective actions of claims billed with problems wrap over several lines: the worklist shows
     the rows that fit two pages and names how many more are in prebill.csv (the 300-patient practice's third page held
     six rows)."""
-    from conftest import DEMO
+    from conftest import demo_prebill
     from pypdf import PdfReader
 
     from ccmlib.report.render import to_pdf
     from ccmlib.report.worklist import PAGE_ROWS, fits_two_pages, worklist_html
-    pb = prebill(DEMO, "2026-08")
+    pb = demo_prebill("2026-08")
     todo = pb.worklist[pb.worklist["status"] == "billed with problems"]
     long = pd.concat([todo] * (1 + 120 // len(todo)), ignore_index=True).head(120)
     long["action"] = "Already billed; correct or void: " + "Obtain and document consent before the first CCM activity. " * 5

@@ -35,8 +35,8 @@ def test_portfolio_notebook_keeps_going_past_the_broken_practice(tmp_path):
     assert status == {"clinic_a_csv": "ok", "clinic_b_excel": "ok", "clinic_c_mapping": "ok", "clinic_d_broken": "failed"}
 
 
-def test_prebill_notebook_shows_the_same_worklist_as_the_library(tmp_path, demo_dir):
-    from ccmlib.engine.prebill import prebill
+def test_prebill_notebook_shows_the_same_worklist_as_the_library(tmp_path):
+    from conftest import demo_prebill
     rec = execute("monthly_prebill.ipynb", tmp_path, month="2026-09", as_of="2026-09-20")
-    expected = prebill(demo_dir, "2026-09", as_of="2026-09-20").by_status().to_dict("records")
+    expected = demo_prebill("2026-09", as_of="2026-09-20").by_status().to_dict("records")
     assert rec["by_status"] == expected and sum(r["patients"] for r in expected) > 0

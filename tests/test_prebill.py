@@ -176,12 +176,13 @@ def test_cli_writes_the_worklist_and_the_csv(tmp_path):
     assert r.returncode == 2 and "2026-13" in r.stderr
 
 
-def test_a_facility_claim_is_priced_as_check_prices_it(demo_dir):
+def test_a_facility_claim_is_priced_as_check_prices_it():
     """Dollars at stake of a patient whose claims are billed from a facility (place of service 22) are the facility
     rate, the price `check` gives the same line (issue 23: the pre-bill priced them at the non-facility rate)."""
     from ccmlib.engine.money import unit_values
     from ccmlib.reference import data as refdata
-    pb = prebill(demo_dir, "2026-07", as_of="2026-07-20")
+    from conftest import demo_prebill
+    pb = demo_prebill("2026-07", as_of="2026-07-20")
     prop = pb.proposed[pb.proposed["place_of_service"] == "22"]
     assert len(prop)
     fees, _ = refdata.fee_schedule(None)
@@ -194,17 +195,18 @@ def test_a_facility_claim_is_priced_as_check_prices_it(demo_dir):
     assert set(lines.loc[lines["claim_id"].isin(prop["claim_id"]), "fee_setting"]) == {"facility"}
 
 
-def test_the_worklist_is_in_the_order_to_act_on_it(demo_dir):
+def test_the_worklist_is_in_the_order_to_act_on_it():
     """After month end the claims billed with problems come first and the months that ended short (nothing to do) last;
     before it, the patients closest to a threshold lead the 'needs minutes' rows (issue 26)."""
-    closed = prebill(demo_dir, "2026-08").worklist  # a past month: as of its last day
+    from conftest import demo_prebill
+    closed = demo_prebill("2026-08").worklist  # a past month: as of its last day
     assert (closed["days_left"] == 0).all()
     n = int((closed["status"] == "billed with problems").sum())
     assert n and (closed["status"].iloc[:n] == "billed with problems").all()
     assert closed["dollars_at_stake"].iloc[:n].is_monotonic_decreasing
     short = closed.index[closed["status"] == "needs minutes"]
     assert not len(short) or short.min() > closed.index[closed["status"] != "needs minutes"].max()
-    open_ = prebill(demo_dir, "2026-09", as_of="2026-09-20").worklist
+    open_ = demo_prebill("2026-09", as_of="2026-09-20").worklist
     need = open_[open_["status"] == "needs minutes"]
     assert len(need) > 1 and need["minutes_needed"].is_monotonic_increasing
     one = need[need["minutes_needed"] == 1]
