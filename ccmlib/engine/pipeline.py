@@ -672,10 +672,16 @@ def _csv(df: pd.DataFrame) -> str:
     """The CSV text of an output table, as pandas' ``to_csv`` writes it (minimal quoting, floats as repr, dates as
     YYYY-MM-DD, missing as empty), built column-wise with Arrow kernels; pandas writes any table with a column
     type the fast path does not know."""
+    return _csv_bytes(df).decode("utf-8")
+
+
+def _csv_bytes(df: pd.DataFrame) -> bytes:
+    """:func:`_csv` as the UTF-8 bytes written to the file (the Arrow path builds bytes: no text decoded and encoded
+    again for the write)."""
     try:
         return _csv_arrow(df)
     except (TypeError, ValueError, pa.ArrowException):
-        return _csv_pandas(df)
+        return _csv_pandas(df).encode("utf-8")
 
 
 def _csv_pandas(df: pd.DataFrame) -> str:
@@ -702,7 +708,27 @@ def _take_text(texts: np.ndarray, codes: np.ndarray) -> pa.Array:
     return pa.array(texts, type=pa.large_string()).take(pa.array(codes, mask=codes < 0))
 
 
-def _csv_arrow(df: pd.DataFrame) -> str:
+def _quote_text(arr: pa.Array) -> pa.Array:
+    """A text column with pandas' minimal quoting: a value holding a comma, a double quote or a line break is written in
+    double quotes with its quotes doubled. The column's bytes are searched first (one fast scan: most columns hold
+    none of those characters); then only the values that need it are quoted and put back in place by one take."""
+    import pyarrow.compute as pc
+
+    data = arr.buffers()[2]  # every value's bytes (of a slice: more than its own, which can only send it the long way)
+    raw = data.to_pybytes() if data is not None else b""
+    if not any(ch in raw for ch in (b",", b'"', b"\r", b"\n")):
+        return arr
+    where = pc.indices_nonzero(pc.match_substring_regex(arr, '[,"\r\n]')).to_numpy()
+    if not len(where):
+        return arr
+    quote, empty = pa.scalar('"', pa.large_string()), pa.scalar("", pa.large_string())
+    quoted = pc.binary_join_element_wise(quote, pc.replace_substring(arr.take(pa.array(where)), '"', '""'), quote, empty)
+    pick = np.arange(len(arr), dtype=np.int64)
+    pick[where] = len(arr) + np.arange(len(where), dtype=np.int64)
+    return pa.concat_arrays([arr, quoted]).take(pa.array(pick))
+
+
+def _csv_arrow(df: pd.DataFrame) -> bytes:
     import csv
     import io
 
@@ -711,7 +737,7 @@ def _csv_arrow(df: pd.DataFrame) -> str:
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow([str(c) for c in df.columns])
     if not len(df):
-        return head.getvalue()
+        return head.getvalue().encode("utf-8")
     cols = []
     for c in df.columns:
         s = df[c]
@@ -732,20 +758,16 @@ def _csv_arrow(df: pd.DataFrame) -> str:
             v = s.astype("Int64")
             arr = pa.array(v.to_numpy(dtype="int64", na_value=0), type=pa.int64(), mask=v.isna().to_numpy()).cast(pa.large_string())
         elif pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s):
-            arr = _text_array(s)
-            needs = pc.match_substring_regex(arr, '[,"\r\n]')
-            if pc.any(needs).as_py():
-                quote, empty = pa.scalar('"', pa.large_string()), pa.scalar("", pa.large_string())
-                arr = pc.if_else(needs, pc.binary_join_element_wise(quote, pc.replace_substring(arr, '"', '""'), quote, empty), arr)
+            arr = _quote_text(_text_array(s))
         else:
             raise TypeError(f"column {c}: {s.dtype}")
         cols.append(arr)
     text = lambda v: pa.scalar(v, pa.large_string())  # noqa: E731
+    # each row ends with a newline (put after the last value, missing or not): the values buffer is the file body
+    cols[-1] = pc.binary_join_element_wise(cols[-1], text(""), text("\n"), null_handling="replace", null_replacement="")
     rows = pc.binary_join_element_wise(*cols, text(","), null_handling="replace", null_replacement="")
-    rows = pc.binary_join_element_wise(rows, text(""), text("\n"))  # each row ends with a newline: the values buffer is the file body
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset: rows.offset + len(rows) + 1]
-    body = rows.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
-    return head.getvalue() + body.decode("utf-8")
+    return head.getvalue().encode("utf-8") + rows.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
 
 
 def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] | None = None) -> Path:
@@ -760,19 +782,22 @@ def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] |
         stage = folder.stage()
         for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),
                          ("patient_months", result.patient_months), ("data_quality", result.data_quality)):
-            _write(stage / f"{name}.csv", _csv(df))
+            _write(stage / f"{name}.csv", _csv_bytes(df))
         if result.review_trail is not None:
-            _write(stage / "overrides_applied.csv", _csv(result.review_trail))
+            _write(stage / "overrides_applied.csv", _csv_bytes(result.review_trail))
         if result.sample is not None:
-            _write(stage / "sample.csv", _csv(result.sample))
-            _write(stage / "frame.csv", _csv(result.frame))
+            _write(stage / "sample.csv", _csv_bytes(result.sample))
+            _write(stage / "frame.csv", _csv_bytes(result.frame))
         for name, df in (extra or {}).items():
-            _write(stage / f"{name}.csv", _csv(df))
+            _write(stage / f"{name}.csv", _csv_bytes(df))
         _write(stage / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
         folder.publish(stage)
         return folder.path
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str | bytes) -> None:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+        return
     with open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)

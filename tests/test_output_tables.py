@@ -1,0 +1,130 @@
+"""The output tables and their CSV text, built on integer keys and Arrow kernels, are what the plain pandas expressions
+(pivot, merge, sort_values, to_csv) give: values, dtypes and bytes, on random frames with every awkward value."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from ccmlib.engine.money import codes_label
+from ccmlib.engine.pipeline import PM_COLUMNS, _csv, _csv_bytes, _csv_pandas, _patient_months_table, _sort_order
+
+PM = ["patient_id", "mkey"]
+# a lone carriage return is left out: the Arrow writer quotes it and pandas (lineterminator "\n") does not, which the
+# engine's earlier writer did too; the outputs keep that byte for byte (so does a table of one column with a missing
+# value, which pandas writes as "" and the Arrow writer as an empty line; no output table has one column)
+TEXT = ["plain", "a, b", 'say "hi"', "two\nlines", "crlf\r\n", "", "é, ü", '"', ",", "P10", "P9", "p1"]
+
+
+def _frame(rng, n):
+    return pd.DataFrame({
+        "text": pd.Series(rng.choice(TEXT + [None], n), dtype="string"),
+        "plain": pd.Series(rng.choice(["x", "y", None], n), dtype="str"),
+        "obj": pd.Series(rng.choice(TEXT + [None], n), dtype=object),
+        "money": rng.choice([42.5, 66.13, 0.1 + 0.2, 12345678.9, 0.0, np.nan, 1e-05], n),
+        "n": pd.array(rng.choice([1, 2, None], n), dtype="Int64"),
+        "k": rng.integers(-5, 5, n),
+        "flag": rng.random(n) < 0.5,
+        "day": pd.to_datetime(rng.choice(["2026-01-31", None, "2025-12-01"], n)),
+    })
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_csv_bytes_are_what_pandas_writes(seed):
+    rng = np.random.default_rng(seed)
+    df = _frame(rng, 300)
+    for part in (df, df.iloc[37:211], df.iloc[:1], df.iloc[:0], df[["plain", "k"]], df[["text", "n"]].iloc[5:9],
+                 df.sample(frac=1, random_state=seed)):
+        want = _csv_pandas(part)
+        assert _csv(part) == want
+        assert _csv_bytes(part) == want.encode("utf-8")
+    neg = pd.DataFrame({"v": [0.0, -0.0, 1.5, np.nan], "k": 1})  # -0.0 is written as such
+    assert _csv_bytes(neg) == _csv_pandas(neg).encode("utf-8")
+
+
+@pytest.mark.parametrize("na_position", ["first", "last"])
+def test_sort_order_is_sort_values_mergesort(na_position):
+    rng = np.random.default_rng(7)
+    n = 2000
+    cats = pd.Categorical(rng.choice(["P2", "P10", "P1", None], n), categories=["P2", "P10", "P1", "P0"])
+    df = pd.DataFrame({
+        "cat": cats,  # a categorical ranks as its text, as the tables sort their ids after astype("string")
+        "s": pd.Series(rng.choice(["b", "a", "c", None], n), dtype="string"),
+        "i": pd.array(rng.choice([3, 1, 2, None], n), dtype="Int64"),
+        "d": pd.to_datetime(rng.choice(["2026-01-02", "2026-01-01", None], n)),
+        "o": pd.Series(rng.choice(["z, y", "a", None], n), dtype=object),
+    })
+    keys = ["cat", "s", "i", "d", "o"]
+    want = df.assign(cat=df["cat"].astype("string")).sort_values(keys, kind="mergesort", na_position=na_position).index
+    assert list(_sort_order([df[k] for k in keys], na_position=na_position)) == list(want)
+    one = _sort_order([df["s"]], na_position=na_position)
+    assert list(one) == list(df.sort_values("s", kind="mergesort", na_position=na_position).index)
+    assert list(_sort_order([df["s"].iloc[:0]])) == []
+
+
+def _pm_table_by_merge(pm, lines, settled, findings):
+    """The pivot-and-merge formulation the engine's table replaced (its reference)."""
+    billed = lines.pivot_table(index=PM, columns="cpt_code", values="units", aggfunc="sum", fill_value=0)
+    supp = settled.pivot_table(index=PM, columns="cpt_code", values="units_supported", aggfunc="sum", fill_value=0)
+    over = settled.groupby(PM)[["overpayment", "cost_sharing"]].sum()
+    lab = pd.DataFrame({"codes_billed": codes_label(billed), "codes_supported": codes_label(supp)}, index=billed.index)
+    out = pm.merge(lab.reset_index(), on=PM, how="left").merge(over.reset_index(), on=PM, how="left")
+    standing = findings[findings["review_decision"] != "overturn"]
+    counts = standing.pivot_table(index=PM, columns="severity", values="rule_id", aggfunc="count", fill_value=0)
+    counts = counts.reindex(columns=["error", "warning"], fill_value=0).rename(columns={"error": "errors", "warning": "warnings"})
+    out = out.merge(counts.reset_index(), on=PM, how="left")
+    for c in ("errors", "warnings"):
+        out[c] = out[c].fillna(0).astype("int64")
+    for c in ("codes_billed", "codes_supported"):
+        out[c] = out[c].fillna("")
+    for c in ("overpayment", "cost_sharing", "missed_amount"):
+        out[c] = out[c].fillna(0.0).round(2)
+    for c in ("qualifying_minutes", "practitioner_minutes", "documented_minutes"):
+        out[c] = out[c].round(2)
+    out = out[PM_COLUMNS].assign(patient_id=out["patient_id"].astype("string"))
+    return out.sort_values(["patient_id", "service_month"], kind="mergesort").reset_index(drop=True)
+
+
+def _pm_inputs(rng, n_pm=400, n_lines=700, n_findings=600):
+    cats = pd.Index([f"P{i}" for i in range(60)])  # not in text order: P10 < P2
+    keys = pd.DataFrame({"p": rng.integers(0, 60, n_pm * 2), "m": rng.integers(24312, 24315, n_pm * 2)}).drop_duplicates().head(n_pm)
+    day = pd.Timestamp("2026-01-05")
+    pm = pd.DataFrame({
+        "patient_id": pd.Categorical.from_codes(keys["p"].to_numpy(), categories=cats),
+        "mkey": keys["m"].to_numpy(dtype="int64"),
+        "service_month": [f"{k // 12}-{k % 12 + 1:02d}" for k in keys["m"]],
+        "qualifying_minutes": rng.random(len(keys)) * 70, "practitioner_minutes": rng.random(len(keys)) * 40,
+        "documented_minutes": rng.random(len(keys)) * 90, "chronic_conditions": rng.integers(0, 5, len(keys)),
+        "missed_amount": rng.choice([0.0, 41.333, np.nan], len(keys)),
+        **{f"date_{t}min": pd.Series(rng.choice([day, pd.NaT], len(keys))).astype("datetime64[ns]") for t in (20, 40, 60)},
+    }).sample(frac=1, random_state=1).reset_index(drop=True)
+    lines = pd.DataFrame({
+        "patient_id": pd.Categorical.from_codes(rng.integers(-1, 60, n_lines), categories=cats),
+        "mkey": pd.array(rng.choice([24312, 24313, 24314, 24320, None], n_lines), dtype="Int64"),
+        "cpt_code": pd.Series(rng.choice(["99490", "99439", "99487", "G0506", "99213", None], n_lines), dtype="string"),
+        "units": rng.integers(1, 4, n_lines),
+    })
+    settled = lines.assign(units_supported=np.minimum(lines["units"], rng.integers(0, 3, n_lines)),
+                           overpayment=rng.choice([0.0, 51.85, 14.28, 0.1, np.nan], n_lines),
+                           cost_sharing=rng.choice([0.0, 10.37, 0.2], n_lines))
+    findings = pd.DataFrame({
+        "patient_id": pd.Series(rng.choice([f"P{i}" for i in range(62)] + [None], n_findings), dtype=object),
+        "mkey": rng.choice([24312, 24313, 24314], n_findings),
+        "rule_id": rng.choice(["TIME-01", "CONS-01", None], n_findings),
+        "severity": pd.Series(rng.choice(["error", "warning", "info", None], n_findings), dtype=object),
+        "review_decision": rng.choice(["", "overturn", "confirm"], n_findings),
+    })
+    return pm, lines, settled, findings
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_patient_months_table_is_the_pivot_and_merge(seed):
+    rng = np.random.default_rng(seed)
+    pm, lines, settled, findings = _pm_inputs(rng)
+    cases = [(pm, lines, settled, findings), (pm.iloc[:0], lines, settled, findings), (pm, lines.iloc[:0], settled.iloc[:0], findings),
+             (pm, lines.assign(cpt_code="99213"), settled.assign(cpt_code="99213"), findings.iloc[:0]),
+             (pm.iloc[:1], lines.iloc[:3], settled.iloc[:3], findings.iloc[:5]),
+             (pm.assign(patient_id=pm["patient_id"].astype(object)), lines, settled, findings)]
+    for args in cases:
+        got, want = _patient_months_table(*args), _pm_table_by_merge(*args)
+        assert list(got.dtypes) == list(want.dtypes)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert _csv_bytes(got) == _csv_pandas(want).encode("utf-8")
