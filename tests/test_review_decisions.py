@@ -201,8 +201,13 @@ def test_a_bad_decision_names_its_line_and_column(tmp_path, row, where):
         decisions.load(p)
 
 
-def test_decisions_must_refer_to_this_audit(tmp_path, demo_dir):
-    res = _engine_sample()
+def test_decisions_must_refer_to_this_audit(tmp_path):
+    """On the one-patient seed chart (C1 line 1, 99490, P1 2026-01; no findings): each kind of decision that names
+    something this audit does not have is refused, naming the log's line and column."""
+    from chart import chart, write
+    data = write(chart(), tmp_path / "data")
+    res = audit(data, period="2026-01")
+    assert res.findings.empty and len(res.claim_lines) == 1
     line = res.claim_lines.iloc[0]
     unit = {"decided_at": "2026-10-01T00:00:00+00:00", "reviewer": "R", "patient_id": line["patient_id"],
             "service_month": line["service_month"], "claim_id": line["claim_id"], "line": str(line["line"])}
@@ -218,10 +223,10 @@ def test_decisions_must_refer_to_this_audit(tmp_path, demo_dir):
     for row, msg in cases:
         p = _log(tmp_path, [row])
         with pytest.raises(InputError, match=f"line 2, {msg}"):
-            audit(demo_dir, period="2026Q3", overrides=p)
+            audit(data, period="2026-01", overrides=p)
     # the CLI: exit 2, the message on stderr
     p = _log(tmp_path, [cases[0][0]])
-    r = cli("check", demo_dir, "--period", "2026Q3", "--out", tmp_path / "out", "--overrides", p, "--quiet")
+    r = cli("check", data, "--period", "2026-01", "--out", tmp_path / "out", "--overrides", p, "--quiet")
     assert r.returncode == 2 and "line 2, column units_supported" in r.stderr
 
 
