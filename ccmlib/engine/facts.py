@@ -14,7 +14,7 @@ from ccmlib.reference.codes import CCM_CODES, INITIATING_VISITS
 from ccmlib.intake.fastops import distinct_rows, join_groups, positions
 from ccmlib.intake.load import Practice
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
-from ccmlib.engine.sqlfacts import month_minutes, overlap_minutes  # the time-entry facts on DuckDB (issue #23)
+from ccmlib.engine.sqlfacts import EntryStore, entry_store, month_minutes  # the time-entry facts on Arrow and DuckDB (issue #23)
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
 
 PM = ["patient_id", "mkey"]
@@ -56,7 +56,7 @@ def natural_key(ids: pd.Series) -> pd.Series:
 @dataclass
 class Facts:
     period: Period
-    entries: pd.DataFrame  # time entries of the period with exclusion flags and qualifying minutes
+    store: "EntryStore"  # time entries of the period with exclusion flags and qualifying minutes (Arrow; sqlfacts.EntryStore)
     pm: pd.DataFrame  # patient-months of the period: minutes, threshold dates, conditions, consent, plan
     lines: pd.DataFrame  # CCM-family claim lines of the period
     claims: pd.DataFrame  # all claim lines (for conflicts, initiating visits)
@@ -75,58 +75,20 @@ class Facts:
     visits_from: pd.Timestamp = pd.NaT  # where the visit history begins (IV-01 coverage, catalog v3; NaT: no start)
     visits_from_source: str = "none"  # declared (mapping.yml or --encounters-from), derived (earliest date) or none
 
+    @property
+    def entries(self) -> pd.DataFrame:
+        """Every time entry of the period with its facts as one pandas frame (built on first use: the rules read only
+        the rows they flag, :meth:`entry_rows`)."""
+        return self.store.frame()
+
+    def entry_rows(self, where: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """The period's time entries where the SQL condition ``where`` holds over their facts' columns (e.g.
+        ``x_overlap``), with the columns and dtypes of :attr:`entries`."""
+        return self.store.rows(where, columns)
+
 
 # --------------------------------------------------------------------------- time entries
-def time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, lines: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Duration, exclusion reasons and qualifying minutes of every entry. ``lines`` (the period's CCM lines) name the
-    practitioner each month's time is judged for (CONS-05, catalog v3: :func:`month_practitioner`)."""
-    e = te.copy(deep=False)  # copy-on-write (pandas 3): new columns go to e only, te is never modified
-    span = (e["end_time"] - e["start_time"]).astype("float64")
-    e["duration"] = e["minutes"].fillna(span)
-    roster = staff.drop_duplicates("staff_id")
-    pos = positions(e["staff_id"], roster["staff_id"])  # -1 = not in the staff table
-    roles = np.append(roster["role"].astype(object).to_numpy(), None)
-    e["role"] = pd.Series(roles[pos], index=e.index, dtype="string")
-    sup = np.append(roster["supervising_npi"].astype(object).to_numpy(), None) if "supervising_npi" in roster else np.full(len(roster) + 1, None)
-    e["supervising_npi"] = pd.Series(sup[pos], index=e.index, dtype="string")
-    e["is_practitioner"] = e["role"].isin(PRACTITIONER_ROLES).astype(bool)
-    desc = e["description"].astype("string").str.strip()
-    e["x_incomplete"] = (desc.isna() | (desc == "") | e["staff_id"].isna() | e["duration"].isna()).astype(bool)
-    e["x_staff"] = (e["staff_id"].notna() & ~e["role"].isin(CLINICAL_STAFF_ROLES + PRACTITIONER_ROLES)).astype(bool)
-    e["x_f2f"] = e["face_to_face"].fillna(False).astype(bool)
-    e["x_counted"] = e["counted_toward"].notna()
-    first_consent = consents.groupby("patient_id", observed=True)["consent_date"].min()
-    fc = pd.Series(first_consent.reindex(e["patient_id"]).to_numpy(), index=e.index, dtype="datetime64[ns]")
-    e["first_consent"] = fc
-    e["x_before_consent"] = (fc.notna() & (e["activity_date"] < fc)).astype(bool)
-    e["x_no_consent"] = fc.isna()
-    mkey = month_key(e["activity_date"])
-    # both are row-wise functions of a few columns that repeat (about eight entries per patient-month): computed once
-    # per distinct patient-month, and per distinct (patient, day, practitioner), then spread back to the entries
-    g, first = distinct_rows(e["patient_id"], mkey)
-    judged = month_practitioner(lines, consents, pd.DataFrame({"patient_id": e["patient_id"].iloc[first], "mkey": mkey.iloc[first]}))
-    e["judged_npi"] = judged.to_numpy()[g]  # object, as before
-    # the judged consent's revocation: only patients with a revoked consent can have one
-    revoked = np.full(len(e), np.datetime64("NaT"), dtype="datetime64[ns]")
-    after = np.zeros(len(e), dtype=bool)
-    some = e["patient_id"].isin(consents.loc[consents["revoked_date"].notna(), "patient_id"].unique()).to_numpy(dtype=bool)
-    if some.any():
-        s = e[some]
-        g, first = distinct_rows(s["patient_id"], s["activity_date"], s["judged_npi"])
-        ep = consent_episode(s["patient_id"].iloc[first], s["activity_date"].iloc[first], consents, s["judged_npi"].iloc[first])
-        revoked[some] = ep["revoked_date"].to_numpy(dtype="datetime64[ns]")[g]
-        after[some] = ep["after_revocation"].to_numpy(dtype=bool)[g]
-    e["revoked_date"] = revoked
-    e["x_after_revocation"] = ~e["x_before_consent"] & ~e["x_no_consent"] & after
-    e["overlap"] = overlap_minutes(e)
-    e["x_overlap"] = e["overlap"] > 0
-    e["x_unsupervised"] = (e["role"].isin(CLINICAL_STAFF_ROLES) & e["supervising_npi"].isna()).astype(bool)  # SUP-01: still counts
-    excluded = e[["x_incomplete", "x_staff", "x_f2f", "x_counted", "x_before_consent", "x_no_consent", "x_after_revocation"]].any(axis=1)
-    e["qualifying"] = np.where(excluded, 0.0, (e["duration"].fillna(0) - e["overlap"]).clip(lower=0))
-    e["prac_qualifying"] = np.where(e["is_practitioner"], e["qualifying"], 0.0)
-    e["mkey"] = month_key(e["activity_date"])
-    return e
-
+# every fact of an entry: ccmlib/engine/sqlfacts.py (entry_store); the pandas version is the oracle in tests/test_entry_store.py
 
 def _month_end(d: pd.Series) -> pd.Series:
     return (d.dt.to_period("M").dt.end_time.dt.normalize()).astype("datetime64[ns]")
@@ -347,10 +309,10 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
         period = Period(int(keys.min()), int(keys.max()), "all") if len(keys) else Period(0, 0, "none")
     in_p = lambda k: k.between(period.first, period.last).fillna(False).astype(bool)  # noqa: E731
     lines = ccm[in_p(ccm["mkey"])].copy()
-    entries = time_entry_facts(te[in_p(te_keys)], staff, consents, lines)
+    entries = entry_store(te[in_p(te_keys)], staff, consents, lines)
 
     # patient-months: billed or documented
-    pm = pd.concat([lines[PM], entries[PM]]).drop_duplicates().reset_index(drop=True)
+    pm = pd.concat([lines[PM], entries.rows(columns=PM).drop_duplicates()]).drop_duplicates().reset_index(drop=True)
     pm["mkey"] = pm["mkey"].astype("int64")
     pm = pm.sort_values(PM, key=lambda s: s if s.name == "mkey" else s.astype("string"), kind="mergesort").reset_index(drop=True)
     pm["pm_id"] = np.arange(len(pm))
@@ -401,7 +363,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
 
     enc = tabs["encounters"]
     visits_from, visits_source = visit_history_start(enc, claims, encounters_from)
-    return Facts(period=period, entries=entries, pm=pm, lines=lines.reset_index(drop=True), claims=claims, diagnoses=dx,
+    return Facts(period=period, store=entries, pm=pm, lines=lines.reset_index(drop=True), claims=claims, diagnoses=dx,
                  consents=consents, consent_status=consent_status, plans=plans, encounters=enc, commencement=comm, missing=missing, cum=cum,
                  conditions=ncat.reset_index(drop=True), patients=tabs.get("patients"), condition_map=condition_map,
                  visits_from=visits_from, visits_from_source=visits_source)

@@ -577,7 +577,7 @@ def add_details(res: AuditResult) -> dict:
 def _by_staff(f: Facts, pm: pd.DataFrame) -> list[dict]:
     """indicators.by_staff on integer patient-month keys: the entries' patient codes and month keys, the patient-month
     table's ids and labels mapped onto them (no text keys built for millions of entries)."""
-    e = f.entries
+    e = f.entry_rows(columns=["staff_id", "patient_id", "mkey", "duration", "qualifying"])
     cats = e["patient_id"].cat.categories  # patient ids are categoricals shared by every table (facts.encoded_tables)
     entries = pd.DataFrame({"staff_id": e["staff_id"].to_numpy(), "_p": e["patient_id"].cat.codes.to_numpy(),
                             "_m": e["mkey"].to_numpy(dtype="int64"),

@@ -224,7 +224,7 @@ def apply(raw: pd.DataFrame, profile: Profile, facts) -> pd.DataFrame:
     out["severity"] = sev.where(sev.notna(), out["severity"])
     ent = (out["scope"] == "entry") & (out["severity"] == "error")
     if ent.any():
-        e = facts.entries
+        e = facts.entry_rows(columns=["patient_id", "entry_id", "qualifying", "is_practitioner"])
         reach = pd.Series(np.where(e["qualifying"].fillna(0).to_numpy() > 0,
                                    np.where(e["is_practitioner"].to_numpy(dtype=bool), "all", "staff"), ""),
                           index=pd.MultiIndex.from_arrays([e["patient_id"].astype(str), e["entry_id"].astype(str)]))

@@ -19,14 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
-#: the entries with a start, an end and a staff member only (the others never overlap); k orders entries of one staff
-#: member starting the same minute by entry_id in natural order (0 elsewhere)
-OVERLAP_SQL = """
-SELECT pos, (f - s) - greatest(f - greatest(s, coalesce(max(f) OVER (PARTITION BY staff, d ORDER BY s, k
-                                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), -1)), 0) AS overlap
-FROM e
-"""
+import pyarrow.compute as pc
 
 #: running totals within a patient-month, in the engine's order: date, start time (a missing start as -1), the log's order
 CUM_SQL = """
@@ -54,34 +47,41 @@ def _connect() -> duckdb.DuckDBPyConnection:
 
 
 def overlap_minutes(e: pd.DataFrame) -> pd.Series:
-    """Minutes of each entry already covered by an earlier-starting entry of the same staff member on the same day
-    (any patient); ties on start go to the lower entry_id in natural order, then to the earlier row. 0 for an entry
-    without start, end or staff. Same index as ``e``, float64."""
+    """Minutes of each entry of the frame ``e`` already covered by an earlier-starting entry of the same staff member on
+    the same day (any patient); ties on start go to the lower entry_id in natural order, then to the earlier row. 0 for
+    an entry without start, end or staff. Same index as ``e``, float64 (:func:`_overlaps` on the frame's columns)."""
+    t = pa.table({"_pos": pa.array(np.arange(len(e), dtype="int64")),
+                  "entry_id": pa.array(e["entry_id"].astype(object).where(e["entry_id"].notna(), None).to_numpy(), type=pa.string()),
+                  "staff_id": pa.array(e["staff_id"].astype(object).where(e["staff_id"].notna(), None).to_numpy(), type=pa.string()),
+                  "activity_date": pa.array(e["activity_date"].to_numpy(dtype="datetime64[ns]")),
+                  "start_time": pa.array(pd.array(e["start_time"], dtype="Int32").to_numpy(dtype="float64", na_value=np.nan), from_pandas=True).cast(pa.int32()),
+                  "end_time": pa.array(pd.array(e["end_time"], dtype="Int32").to_numpy(dtype="float64", na_value=np.nan), from_pandas=True).cast(pa.int32())})
+    return pd.Series(_overlaps(t), index=e.index)
+
+
+def _overlaps(t: pa.Table) -> np.ndarray:
+    """:func:`overlap_minutes` of the entries in ``t`` (_pos, entry_id, staff_id, activity_date, start_time, end_time),
+    by row position: the natural order of entry ids is computed only for the entries one staff member starts the same
+    minute of a day (a handful), then one window over (staff, day) in DuckDB."""
     from ccmlib.engine.facts import natural_key
 
-    out = np.zeros(len(e), dtype="float64")
-    ok = (e["start_time"].notna() & e["end_time"].notna() & e["staff_id"].notna()).to_numpy(dtype=bool)
-    if not ok.any():
-        return pd.Series(out, index=e.index)
-    pos = np.flatnonzero(ok)
-    staff = pd.factorize(e["staff_id"].to_numpy()[ok])[0].astype("int64")
-    day = e["activity_date"].to_numpy(dtype="datetime64[ns]")[ok].view("int64")
-    s = e["start_time"].to_numpy(dtype="int64", na_value=0)[ok]
-    f = e["end_time"].to_numpy(dtype="int64", na_value=0)[ok]
-    # natural order of entry_id, needed only where one staff member has several entries starting the same minute
-    k = np.zeros(len(pos), dtype="int64")
-    tied = pd.DataFrame({"a": staff, "b": day, "c": s}).duplicated(keep=False).to_numpy()
-    if tied.any():
-        ids = e["entry_id"].iloc[pos[tied]]
-        k[tied] = pd.Series(natural_key(ids).to_numpy()).rank(method="first", na_option="bottom").to_numpy(dtype="int64")
+    out = np.zeros(t.num_rows, dtype="float64")
     con = _connect()
     try:
-        con.register("e", pa.table({"pos": pos, "staff": staff, "d": day, "s": s, "f": f, "k": k}))
-        res = con.execute(OVERLAP_SQL).fetchnumpy()
+        con.register("t", t)
+        tied = con.sql("SELECT _pos, entry_id FROM t WHERE start_time IS NOT NULL AND end_time IS NOT NULL AND staff_id IS NOT NULL "
+                       "QUALIFY count(*) OVER (PARTITION BY staff_id, activity_date, start_time) > 1 ORDER BY _pos").fetchnumpy()
+        k = pa.table({"_pos": pa.array([], pa.int64()), "k": pa.array([], pa.int64())})
+        if len(tied["_pos"]):
+            ids = pd.Series(np.asarray(tied["entry_id"], dtype=object), dtype="string")
+            rank = pd.Series(natural_key(ids).to_numpy()).rank(method="first", na_option="bottom").to_numpy(dtype="int64")
+            k = pa.table({"_pos": pa.array(np.asarray(tied["_pos"], dtype="int64")), "k": pa.array(rank)})
+        con.register("k", k)
+        res = con.sql(OVERLAP_SQL).fetchnumpy()
     finally:
         con.close()
-    out[np.asarray(res["pos"], dtype="int64")] = np.asarray(res["overlap"], dtype="float64")
-    return pd.Series(out, index=e.index)
+    out[np.asarray(res["_pos"], dtype="int64")] = np.asarray(res["overlap"], dtype="float64")
+    return out
 
 
 def month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -92,20 +92,30 @@ def month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame
     start_time, duration, qualifying and prac_qualifying. Returns (pm with the new columns, cum)."""
     from ccmlib.engine.facts import PRACTITIONER_THRESHOLDS, STAFF_THRESHOLDS, _patient_codes
 
-    lp, rp = _patient_codes(entries["patient_id"], pm["patient_id"])
+    if isinstance(entries, EntryStore) and pm["patient_id"].dtype != entries.dtypes["patient_id"]:
+        entries = entries.rows(columns=["patient_id", "mkey", "activity_date", "start_time", "duration", "qualifying", "prac_qualifying"])
+    if isinstance(entries, EntryStore):  # read in place: the store's patient codes are the patient-months' own
+        tab = entries.table
+        rp = pm["patient_id"].cat.codes.to_numpy()
+        ent = pa.table({"pos": tab.column("_pos"), "p": tab.column("p").cast(pa.int64()), "mkey": tab.column("mkey"),
+                        "d": tab.column("activity_date"), "s": tab.column("start_time").cast(pa.float64()),
+                        "dur": tab.column("duration"), "q": tab.column("qualifying"), "pq": tab.column("prac_qualifying")})
+    else:
+        lp, rp = _patient_codes(entries["patient_id"], pm["patient_id"])
     # the patient-month of each entry: pm_id by (patient code, mkey), through a DuckDB join
     pkey = pa.table({"p": pa.array(np.asarray(rp, dtype="int64")), "mkey": pa.array(pm["mkey"].to_numpy(dtype="int64")),
                      "i": pa.array(np.arange(len(pm), dtype="int64")), "pm_id": pa.array(pm["pm_id"].to_numpy(dtype="int64"))})
-    ent = pa.table({
-        "pos": pa.array(np.arange(len(entries), dtype="int64")),
-        "p": pa.array(np.asarray(lp, dtype="int64")),
-        "mkey": pa.array(entries["mkey"].to_numpy(dtype="float64"), from_pandas=True).cast(pa.int64()),
-        "d": pa.array(entries["activity_date"].to_numpy(dtype="datetime64[ns]")),
-        "s": pa.array(pd.Series(entries["start_time"], dtype="float64").to_numpy(dtype="float64", na_value=np.nan), from_pandas=True),
-        "dur": pa.array(entries["duration"].to_numpy(dtype="float64"), from_pandas=True),
-        "q": pa.array(entries["qualifying"].to_numpy(dtype="float64"), from_pandas=True),
-        "pq": pa.array(entries["prac_qualifying"].to_numpy(dtype="float64"), from_pandas=True),
-    })
+    if not isinstance(entries, EntryStore):
+        ent = pa.table({
+            "pos": pa.array(np.arange(len(entries), dtype="int64")),
+            "p": pa.array(np.asarray(lp, dtype="int64")),
+            "mkey": pa.array(entries["mkey"].to_numpy(dtype="float64"), from_pandas=True).cast(pa.int64()),
+            "d": pa.array(entries["activity_date"].to_numpy(dtype="datetime64[ns]")),
+            "s": pa.array(pd.Series(entries["start_time"], dtype="float64").to_numpy(dtype="float64", na_value=np.nan), from_pandas=True),
+            "dur": pa.array(entries["duration"].to_numpy(dtype="float64"), from_pandas=True),
+            "q": pa.array(entries["qualifying"].to_numpy(dtype="float64"), from_pandas=True),
+            "pq": pa.array(entries["prac_qualifying"].to_numpy(dtype="float64"), from_pandas=True),
+        })
     n = len(pm)
     con = _connect()
     try:
@@ -148,3 +158,232 @@ def month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame
                            "staff_cum": np.asarray(cum["staff_cum"], dtype="float64"),
                            "prac_cum": np.asarray(cum["prac_cum"], dtype="float64")})
     return pm, cum_df
+
+
+# --------------------------------------------------------------------------- the time entries' facts, whole (issue #23)
+#: the pandas dtypes of the columns the facts add to each entry, in their order (the rules and views read them so)
+FACT_DTYPES = {"duration": "float64", "role": "string", "supervising_npi": "string", "is_practitioner": "bool",
+               "x_incomplete": "bool", "x_staff": "bool", "x_f2f": "bool", "x_counted": "bool",
+               "first_consent": "datetime64[ns]", "x_before_consent": "bool", "x_no_consent": "bool", "judged_npi": "str",
+               "revoked_date": "datetime64[ns]", "x_after_revocation": "bool", "overlap": "float64", "x_overlap": "bool",
+               "x_unsupervised": "bool", "qualifying": "float64", "prac_qualifying": "float64", "mkey": "Int64"}
+
+
+def _sql_list(values) -> str:
+    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
+
+
+#: the minutes of an entry already covered by an earlier-starting entry of the same staff member on the same day (any
+#: patient): a running maximum of end times over (staff, day) in the order start time, then k (the natural order of
+#: entry_id where one staff member starts several entries the same minute; 0 elsewhere); entries with a start, an end
+#: and a staff member only (the others never overlap)
+OVERLAP_SQL = """
+SELECT t._pos, (t.end_time - t.start_time) - greatest(t.end_time - greatest(t.start_time, coalesce(max(t.end_time) OVER (
+         PARTITION BY t.staff_id, t.activity_date ORDER BY t.start_time, coalesce(k.k, 0)
+         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), -1)), 0) AS overlap
+FROM t LEFT JOIN k ON t._pos = k._pos
+WHERE t.start_time IS NOT NULL AND t.end_time IS NOT NULL AND t.staff_id IS NOT NULL
+"""
+
+
+def _arrow_input(df: pd.DataFrame) -> pa.Table:
+    """A pandas frame as Arrow columns (missing values as nulls; NaN of a float column is missing, as pandas has it)."""
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def _column(arr, dtype, categories=None) -> pd.Series:
+    """One Arrow column back as the pandas dtype the pandas engine gave it."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = np.asarray(arr.fill_null(-1).to_numpy(zero_copy_only=False), dtype="int64")
+        return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype))
+    if isinstance(dtype, np.dtype) and dtype.kind == "b":
+        return pd.Series(np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool))
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        return pd.Series(np.asarray(arr.to_numpy(zero_copy_only=False), dtype="float64"))
+    if isinstance(dtype, np.dtype) and dtype.kind == "M":
+        return pd.Series(np.asarray(arr.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False), dtype="datetime64[ns]"))
+    if isinstance(dtype, np.dtype) and dtype.kind == "i":
+        return pd.Series(np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype))
+    if isinstance(dtype, (pd.Int32Dtype, pd.Int64Dtype, pd.BooleanDtype)) or str(dtype) in ("Int32", "Int64", "boolean"):
+        return pd.Series(arr.to_pandas(types_mapper={pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+                                                     pa.bool_(): pd.BooleanDtype()}.get)).astype(dtype)
+    if isinstance(dtype, pd.StringDtype):
+        if dtype.storage == "pyarrow":
+            s = pd.Series(pd.array(arr.cast(pa.large_string()) if pa.types.is_string(arr.type) else arr, dtype=dtype))
+            return s
+        return pd.Series(arr.to_pandas()).astype(dtype)
+    return pd.Series(arr.to_pandas()).astype(dtype)
+
+
+class EntryStore:
+    """The period's time entries and their facts as one Arrow table, in the log's order (the patient as its code in
+    ``p``, the row's place in ``_pos``): what the entry rules, the minutes and the views read. DuckDB queries it in
+    place (a registered Arrow table: nothing copied); :meth:`rows` turns the rows a rule asks for into the pandas frame
+    the pandas engine held, column for column and dtype for dtype, and :meth:`frame` all of them (built once)."""
+
+    def __init__(self, table: pa.Table, dtypes: dict, index: np.ndarray):
+        self.table, self.dtypes, self.index = table, dtypes, index
+        self._frame = None
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.dtypes)
+
+    def positions(self, where: str) -> np.ndarray:
+        """Row positions (ascending) where the SQL condition ``where`` holds."""
+        con = _connect()
+        try:
+            con.register("ent", self.table)
+            res = con.sql(f"SELECT _pos FROM ent WHERE {where} ORDER BY _pos").fetchnumpy()
+        finally:
+            con.close()
+        return np.asarray(res["_pos"], dtype="int64")
+
+    def any(self, where: str) -> bool:
+        con = _connect()
+        try:
+            con.register("ent", self.table)
+            return bool(con.execute(f"SELECT count(*) FROM (SELECT 1 FROM ent WHERE {where} LIMIT 1)").fetchone()[0])
+        finally:
+            con.close()
+
+    def rows(self, where: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """The entries where ``where`` (SQL over the columns) holds, as pandas, with the pandas engine's dtypes and
+        index labels; ``columns``: only these."""
+        if self._frame is not None:
+            pos = np.arange(len(self)) if where is None else self.positions(where)
+            out = self._frame.iloc[pos]
+            return out if columns is None else out[columns]
+        names = self.columns if columns is None else list(columns)
+        tab = self.table if where is None else self.table.take(pa.array(self.positions(where)))
+        pos = np.asarray(tab.column("_pos").to_numpy(), dtype="int64")
+        data = {c: _column(tab.column("p" if c == "patient_id" else c), self.dtypes[c]).array for c in names}
+        out = pd.DataFrame(data, columns=names)
+        out.index = pd.Index(self.index[pos]) if len(self.index) else out.index
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """Every entry with every fact (the pandas engine's ``Facts.entries``), built on first use."""
+        if self._frame is None:
+            self._frame = self.rows()
+        return self._frame
+
+
+def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, lines: pd.DataFrame | None) -> EntryStore:
+    """The time entries ``te`` with every fact :func:`ccmlib.engine.facts.time_entry_facts` gives them, computed in one
+    DuckDB query over Arrow: the month's judged practitioner per distinct patient-month and the judged consent's
+    revocation per distinct (patient, day, practitioner) of the patients with a revoked consent come from the pandas
+    functions (small inputs); everything per entry (roles, the flags, the overlaps, the qualifying minutes) is SQL."""
+    from ccmlib.engine.facts import consent_episode, month_practitioner
+    from ccmlib.intake.fastops import distinct_rows
+    from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES
+
+    n = len(te)
+    pid_dtype = te["patient_id"].dtype
+    if not (isinstance(pid_dtype, pd.CategoricalDtype) and pid_dtype == consents["patient_id"].dtype):
+        # build_facts gives every table one categorical patient_id (facts.encoded_tables); anything else is encoded so here
+        cats = pd.Index(np.sort(pd.unique(pd.concat([te["patient_id"], consents["patient_id"]]).dropna().astype(str).to_numpy(dtype=object))))
+        pid_dtype = pd.CategoricalDtype(cats)
+        te = te.assign(patient_id=pd.Categorical(te["patient_id"].astype(object), dtype=pid_dtype))
+        consents = consents.assign(patient_id=pd.Categorical(consents["patient_id"].astype(object), dtype=pid_dtype))
+    lp, cp = te["patient_id"].cat.codes.to_numpy(), consents["patient_id"].cat.codes.to_numpy()
+    dtypes = {c: (pid_dtype if c == "patient_id" else te[c].dtype) for c in te.columns}
+    for c, d in FACT_DTYPES.items():
+        dtypes[c] = np.dtype(d) if d in ("float64", "bool", "datetime64[ns]") else d
+    dtypes["role"] = dtypes["supervising_npi"] = pd.StringDtype()
+    body = te.drop(columns=["patient_id"])
+    t = _arrow_input(body)
+    desc = t.column("description") if "description" in t.column_names else pa.nulls(n, pa.string())
+    desc = pc.utf8_trim_whitespace(desc.cast(pa.string()))
+    t = t.append_column("p", pa.array(np.asarray(lp, dtype="int32"))).append_column("_pos", pa.array(np.arange(n, dtype="int64")))
+    t = t.append_column("desc_blank", pc.or_kleene(pc.is_null(desc), pc.equal(desc, "")).fill_null(True))
+    for c, typ in (("minutes", pa.float64()), ("start_time", pa.int32()), ("end_time", pa.int32()), ("staff_id", pa.string()),
+                   ("face_to_face", pa.bool_()), ("counted_toward", pa.string())):
+        if c in t.column_names and t.schema.field(c).type != typ:
+            t = t.set_column(t.column_names.index(c), c, t.column(c).cast(typ))
+
+    roster = staff.drop_duplicates("staff_id")
+
+    def text(col: str) -> pa.Array:
+        v = roster[col] if col in roster else pd.Series(None, index=roster.index, dtype=object)
+        return pa.array(v.astype(object).where(v.notna(), None).to_numpy(), type=pa.string())
+
+    # the roster's role and supervisor of each entry's staff member (the first row of a staff_id; none when unknown)
+    at = pc.index_in(t.column("staff_id"), value_set=text("staff_id"))
+    role, sup = text("role").take(at), text("supervising_npi").take(at)
+    cols = {"duration": pc.coalesce(t.column("minutes"), pc.cast(pc.subtract(t.column("end_time"), t.column("start_time")), pa.float64())),
+            "role": role, "supervising_npi": sup}
+    is_role = lambda roles: pc.fill_null(pc.is_in(role, value_set=pa.array(list(roles), pa.string())), False)  # noqa: E731
+    cols["is_practitioner"] = is_role(PRACTITIONER_ROLES)
+    cols["x_incomplete"] = pc.or_(pc.or_(t.column("desc_blank"), pc.is_null(t.column("staff_id"))), pc.is_null(cols["duration"]))
+    cols["x_staff"] = pc.and_(pc.is_valid(t.column("staff_id")), pc.invert(is_role(CLINICAL_STAFF_ROLES + PRACTITIONER_ROLES)))
+    cols["x_f2f"] = pc.fill_null(t.column("face_to_face"), False)
+    cols["x_counted"] = pc.is_valid(t.column("counted_toward"))
+    # the patient's first consent (any practitioner; none when every consent is undated)
+    dated = consents["consent_date"].notna().to_numpy() & (cp >= 0)
+    first = np.full(len(pid_dtype.categories) + 1, np.iinfo("int64").max, dtype="int64")
+    np.minimum.at(first, cp[dated].astype("int64"), consents["consent_date"].to_numpy(dtype="datetime64[ns]")[dated].view("int64"))
+    first = first.view("datetime64[ns]")
+    never = np.ones(len(first), dtype=bool)
+    never[cp[dated].astype("int64")] = False
+    first[never] = np.datetime64("NaT")
+    fc = pa.array(first[np.where(lp >= 0, lp, len(first) - 1)], type=pa.timestamp("ns"))
+    cols["first_consent"] = fc
+    day = t.column("activity_date")
+    cols["x_before_consent"] = pc.fill_null(pc.less(day, fc), False)
+    cols["x_no_consent"] = pc.is_null(fc)
+    mkey = pc.subtract(pc.add(pc.multiply(pc.year(day), 12), pc.month(day)), 1)
+    # the month's judged practitioner (CONS-05), computed once per distinct patient-month
+    g, first_row = _distinct(lp, mkey)
+    keys = pd.DataFrame({"patient_id": pd.Categorical.from_codes(lp[first_row].astype("int64"), dtype=pid_dtype),
+                         "mkey": pd.array(mkey.take(pa.array(first_row)).to_numpy(zero_copy_only=False), dtype="Int64")})
+    judged = month_practitioner(lines, consents, keys) if len(keys) else pd.Series([], dtype="string")
+    judged_e = pa.array(judged.astype(object).where(judged.notna(), None).to_numpy(), type=pa.string()).take(pa.array(g))
+    cols["judged_npi"] = judged_e
+    # the judged consent's revocation: only patients with a revoked consent can have one; once per (patient, day, practitioner)
+    revoked = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    after = np.zeros(n, dtype=bool)
+    some = np.isin(lp, np.unique(cp[consents["revoked_date"].notna().to_numpy() & (cp >= 0)]))
+    if some.any():
+        rows = np.flatnonzero(some)
+        sub = pd.DataFrame({"p": pd.Categorical.from_codes(lp[rows].astype("int64"), dtype=pid_dtype),
+                            "d": _column(day.take(pa.array(rows)), np.dtype("datetime64[ns]")),
+                            "npi": pd.Series(judged_e.take(pa.array(rows)).to_pylist(), dtype="string")})
+        sg, sfirst = distinct_rows(sub["p"], sub["d"], sub["npi"])
+        ep = consent_episode(sub["p"].iloc[sfirst], sub["d"].iloc[sfirst], consents, sub["npi"].iloc[sfirst])
+        revoked[rows] = ep["revoked_date"].to_numpy(dtype="datetime64[ns]")[sg]
+        after[rows] = ep["after_revocation"].to_numpy(dtype=bool)[sg]
+    cols["revoked_date"] = pa.array(revoked, type=pa.timestamp("ns"))
+    cols["x_after_revocation"] = pc.and_(pc.invert(pc.or_(cols["x_before_consent"], cols["x_no_consent"])), pa.array(after))
+    # overlaps of one staff member's entries on one day: a window in DuckDB
+    overlap = _overlaps(t.select(["_pos", "entry_id", "staff_id", "activity_date", "start_time", "end_time"]))
+    cols["overlap"] = pa.array(overlap)
+    cols["x_overlap"] = pa.array(overlap > 0)
+    cols["x_unsupervised"] = pc.and_(is_role(CLINICAL_STAFF_ROLES), pc.is_null(sup))
+    excluded = cols["x_incomplete"]
+    for x in ("x_staff", "x_f2f", "x_counted", "x_before_consent", "x_no_consent", "x_after_revocation"):
+        excluded = pc.or_(excluded, cols[x])
+    dur = np.asarray(pc.fill_null(cols["duration"], 0.0).to_numpy(zero_copy_only=False), dtype="float64")
+    qualifying = np.where(np.asarray(excluded.to_numpy(zero_copy_only=False), dtype=bool), 0.0, np.clip(dur - overlap, 0, None))
+    cols["qualifying"] = pa.array(qualifying)
+    cols["prac_qualifying"] = pa.array(np.where(np.asarray(cols["is_practitioner"].to_numpy(zero_copy_only=False), dtype=bool), qualifying, 0.0))
+    cols["mkey"] = pc.cast(mkey, pa.int64())
+    table = t.drop_columns(["desc_blank"])
+    for c in FACT_DTYPES:
+        table = table.append_column(c, cols[c])
+    return EntryStore(table, dtypes, np.asarray(te.index))
+
+
+def _distinct(codes: np.ndarray, mkey) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ccmlib.intake.fastops.distinct_rows` of (patient code, month key) on integers."""
+    m = np.asarray(pc.fill_null(mkey, -1).to_numpy(zero_copy_only=False), dtype="int64")
+    key = (np.asarray(codes, dtype="int64") + 1) * (int(m.max()) + 2 if len(m) else 1) + (m + 1)
+    g, uniq = pd.factorize(key)
+    first = np.full(len(uniq), len(key), dtype=np.int64)
+    np.minimum.at(first, g, np.arange(len(key), dtype=np.int64))
+    return g.astype("int64"), first

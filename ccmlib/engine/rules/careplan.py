@@ -108,9 +108,8 @@ def doc_02(f: Facts) -> pd.DataFrame:
     """A counted time entry without its author's signature (when time_entries carry signed_by), or a care plan signed
     after the month's first CCM claim without an attestation (when the plans carry signed_date)."""
     out = []
-    e = f.entries
-    if "signed_by" in e.columns and e["signed_by"].notna().any():
-        bad = e[(e["qualifying"].fillna(0) > 0) & e["signed_by"].isna()]
+    if "signed_by" in f.store.columns and f.store.any("signed_by IS NOT NULL"):
+        bad = f.entry_rows("coalesce(qualifying, 0) > 0 AND signed_by IS NULL")
         out.append(raw(bad, "entry", "time entry " + bad["entry_id"].astype(str) + " has no author signature"))
     if "plan_signed_date" in f.pm.columns and f.pm["plan_signed_date"].notna().any():
         first_claim = f.lines.groupby(["patient_id", "mkey"], observed=True)["service_date"].min().rename("first_claim").reset_index()

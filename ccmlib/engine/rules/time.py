@@ -12,7 +12,7 @@ CMS_CCM = "CMS MLN909188 Chronic Care Management Services; CPT 2024 CCM code des
 
 
 def _entries(f: Facts, flag: str, what) -> pd.DataFrame:
-    e = f.entries[f.entries[flag]]
+    e = f.entry_rows(flag)
     mins = minutes_text(e["duration"])
     msg = "entry " + e["entry_id"].astype(str) + ": " + (what(e) if callable(what) else what) + "; " + mins + " min excluded"
     return raw(e, "entry", msg)
@@ -48,7 +48,7 @@ def time_02(f: Facts) -> pd.DataFrame:
       fix="Log start and end times and review overlapping entries before billing.",
       excludes=(("x_overlap", "overlaps another entry"),))
 def time_03(f: Facts) -> pd.DataFrame:
-    e = f.entries[f.entries["x_overlap"]]
+    e = f.entry_rows("x_overlap")
     msg = ("entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " logged "
            + minutes_text(e["overlap"]) + " min that overlap an earlier entry; counted once")
     return raw(e, "entry", msg)
@@ -86,7 +86,7 @@ def cons_05(f: Facts) -> pd.DataFrame:
     the activity date for the month's practitioner (the first billing practitioner; in an unbilled month the
     practitioner of the latest consent), or the latest consent of any practitioner when none covers that practitioner;
     a revoked consent given to another practitioner never puts this practitioner's activity outside consent."""
-    e = f.entries[f.entries["x_before_consent"] | f.entries["x_no_consent"] | f.entries["x_after_revocation"]]
+    e = f.entry_rows("x_before_consent OR x_no_consent OR x_after_revocation")
     day = e["activity_date"].dt.strftime("%Y-%m-%d")
     what = np.select([e["x_no_consent"].to_numpy(), e["x_before_consent"].to_numpy()],
                      ["no consent on file", "activity on " + day + " before consent of " + e["first_consent"].dt.strftime("%Y-%m-%d").fillna("")],
@@ -102,7 +102,7 @@ def cons_05(f: Facts) -> pd.DataFrame:
       fix="Record the supervising physician or practitioner of every clinical staff member in the staff roster.")
 def sup_01(f: Facts) -> pd.DataFrame:
     """Clinical staff (not practitioners) whose staff row names no supervising_npi; the minutes still count."""
-    e = f.entries[f.entries["x_unsupervised"]]
+    e = f.entry_rows("x_unsupervised")
     return raw(e, "entry", "entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " (" + e["role"].astype(str)
                + ") has no supervising practitioner on record; minutes still count")
 

@@ -1,0 +1,142 @@
+"""The time entries' facts as the engine holds them (Arrow, with DuckDB for the overlaps: sqlfacts.entry_store, issue
+#23) are the pandas engine's, frame for frame: every column, dtype, value and index label. The pandas reference below is
+``facts.time_entry_facts`` as it was before the switch (commit 29ac84d), kept as the oracle. Compared on the demo, on
+generated practices with every pitfall at a high rate (revocations, overlaps with tied starts, unknown staff, missing
+times) and on a practice whose patient ids are plain text rather than the engine's shared categories."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ccmlib.engine import facts as F
+from ccmlib.engine.facts import consent_episode, month_practitioner
+from ccmlib.engine.periods import month_key, parse_period
+from ccmlib.engine.sqlfacts import entry_store, overlap_minutes
+from ccmlib.intake.fastops import distinct_rows, positions
+from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES
+
+
+# --------------------------------------------------------------------------- the pandas reference (before the switch)
+def ref_time_entry_facts(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, lines: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Duration, exclusion reasons and qualifying minutes of every entry. ``lines`` (the period's CCM lines) name the
+    practitioner each month's time is judged for (CONS-05, catalog v3: :func:`month_practitioner`)."""
+    e = te.copy(deep=False)  # copy-on-write (pandas 3): new columns go to e only, te is never modified
+    span = (e["end_time"] - e["start_time"]).astype("float64")
+    e["duration"] = e["minutes"].fillna(span)
+    roster = staff.drop_duplicates("staff_id")
+    pos = positions(e["staff_id"], roster["staff_id"])  # -1 = not in the staff table
+    roles = np.append(roster["role"].astype(object).to_numpy(), None)
+    e["role"] = pd.Series(roles[pos], index=e.index, dtype="string")
+    sup = np.append(roster["supervising_npi"].astype(object).to_numpy(), None) if "supervising_npi" in roster else np.full(len(roster) + 1, None)
+    e["supervising_npi"] = pd.Series(sup[pos], index=e.index, dtype="string")
+    e["is_practitioner"] = e["role"].isin(PRACTITIONER_ROLES).astype(bool)
+    desc = e["description"].astype("string").str.strip()
+    e["x_incomplete"] = (desc.isna() | (desc == "") | e["staff_id"].isna() | e["duration"].isna()).astype(bool)
+    e["x_staff"] = (e["staff_id"].notna() & ~e["role"].isin(CLINICAL_STAFF_ROLES + PRACTITIONER_ROLES)).astype(bool)
+    e["x_f2f"] = e["face_to_face"].fillna(False).astype(bool)
+    e["x_counted"] = e["counted_toward"].notna()
+    first_consent = consents.groupby("patient_id", observed=True)["consent_date"].min()
+    fc = pd.Series(first_consent.reindex(e["patient_id"]).to_numpy(), index=e.index, dtype="datetime64[ns]")
+    e["first_consent"] = fc
+    e["x_before_consent"] = (fc.notna() & (e["activity_date"] < fc)).astype(bool)
+    e["x_no_consent"] = fc.isna()
+    mkey = month_key(e["activity_date"])
+    # both are row-wise functions of a few columns that repeat (about eight entries per patient-month): computed once
+    # per distinct patient-month, and per distinct (patient, day, practitioner), then spread back to the entries
+    g, first = distinct_rows(e["patient_id"], mkey)
+    judged = month_practitioner(lines, consents, pd.DataFrame({"patient_id": e["patient_id"].iloc[first], "mkey": mkey.iloc[first]}))
+    e["judged_npi"] = judged.to_numpy()[g]  # object, as before
+    # the judged consent's revocation: only patients with a revoked consent can have one
+    revoked = np.full(len(e), np.datetime64("NaT"), dtype="datetime64[ns]")
+    after = np.zeros(len(e), dtype=bool)
+    some = e["patient_id"].isin(consents.loc[consents["revoked_date"].notna(), "patient_id"].unique()).to_numpy(dtype=bool)
+    if some.any():
+        s = e[some]
+        g, first = distinct_rows(s["patient_id"], s["activity_date"], s["judged_npi"])
+        ep = consent_episode(s["patient_id"].iloc[first], s["activity_date"].iloc[first], consents, s["judged_npi"].iloc[first])
+        revoked[some] = ep["revoked_date"].to_numpy(dtype="datetime64[ns]")[g]
+        after[some] = ep["after_revocation"].to_numpy(dtype=bool)[g]
+    e["revoked_date"] = revoked
+    e["x_after_revocation"] = ~e["x_before_consent"] & ~e["x_no_consent"] & after
+    e["overlap"] = overlap_minutes(e)
+    e["x_overlap"] = e["overlap"] > 0
+    e["x_unsupervised"] = (e["role"].isin(CLINICAL_STAFF_ROLES) & e["supervising_npi"].isna()).astype(bool)  # SUP-01: still counts
+    excluded = e[["x_incomplete", "x_staff", "x_f2f", "x_counted", "x_before_consent", "x_no_consent", "x_after_revocation"]].any(axis=1)
+    e["qualifying"] = np.where(excluded, 0.0, (e["duration"].fillna(0) - e["overlap"]).clip(lower=0))
+    e["prac_qualifying"] = np.where(e["is_practitioner"], e["qualifying"], 0.0)
+    e["mkey"] = month_key(e["activity_date"])
+    return e
+
+
+# --------------------------------------------------------------------------- inputs as build_facts gives them
+def _inputs(practice, period=None):
+    tabs = F.encoded_tables(practice)
+    te, staff, consents = tabs["time_entries"], tabs["staff"], tabs["consents"]
+    claims = tabs["claims"].copy(deep=False)
+    claims["units"] = claims["units"].fillna(1).astype("int64")
+    claims["mkey"] = month_key(claims["service_date"])
+    claims["_claim_order"] = F.natural_key(claims["claim_id"])
+    lines = claims[claims["cpt_code"].isin(F.CCM_CODES)]
+    if period is not None:
+        per = parse_period(period)
+        lines = lines[lines["mkey"].between(per.first, per.last).fillna(False).astype(bool)]
+        te = te[month_key(te["activity_date"]).between(per.first, per.last).fillna(False).astype(bool)]
+    return te, staff, consents, lines.copy()
+
+
+def _same(te, staff, consents, lines):
+    want = ref_time_entry_facts(te, staff, consents, lines)
+    store = entry_store(te, staff, consents, lines)
+    pd.testing.assert_frame_equal(store.frame(), want)
+    # the rows a rule asks for are the reference's rows, with their labels
+    for where, mask in (("x_overlap", want["x_overlap"]), ("x_before_consent OR x_no_consent OR x_after_revocation",
+                                                           want["x_before_consent"] | want["x_no_consent"] | want["x_after_revocation"]),
+                        ("coalesce(qualifying, 0) > 0 AND signed_by IS NULL", (want["qualifying"] > 0) & want["signed_by"].isna())):
+        fresh = entry_store(te, staff, consents, lines)  # rows() before and after frame() is built
+        pd.testing.assert_frame_equal(fresh.rows(where), want[mask])
+        pd.testing.assert_frame_equal(store.rows(where), want[mask])
+    cols = ["staff_id", "patient_id", "mkey", "duration", "qualifying"]
+    pd.testing.assert_frame_equal(entry_store(te, staff, consents, lines).rows(columns=cols), want[cols])
+    return want
+
+
+def test_demo_practice():
+    from ccmlib.intake.load import load_practice
+    want = _same(*_inputs(load_practice(Path(__file__).resolve().parents[1] / "data" / "demo"), "2026Q3"))
+    assert want["x_overlap"].any() and (want["qualifying"] > 0).any() and (want["qualifying"] == 0).any()
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_generated_practices_with_many_pitfalls(seed):
+    from ccmlib.synth.examples import practice
+    from ccmlib.synth.generator import build, parse_rates
+    t = build(250, "2026-01..2026-03", seed, parse_rates(["0.025", "CONS-05=0.08", "TIME-03=0.08", "TIME-02=0.05"]), entries=(3, 6))
+    t.pop("truth")
+    tables = {k: v.astype(str).replace({"nan": "", "<NA>": "", "NaT": ""}).to_dict("records") for k, v in t.items()}
+    # tied starts: one staff member starts two entries the same minute of a day, ids out of natural order (T9, T10)
+    te = tables["time_entries"]
+    timed = [r for r in te if r.get("start_time")]
+    if len(timed) > 2:
+        timed[1].update(staff_id=timed[0]["staff_id"], activity_date=timed[0]["activity_date"], start_time=timed[0]["start_time"])
+    p = practice(tables)
+    want = _same(*_inputs(p))
+    # the comparison covers what it should: revocations, overlaps, unknown staff, entries without times
+    assert want["x_after_revocation"].any() and want["x_overlap"].any() and want["x_staff"].any()
+    assert want["start_time"].isna().any() and want["revoked_date"].notna().any()
+
+
+def test_patient_ids_as_plain_text_and_no_consents():
+    from ccmlib.intake.load import load_practice
+    te, staff, consents, lines = _inputs(load_practice(Path(__file__).resolve().parents[1] / "data" / "demo"), "2026Q3")
+    te = te.assign(patient_id=te["patient_id"].astype("string"))
+    store = entry_store(te, staff, consents, lines)
+    want = ref_time_entry_facts(te.assign(patient_id=te["patient_id"].astype(object)), staff, consents, lines)
+    got = store.frame()
+    assert got["patient_id"].astype(str).tolist() == want["patient_id"].astype(str).tolist()
+    pd.testing.assert_frame_equal(got.drop(columns="patient_id"), want.drop(columns="patient_id"))
+    none = consents.iloc[:0]
+    got = entry_store(te, staff, none, lines).frame()
+    assert got["x_no_consent"].all() and (got["qualifying"] == 0).all()
