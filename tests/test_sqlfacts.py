@@ -73,7 +73,8 @@ def assert_same(entries: pd.DataFrame, pm_base: pd.DataFrame) -> tuple[pd.Series
     ``pm_base``; returns the overlap and the patient-months."""
     got_o, want_o = sqlfacts.overlap_minutes(entries), ref_overlap_minutes(entries)
     pd.testing.assert_series_equal(got_o, want_o)
-    got_pm, got_cum = sqlfacts.month_minutes(entries, pm_base)
+    got_pm, totals = sqlfacts.month_minutes(entries, pm_base)
+    got_cum = totals.frame()
     want_pm, want_cum = ref_month_minutes(entries, pm_base)
     pd.testing.assert_frame_equal(got_pm, want_pm)
     pd.testing.assert_frame_equal(got_cum, want_cum)
@@ -104,6 +105,11 @@ def _check_practice(f):
     pd.testing.assert_frame_equal(f.pm[pm.columns], pm)
     _, want_cum = ref_month_minutes(e, f.pm[PM_BASE])
     pd.testing.assert_frame_equal(f.cum, want_cum)
+    # BILL-05's reach dates read in place are threshold_dates on the sorted frame, for every need up to beyond the month
+    req = pd.DataFrame({"pm_id": np.repeat(f.pm["pm_id"].to_numpy(), 4),
+                        "need": np.tile(np.array([0.5, 20.0, 41.0, 500.0]), len(f.pm))}, index=np.arange(4 * len(f.pm))[::-1])
+    for col in ("staff_cum", "prac_cum"):
+        pd.testing.assert_series_equal(f.totals.reach(req, col), threshold_dates(want_cum, req, col))
     return e, pm
 
 

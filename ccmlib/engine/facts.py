@@ -14,7 +14,7 @@ from ccmlib.reference.codes import CCM_CODES, INITIATING_VISITS
 from ccmlib.intake.fastops import distinct_rows, join_groups, positions
 from ccmlib.intake.load import Practice
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
-from ccmlib.engine.sqlfacts import EntryStore, entry_store, month_minutes  # the time-entry facts on Arrow and DuckDB (issue #23)
+from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes  # the time-entry facts on Arrow and DuckDB (issue #23)
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
 
 PM = ["patient_id", "mkey"]
@@ -67,7 +67,7 @@ class Facts:
     encounters: pd.DataFrame
     commencement: pd.DataFrame  # (patient_id, mkey, billing_npi) -> CCM commencement date (catalog v3: restarts after a span boundary)
     missing: set[str] = field(default_factory=set)  # tables not provided
-    cum: pd.DataFrame | None = None  # cumulative qualifying minutes per patient-month (for thresholds)
+    totals: "RunningTotals | None" = None  # running qualifying minutes per patient-month (sqlfacts.RunningTotals; BILL-05's thresholds)
     conditions: pd.DataFrame | None = None  # (patient_id, mkey, category) active chronic categories
     visit_status: pd.DataFrame | None = None  # cache of practitioner_visit_status()
     patients: pd.DataFrame | None = None  # the patients table (death_date for ELIG-03)
@@ -80,6 +80,11 @@ class Facts:
         """Every time entry of the period with its facts as one pandas frame (built on first use: the rules read only
         the rows they flag, :meth:`entry_rows`)."""
         return self.store.frame()
+
+    @property
+    def cum(self) -> pd.DataFrame:
+        """The running totals as the pandas frame (pm_id, activity_date, staff_cum, prac_cum), sorted (built on first use)."""
+        return self.totals.frame()
 
     def entry_rows(self, where: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """The period's time entries where the SQL condition ``where`` holds over their facts' columns (e.g.
@@ -322,7 +327,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
 
     # minutes, running totals through the month and threshold dates (on DuckDB: ccmlib/engine/sqlfacts.py; ties on date
     # and start keep the log's order)
-    pm, cum = month_minutes(entries, pm)
+    pm, totals = month_minutes(entries, pm)
 
     # billed?
     billed = lines.groupby(PM).agg(last_service=("service_date", "max")).reset_index().astype({"mkey": "int64"})
@@ -364,7 +369,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     enc = tabs["encounters"]
     visits_from, visits_source = visit_history_start(enc, claims, encounters_from)
     return Facts(period=period, store=entries, pm=pm, lines=lines.reset_index(drop=True), claims=claims, diagnoses=dx,
-                 consents=consents, consent_status=consent_status, plans=plans, encounters=enc, commencement=comm, missing=missing, cum=cum,
+                 consents=consents, consent_status=consent_status, plans=plans, encounters=enc, commencement=comm, missing=missing, totals=totals,
                  conditions=ncat.reset_index(drop=True), patients=tabs.get("patients"), condition_map=condition_map,
                  visits_from=visits_from, visits_from_source=visits_source)
 

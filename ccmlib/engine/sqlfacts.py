@@ -125,7 +125,7 @@ def month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame
         sums = con.execute("SELECT i, fsum(q) AS qm, fsum(pq) AS pm_, coalesce(fsum(dur), 0.0) AS dm, max(d) AS last "
                            "FROM e GROUP BY i ORDER BY i").fetchnumpy()
         con.execute(CUM_SQL)
-        cum = con.execute("SELECT pm_id, activity_date, staff_cum, prac_cum FROM cum ORDER BY pm_id, activity_date, s_, pos").fetchnumpy()
+        cum = con.sql("SELECT pm_id, activity_date, staff_cum, prac_cum, s_, pos FROM cum").to_arrow_table()  # unsorted: sorted on demand
         firsts = ", ".join([f"min(activity_date) FILTER (WHERE staff_cum >= {t}) AS s{t}" for t in STAFF_THRESHOLDS]
                            + [f"min(activity_date) FILTER (WHERE prac_cum >= {t}) AS p{t}" for t in PRACTITIONER_THRESHOLDS])
         dates = con.execute(f"SELECT i, {firsts} FROM cum GROUP BY i ORDER BY i").fetchnumpy()
@@ -153,11 +153,47 @@ def month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame
         pm[f"date_{t}min"] = spread(dates, f"s{t}", nat, "datetime64[ns]")
     for t in PRACTITIONER_THRESHOLDS:
         pm[f"date_{t}min_practitioner"] = spread(dates, f"p{t}", nat, "datetime64[ns]")
-    cum_df = pd.DataFrame({"pm_id": np.asarray(cum["pm_id"], dtype="int64"),
-                           "activity_date": np.asarray(cum["activity_date"], dtype="datetime64[ns]"),
-                           "staff_cum": np.asarray(cum["staff_cum"], dtype="float64"),
-                           "prac_cum": np.asarray(cum["prac_cum"], dtype="float64")})
-    return pm, cum_df
+    return pm, RunningTotals(cum)
+
+
+class RunningTotals:
+    """The running totals of qualifying minutes through each patient-month, one row per entry with qualifying minutes
+    (Arrow, as DuckDB made them): :meth:`reach` answers "when were N minutes reached" in place, :meth:`frame` is the
+    pandas engine's ``cum`` (sorted by patient-month, date, start time, the log's order), built on first use."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+        self._frame = None
+
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            t = self.table.sort_by([("pm_id", "ascending"), ("activity_date", "ascending"), ("s_", "ascending"), ("pos", "ascending")])
+            self._frame = pd.DataFrame({"pm_id": np.asarray(t.column("pm_id").to_numpy(), dtype="int64"),
+                                        "activity_date": np.asarray(t.column("activity_date").to_numpy(), dtype="datetime64[ns]"),
+                                        "staff_cum": np.asarray(t.column("staff_cum").to_numpy(), dtype="float64"),
+                                        "prac_cum": np.asarray(t.column("prac_cum").to_numpy(), dtype="float64")})
+        return self._frame
+
+    def reach(self, req: pd.DataFrame, col: str) -> pd.Series:
+        """:func:`ccmlib.engine.facts.threshold_dates` without sorting the totals: per row of ``req`` (pm_id, need), the
+        first date its patient-month's ``col`` (staff_cum or prac_cum) reached ``need`` (NaT if never)."""
+        if col not in ("staff_cum", "prac_cum"):
+            raise ValueError(f"unknown running total {col!r}")
+        out = np.full(len(req), np.datetime64("NaT"), dtype="datetime64[ns]")
+        if len(req) and self.table.num_rows:
+            r = pa.table({"i": pa.array(np.arange(len(req), dtype="int64")),
+                          "pm_id": pa.array(pd.to_numeric(req["pm_id"]).to_numpy(dtype="float64"), from_pandas=True).cast(pa.int64()),
+                          "need": pa.array(pd.to_numeric(req["need"]).to_numpy(dtype="float64"), from_pandas=True)})
+            con = _connect()
+            try:
+                con.register("r", r)
+                con.register("c", self.table)
+                res = con.sql(f"SELECT r.i, min(c.activity_date) AS d FROM r JOIN c ON c.pm_id = r.pm_id AND c.{col} >= r.need "
+                              "GROUP BY r.i").fetchnumpy()
+            finally:
+                con.close()
+            out[np.asarray(res["i"], dtype="int64")] = np.asarray(res["d"], dtype="datetime64[ns]")
+        return pd.Series(out, index=req.index)
 
 
 # --------------------------------------------------------------------------- the time entries' facts, whole (issue #23)

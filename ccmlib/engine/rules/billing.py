@@ -151,7 +151,7 @@ def bill_05(f: Facts) -> pd.DataFrame:
     reached = pd.Series(pd.NaT, index=ln.index, dtype="datetime64[ns]")
     for mask, col in ((~prac, "staff_cum"), (prac, "prac_cum")):
         if mask.any():
-            reached[mask] = threshold_dates(f.cum, ln[mask], col).to_numpy()
+            reached[mask] = f.totals.reach(ln[mask], col).to_numpy()
     bad = reached.notna() & (ln["service_date"] < reached)
     x = ln[bad]
     return raw(x, "line", "service date " + x["service_date"].dt.strftime("%Y-%m-%d") + " is before the "
