@@ -314,7 +314,8 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
         period = Period(int(keys.min()), int(keys.max()), "all") if len(keys) else Period(0, 0, "none")
     in_p = lambda k: k.between(period.first, period.last).fillna(False).astype(bool)  # noqa: E731
     lines = ccm[in_p(ccm["mkey"])].copy()
-    entries = entry_store(te[in_p(te_keys)], staff, consents, lines)
+    in_period = in_p(te_keys)
+    entries = entry_store(te if in_period.all() else te[in_period], staff, consents, lines)  # no copy of a log within the period
 
     # patient-months: billed or documented
     pm = pd.concat([lines[PM], entries.rows(columns=PM).drop_duplicates()]).drop_duplicates().reset_index(drop=True)

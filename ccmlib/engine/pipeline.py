@@ -195,6 +195,9 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     practice = data if isinstance(data, Practice) else load_practice(data, progress=progress)
     visits_from, visits_declared_by = _declared_visits_from(encounters_from, practice)
     facts = build_facts(practice, per, cmap, visits_from)
+    months_with_data = data_months(practice)
+    if not isinstance(data, Practice):  # loaded here: the facts hold what they need of the time log, so it is let go
+        practice.tables.pop("time_entries", None)
     years = {str(k // 12) for k in facts.period.keys}
     fee_notes = [n["problem"] for n in fee_notes if str(n["from"].year) in years or str(n["to"].year) in years]
     qp_npis = tuple(sorted({str(n).strip() for n in (qp_npis or ()) if str(n).strip()}))
@@ -287,7 +290,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     result.run["visit_history"] = {"start": None if pd.isna(facts.visits_from) else f"{facts.visits_from:%Y-%m-%d}",
                                    "source": facts.visits_from_source, "declared_by": visits_declared_by}
     result.run["profile"] = prof.to_json()
-    result.run["data_months"] = data_months(practice)
+    result.run["data_months"] = months_with_data
     if overrides:
         t = result.review_trail
         result.run["overrides"] = {"file": str(overrides), "sha256": sha256(Path(overrides)) if Path(overrides).is_file() else None,
