@@ -128,3 +128,75 @@ def test_patient_months_table_is_the_pivot_and_merge(seed):
         assert list(got.dtypes) == list(want.dtypes)
         pd.testing.assert_frame_equal(got, want, check_exact=True)
         assert _csv_bytes(got) == _csv_pandas(want).encode("utf-8")
+
+
+def _several_by_groupby(cl):
+    n = cl.groupby(["patient_id", "service_month"])["billing_npi"].nunique()
+    return {"patient_months": int((n > 1).sum()), "of_patient_months": int(len(n))}
+
+
+def _no_prior_visit_by_merge(visits, cl):
+    pairs = cl[["patient_id", "service_month", "billing_npi"]].astype("string").drop_duplicates()
+    total = int(len(pairs[["patient_id", "service_month"]].drop_duplicates()))
+    v = visits.dropna(subset=["visit_date"]).astype({"patient_id": "string", "npi": "string"})
+    p = pairs.assign(_start=pd.to_datetime(pairs["service_month"] + "-01").to_numpy(), _i=np.arange(len(pairs)))
+    m = p.merge(v, on="patient_id")
+    hit = (m["visit_date"] < m["_start"]) & (m["visit_date"] >= m["_start"] - pd.Timedelta(days=365)) \
+        & (m["npi"] == m["billing_npi"]).fillna(False)
+    miss = p[~np.isin(p["_i"].to_numpy(), m.loc[hit.astype(bool), "_i"].unique())]
+    return {"patient_months": int(len(miss[["patient_id", "service_month"]].drop_duplicates())),
+            "patients": int(miss["patient_id"].nunique()), "of_patient_months": total, "assessable": True}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_risk_indicators_on_codes_are_the_groupby_and_merge(seed):
+    from types import SimpleNamespace
+
+    from ccmlib.engine.indicators import no_prior_visit, several_practitioners
+
+    rng = np.random.default_rng(seed)
+    n = 900
+    patients = [f"P{i}" for i in range(40)]
+    npis = ["1111111111", "2222222222", "3333333333"]
+    cl = pd.DataFrame({"patient_id": pd.Series(rng.choice(patients + [None], n), dtype="string"),
+                       "service_month": pd.Series(rng.choice(["2026-01", "2026-02", "2026-03", None], n, p=[.3, .3, .3, .1]), dtype="str"),
+                       "billing_npi": pd.Series(rng.choice(npis + [None], n), dtype="string")})
+    cats = pd.Index(patients + ["P99"])
+    days = pd.to_datetime("2024-12-01") + pd.to_timedelta(rng.integers(0, 480, 700), unit="D")
+    enc = pd.DataFrame({"patient_id": pd.Categorical(rng.choice(patients + ["P99", None], 700), categories=cats),
+                        "encounter_date": pd.Series(days).where(rng.random(700) > 0.05),
+                        "practitioner_npi": pd.Series(rng.choice(npis + ["9", None], 700), dtype="string")})
+    claims = pd.DataFrame({"patient_id": pd.Categorical(rng.choice(patients, 300), categories=cats),
+                           "service_date": pd.Series(days[:300]), "billing_npi": pd.Series(rng.choice(npis, 300), dtype="string"),
+                           "cpt_code": rng.choice(["99213", "99490"], 300)})
+    facts = SimpleNamespace(missing=set(), encounters=enc, claims=claims)
+    visits = pd.concat([pd.DataFrame({"patient_id": enc["patient_id"], "visit_date": enc["encounter_date"], "npi": enc["practitioner_npi"]}),
+                        pd.DataFrame({"patient_id": claims["patient_id"], "visit_date": claims["service_date"], "npi": claims["billing_npi"]})
+                        [claims["cpt_code"].to_numpy() != "99490"]], ignore_index=True)
+    for part in (cl, cl.dropna(), cl.iloc[:1], cl.iloc[::7]):
+        assert several_practitioners(part) == _several_by_groupby(part)
+        assert no_prior_visit(facts, part) == _no_prior_visit_by_merge(visits, part)
+
+
+def test_line_rules_are_the_merge_and_join():
+    from ccmlib.engine.pipeline import _line_rules
+    from ccmlib.intake.fastops import join_groups
+
+    rng = np.random.default_rng(4)
+    n_lines, n_eff = 300, 900
+    settled = pd.DataFrame({"claim_id": pd.Series([f"C{i // 2}" for i in range(n_lines)], dtype="string"),
+                            "line": pd.array([i % 2 + 1 for i in range(n_lines)], dtype="Int64")}).sample(frac=1, random_state=2)
+    kept = pd.DataFrame({"fid": np.arange(400), "rule_id": pd.Series(rng.choice(["TIME-01", "CONS-01", "BILL-06", "DX-01"], 400), dtype="str")})
+    effects = pd.DataFrame({"fid": rng.integers(0, 450, n_eff), "claim_id": pd.Series(rng.choice([f"C{i}" for i in range(170)], n_eff), dtype="str"),
+                            "line": rng.integers(1, 4, n_eff), "units_removed": rng.integers(0, 2, n_eff)})
+
+    def by_join(effects, kept, settled):
+        e = effects.loc[effects["units_removed"] > 0, ["fid", "claim_id", "line"]].merge(kept[["fid", "rule_id"]], on="fid")
+        per = e.drop_duplicates(["claim_id", "line", "rule_id"]).sort_values("rule_id", kind="mergesort")
+        per = join_groups(per, ["claim_id", "line"], "rule_id", ";")
+        return per.reindex(pd.MultiIndex.from_frame(settled[["claim_id", "line"]])).fillna("").to_numpy(dtype=object)
+
+    for eff in (effects, effects.iloc[:0], effects.assign(units_removed=0), effects.iloc[:5]):
+        got, want = _line_rules(eff, kept, settled), by_join(eff, kept, settled)
+        assert got.dtype == want.dtype and got.tolist() == want.tolist()
+    assert any(";" in v for v in _line_rules(effects, kept, settled))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.engine.money import NOT_SUPPORTED
+from ccmlib.intake.fastops import distinct_rows, positions
 from ccmlib.engine.periods import key_to_label
 
 PM = ["patient_id", "service_month"]
@@ -33,13 +34,14 @@ def _rate(num, den) -> float:
 
 def by_rule(findings: pd.DataFrame) -> dict:
     """rule_id -> findings, patient-months and dollars (overlapping) of the standing findings."""
-    f = findings[findings["review_decision"] != "overturn"]
+    f = findings.loc[findings["review_decision"] != "overturn", [*PM, "rule_id", "amount"]]
     if f.empty:
         return {}
     g = f.groupby("rule_id").agg(findings=("rule_id", "size"), amount=("amount", "sum"))
-    g["patient_months"] = f.drop_duplicates([*PM, "rule_id"]).groupby("rule_id").size()
-    return {str(r): {"findings": int(x.findings), "patient_months": int(x.patient_months), "amount": round(float(x.amount), 2)}
-            for r, x in g.iterrows()}
+    _, first = distinct_rows(f["patient_id"], f["service_month"], f["rule_id"])  # drop_duplicates on integer codes
+    g["patient_months"] = f["rule_id"].iloc[first].value_counts()
+    return {str(r): {"findings": int(n), "patient_months": int(m), "amount": round(float(a), 2)}
+            for r, n, m, a in zip(g.index, g["findings"].to_numpy(), g["patient_months"].to_numpy(), g["amount"].to_numpy())}
 
 
 def by_practitioner(cl: pd.DataFrame) -> list[dict]:
@@ -51,12 +53,14 @@ def by_practitioner(cl: pd.DataFrame) -> list[dict]:
                   _npi=cl["billing_npi"].astype("string").fillna("(none)"))
     g = g.groupby("_npi").agg(claim_lines=("_bad", "size"), not_supported=("_bad", "sum"), paid_amount=("_paid", "sum"),
                               overpayment=("_over", "sum"), patients=("patient_id", "nunique"))
+    g = g.sort_values(["overpayment", "claim_lines"], ascending=False, kind="mergesort")
     out = []
-    for npi, x in g.sort_values(["overpayment", "claim_lines"], ascending=False, kind="mergesort").iterrows():
-        out.append({"billing_npi": str(npi), "patients": int(x.patients), "claim_lines": int(x.claim_lines),
-                    "not_supported": int(x.not_supported), "error_rate_count": _rate(x.not_supported, x.claim_lines),
-                    "paid_amount": round(float(x.paid_amount), 2), "overpayment": round(float(x.overpayment), 2),
-                    "error_rate_dollars": _rate(x.overpayment, x.paid_amount)})
+    for npi, patients, lines, bad, paid, over in zip(g.index, *(g[c].to_numpy() for c in (
+            "patients", "claim_lines", "not_supported", "paid_amount", "overpayment"))):
+        out.append({"billing_npi": str(npi), "patients": int(patients), "claim_lines": int(lines),
+                    "not_supported": int(bad), "error_rate_count": _rate(bad, lines),
+                    "paid_amount": round(float(paid), 2), "overpayment": round(float(over), 2),
+                    "error_rate_dollars": _rate(over, paid)})
     return out
 
 
@@ -144,28 +148,64 @@ def no_prior_visit(facts, cl: pd.DataFrame) -> dict:
         c = facts.claims[~facts.claims["cpt_code"].isin(list(CCM_CODES))]
         parts.append(pd.DataFrame({"patient_id": c["patient_id"], "visit_date": c["service_date"], "npi": c["billing_npi"]}))
     assessable = facts is not None and ("encounters" not in facts.missing)
-    pairs = cl[["patient_id", "service_month", "billing_npi"]].astype("string").drop_duplicates()
-    total = int(len(pairs[PM].drop_duplicates()))
+    # integer codes of the lines' patient, month and NPI text (a missing patient or month a value of its own, as
+    # drop_duplicates and merge take it; a missing NPI -1: it matches no visit)
+    p_code, p_uniq = pd.factorize(cl["patient_id"].astype("string"), use_na_sentinel=False)
+    m_code, m_uniq = pd.factorize(cl["service_month"].astype("string"), use_na_sentinel=False)
+    n_code, n_uniq = pd.factorize(cl["billing_npi"].astype("string"))
+    width = len(n_uniq) + 1
+    pm_key = p_code.astype(np.int64) * max(len(m_uniq), 1) + m_code
+    first = np.unique(pm_key * width + n_code + 1, return_index=True)[1]  # the distinct (patient, month, NPI)
+    total = int(len(pd.unique(pm_key)))
     if cl.empty or not (assessable or parts):
         return {"patient_months": 0, "patients": 0, "of_patient_months": total, "assessable": bool(assessable or parts)}
     v = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["patient_id", "visit_date", "npi"])
-    v = v.dropna(subset=["visit_date"]).astype({"patient_id": "string", "npi": "string"})
-    p = pairs.assign(_start=pd.to_datetime(pairs["service_month"] + "-01").to_numpy(), _i=np.arange(len(pairs)))
-    m = p.merge(v, on="patient_id")
-    hit = (m["visit_date"] < m["_start"]) & (m["visit_date"] >= m["_start"] - pd.Timedelta(days=365)) \
-        & (m["npi"] == m["billing_npi"]).fillna(False)
-    seen = np.isin(p["_i"].to_numpy(), m.loc[hit.astype(bool), "_i"].unique())
-    miss = p[~seen]
-    return {"patient_months": int(len(miss[PM].drop_duplicates())), "patients": int(miss["patient_id"].nunique()),
+    v = v.dropna(subset=["visit_date"])
+    # a visit counts for a pair when its patient and NPI are the pair's: one integer key per (patient, NPI)
+    vp, vn = _lookup(v["patient_id"], p_uniq, na_matches=True), _lookup(v["npi"], n_uniq, na_matches=False)
+    on_v = (vp >= 0) & (vn >= 0)
+    months = pd.Series(m_uniq, dtype="string")
+    starts = pd.to_datetime(months + "-01").to_numpy()  # each distinct month once
+    fp, fm, fn = p_code[first], m_code[first], n_code[first]
+    on_p = fn >= 0
+    p = pd.DataFrame({"_k": (fp.astype(np.int64) * width + fn)[on_p], "_start": starts[fm[on_p]], "_i": np.flatnonzero(on_p)})
+    m = p.merge(pd.DataFrame({"_k": (vp * width + vn)[on_v], "visit_date": v["visit_date"].to_numpy()[on_v]}), on="_k")
+    hit = (m["visit_date"] < m["_start"]) & (m["visit_date"] >= m["_start"] - pd.Timedelta(days=365))
+    seen = np.zeros(len(first), dtype=bool)
+    seen[m.loc[hit.to_numpy(dtype=bool), "_i"].to_numpy()] = True
+    miss_p = fp[~seen]
+    named = ~pd.isna(np.asarray(p_uniq, dtype=object))[miss_p] if len(miss_p) else np.zeros(0, dtype=bool)  # nunique skips a missing id
+    return {"patient_months": int(len(pd.unique(pm_key[first][~seen]))), "patients": int(len(pd.unique(miss_p[named]))),
             "of_patient_months": total, "assessable": True}
+
+
+def _lookup(values: pd.Series, uniques, na_matches: bool) -> np.ndarray:
+    """Position of each value's text (``astype("string")``, as the lines' are) among ``uniques`` (distinct), -1 when
+    absent; a missing value finds a missing one among ``uniques`` only when ``na_matches`` (a merge pairs missing
+    keys). Looked up once per distinct value, by an Arrow hash lookup."""
+    codes, uniq = pd.factorize(values, use_na_sentinel=False)
+    if not len(codes):
+        return np.array([], dtype=np.int64)
+    uniq, keys = pd.Series(uniq).astype("string"), pd.Series(uniques).astype("string")
+    found = positions(uniq, keys)
+    missing = np.flatnonzero(keys.isna().to_numpy())
+    found = np.where(uniq.isna().to_numpy(), missing[0] if na_matches and len(missing) else -1, found)
+    return found[codes].astype(np.int64)
 
 
 def several_practitioners(cl: pd.DataFrame) -> dict:
     """Patient-months whose CCM lines name more than one billing NPI."""
     if cl.empty:
         return {"patient_months": 0, "of_patient_months": 0}
-    n = cl.groupby(PM)["billing_npi"].nunique()
-    return {"patient_months": int((n > 1).sum()), "of_patient_months": int(len(n))}
+    p_code, _ = pd.factorize(cl["patient_id"])  # groupby leaves out a missing patient or month, nunique a missing NPI
+    m_code, m_uniq = pd.factorize(cl["service_month"])
+    n_code, n_uniq = pd.factorize(cl["billing_npi"])
+    keyed = (p_code >= 0) & (m_code >= 0)
+    key = p_code.astype(np.int64)[keyed] * len(m_uniq) + m_code[keyed]
+    named = n_code[keyed] >= 0
+    pairs = pd.unique(key[named] * len(n_uniq) + n_code[keyed][named])  # the distinct (patient-month, NPI)
+    per_pm = pd.Series(pairs // max(len(n_uniq), 1)).value_counts().to_numpy() if len(pairs) else np.zeros(0, dtype=np.int64)
+    return {"patient_months": int((per_pm > 1).sum()), "of_patient_months": int(len(pd.unique(key)))}
 
 
 def risk_indicators(res) -> dict:

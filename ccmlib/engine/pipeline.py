@@ -316,13 +316,37 @@ def _declared_visits_from(option, practice: Practice):
 
 def _line_rules(effects: pd.DataFrame, kept: pd.DataFrame, settled: pd.DataFrame) -> np.ndarray:
     """The error rules that took units away from each claim line, as ``RULE-01;RULE-02`` ('' for a supported line)."""
+    import pyarrow.compute as pc
+
+    out = np.full(len(settled), "", dtype=object)
     if effects.empty:
-        return np.full(len(settled), "", dtype=object)
+        return out
     e = effects.loc[effects["units_removed"] > 0, ["fid", "claim_id", "line"]].merge(kept[["fid", "rule_id"]], on="fid")
-    per = e.drop_duplicates(["claim_id", "line", "rule_id"]).sort_values("rule_id", kind="mergesort")
-    per = join_groups(per, ["claim_id", "line"], "rule_id", ";")
-    idx = pd.MultiIndex.from_frame(settled[["claim_id", "line"]])
-    return per.reindex(idx).fillna("").to_numpy(dtype=object)
+    # (claim_id, line) as one integer per line: the claim's code among the settled lines' claims, the line number's
+    # code among both frames' line numbers (a line the settled lines do not hold gets no key)
+    s_claim, claims = pd.factorize(settled["claim_id"])
+    e_claim = _codes_in(e["claim_id"], pd.Index(claims))
+    s_no = settled["line"].to_numpy(dtype="float64", na_value=np.nan)
+    nos, no_uniq = pd.factorize(np.concatenate([s_no, e["line"].to_numpy(dtype="float64", na_value=np.nan)]))
+    width = len(no_uniq) + 1
+    s_key = np.where((s_claim >= 0) & (nos[:len(s_no)] >= 0), s_claim.astype(np.int64) * width + nos[:len(s_no)], -1)
+    e_no = nos[len(s_no):]
+    e_key = np.where((e_claim >= 0) & (e_no >= 0), e_claim * width + e_no, -1)
+    # each line's distinct rules in text order (rule codes sorted as text), joined with ';' once per line
+    rule, rules = pd.factorize(e["rule_id"], sort=True)
+    ok = (e_key >= 0) & (rule >= 0)
+    pairs = np.unique(e_key[ok] * max(len(rules), 1) + rule[ok])
+    if not len(pairs):
+        return out
+    line_of, rule_of = pairs // max(len(rules), 1), pairs % max(len(rules), 1)
+    starts = np.flatnonzero(np.r_[True, line_of[1:] != line_of[:-1]])
+    names = pa.array(pd.Series(rules).astype(str).to_numpy(dtype=object), type=pa.string()).take(pa.array(rule_of))
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(np.r_[starts, len(pairs)].astype(np.int32)), names), ";")
+    keys = line_of[starts]
+    at = np.clip(np.searchsorted(keys, s_key), 0, len(keys) - 1)
+    hit = keys[at] == s_key
+    out[hit] = np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)[at[hit]]
+    return out
 
 
 def _pricing_summary(cl: pd.DataFrame, fee_table: pd.DataFrame, qp_npis) -> dict:
@@ -514,7 +538,11 @@ def empty_period_message(run: dict) -> str | None:
 def core_summary(f: pd.DataFrame, cl: pd.DataFrame, pm: pd.DataFrame) -> dict:
     """The headline figures of findings, claim lines and patient-months (after auditor decisions): the part of the
     summary that adds up over months, so that a span's result can be cut into quarters (:func:`quarter_summaries`)."""
-    standing = f[f["review_decision"] != "overturn"]
+    standing = f.loc[(f["review_decision"] != "overturn").to_numpy(), ["severity", "rule_id", "amount"]]
+    sev_code, sev_uniq = pd.factorize(standing["severity"])  # each severity compared once, not every finding three times
+    sev_at = {s: i for i, s in enumerate(sev_uniq)}
+    is_sev = lambda s: sev_code == sev_at.get(s, -2)  # noqa: E731
+    sev_n = np.bincount(sev_code[sev_code >= 0], minlength=len(sev_uniq))
     paid = round(float(cl["paid_amount"].fillna(0).sum()), 2)
     over = round(float(cl["overpayment"].fillna(0).sum()), 2)
     bad = int((cl["determination"].isin(NOT_SUPPORTED)).sum())
@@ -534,12 +562,12 @@ def core_summary(f: pd.DataFrame, cl: pd.DataFrame, pm: pd.DataFrame) -> dict:
         "unpriced_lines": int((cl["price_source"] == "unpriced").sum()),
         "unpriced_lines_not_supported": int(cl["overpayment"].isna().sum()),
         "missed_amount": round(float(pm["missed_amount"].sum()), 2),
-        "findings": {s: int((standing["severity"] == s).sum()) for s in ("error", "warning", "info")},
-        "rules_with_errors": sorted(standing.loc[standing["severity"] == "error", "rule_id"].unique().tolist()),
+        "findings": {s: int(sev_n[sev_at[s]]) if s in sev_at else 0 for s in ("error", "warning", "info")},
+        "rules_with_errors": sorted(standing.loc[is_sev("error"), "rule_id"].unique().tolist()),
         "overturned": int((f["review_decision"] == "overturn").sum()),
         "by_rule": indicators.by_rule(f),
         # what the per-rule dollars add up to: more than the overpayment, since one line can fail several rules
-        "per_rule_amounts_total": round(float(standing.loc[standing["severity"] != "info", "amount"].fillna(0).sum()), 2),
+        "per_rule_amounts_total": round(float(standing.loc[~is_sev("info"), "amount"].fillna(0).sum()), 2),
     }
     billed = out["billed_patient_months"]
     out["errors_per_100_billed_patient_months"] = round(100 * out["findings"]["error"] / billed, 1) if billed else 0.0
