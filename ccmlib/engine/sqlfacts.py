@@ -23,10 +23,9 @@ import pyarrow.compute as pc
 
 #: running totals within a patient-month, in the engine's order: date, start time (a missing start as -1), the log's order
 CUM_SQL = """
-CREATE TEMP TABLE cum AS
 SELECT i, pm_id, d AS activity_date,
        sum(q) OVER w AS staff_cum, sum(pq) OVER w AS prac_cum, coalesce(s, -1) AS s_, pos
-FROM e WHERE q > 0
+FROM ent JOIN pkey USING (p, mkey) WHERE q > 0
 WINDOW w AS (PARTITION BY pm_id ORDER BY d, coalesce(s, -1), pos ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 """
 
@@ -121,14 +120,14 @@ def month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame
     try:
         con.register("pkey", pkey)
         con.register("ent", ent)
-        con.execute("CREATE TEMP TABLE e AS SELECT pkey.i, pkey.pm_id, ent.* FROM ent JOIN pkey USING (p, mkey)")
-        sums = con.execute("SELECT i, fsum(q) AS qm, fsum(pq) AS pm_, coalesce(fsum(dur), 0.0) AS dm, max(d) AS last "
-                           "FROM e GROUP BY i ORDER BY i").fetchnumpy()
-        con.execute(CUM_SQL)
-        cum = con.sql("SELECT pm_id, activity_date, staff_cum, prac_cum, s_, pos FROM cum").to_arrow_table()  # unsorted: sorted on demand
+        # no temporary tables (a copy of every entry each): the join is read twice, by the sums and by the window
+        sums = con.sql("SELECT i, fsum(q) AS qm, fsum(pq) AS pm_, coalesce(fsum(dur), 0.0) AS dm, max(d) AS last "
+                       "FROM ent JOIN pkey USING (p, mkey) GROUP BY i ORDER BY i").fetchnumpy()
+        cum = con.sql(CUM_SQL).to_arrow_table()  # unsorted: RunningTotals sorts it only on demand
+        con.register("cum", cum)
         firsts = ", ".join([f"min(activity_date) FILTER (WHERE staff_cum >= {t}) AS s{t}" for t in STAFF_THRESHOLDS]
                            + [f"min(activity_date) FILTER (WHERE prac_cum >= {t}) AS p{t}" for t in PRACTITIONER_THRESHOLDS])
-        dates = con.execute(f"SELECT i, {firsts} FROM cum GROUP BY i ORDER BY i").fetchnumpy()
+        dates = con.sql(f"SELECT i, {firsts} FROM cum GROUP BY i ORDER BY i").fetchnumpy()
     finally:
         con.close()
 
@@ -153,7 +152,7 @@ def month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame
         pm[f"date_{t}min"] = spread(dates, f"s{t}", nat, "datetime64[ns]")
     for t in PRACTITIONER_THRESHOLDS:
         pm[f"date_{t}min_practitioner"] = spread(dates, f"p{t}", nat, "datetime64[ns]")
-    return pm, RunningTotals(cum)
+    return pm, RunningTotals(cum.select(["pm_id", "activity_date", "staff_cum", "prac_cum", "s_", "pos"]))
 
 
 class RunningTotals:
