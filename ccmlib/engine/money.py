@@ -27,7 +27,10 @@ def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=(), pricing: st
 
     ``pricing="paid_only"`` (a profile's pricing source, e.g. medicare-advantage): paid_amount is the only price; a line
     without it is unpriced (never fee-priced), and cost sharing comes only from allowed_amount - paid_amount."""
-    fac = refdata.is_facility(lines["place_of_service"]) if "place_of_service" in lines.columns else None
+    fac = None
+    if "place_of_service" in lines.columns:  # judged once per distinct place of service
+        pos, uniq = pd.factorize(lines["place_of_service"])
+        fac = np.append(refdata.is_facility(pd.Series(uniq, dtype=lines["place_of_service"].dtype)).to_numpy(dtype=bool), False)[pos]
     qp = lines["billing_npi"].astype("string").isin(list(qp_npis)).fillna(False).to_numpy() if len(qp_npis) else None
     fee = refdata.fee_for(lines["cpt_code"], lines["service_date"], fees, fac, qp)
     units = lines["units"].to_numpy(dtype=float)
@@ -43,75 +46,206 @@ def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=(), pricing: st
     value = np.where(has_paid, paid, allowed * refdata.MEDICARE_SHARE * (1 - seq))
     cost = np.where(has_paid & has_allowed, np.maximum(allowed_given - paid, 0.0), fee_amt * (1 - refdata.MEDICARE_SHARE))
     cost = np.where(~has_paid & has_allowed, allowed_given * (1 - refdata.MEDICARE_SHARE), cost)
-    source = np.select([has_paid, has_fee | has_allowed], ["paid_amount", "fee_schedule"], "unpriced")
-    basis = np.select([has_paid, has_fee | has_allowed], ["paid", "fee"], "unpriced")
+    how = np.select([has_paid, has_fee | has_allowed], [0, 1], 2)
     by_fee = ~has_paid & has_fee
-    return pd.DataFrame({"unit_value": value, "cost_unit": cost, "allowed_unit": allowed, "price_source": source, "price_basis": basis,
-                         "fee_setting": np.where(by_fee, fee["setting"].to_numpy(), ""),
+    setting = np.where(by_fee, np.where(np.zeros(len(lines), dtype=bool) if fac is None else fac, 0, 1), 2)
+    return pd.DataFrame({"unit_value": value, "cost_unit": cost, "allowed_unit": allowed,
+                         "price_source": refdata.text_labels(how, ["paid_amount", "fee_schedule", "unpriced"]),
+                         "price_basis": refdata.text_labels(how, ["paid", "fee", "unpriced"]),
+                         "fee_setting": refdata.text_labels(setting, ["facility", "non-facility", ""]),
                          "conversion_factor": np.where(by_fee, fee["conversion_factor"].to_numpy(), np.nan),
                          "sequestration": np.where(has_paid, np.nan, seq)}, index=lines.index)
 
 
+def key_codes(small: pd.Series, big: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes for a merge key: equal values get equal codes on both sides, a missing value (-1) matches a missing
+    value (as ``DataFrame.merge`` does), a value absent from the other side (-2) matches nothing. A categorical side
+    gives its codes as they are; the other side's distinct values alone are looked up in its categories."""
+    def cat(s):
+        return isinstance(s.dtype, pd.CategoricalDtype)
+
+    if cat(small) and cat(big) and small.cat.categories.equals(big.cat.categories):
+        return small.cat.codes.to_numpy(dtype=np.int64), big.cat.codes.to_numpy(dtype=np.int64)
+    if cat(small) and not cat(big):
+        b, s = key_codes(big, small)
+        return s, b
+    if cat(big):
+        bc, ref = big.cat.codes.to_numpy(dtype=np.int64), big.cat.categories
+    else:
+        bc, ref = pd.factorize(big)
+        bc = bc.astype(np.int64)
+    codes, uniq = pd.factorize(small)
+    pos = pd.Index(ref).get_indexer(uniq).astype(np.int64) if len(uniq) else np.zeros(0, dtype=np.int64)
+    pos = np.append(np.where(pos < 0, -2, pos), -1)  # code -1 (missing) stays -1
+    return pos[codes], bc
+
+
+def joint_codes(codes: dict, on: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One integer per row for the key columns ``on`` of both frames, from their :func:`key_codes` (``codes[col]``)."""
+    ns = len(codes[on[0]][0])
+    both = np.zeros(ns + len(codes[on[0]][1]), dtype=np.int64)
+    for c in on:
+        code = np.concatenate(codes[c]) + 2
+        both = both * (int(code.max(initial=0)) + 1) + code
+        both = pd.factorize(both)[0].astype(np.int64)  # keeps the product small, whatever the number of keys
+    return both[:ns], both[ns:]
+
+
+def inner_pairs(lk: np.ndarray, rk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The row pairs of an inner join on integer keys in ``DataFrame.merge``'s order: the left rows in order, each with
+    its matching right rows in order."""
+    order = np.argsort(rk, kind="stable")
+    sk = rk[order]
+    lo, hi = np.searchsorted(sk, lk, "left"), np.searchsorted(sk, lk, "right")
+    cnt = hi - lo
+    li = np.repeat(np.arange(len(lk)), cnt)
+    ri = order[np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(int(cnt.sum()))]
+    return li, ri
+
+
+def _lex_rank(s: pd.Series) -> np.ndarray:
+    """Each value's rank in the sorted distinct values (as a group-by on the values as text sorts them); -1 missing."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = np.asarray(s.cat.categories, dtype=object)
+        rank = np.empty(len(cats), dtype=np.int64)
+        rank[np.argsort(cats, kind="stable")] = np.arange(len(cats))
+        codes = s.cat.codes.to_numpy(dtype=np.int64)
+        return np.where(codes < 0, -1, rank[codes])
+    return pd.factorize(s, sort=True)[0].astype(np.int64)
+
+
 def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
-    """(fid, claim_id, line, units_removed) for every error finding, add-ons of a fully removed base included."""
+    """(fid, claim_id, line, units_removed) for every error finding, add-ons of a fully removed base included.
+
+    Worked out on row positions and integer keys (the findings' keys are looked up in the lines' codes once), in the
+    order and with the values of the merges it stands for: a finding's lines in the lines' order, findings of scope
+    pm, npi, line, entry, pm_all, then the add-ons of the bases a finding removed entirely, one row per (finding, claim
+    line) in order of first appearance."""
     from ccmlib.engine.rules.registry import rule_ids  # the rules import this module
 
-    err = findings[findings["severity"] == "error"]
+    err = findings[(findings["severity"] == "error").to_numpy()]
     ln = lines[PM + LINE_KEY + ["billing_npi", "cpt_code", "units"]]
-    timed = ln["cpt_code"].isin(TIMED_CODES).to_numpy()
-    parts = []
+    cpt = ln["cpt_code"]
+    cpt_codes, cpt_uniq = pd.factorize(cpt)
+    in_set = lambda codes: np.isin(cpt_codes, [i for i, c in enumerate(cpt_uniq) if c in codes])  # noqa: E731
+    timed, is_base = in_set(TIMED_CODES), in_set(BASE_CODES)
+    staff = in_set({c for c in cpt_uniq if c in TIMED_CODES and time_family(c) == "staff"})
+    units = ln["units"].to_numpy(dtype=np.int64)
+    scope = err["scope"].to_numpy()
+    codes = {c: key_codes(err[c], ln[c]) for c in (*PM, "billing_npi", *LINE_KEY)}
+    ek_pm, lk_pm = joint_codes(codes, PM)
+    timed_at = np.flatnonzero(timed)
+    F, J, U = [], [], []  # finding position in err, line position in ln, units removed
+
+    def part(rows, ek, lk, on_lines=None, keep=None, removed=None):
+        sel = np.flatnonzero(rows)
+        li, ri = inner_pairs(ek[sel], lk if on_lines is None else lk[on_lines])
+        f, j = sel[li], (ri if on_lines is None else on_lines[ri])
+        k = np.ones(len(f), dtype=bool) if keep is None else keep(f, j)
+        F.append(f[k]), J.append(j[k]), U.append(units[j[k]] if removed is None else removed[f[k]])
+
     # month-level errors take down the time-based lines; G0506 falls only with ELIG-01 (or its own BILL-06 line finding)
-    pm = err[err["scope"] == "pm"][["fid", "rule_id", *PM]].merge(ln, on=PM)
-    pm = pm[pm["cpt_code"].isin(TIMED_CODES) | pm["rule_id"].isin(rule_ids("takes_every_line"))].drop(columns="rule_id")
-    parts.append(pm.assign(units_removed=pm["units"]))
-    npi = err[err["scope"] == "npi"][["fid", *PM, "billing_npi"]].merge(ln[timed], on=PM + ["billing_npi"])
-    parts.append(npi.assign(units_removed=npi["units"]))
-    li = err[err["scope"] == "line"][["fid", *LINE_KEY, "units_removed"]].merge(ln, on=LINE_KEY)
-    parts.append(li)
+    every_line = err["rule_id"].isin(rule_ids("takes_every_line")).to_numpy()
+    part(scope == "pm", ek_pm, lk_pm, keep=lambda f, j: timed[j] | every_line[f])
+    ek_npi, lk_npi = joint_codes(codes, PM + ["billing_npi"])
+    part(scope == "npi", ek_npi, lk_npi, on_lines=timed_at)
+    ek_line, lk_line = joint_codes(codes, LINE_KEY)
+    part(scope == "line", ek_line, lk_line, removed=err["units_removed"].to_numpy())
     # a time-entry finding a profile raises to error (SUP-01, DOC-02): the month's time-based lines its minutes count
     # toward (reach, set by profiles.apply: staff codes for clinical staff, every time code for a practitioner)
     if "reach" in err.columns:
-        ent = err[(err["scope"] == "entry") & err["reach"].isin(["staff", "all"])][["fid", "reach", *PM]].merge(ln[timed], on=PM)
-        ent = ent[(ent["reach"] == "all") | (ent["cpt_code"].map(time_family) == "staff")].drop(columns="reach")
-        parts.append(ent.assign(units_removed=ent["units"]))
+        reach = err["reach"].to_numpy()
+        part((scope == "entry") & err["reach"].isin(["staff", "all"]).to_numpy(), ek_pm, lk_pm, on_lines=timed_at,
+             keep=lambda f, j: (reach[f] == "all") | staff[j])
     # an auditor's defect on a whole patient-month (chart review): none of the month's lines is supported
-    every = err[err["scope"] == "pm_all"][["fid", *PM]].merge(ln, on=PM)
-    parts.append(every.assign(units_removed=every["units"]))
-    eff = pd.concat(parts, ignore_index=True)[["fid", *PM, *LINE_KEY, "billing_npi", "cpt_code", "units", "units_removed"]]
+    part(scope == "pm_all", ek_pm, lk_pm)
+    F, J = np.concatenate(F), np.concatenate(J)
+    U = np.concatenate([np.asarray(u).astype(np.int64) for u in U])
+    fid = err["fid"].to_numpy()
+
     # a finding that removes every unit of a base code for a practitioner's month also sinks the add-ons
-    base = eff[eff["cpt_code"].isin(BASE_CODES)].groupby(["fid", *PM, "billing_npi", "cpt_code"])["units_removed"].sum().reset_index()
-    billed = ln[ln["cpt_code"].isin(BASE_CODES)].groupby([*PM, "billing_npi", "cpt_code"])["units"].sum().rename("billed").reset_index()
-    base = base.merge(billed, on=[*PM, "billing_npi", "cpt_code"])
-    gone = base[base["units_removed"] >= base["billed"]].assign(addon=lambda d: d["cpt_code"].map(ADDON_OF_BASE))
-    casc = gone[["fid", *PM, "billing_npi", "addon"]].merge(ln.rename(columns={"cpt_code": "addon"}), on=[*PM, "billing_npi", "addon"])
-    casc = casc.rename(columns={"addon": "cpt_code"}).assign(units_removed=lambda d: d["units"])
-    eff = pd.concat([eff, casc[eff.columns]], ignore_index=True)
-    eff["units_removed"] = np.minimum(eff["units_removed"].astype("int64"), eff["units"].astype("int64"))
-    return eff.groupby(["fid", *LINE_KEY], sort=False, as_index=False).agg({**{c: "first" for c in (*PM, "billing_npi", "cpt_code", "units")}, "units_removed": "max"})
+    pm_npi = lk_npi  # the lines' (patient_id, mkey, billing_npi) numbers
+    width = len(cpt_uniq) + 3
+    grp = pd.factorize(pm_npi * width + cpt_codes + 2)[0]
+    grp = np.where(ln[PM + ["billing_npi"]].isna().any(axis=1).to_numpy() | (cpt_codes < 0), -1, grp)  # a group-by leaves them out
+    n_grp = int(grp.max(initial=-1)) + 1
+    counted = is_base & (grp >= 0)
+    billed = np.bincount(grp[counted], weights=units[counted], minlength=n_grp)
+    b = np.flatnonzero(is_base[J] & (grp[J] >= 0))
+    fb, gb = fid[F[b]].astype(np.int64), grp[J[b]]
+    pair = pd.factorize(fb * (n_grp + 1) + gb)[0]
+    first = np.full(int(pair.max(initial=-1)) + 1, len(pair), dtype=np.int64)
+    np.minimum.at(first, pair, np.arange(len(pair)))
+    removed = np.bincount(pair, weights=U[b], minlength=len(first))
+    gone = first[removed >= billed[gb[first]]]
+    gone_at, gone_f = J[b][gone], F[b][gone]
+    # in the order of a group-by on (fid, patient_id, mkey, billing_npi, cpt_code)
+    order = np.lexsort((_lex_rank(cpt)[gone_at], _lex_rank(ln["billing_npi"])[gone_at], _lex_rank(ln["mkey"])[gone_at],
+                        _lex_rank(ln["patient_id"])[gone_at], fid[gone_f]))
+    gone_at, gone_f = gone_at[order], gone_f[order]
+    addon_of = np.array([cpt_uniq.get_loc(ADDON_OF_BASE[c]) if ADDON_OF_BASE.get(c) in cpt_uniq else -1 for c in cpt_uniq],
+                        dtype=np.int64)
+    addon = addon_of[cpt_codes[gone_at]]
+    li, ri = inner_pairs(np.where(addon < 0, -1, pm_npi[gone_at] * width + addon + 2), pm_npi * width + cpt_codes + 2)
+    F, J = np.concatenate([F, gone_f[li]]), np.concatenate([J, ri])
+    U = np.minimum(np.concatenate([U, units[ri]]), units[J])
+    # one row per (finding, claim line), in order of first appearance; the first row's line, the largest removal
+    claim_line = lk_line
+    ok = ~ln[LINE_KEY].isna().any(axis=1).to_numpy()[J]
+    F, J, U = F[ok], J[ok], U[ok]
+    g, uniq = pd.factorize(fid[F].astype(np.int64) * (int(claim_line.max(initial=0)) + 1) + claim_line[J])
+    first = np.full(len(uniq), len(g), dtype=np.int64)
+    np.minimum.at(first, g, np.arange(len(g)))
+    most = np.full(len(uniq), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(most, g, U)
+    out = ln.iloc[J[first]][LINE_KEY + PM + ["billing_npi", "cpt_code", "units"]].reset_index(drop=True)
+    out.insert(0, "fid", fid[F[first]])
+    out["units"] = out["units"].astype("int64")
+    out["units_removed"] = most
+    return out
 
 
 def settle_lines(lines: pd.DataFrame, effects: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
     """units_supported, overpayment and determination per CCM line. An unpriced line with unsupported units has a
-    blank (NaN) overpayment, never a silent 0."""
-    out = lines.copy()
-    removed = effects.groupby(LINE_KEY)["units_removed"].max().rename("removed").reset_index()
-    out = out.merge(removed, on=LINE_KEY, how="left")
+    blank (NaN) overpayment, never a silent 0. Lines are matched to their effects, and add-ons to their base, on
+    integer keys (see :func:`key_codes`)."""
+    out = lines.reset_index(drop=True)
+    # the largest removal of each line's (claim_id, line) among the effects (a missing key removes nothing)
+    ek, lk = joint_codes({c: key_codes(effects[c], lines[c]) for c in LINE_KEY}, LINE_KEY)
+    valid = ~effects[LINE_KEY].isna().any(axis=1).to_numpy()
+    most = np.full(int(max(ek.max(initial=-1), lk.max(initial=-1))) + 1, -np.inf)
+    np.maximum.at(most, ek[valid], effects["units_removed"].to_numpy(dtype=float)[valid])
+    removed = most[lk]
     for c in prices.columns:
-        out[c] = prices[c].to_numpy()
-    out["units_supported"] = (out["units"] - out["removed"].fillna(0)).clip(lower=0).astype("int64")
+        out[c] = prices[c].array  # the same dtype, without a round trip through Python objects
+    units = out["units"].to_numpy(dtype=np.int64)
+    supported = np.clip(units - np.where(np.isinf(removed), 0.0, removed), 0, None).astype("int64")
     # an add-on is never supported when no unit of its base is supported for that practitioner's month
-    base_ok = out[out["cpt_code"].isin(BASE_CODES)].groupby([*PM, "billing_npi", "cpt_code"])["units_supported"].sum()
-    base_ok = base_ok.rename("base_supported").reset_index().assign(cpt_code=lambda d: d["cpt_code"].map(ADDON_OF_BASE))
-    out = out.merge(base_ok, on=[*PM, "billing_npi", "cpt_code"], how="left")
-    is_addon = out["cpt_code"].isin(ADDON_OF_BASE.values())
-    out.loc[is_addon & (out["base_supported"].fillna(0) <= 0), "units_supported"] = 0
+    cpt_codes, cpt_uniq = pd.factorize(out["cpt_code"])
+    base_of = {a: b for b, a in ADDON_OF_BASE.items()}
+    code_of = {c: i for i, c in enumerate(cpt_uniq)}
+    width = len(cpt_uniq) + 1
+    pm_npi = joint_codes({c: key_codes(lines[c].iloc[:0], lines[c]) for c in (*PM, "billing_npi")}, PM + ["billing_npi"])[1]
+    known = ~out[[*PM, "billing_npi"]].isna().any(axis=1).to_numpy() & (cpt_codes >= 0)  # a group-by leaves out missing keys
+    is_base = np.isin(cpt_codes, [code_of[c] for c in BASE_CODES if c in code_of]) & known
+    target = np.array([code_of.get(base_of.get(c), -1) for c in cpt_uniq], dtype=np.int64)[cpt_codes]
+    is_addon = out["cpt_code"].isin(ADDON_OF_BASE.values()).to_numpy(dtype=bool, na_value=False)
+    keys, inv = np.unique(pm_npi[is_base] * width + cpt_codes[is_base], return_inverse=True)
+    total = np.bincount(inv, weights=supported[is_base], minlength=len(keys))
+    want = pm_npi * width + target
+    pos = np.clip(np.searchsorted(keys, want), 0, max(len(keys) - 1, 0))
+    found = known & (target >= 0) & (len(keys) > 0) & (keys[pos] == want if len(keys) else False)
+    base_supported = np.where(found, total[pos] if len(keys) else 0.0, 0.0)
+    supported[is_addon & (base_supported <= 0)] = 0
+    out["units_supported"] = supported
+    out["cpt_code"] = out["cpt_code"].astype(object)  # as the merge with the add-ons' bases left it
     short = out["units"] - out["units_supported"]
     denied = (out["paid_amount"] == 0).fillna(False).to_numpy()  # BILL-08: denied by the payer, nothing to refund
     for col, per_unit in (("overpayment", "unit_value"), ("cost_sharing", "cost_unit"), ("allowed_unsupported", "allowed_unit")):
         out[col] = (short * out[per_unit]).where(short > 0, 0.0).where(~denied, 0.0).round(2)
-    out["determination"] = np.select([denied, out["units_supported"] >= out["units"], out["units_supported"] > 0],
-                                     ["denied", "supported", "partially_supported"], "not_supported")
-    return out.drop(columns=["removed", "base_supported"])
+    out["determination"] = refdata.text_labels(np.select([denied, out["units_supported"] >= out["units"], out["units_supported"] > 0],
+                                                         [0, 1, 2], 3), ["denied", "supported", "partially_supported", "not_supported"])
+    return out
 
 
 def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -121,19 +255,29 @@ def potential_units(pm: pd.DataFrame, billed: pd.DataFrame) -> tuple[pd.DataFram
     Complex CCM (99487) is never proposed for an unbilled month: it needs medical decision-making that
     time logs cannot show.
     """
-    fam = billed.pivot_table(index=PM, columns="cpt_code", values="units", aggfunc="sum", fill_value=0)
-    fam = fam.reindex(columns=list(PFS_TIME_CODES), fill_value=0)
-    p = pm[PM + ["qualifying_minutes", "practitioner_minutes"]].merge(fam.reset_index(), on=PM, how="left").fillna(0)
-    m, pm_ = p["qualifying_minutes"], p["practitioner_minutes"]
-    complex_ = p["99487"] > 0
-    prac = (p["99491"] > 0) & ~complex_
+    codes = list(PFS_TIME_CODES)
+    # the units billed per patient-month and code, summed on integer keys and spread to pm's rows
+    bk, pk = joint_codes({c: key_codes(billed[c], pm[c]) for c in PM}, PM)
+    cpt, cpt_uniq = pd.factorize(billed["cpt_code"])
+    units = billed["units"].to_numpy(dtype=float, na_value=np.nan)
+    counted = ~billed[PM].isna().any(axis=1).to_numpy() & ~np.isnan(units)  # as the pivot leaves them out
+    size = int(max(bk.max(initial=-1), pk.max(initial=-1))) + 1
+    p = pm[PM].reset_index(drop=True)
+    fam = {}
+    for c in codes:
+        sel = counted & (cpt == (list(cpt_uniq).index(c) if c in cpt_uniq else -2))
+        fam[c] = np.bincount(bk[sel], weights=units[sel], minlength=size).astype("int64")[pk]
+    m = pd.Series(pm["qualifying_minutes"].to_numpy(dtype=float), index=p.index).fillna(0)
+    pm_ = pd.Series(pm["practitioner_minutes"].to_numpy(dtype=float), index=p.index).fillna(0)
+    complex_ = fam["99487"] > 0
+    prac = (fam["99491"] > 0) & ~complex_
     staff = ~complex_ & ~prac
-    pot = pd.DataFrame({c: 0 for c in fam.columns}, index=p.index)
+    pot = {c: np.zeros(len(pm), dtype="int64") for c in codes}
     for base, who, minutes in (("99490", staff, m), ("99487", complex_, m), ("99491", prac, pm_)):
         first = TIME_RULES[base][1]
-        pot[base] = np.where(who & (minutes >= first), 1, 0)
-        pot[ADDON_OF_BASE[base]] = np.where(who, addon_units(minutes, base), 0)
-    return pd.concat([p[PM], pot.astype("int64")], axis=1), p[PM + list(fam.columns)].astype({c: "int64" for c in fam.columns})
+        pot[base] = np.where(who & (minutes >= first), 1, 0).astype("int64")
+        pot[ADDON_OF_BASE[base]] = np.where(who, addon_units(minutes, base), 0).astype("int64")
+    return p.assign(**pot), p.assign(**fam)
 
 
 def codes_label(units: pd.DataFrame) -> pd.Series:
@@ -145,5 +289,5 @@ def codes_label(units: pd.DataFrame) -> pd.Series:
     counts = units[cols].fillna(0).to_numpy(dtype="int64").clip(0, 999)
     key = (counts * (1000 ** np.arange(len(cols)))).sum(axis=1)  # one integer per combination of counts
     uniq, first, combo = np.unique(key, return_index=True, return_inverse=True)
-    labels = np.array(["+".join(c if u == 1 else f"{c}x{u}" for c, u in zip(cols, counts[i]) if u > 0) for i in first], dtype=object)
-    return pd.Series(labels[combo], index=units.index)
+    labels = ["+".join(c if u == 1 else f"{c}x{u}" for c, u in zip(cols, counts[i]) if u > 0) for i in first]
+    return pd.Series(refdata.text_labels(combo, labels), index=units.index)

@@ -161,28 +161,49 @@ def is_facility(place_of_service: pd.Series) -> pd.Series:
     return pos.isin(FACILITY_POS).fillna(False).astype(bool)
 
 
+def text_labels(codes: np.ndarray, names) -> pd.api.extensions.ExtensionArray | np.ndarray:
+    """``names[codes]`` as a text column of pandas' default text dtype (what a column of those strings becomes), built
+    from the few distinct names by Arrow instead of from one Python string per row."""
+    names = list(names)
+    dtype = pd.Series(names, dtype=None if names else object).dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return np.array(names, dtype=object)[np.asarray(codes, dtype=np.int64)]
+    import pyarrow as pa
+
+    arr = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), pa.array(names, type=pa.string()))
+    return pd.array(arr.cast(pa.string()), dtype=dtype)
+
+
 def fee_for(codes: pd.Series, dates: pd.Series, fees: pd.DataFrame, facility: pd.Series | None = None,
             qp: pd.Series | None = None) -> pd.DataFrame:
     """Per (code, date, setting, QP): ``amount`` (NaN where the table has none), ``setting`` and ``conversion_factor``.
 
     ``facility`` selects the facility amount (default non-facility); ``qp`` the qualifying-APM row where the table
     has one for that date (else the ordinary row)."""
+    from ccmlib.intake.fastops import distinct_rows
+
     n = len(codes)
     fac = np.zeros(n, dtype=bool) if facility is None else np.asarray(facility, dtype=bool)
     qpa = np.zeros(n, dtype=bool) if qp is None else np.asarray(qp, dtype=bool)
-    left = pd.DataFrame({"code": np.asarray(codes, dtype=object), "d": np.asarray(dates, dtype="datetime64[ns]"),
-                         "_i": np.arange(n), "want_qp": qpa})
+    code_s = codes if isinstance(codes, pd.Series) else pd.Series(np.asarray(codes, dtype=object))
+    d = np.asarray(dates, dtype="datetime64[ns]")
+    # looked up once per distinct (code, date, QP wanted): lines repeat them (a quarter has ~90 dates and a few codes)
+    group, first = distinct_rows(code_s, d, qpa)
+    k = len(first)
+    left = pd.DataFrame({"code": np.asarray(code_s.iloc[first], dtype=object), "d": d[first], "_i": np.arange(k),
+                         "want_qp": qpa[first]})
     m = left.merge(fees[["code", "valid_from", "valid_to", "qualifying_apm", "conversion_factor", "nonfacility_amount",
                          "facility_amount"]], on="code", how="inner")
     m = m[(m["d"] >= m["valid_from"]) & (m["d"] <= m["valid_to"]) & (~m["qualifying_apm"] | m["want_qp"])]
     m = m.sort_values(["_i", "qualifying_apm"], kind="mergesort").drop_duplicates("_i", keep="last")  # QP row when wanted and present
-    amount = np.full(n, np.nan)
-    cf = np.full(n, np.nan)
+    nonfac, facil, cf = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
     i = m["_i"].to_numpy()
-    amount[i] = np.where(fac[i], m["facility_amount"].to_numpy(dtype=float), m["nonfacility_amount"].to_numpy(dtype=float))
+    nonfac[i] = m["nonfacility_amount"].to_numpy(dtype=float)
+    facil[i] = m["facility_amount"].to_numpy(dtype=float)
     cf[i] = m["conversion_factor"].to_numpy(dtype=float)
-    setting = np.where(fac, "facility", "non-facility")
-    return pd.DataFrame({"amount": amount, "setting": setting, "conversion_factor": cf}, index=codes.index)
+    amount = np.where(fac, facil[group], nonfac[group])
+    setting = text_labels(np.where(fac, 0, 1), ["facility", "non-facility"])
+    return pd.DataFrame({"amount": amount, "setting": setting, "conversion_factor": cf[group]}, index=codes.index)
 
 
 def code_date(code: str, what: str) -> pd.Timestamp:

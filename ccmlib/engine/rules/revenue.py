@@ -2,10 +2,11 @@
 month with a standing error has no missed revenue to report."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ccmlib.engine.facts import PM, Facts, initiating_visit_status
-from ccmlib.engine.money import codes_label, potential_units
+from ccmlib.engine.money import codes_label, joint_codes, key_codes, potential_units
 from ccmlib.engine.rules.registry import raw, rule, minutes_text
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import minutes_needed, time_family
@@ -30,17 +31,15 @@ def missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: p
     """Per patient-month: the units its minutes support that were not billed, and their value; zero where an error
     stands (billed or not), no initiating visit was found, or the month is an RHC/FQHC month."""
     pm = facts.pm
-    blocked = raw.loc[raw["severity"] == "error", PM].drop_duplicates().assign(blocked=True)
+    blocked = raw.loc[(raw["severity"] == "error").to_numpy(dtype=bool, na_value=False), PM]
     iv = initiating_visit_status(facts, pm[PM].assign(billing_npi=pd.Series(pd.NA, index=pm.index, dtype="string")))
     no_visit = iv.loc[~iv["visit_found"], PM]
     pot, billed = potential_units(pm, lines[PM + ["cpt_code", "units"]])
     missed = (pot.drop(columns=PM) - billed.drop(columns=PM)).clip(lower=0)
-    ok = pm[PM].merge(blocked, on=PM, how="left")["blocked"].isna().to_numpy() \
-        & pm[PM].merge(no_visit.assign(_nv=True), on=PM, how="left")["_nv"].isna().to_numpy()
+    ok = ~_among(pm, blocked) & ~_among(pm, no_visit)
     if "encounters" in facts.missing:
         ok &= False  # cannot tell whether an initiating visit happened
-    rhc = lines.loc[lines["cpt_code"] == "G0511", PM].drop_duplicates().assign(_g=True)
-    ok &= pm[PM].merge(rhc, on=PM, how="left")["_g"].isna().to_numpy()  # an RHC/FQHC month: no PFS codes to propose
+    ok &= ~_among(pm, lines.loc[(lines["cpt_code"] == "G0511").to_numpy(dtype=bool, na_value=False), PM])  # an RHC/FQHC month: no PFS codes to propose
     missed = missed.mul(ok.astype(int), axis=0)
     amount = pd.Series(0.0, index=pm.index)
     for c in missed.columns:
@@ -52,6 +51,13 @@ def missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: p
                         billed_label=codes_label(billed.drop(columns=PM)), missed_amount=amount.round(2),
                         minutes=pm["qualifying_minutes"])
     return res
+
+
+def _among(pm: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
+    """Per row of ``pm``: its (patient_id, mkey) is among the rows of ``keys`` (on integer keys; a missing key matches
+    a missing key, as a merge does)."""
+    pk, kk = joint_codes({c: key_codes(pm[c], keys[c]) for c in PM}, PM)
+    return np.isin(pk, kk)
 
 
 def _threshold_date(pm: pd.DataFrame, code: str, units: pd.Series) -> pd.Series:
