@@ -255,13 +255,37 @@ def commencement_dates(consents: pd.DataFrame, ccm_claims: pd.DataFrame, who: pd
     c = c[_covers(c["practitioner_npi"], c["billing_npi"]) & (c["reset"].isna() | (c["consent_date"] > c["reset"])).to_numpy(dtype=bool)]
     first_c = c.groupby("_w")["consent_date"].min()
     k = ccm_claims[["patient_id", "billing_npi", "service_date"]].rename(columns={"billing_npi": "claim_npi"})
-    b = w.merge(k, on="patient_id")
-    b = b[(b["billing_npi"].isna() | (b["claim_npi"].astype("string") == b["billing_npi"])).fillna(False).astype(bool)
-          & (b["reset"].isna() | (b["service_date"] > b["reset"]))]
-    first_b = b.groupby("_w")["service_date"].min()
+    # the first claim: without a span boundary, the earliest claim of the patient (by the practitioner) looked up per
+    # patient (and practitioner); only the few rows with a boundary join the patient's claims to keep those after it
+    plain = w["reset"].isna().to_numpy()
+    first_b = pd.concat([_first_claims(w[plain], k), _first_claims_after_reset(w[~plain], k)])
     both = pd.DataFrame({"c": _dates_by(w["_w"], first_c), "b": _dates_by(w["_w"], first_b)})
     w["commencement"] = both.min(axis=1).astype("datetime64[ns]")
     return w.drop(columns="_w")
+
+
+def _first_claims(w: pd.DataFrame, k: pd.DataFrame) -> pd.Series:
+    """Per row of ``w`` (_w, patient_id, billing_npi; <NA> = any practitioner): the earliest service_date of the claims
+    ``k`` (patient_id, claim_npi, service_date) of the patient by that practitioner, indexed by _w (rows without one
+    left out)."""
+    k = k.dropna(subset=["service_date"])
+    any_npi = k.groupby("patient_id", observed=True)["service_date"].min()
+    by_npi = k.assign(claim_npi=k["claim_npi"].astype("string")).groupby(["patient_id", "claim_npi"], observed=True)["service_date"].min()
+    anyone = w[w["billing_npi"].isna()]
+    named = w[w["billing_npi"].notna()]
+    a = pd.Series(any_npi.reindex(anyone["patient_id"]).to_numpy(dtype="datetime64[ns]"), index=anyone["_w"].to_numpy())
+    n = pd.Series(by_npi.reindex(pd.MultiIndex.from_arrays([named["patient_id"], named["billing_npi"].astype("string")])).to_numpy(dtype="datetime64[ns]"),
+                  index=named["_w"].to_numpy())
+    out = pd.concat([a, n])
+    return out[out.notna()]
+
+
+def _first_claims_after_reset(w: pd.DataFrame, k: pd.DataFrame) -> pd.Series:
+    """:func:`_first_claims` counting only the claims after each row's span boundary (``reset``)."""
+    b = w.merge(k, on="patient_id")
+    b = b[(b["billing_npi"].isna() | (b["claim_npi"].astype("string") == b["billing_npi"])).fillna(False).astype(bool)
+          & (b["reset"].isna() | (b["service_date"] > b["reset"]))]
+    return b.groupby("_w")["service_date"].min()
 
 
 def threshold_dates(cum: pd.DataFrame, req: pd.DataFrame, col: str) -> pd.Series:
