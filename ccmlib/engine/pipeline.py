@@ -24,7 +24,6 @@ from ccmlib.engine import profiles
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
 from ccmlib.engine.facts import PM, Facts, build_facts, practitioner_visit_status
-from ccmlib.intake.fastops import join_groups
 from ccmlib.intake.sources import sha256
 from ccmlib.engine.outputs import RunFolder
 from ccmlib.intake.load import Practice, load_practice, sort_quality
@@ -512,16 +511,16 @@ def data_months(practice: Practice) -> dict | None:
     when a period has none)."""
     from ccmlib.reference.codes import CCM_CODES
 
-    keys = []
+    ends = []  # the earliest and latest date of each table: their months are the first and last (the key grows with the date)
     if practice.has("claims") and len(practice["claims"]):
         c = practice["claims"]
-        keys.append(month_key(c.loc[c["cpt_code"].isin(CCM_CODES), "service_date"]).dropna())
+        ends.append(c.loc[c["cpt_code"].isin(CCM_CODES), "service_date"].dropna())
     if practice.has("time_entries") and len(practice["time_entries"]):
-        keys.append(month_key(practice["time_entries"]["activity_date"]).dropna())
-    keys = [k for k in keys if len(k)]
-    if not keys:
+        ends.append(practice["time_entries"]["activity_date"].dropna())
+    ends = [pd.Series([d.min(), d.max()], dtype=d.dtype) for d in ends if len(d)]
+    if not ends:
         return None
-    k = pd.concat(keys)
+    k = month_key(pd.concat(ends))
     return {"from": str(key_to_label(np.array([int(k.min())]))[0]), "to": str(key_to_label(np.array([int(k.max())]))[0])}
 
 
