@@ -166,8 +166,9 @@ def _second_phase(facts: Facts, ids, status, standing: pd.DataFrame, fee_table: 
         out = out.assign(rule_id=rid, severity=r.severity, cert_category=r.cert_category)
         if len(out):
             findings = pd.concat([findings, out], ignore_index=True)
-            per_pm = out.groupby(PM)["amount"].sum()
-            pmo["missed_amount"] = pmo.set_index(PM).index.map(per_pm).fillna(0.0).to_numpy() + pmo["missed_amount"].to_numpy()
+            rows = _pm_rows(pmo, out)  # each finding's patient-month row; summed per row as a groupby on the keys sums
+            per_pm = out["amount"][rows >= 0].groupby(rows[rows >= 0]).sum().reindex(np.arange(len(pmo)))
+            pmo["missed_amount"] = per_pm.fillna(0.0).to_numpy() + pmo["missed_amount"].to_numpy()
         status.append({"rule_id": rid, "status": "ran", "raw_findings": int(len(out))})
     return findings, status
 
