@@ -234,3 +234,16 @@ def test_validate_does_not_import_pandera():
     code = "import sys, ccmlib.intake.load; print('pandera' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_an_end_before_its_start_is_rejected_with_the_end_as_hh_mm_and_a_disagreeing_duration_named():
+    raw = pd.DataFrame({"entry_id": ["T1", "T2", "T3", "T4"], "patient_id": ["P1"] * 4, "staff_id": ["S1"] * 4,
+                        "activity_date": ["2026-01-05"] * 4, "minutes": ["", "", "45", "20"],
+                        "start_time": ["10:30", "09:00", "08:00", "23:50"], "end_time": ["10:05", "09:20", "08:15", "00:10"],
+                        "activity": ["care_coordination"] * 4, "description": ["call"] * 4, "_line": [2, 3, 4, 5]})
+    ok, dq = validate_table(TABLES["time_entries"], raw, "time_entries.csv")
+    rows = dq[["line", "column", "problem", "value", "action"]].values.tolist()
+    assert [2, "end_time", "end_time before start_time", "10:05", "rejected"] in rows
+    assert [5, "end_time", "end_time before start_time", "00:10", "rejected"] in rows  # past midnight: a typo to fix, not a wrap
+    assert [4, "minutes", "minutes disagree with start_time/end_time", "45.0", "rejected"] in rows
+    assert ok["entry_id"].tolist() == ["T2"]

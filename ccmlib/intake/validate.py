@@ -294,7 +294,10 @@ def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
     if table.name == "time_entries":
         both = df["start_time"].notna() & df["end_time"].notna()
         span = (df["end_time"] - df["start_time"]).astype("Float64")
-        out.append(_problems(both & (span < 0), "end_time", "end_time before start_time", _clock(df["end_time"])))
+        before = (both & (span < 0)).fillna(False).astype(bool)
+        shown = pd.Series(pd.NA, index=df.index, dtype="string")  # HH:MM written only for the rows it names
+        shown[before] = _clock(df.loc[before, "end_time"])
+        out.append(_problems(before, "end_time", "end_time before start_time", shown))
         disagree = both & df["minutes"].notna() & ((df["minutes"] - span).abs() > 1)
         out.append(_problems(disagree, "minutes", "minutes disagree with start_time/end_time", df["minutes"]))
     return out
