@@ -226,7 +226,7 @@ def _arrow_input(df: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(df, preserve_index=False)
 
 
-def _column(arr, dtype, categories=None) -> pd.Series:
+def _column(arr, dtype) -> pd.Series:
     """One Arrow column back as the pandas dtype the pandas engine gave it."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -246,8 +246,7 @@ def _column(arr, dtype, categories=None) -> pd.Series:
                                                      pa.bool_(): pd.BooleanDtype()}.get)).astype(dtype)
     if isinstance(dtype, pd.StringDtype):
         if dtype.storage == "pyarrow":
-            s = pd.Series(pd.array(arr.cast(pa.large_string()) if pa.types.is_string(arr.type) else arr, dtype=dtype))
-            return s
+            return pd.Series(pd.array(arr.cast(pa.large_string()) if pa.types.is_string(arr.type) else arr, dtype=dtype))
         return pd.Series(arr.to_pandas()).astype(dtype)
     return pd.Series(arr.to_pandas()).astype(dtype)
 
@@ -270,7 +269,8 @@ class EntryStore:
         return list(self.dtypes)
 
     def positions(self, where: str) -> np.ndarray:
-        """Row positions (ascending) where the SQL condition ``where`` holds."""
+        """Row positions (ascending) where the SQL condition ``where`` holds (a condition the engine's own code writes
+        over the store's columns, such as ``x_overlap``; never text from the data)."""
         con = _connect()
         try:
             con.register("ent", self.table)
@@ -280,6 +280,7 @@ class EntryStore:
         return np.asarray(res["_pos"], dtype="int64")
 
     def any(self, where: str) -> bool:
+        """Whether any entry meets ``where`` (see :meth:`positions`)."""
         con = _connect()
         try:
             con.register("ent", self.table)
