@@ -39,7 +39,7 @@ PY = sys.executable
 CLI = [PY, "-m", "ccmlib.cli"]
 SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
 #: sizes the generator cannot write in one piece on this machine (its memory grows about 7 GB per million patient-months):
-#: written CHUNK_PATIENTS patients at a time (100,000 patients, 300,000 patient-months: about 2.5 GB a chunk)
+#: written CHUNK_PATIENTS patients at a time (100,000 patients, 300,000 patient-months: 3.0 GB peak RSS)
 CHUNKED = {"10M"}
 CHUNK_PATIENTS = 100_000
 MONTHS, PERIOD = "2026-01..2026-03", "2026Q1"

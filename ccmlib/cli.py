@@ -328,7 +328,7 @@ def ingest(sources, out_dir, quiet):
 @click.option("--entries", default="2-4", show_default=True, metavar="FEWEST-MOST", help="Time entries per patient-month.")
 @click.option("--no-encounters", is_flag=True, help="Write an empty encounters table and no visit claims (no visit evidence: IV-01 then applies to every billed month).")
 @click.option("--chunk-patients", type=int, metavar="N",
-              help="Make and write the practice N patients at a time, so memory is bounded by the chunk (about 2.5 GB for 100,000 "
+              help="Make and write the practice N patients at a time, so memory is bounded by the chunk (about 3 GB for 100,000 "
                    "patients over 3 months with 6-10 entries): for practices too large to build at once. The same seed and N "
                    "give the same bytes; a chunk covering every patient gives the practice made without this option.")
 @_quiet

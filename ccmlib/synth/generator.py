@@ -192,7 +192,7 @@ def _generate_in_chunks(patients, months, seed, rates, out, fmt, progress, entri
     synth.json records the chunk size and count; while the practice is being written it says ``"complete": false``."""
     if isinstance(chunk_patients, bool) or not isinstance(chunk_patients, (int, np.integer)) or chunk_patients < 1:
         raise InputError(f"--chunk-patients {chunk_patients!r}: give the number of patients per chunk, a whole number of "
-                         f"at least 1 (e.g. 100000: a chunk of 100,000 patients over 3 months with 6-10 entries needs about 2.5 GB)")
+                         f"at least 1 (e.g. 100000: a chunk of 100,000 patients over 3 months with 6-10 entries needs about 3 GB)")
     if out is None:
         raise InputError("a practice written in chunks needs a folder to write to (--out)")
     out = Path(out)
