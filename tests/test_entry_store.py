@@ -98,6 +98,7 @@ def _same(te, staff, consents, lines):
         fresh = entry_store(te, staff, consents, lines)  # rows() before and after frame() is built
         pd.testing.assert_frame_equal(fresh.rows(where), want[mask])
         pd.testing.assert_frame_equal(store.rows(where), want[mask])
+    pd.testing.assert_frame_equal(entry_store(te, staff, consents, lines).patient_months(), want[["patient_id", "mkey"]].drop_duplicates())
     cols = ["staff_id", "patient_id", "mkey", "duration", "qualifying"]
     pd.testing.assert_frame_equal(entry_store(te, staff, consents, lines).rows(columns=cols), want[cols])
     return want

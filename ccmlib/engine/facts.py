@@ -342,7 +342,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     entries = entry_store(te if in_period.all() else te[in_period], staff, consents, lines)  # no copy of a log within the period
 
     # patient-months: billed or documented
-    pm = pd.concat([lines[PM], entries.rows(columns=PM).drop_duplicates()]).drop_duplicates().reset_index(drop=True)
+    pm = pd.concat([lines[PM], entries.patient_months()]).drop_duplicates().reset_index(drop=True)
     pm["mkey"] = pm["mkey"].astype("int64")
     pm = pm.sort_values(PM, key=lambda s: s if s.name == "mkey" else s.astype("string"), kind="mergesort").reset_index(drop=True)
     pm["pm_id"] = np.arange(len(pm))

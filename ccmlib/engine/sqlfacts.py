@@ -296,10 +296,22 @@ class EntryStore:
             out = self._frame.iloc[pos]
             return out if columns is None else out[columns]
         names = self.columns if columns is None else list(columns)
-        tab = self.table if where is None else self.table.take(pa.array(self.positions(where)))
-        pos = np.asarray(tab.column("_pos").to_numpy(), dtype="int64")
-        data = {c: _column(tab.column("p" if c == "patient_id" else c), self.dtypes[c]).array for c in names}
-        out = pd.DataFrame(data, columns=names)
+        if where is None:
+            out = pd.DataFrame({c: _column(self.table.column("p" if c == "patient_id" else c), self.dtypes[c]).array for c in names},
+                               columns=names)
+            out.index = pd.Index(self.index) if len(self.index) else out.index
+            return out
+        return self._rows_at(self.positions(where), names)
+
+    def patient_months(self) -> pd.DataFrame:
+        """The distinct (patient_id, mkey) of the entries, in the order of their first entry."""
+        codes = np.asarray(self.table.column("p").to_numpy(), dtype="int64")
+        _, first = _distinct(codes, self.table.column("mkey"))
+        return self._rows_at(first, ["patient_id", "mkey"])
+
+    def _rows_at(self, pos: np.ndarray, names: list[str]) -> pd.DataFrame:
+        tab = self.table.take(pa.array(pos, type=pa.int64()))
+        out = pd.DataFrame({c: _column(tab.column("p" if c == "patient_id" else c), self.dtypes[c]).array for c in names}, columns=names)
         out.index = pd.Index(self.index[pos]) if len(self.index) else out.index
         return out
 
