@@ -27,8 +27,11 @@ def _frame(rng, n):
     })
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_csv_bytes_are_what_pandas_writes(seed):
+@pytest.mark.parametrize("seed,chunk", [(0, 262_144), (1, 7), (2, 1)])
+def test_csv_bytes_are_what_pandas_writes(seed, chunk, monkeypatch):
+    from ccmlib.engine import pipeline
+
+    monkeypatch.setattr(pipeline, "CSV_CHUNK_ROWS", chunk)  # a table written in slices of `chunk` rows
     rng = np.random.default_rng(seed)
     df = _frame(rng, 300)
     for part in (df, df.iloc[37:211], df.iloc[:1], df.iloc[:0], df[["plain", "k"]], df[["text", "n"]].iloc[5:9],

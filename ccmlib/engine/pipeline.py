@@ -707,12 +707,22 @@ def _csv(df: pd.DataFrame) -> str:
 
 
 def _csv_bytes(df: pd.DataFrame) -> bytes:
-    """:func:`_csv` as the UTF-8 bytes written to the file (the Arrow path builds bytes: no text decoded and encoded
-    again for the write)."""
+    """:func:`_csv` as the UTF-8 bytes written to the file."""
+    return b"".join(_csv_parts(df))
+
+
+#: rows of a table turned into CSV text at a time: the text of the columns and rows of one slice is all the writer holds
+CSV_CHUNK_ROWS = 262_144
+
+
+def _csv_parts(df: pd.DataFrame) -> list:
+    """:func:`_csv` as UTF-8 byte buffers to write one after the other (the header, then the text of each slice of
+    ``CSV_CHUNK_ROWS`` rows as Arrow built it, not copied): no text decoded and encoded again for the write, and the
+    column text of only one slice held at a time. Pandas writes a table the Arrow path cannot."""
     try:
         return _csv_arrow(df)
     except (TypeError, ValueError, pa.ArrowException):
-        return _csv_pandas(df).encode("utf-8")
+        return [_csv_pandas(df).encode("utf-8")]
 
 
 def _csv_pandas(df: pd.DataFrame) -> str:
@@ -745,8 +755,9 @@ def _quote_text(arr: pa.Array) -> pa.Array:
     none of those characters); then only the values that need it are quoted and put back in place by one take."""
     import pyarrow.compute as pc
 
-    data = arr.buffers()[2]  # every value's bytes (of a slice: more than its own, which can only send it the long way)
-    raw = data.to_pybytes() if data is not None else b""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset: arr.offset + len(arr) + 1]
+    data = arr.buffers()[2]  # the values' bytes: of a slice, only its own range is looked at
+    raw = data.slice(int(offsets[0]), int(offsets[-1] - offsets[0])).to_pybytes() if data is not None and len(arr) else b""
     if not any(ch in raw for ch in (b",", b'"', b"\r", b"\n")):
         return arr
     where = pc.indices_nonzero(pc.match_substring_regex(arr, '[,"\r\n]')).to_numpy()
@@ -759,16 +770,20 @@ def _quote_text(arr: pa.Array) -> pa.Array:
     return pa.concat_arrays([arr, quoted]).take(pa.array(pick))
 
 
-def _csv_arrow(df: pd.DataFrame) -> bytes:
+def _csv_arrow(df: pd.DataFrame) -> list:
     import csv
     import io
 
-    import pyarrow.compute as pc
-
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow([str(c) for c in df.columns])
-    if not len(df):
-        return head.getvalue().encode("utf-8")
+    return [head.getvalue().encode("utf-8")] + [_csv_rows(df.iloc[i:i + CSV_CHUNK_ROWS]) for i in range(0, len(df), CSV_CHUNK_ROWS)]
+
+
+def _csv_rows(df: pd.DataFrame) -> pa.Buffer:
+    """The CSV text of the rows of ``df`` (no header), each row ending with a newline: the values buffer of the joined
+    rows, sliced without a copy."""
+    import pyarrow.compute as pc
+
     cols = []
     for c in df.columns:
         s = df[c]
@@ -797,8 +812,9 @@ def _csv_arrow(df: pd.DataFrame) -> bytes:
     # each row ends with a newline (put after the last value, missing or not): the values buffer is the file body
     cols[-1] = pc.binary_join_element_wise(cols[-1], text(""), text("\n"), null_handling="replace", null_replacement="")
     rows = pc.binary_join_element_wise(*cols, text(","), null_handling="replace", null_replacement="")
+    del cols
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset: rows.offset + len(rows) + 1]
-    return head.getvalue().encode("utf-8") + rows.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+    return rows.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
 def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] | None = None) -> Path:
@@ -813,22 +829,25 @@ def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] |
         stage = folder.stage()
         for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),
                          ("patient_months", result.patient_months), ("data_quality", result.data_quality)):
-            _write(stage / f"{name}.csv", _csv_bytes(df))
+            _write(stage / f"{name}.csv", _csv_parts(df))
         if result.review_trail is not None:
-            _write(stage / "overrides_applied.csv", _csv_bytes(result.review_trail))
+            _write(stage / "overrides_applied.csv", _csv_parts(result.review_trail))
         if result.sample is not None:
-            _write(stage / "sample.csv", _csv_bytes(result.sample))
-            _write(stage / "frame.csv", _csv_bytes(result.frame))
+            _write(stage / "sample.csv", _csv_parts(result.sample))
+            _write(stage / "frame.csv", _csv_parts(result.frame))
         for name, df in (extra or {}).items():
-            _write(stage / f"{name}.csv", _csv_bytes(df))
+            _write(stage / f"{name}.csv", _csv_parts(df))
         _write(stage / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
         folder.publish(stage)
         return folder.path
 
 
-def _write(path: Path, text: str | bytes) -> None:
-    if isinstance(text, bytes):
-        path.write_bytes(text)
+def _write(path: Path, text: str | list) -> None:
+    """Write text, or byte buffers one after the other (:func:`_csv_parts`)."""
+    if isinstance(text, list):
+        with open(path, "wb") as fh:
+            for part in text:
+                fh.write(part)
         return
     with open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
