@@ -203,3 +203,16 @@ def test_line_rules_are_the_merge_and_join():
         got, want = _line_rules(eff, kept, settled), by_join(eff, kept, settled)
         assert got.dtype == want.dtype and got.tolist() == want.tolist()
     assert any(";" in v for v in _line_rules(effects, kept, settled))
+
+
+def test_write_csv_streams_slices_and_falls_back_whole_to_pandas(tmp_path, monkeypatch):
+    from ccmlib.engine import pipeline
+
+    monkeypatch.setattr(pipeline, "CSV_CHUNK_ROWS", 2)
+    df = _frame(np.random.default_rng(9), 11)
+    pipeline._write_csv(tmp_path / "a.csv", df)
+    assert (tmp_path / "a.csv").read_bytes() == _csv_pandas(df).encode("utf-8")
+    odd = pd.DataFrame({"k": range(7), "mixed": ["a", "b", "c", "d", "e", 6, None]})  # not text past the first slices
+    pipeline._write_csv(tmp_path / "b.csv", odd)
+    assert (tmp_path / "b.csv").read_bytes() == _csv_pandas(odd).encode("utf-8")
+    assert _csv(odd) == _csv_pandas(odd)

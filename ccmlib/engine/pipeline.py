@@ -716,9 +716,8 @@ CSV_CHUNK_ROWS = 262_144
 
 
 def _csv_parts(df: pd.DataFrame) -> list:
-    """:func:`_csv` as UTF-8 byte buffers to write one after the other (the header, then the text of each slice of
-    ``CSV_CHUNK_ROWS`` rows as Arrow built it, not copied): no text decoded and encoded again for the write, and the
-    column text of only one slice held at a time. Pandas writes a table the Arrow path cannot."""
+    """:func:`_csv` as UTF-8 byte buffers, one after the other (the header, then the text of each slice of
+    ``CSV_CHUNK_ROWS`` rows as Arrow built it, not copied); pandas writes a table the Arrow path cannot."""
     try:
         return _csv_arrow(df)
     except (TypeError, ValueError, pa.ArrowException):
@@ -771,12 +770,32 @@ def _quote_text(arr: pa.Array) -> pa.Array:
 
 
 def _csv_arrow(df: pd.DataFrame) -> list:
+    return list(_csv_stream(df))
+
+
+def _csv_stream(df: pd.DataFrame):
+    """The header's bytes, then the text of each slice of ``CSV_CHUNK_ROWS`` rows, made as they are asked for."""
     import csv
     import io
 
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow([str(c) for c in df.columns])
-    return [head.getvalue().encode("utf-8")] + [_csv_rows(df.iloc[i:i + CSV_CHUNK_ROWS]) for i in range(0, len(df), CSV_CHUNK_ROWS)]
+    yield head.getvalue().encode("utf-8")
+    for i in range(0, len(df), CSV_CHUNK_ROWS):
+        yield _csv_rows(df.iloc[i:i + CSV_CHUNK_ROWS])
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> None:
+    """Write :func:`_csv` of ``df`` slice by slice as it is made (the text of one slice held at a time); a table the
+    Arrow path cannot write is written again, whole, by pandas."""
+    with open(path, "wb") as fh:
+        try:
+            for part in _csv_stream(df):
+                fh.write(part)
+        except (TypeError, ValueError, pa.ArrowException):
+            fh.seek(0)
+            fh.truncate()
+            fh.write(_csv_pandas(df).encode("utf-8"))
 
 
 def _csv_rows(df: pd.DataFrame) -> pa.Buffer:
@@ -829,25 +848,19 @@ def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] |
         stage = folder.stage()
         for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),
                          ("patient_months", result.patient_months), ("data_quality", result.data_quality)):
-            _write(stage / f"{name}.csv", _csv_parts(df))
+            _write_csv(stage / f"{name}.csv", df)
         if result.review_trail is not None:
-            _write(stage / "overrides_applied.csv", _csv_parts(result.review_trail))
+            _write_csv(stage / "overrides_applied.csv", result.review_trail)
         if result.sample is not None:
-            _write(stage / "sample.csv", _csv_parts(result.sample))
-            _write(stage / "frame.csv", _csv_parts(result.frame))
+            _write_csv(stage / "sample.csv", result.sample)
+            _write_csv(stage / "frame.csv", result.frame)
         for name, df in (extra or {}).items():
-            _write(stage / f"{name}.csv", _csv_parts(df))
+            _write_csv(stage / f"{name}.csv", df)
         _write(stage / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
         folder.publish(stage)
         return folder.path
 
 
-def _write(path: Path, text: str | list) -> None:
-    """Write text, or byte buffers one after the other (:func:`_csv_parts`)."""
-    if isinstance(text, list):
-        with open(path, "wb") as fh:
-            for part in text:
-                fh.write(part)
-        return
+def _write(path: Path, text: str) -> None:
     with open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
