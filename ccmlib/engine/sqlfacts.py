@@ -60,23 +60,35 @@ def overlap_minutes(e: pd.DataFrame) -> pd.Series:
 
 def _overlaps(t: pa.Table) -> np.ndarray:
     """:func:`overlap_minutes` of the entries in ``t`` (_pos, entry_id, staff_id, activity_date, start_time, end_time),
-    by row position: the natural order of entry ids is computed only for the entries one staff member starts the same
-    minute of a day (a handful), then one window over (staff, day) in DuckDB."""
+    by row position: one window over (staff, day) in DuckDB on integer keys, which also says where one staff member
+    starts several entries the same minute of a day; only then are those entries' ids put in natural order (k) and the
+    window run again with them."""
     from ccmlib.engine.facts import natural_key
 
     out = np.zeros(t.num_rows, dtype="float64")
+    ok = pc.and_(pc.and_(pc.is_valid(t.column("start_time")), pc.is_valid(t.column("end_time"))), pc.is_valid(t.column("staff_id")))
+    sub = t.filter(ok)
+    if not sub.num_rows:
+        return out
+    day = sub.column("activity_date").cast(pa.timestamp("ns"))
+    as_date = pc.cast(pc.cast(day, pa.timestamp("s")), pa.date32())
+    exact = pc.all(pc.equal(pc.cast(pc.cast(as_date, pa.timestamp("s")), pa.timestamp("ns")), day)).as_py() is not False
+    e = pa.table({"_pos": sub.column("_pos"), "sc": pc.dictionary_encode(sub.column("staff_id")).combine_chunks().indices,
+                  "d": as_date if exact else pc.cast(day, pa.int64()), "s": sub.column("start_time").cast(pa.int32()),
+                  "f": sub.column("end_time").cast(pa.int32()), "k": pa.array(np.zeros(sub.num_rows, dtype="int64"))})
     con = _connect()
     try:
-        con.register("t", t)
-        tied = con.sql("SELECT _pos, entry_id FROM t WHERE start_time IS NOT NULL AND end_time IS NOT NULL AND staff_id IS NOT NULL "
-                       "QUALIFY count(*) OVER (PARTITION BY staff_id, activity_date, start_time) > 1 ORDER BY _pos").fetchnumpy()
-        k = pa.table({"_pos": pa.array([], pa.int64()), "k": pa.array([], pa.int64())})
-        if len(tied["_pos"]):
-            ids = pd.Series(np.asarray(tied["entry_id"], dtype=object), dtype="string")
-            rank = pd.Series(natural_key(ids).to_numpy()).rank(method="first", na_option="bottom").to_numpy(dtype="int64")
-            k = pa.table({"_pos": pa.array(np.asarray(tied["_pos"], dtype="int64")), "k": pa.array(rank)})
-        con.register("k", k)
+        con.register("e", e)
         res = con.sql(OVERLAP_SQL).fetchnumpy()
+        tied = np.asarray(res["tied"], dtype=bool)
+        if tied.any():  # ties on start: in the natural order of entry_id (C9 before C10), then the log's order
+            pos = np.sort(np.asarray(res["_pos"], dtype="int64")[tied])
+            at = np.searchsorted(np.asarray(sub.column("_pos").to_numpy(), dtype="int64"), pos)
+            ids = pd.Series(sub.column("entry_id").take(pa.array(at)).to_pylist(), dtype="string")
+            k = np.zeros(sub.num_rows, dtype="int64")
+            k[at] = pd.Series(natural_key(ids).to_numpy()).rank(method="first", na_option="bottom").to_numpy(dtype="int64")
+            con.register("e", e.set_column(e.column_names.index("k"), "k", pa.array(k)))
+            res = con.sql(OVERLAP_SQL).fetchnumpy()
     finally:
         con.close()
     out[np.asarray(res["_pos"], dtype="int64")] = np.asarray(res["overlap"], dtype="float64")
@@ -213,11 +225,10 @@ def _sql_list(values) -> str:
 #: entry_id where one staff member starts several entries the same minute; 0 elsewhere); entries with a start, an end
 #: and a staff member only (the others never overlap)
 OVERLAP_SQL = """
-SELECT t._pos, (t.end_time - t.start_time) - greatest(t.end_time - greatest(t.start_time, coalesce(max(t.end_time) OVER (
-         PARTITION BY t.staff_id, t.activity_date ORDER BY t.start_time, coalesce(k.k, 0)
-         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), -1)), 0) AS overlap
-FROM t LEFT JOIN k ON t._pos = k._pos
-WHERE t.start_time IS NOT NULL AND t.end_time IS NOT NULL AND t.staff_id IS NOT NULL
+SELECT _pos, (f - s) - greatest(f - greatest(s, coalesce(max(f) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), -1)), 0)
+         AS overlap,
+       coalesce(lag(s) OVER w = s, false) OR coalesce(lead(s) OVER w = s, false) AS tied
+FROM e WINDOW w AS (PARTITION BY sc, d ORDER BY s, k, _pos)
 """
 
 
