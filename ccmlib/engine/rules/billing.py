@@ -1,29 +1,64 @@
 """Initiating visit (IV-01) and billing rules (BILL-01..08)."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import (ADDON_OF, BASE_CODES, G0506_HOSTS, G0511,
                      TIMED_CODES, minutes_needed, time_family)
-from ccmlib.engine.facts import PM, Facts, natural_key, practitioner_visit_status, threshold_dates
+from ccmlib.engine.facts import PM, Facts, natural_key, practitioner_visit_status
 from ccmlib.engine.rules.registry import raw, rule
+from ccmlib.engine.money import joint_codes, key_codes
+from ccmlib.intake.fastops import distinct_rows, join_groups
 
 ORDER = ["patient_id", "mkey", "service_date", "_claim_order", "line"]
 TIMED = TIMED_CODES
 
 
+def _sort_codes(s: pd.Series) -> np.ndarray:
+    """Integers in the order ``sort_values`` puts ``s`` (missing values last); Arrow text is ranked by Arrow's sort."""
+    if isinstance(s.array, pd.arrays.ArrowStringArray):
+        arr = pa.array(s.array)
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        return pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
+    codes, uniq = pd.factorize(s, sort=True)
+    return np.where(codes < 0, len(uniq), codes)
+
+
 def in_order(ln: pd.DataFrame, by=("patient_id", "mkey", "service_date")) -> pd.DataFrame:
-    """Lines in "first" order: ``by``, then claim_id in natural order (claim 9 before claim 10), then line."""
-    if "_claim_order" in ln:  # computed once for all claims by build_facts
-        return ln.sort_values([*by, "_claim_order", "line"], kind="mergesort")
-    ln = ln.assign(_claim_order=natural_key(ln["claim_id"]))
-    return ln.sort_values([*by, "_claim_order", "line"], kind="mergesort").drop(columns="_claim_order")
+    """Lines in "first" order: ``by``, then claim_id in natural order (claim 9 before claim 10), then line (a stable sort
+    on the columns' integer codes: the order of ``sort_values(kind="mergesort")`` on them)."""
+    return ln.take(_order(ln, by))
+
+
+def _order(ln: pd.DataFrame, by=("patient_id", "mkey", "service_date")) -> np.ndarray:
+    claim_order = ln["_claim_order"] if "_claim_order" in ln else natural_key(ln["claim_id"])  # computed once by build_facts
+    keys = [ln[c] for c in by] + [claim_order, ln["line"]]
+    return np.lexsort([_sort_codes(k) for k in reversed(keys)])
+
+
+_TIMED: list = [None, None, None]  # (the lines frame, weakly; the positions of its timed lines in order; their months)
+
+
+def _timed(f: Facts) -> tuple[pd.DataFrame, np.ndarray]:
+    """The time-based lines in "first" order and a number per patient-month for each. The order is found once for the
+    rules that read it (kept as positions, not as a second copy of the lines)."""
+    ref, at, month = _TIMED
+    if ref is None or ref() is not f.lines:
+        timed = np.flatnonzero(f.lines["cpt_code"].isin(TIMED).to_numpy(dtype=bool, na_value=False))
+        at = timed[_order(f.lines[[c for c in (*ORDER, "claim_id") if c in f.lines]].take(timed))]
+        month = distinct_rows(f.lines["patient_id"].take(at), f.lines["mkey"].take(at))[0]
+        _TIMED[:] = [weakref.ref(f.lines), at, month]
+    return f.lines.take(at), month
 
 
 def _timed_lines(f: Facts) -> pd.DataFrame:
-    return in_order(f.lines[f.lines["cpt_code"].isin(TIMED)])
+    return _timed(f)[0]
 
 
 @rule("IV-01", "No initiating visit before CCM began", "error", "no_documentation",
@@ -53,12 +88,15 @@ def iv_01(f: Facts) -> pd.DataFrame:
       fix="Coordinate with other practices; only one practitioner may bill CCM a month.")
 def bill_01(f: Facts) -> pd.DataFrame:
     """The first practitioner (earliest service date, then claim_id, line) keeps the month."""
-    ln = _timed_lines(f)
-    first = ln.drop_duplicates(PM)[PM + ["billing_npi"]].rename(columns={"billing_npi": "first_npi"})
-    ln = ln.merge(first, on=PM)
-    ln = ln[ln["billing_npi"] != ln["first_npi"]]
-    return raw(ln, "line", "CCM for this month was first billed by " + ln["first_npi"].astype(str) + "; "
-               + ln["billing_npi"].astype(str) + " cannot also bill it")
+    ln, month = _timed(f)
+    first_at = np.full(int(month.max(initial=-1)) + 1, len(ln), dtype=np.int64)
+    np.minimum.at(first_at, month, np.arange(len(ln)))  # the month's first line
+    npi, _ = pd.factorize(ln["billing_npi"], use_na_sentinel=False)
+    first = first_at[month]
+    x = ln[npi != npi[first]]
+    first_npi = pd.Series(ln["billing_npi"].iloc[first[npi != npi[first]]].array, index=x.index)
+    return raw(x, "line", "CCM for this month was first billed by " + first_npi.astype(str) + "; "
+               + x["billing_npi"].astype(str) + " cannot also bill it")
 
 
 @rule("BILL-02", "Base CCM code billed more than once in the month", "error", "incorrect_coding",
@@ -66,9 +104,18 @@ def bill_01(f: Facts) -> pd.DataFrame:
       meaning="A base CCM code was billed more than once in the month.",
       fix="Bill the base code once per calendar month.")
 def bill_02(f: Facts) -> pd.DataFrame:
-    ln = _timed_lines(f)
-    ln = ln[ln["cpt_code"].isin(BASE_CODES) & (ln["cpt_code"] != G0511)]  # v3: G0511 may be billed more than once (2024-)
-    before = ln.groupby(PM + ["billing_npi", "cpt_code"])["units"].cumsum() - ln["units"]
+    ln, month = _timed(f)
+    keep = (ln["cpt_code"].isin(BASE_CODES) & (ln["cpt_code"] != G0511)).to_numpy()  # v3: G0511 may be billed more than once (2024-)
+    ln, month = ln[keep], month[keep]
+    # the units billed before each line by the same practitioner and code in the month (a cumulative sum per group)
+    group = distinct_rows(month, ln["billing_npi"], ln["cpt_code"])[0]
+    units = ln["units"].to_numpy(dtype=np.int64)
+    order = np.argsort(group, kind="stable")
+    total = np.cumsum(units[order])
+    starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]]) if len(order) else np.zeros(0, dtype=np.int64)
+    upto = np.empty(len(units), dtype=np.int64)
+    upto[order] = total - np.repeat(total[starts] - units[order][starts], np.diff(np.r_[starts, len(order)]))
+    before = pd.Series(upto - units, index=ln.index)
     removed = (ln["units"] - (1 - before).clip(lower=0)).clip(lower=0).astype("int64")
     bad = removed > 0
     return raw(ln[bad], "line", ln["cpt_code"][bad] + " is billed once per month; " + removed[bad].astype(str) + " extra unit(s)",
@@ -88,11 +135,14 @@ def bill_03(f: Facts) -> pd.DataFrame:
     its behavioral-health add-ons from 2026), a warning when another practitioner bills home health/hospice oversight or
     ESRD services."""
     table = refdata.conflicts()
-    who = f.lines[f.lines["cpt_code"] != "G0506"][PM + ["billing_npi"]].drop_duplicates()
     c = f.claims[f.claims["mkey"].notna() & f.claims["cpt_code"].isin(set(table["code"]))]
     c = c.assign(mkey=c["mkey"].astype("int64")).merge(table.rename(columns={"code": "cpt_code"}), on="cpt_code")
     month = (c["mkey"] // 12).astype(str) + "-" + (c["mkey"] % 12 + 1).astype(str).str.zfill(2)
     c = c[((c["from_month"] == "") | (month >= c["from_month"])) & ((c["to_month"] == "") | (month <= c["to_month"]))]
+    # the practitioners' months of CCM, among the months with a conflicting service alone (what the merge below keeps)
+    ln = f.lines
+    lk, ck = joint_codes({k: key_codes(ln[k], c[k]) for k in PM}, PM)
+    who = ln.loc[(ln["cpt_code"] != "G0506").to_numpy() & np.isin(lk, ck), PM + ["billing_npi"]].drop_duplicates()
     m = who.merge(c[PM + ["billing_npi", "cpt_code", "same", "other"]].rename(columns={"billing_npi": "other_npi"}), on=PM)
     mine = m["other_npi"] == m["billing_npi"]
     m = m.assign(severity=np.where(mine, m["same"], m["other"]))
@@ -103,7 +153,9 @@ def bill_03(f: Facts) -> pd.DataFrame:
             part = m[(m["severity"] == sev) & (mine.loc[m.index] == own)]
             if not len(part):
                 continue
-            g = part.groupby(PM + ["billing_npi"])["cpt_code"].agg(lambda s: ", ".join(sorted(set(s)))).reset_index()
+            # per practitioner's month, its distinct codes in order, joined (a group-by's order, without a call per group)
+            part = part[PM + ["billing_npi", "cpt_code"]].dropna().drop_duplicates().sort_values("cpt_code", kind="mergesort")
+            g = join_groups(part, PM + ["billing_npi"], "cpt_code", ", ").rename("cpt_code").reset_index()
             out.append(raw(g, "npi", text + g["cpt_code"] + " in the month of CCM by " + g["billing_npi"].astype(str), severity=sev))
     return pd.concat(out, ignore_index=True) if out else raw(who.iloc[:0], "npi", "")
 
@@ -117,20 +169,35 @@ def bill_04(f: Facts) -> pd.DataFrame:
     """Two CCM base codes of different families in a month (99490 with 99487; 99491 with 99490 or 99487, or with 99489
     through its base): the base billed first (by service date, then claim_id and line) keeps the month; every other base
     and its add-ons are unsupported. An add-on without its base in the month is unsupported."""
-    ln = _timed_lines(f)
-    has = pd.get_dummies(ln["cpt_code"]).reindex(columns=list(TIMED), fill_value=False).astype(bool)
-    has = has.groupby([ln["patient_id"], ln["mkey"]]).transform("any")
+    ln, month = _timed(f)
+    # per line, whether its patient-month has a line of each code: on the month's group number and the code's number
+    code, codes = pd.factorize(ln["cpt_code"])
+    n_months = int(month.max(initial=-1)) + 1
+    number = {c: i for i, c in enumerate(codes)}
+
+    def has(c):
+        present = np.zeros(n_months, dtype=bool)
+        present[month[code == number.get(c, -2)]] = True
+        return present[month]
+
     out = []
     families = ("99490", "99487", "99491")
-    family = ln["cpt_code"].map({**ADDON_OF, **{c: c for c in families}})  # a dict lookup, not a Python call per line
-    n_bases = sum(has[b].astype(int) for b in families)
-    first_base = ln[ln["cpt_code"].isin(families)].drop_duplicates(PM)[PM + ["cpt_code"]].rename(columns={"cpt_code": "kept"})
-    x = ln.assign(_family=family)[(n_bases > 1).to_numpy()].merge(first_base, on=PM)
-    x = x[x["_family"].notna() & (x["_family"] != x["kept"])]
-    out.append(raw(x, "line", x["cpt_code"] + " billed in the same month as " + x["kept"] + " (incompatible; the code billed "
+    family = {**ADDON_OF, **{c: c for c in families}}
+    family_of = np.array([number.get(family[c], -3) if c in family else -1 for c in codes] + [-1], dtype=np.int64)[code]
+    n_bases = sum(has(b).astype(int) for b in families)
+    # the base billed first keeps the month: the month's first line of a family base (lines are in "first" order)
+    is_base = np.isin(code, [number[c] for c in families if c in number])
+    first_at = np.full(n_months, len(ln), dtype=np.int64)
+    np.minimum.at(first_at, month[is_base], np.flatnonzero(is_base))
+    at = first_at[month]
+    found = at < len(ln)
+    bad = (n_bases > 1) & found & (family_of != -1) & (family_of != code[np.where(found, at, 0)])
+    x = ln[bad]
+    kept = pd.Series(ln["cpt_code"].iloc[at[bad]].array, index=x.index)
+    out.append(raw(x, "line", x["cpt_code"] + " billed in the same month as " + kept + " (incompatible; the code billed "
                    "first keeps the month)"))
     for addon, base in ADDON_OF.items():
-        x = ln[(ln["cpt_code"] == addon) & ~has[base]]
+        x = ln[(code == number.get(addon, -2)) & ~has(base)]
         out.append(raw(x, "line", f"add-on {addon} billed without its base code {base} in the month"))
     return pd.concat(out, ignore_index=True) if out else raw(ln.iloc[:0], "line", "")
 
@@ -168,7 +235,8 @@ def bill_06(f: Facts) -> pd.DataFrame:
     if not len(g):
         return raw(f.lines.iloc[:0], "line", "")
     g = g.assign(nth=g.groupby(["patient_id", "billing_npi"]).cumcount())
-    hosts_c = f.claims[f.claims["cpt_code"].isin(G0506_HOSTS)][["patient_id", "billing_npi", "service_date"]]
+    hosts_c = f.claims.loc[f.claims["cpt_code"].isin(G0506_HOSTS).to_numpy(dtype=bool, na_value=False)
+                           & f.claims["patient_id"].isin(g["patient_id"].unique()).to_numpy(), ["patient_id", "billing_npi", "service_date"]]
     enc = f.encounters[f.encounters["cpt_code"].isin(G0506_HOSTS)]
     hosts_e = g[["patient_id", "billing_npi", "service_date"]].drop_duplicates().merge(
         enc.rename(columns={"encounter_date": "service_date"})[["patient_id", "service_date", "practitioner_npi"]], on=["patient_id", "service_date"])
