@@ -50,14 +50,24 @@ def exclusions() -> pd.DataFrame:
 
 
 def _prefix_join(codes: pd.Series, table: pd.DataFrame) -> pd.DataFrame:
-    """All (code, table row) pairs where a table prefix starts the code; one merge per prefix length."""
+    """All (code, table row) pairs where a table prefix starts the code, by prefix length, then code, then table row (a
+    merge per prefix length; here a dictionary lookup per distinct code, which are few)."""
     uniq = pd.Series(codes.dropna().unique(), dtype="string")
-    parts = []
-    for n in sorted(table["prefix"].str.len().unique()):
-        sub = table[table["prefix"].str.len() == n]
-        left = pd.DataFrame({"code": uniq, "prefix": uniq.str.slice(0, n)})
-        parts.append(left.merge(sub, on="prefix"))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["code", *table.columns])
+    if not len(table):
+        return pd.DataFrame(columns=["code", *table.columns])
+    prefixes, texts = table["prefix"].tolist(), uniq.tolist()
+    left, right = [], []
+    for n in sorted({len(p) for p in prefixes}):
+        rows: dict[str, list[int]] = {}
+        for i, p in enumerate(prefixes):
+            if len(p) == n:
+                rows.setdefault(p, []).append(i)
+        for j, text in enumerate(texts):
+            for i in rows.get(text[:n], ()):
+                left.append(j)
+                right.append(i)
+    return pd.concat([pd.DataFrame({"code": uniq.iloc[left].to_numpy()}, dtype=uniq.dtype),
+                      table.iloc[right].reset_index(drop=True)], axis=1)
 
 
 def map_conditions(codes: pd.Series, cmap: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -10,20 +10,23 @@ from ccmlib.engine.rules.registry import not_documented, raw, rule
 CP = "CMS MLN909188 (comprehensive care plan, electronic, copy to patient); CMS CY2015 PFS final rule"
 
 
-def _has_plan(f: Facts) -> pd.DataFrame:
-    return f.pm[f.pm["plan_id"].notna()]
+def _has_plan(f: Facts, *cols: str) -> pd.DataFrame:
+    """The patient-months with a plan in force; with ``cols``, only the keys, plan_id and those columns (a rule's
+    findings read no others)."""
+    has = f.pm["plan_id"].notna().to_numpy()
+    return f.pm.loc[has, ["patient_id", "mkey", "plan_id", *cols]] if cols else f.pm[has]
 
 
 @rule("CP-01", "No care plan in force", "error", "no_documentation", CP, ("care_plans",),
       meaning="No care plan was in force for the month.",
       fix="Create the comprehensive care plan at enrollment.")
 def cp_01(f: Facts) -> pd.DataFrame:
-    pm = f.pm[f.pm["plan_id"].isna()]
+    pm = f.pm.loc[f.pm["plan_id"].isna().to_numpy(), ["patient_id", "mkey", "month_end"]]
     return raw(pm, "pm", "no care plan created on or before " + pm["month_end"].dt.strftime("%Y-%m-%d"))
 
 
 def _lacks(f: Facts, elements) -> pd.DataFrame:
-    pm = _has_plan(f)
+    pm = _has_plan(f, *("plan_" + e for e in elements))
     lack = not_documented(pm, "plan_", elements)
     pm, lack = pm[lack != ""], lack[lack != ""]
     return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " lacks: " + lack)
@@ -48,7 +51,7 @@ def cp_03(f: Facts) -> pd.DataFrame:
       meaning="The care plan is not kept electronically and shareable with the care team.",
       fix="Keep the care plan in the certified EHR, shareable with the care team.")
 def cp_04(f: Facts) -> pd.DataFrame:
-    pm = _has_plan(f)
+    pm = _has_plan(f, "plan_electronic")
     pm = pm[~pm["plan_electronic"].fillna(False).astype(bool)]
     return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " is not kept electronically and shareable with the care team")
 
@@ -59,7 +62,7 @@ def cp_04(f: Facts) -> pd.DataFrame:
       fix="Give the patient a copy of the care plan and document the date.")
 def cp_05(f: Facts) -> pd.DataFrame:
     """Judged on the plan version in force for the month."""
-    pm = _has_plan(f)
+    pm = _has_plan(f, "plan_shared_with_patient_date", "month_end")
     pm = pm[pm["plan_shared_with_patient_date"].isna() | (pm["plan_shared_with_patient_date"] > pm["month_end"])]
     return raw(pm, "pm", "no record that care plan " + pm["plan_id"].astype(str) + " was given to the patient by "
                + pm["month_end"].dt.strftime("%Y-%m-%d"))
@@ -69,7 +72,7 @@ def cp_05(f: Facts) -> pd.DataFrame:
       meaning="The care plan was not created or reviewed in the last 12 months.",
       fix="Review care plans at least yearly.")
 def cp_06(f: Facts) -> pd.DataFrame:
-    pm = _has_plan(f)
+    pm = _has_plan(f, "plan_reviewed_date", "plan_created_date", "month_end")
     reviewed = pm["plan_reviewed_date"].where(pm["plan_reviewed_date"] <= pm["month_end"])
     touched = pd.concat([pm["plan_created_date"], reviewed], axis=1).max(axis=1)
     stale = touched < (pm["month_end"] - pd.DateOffset(months=12))
@@ -92,7 +95,7 @@ def doc_01(f: Facts) -> pd.DataFrame:
     of the month is unsupported. Runs only when the plans carry signed_by."""
     if not _signatures_given(f):
         return raw(f.pm.iloc[:0], "pm", "")
-    pm = _has_plan(f)
+    pm = _has_plan(f, "plan_signed_by", "plan_signature_method", "plan_attested_date")
     unsigned = pm["plan_signed_by"].isna() | (pm["plan_signature_method"] == "stamp")
     pm = pm[unsigned.fillna(True) & pm["plan_attested_date"].isna()]
     why = (pm["plan_signature_method"] == "stamp").map({True: "a stamped signature (not accepted)", False: "no signature"})

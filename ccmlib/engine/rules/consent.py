@@ -14,14 +14,14 @@ MLN = "CMS MLN909188 CCM booklet; CMS CY2015 and CY2017 PFS final rules (consent
 def _judged(f: Facts) -> pd.DataFrame:
     """The consent status rows: one per (patient-month, billing NPI) billed, one per unbilled month (NPI <NA>,
     scope pm: such findings only block REV-01, they are not reported)."""
-    st = f.consent_status
-    return st.assign(scope=np.where(st["billing_npi"].isna(), "pm", "npi"))
+    return f.consent_status
 
 
 def _raw(st: pd.DataFrame, message) -> pd.DataFrame:
     parts = []
+    unbilled = st["billing_npi"].isna().to_numpy()
     for scope in ("npi", "pm"):
-        sel = (st["scope"] == scope).to_numpy()
+        sel = unbilled if scope == "pm" else ~unbilled
         parts.append(raw(st[sel], scope, message[sel] if isinstance(message, pd.Series) else message,
                          **({"billing_npi": st.loc[sel, "billing_npi"]} if scope == "npi" else {})))
     return pd.concat(parts, ignore_index=True)

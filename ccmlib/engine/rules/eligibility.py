@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ccmlib.engine.facts import Facts, condition_lists
+from ccmlib.engine.money import inner_pairs
 from ccmlib.engine.rules.registry import raw, rule
 
 
@@ -17,7 +20,7 @@ from ccmlib.engine.rules.registry import raw, rule
 def elig_01(f: Facts) -> pd.DataFrame:
     """Counts distinct CCW categories (E11.9 + E11.65 = one: diabetes). A code in two categories
     (E11.22: diabetes and CKD) counts for both, as the CCW does."""
-    pm = f.pm[f.pm["chronic_conditions"] < 2]
+    pm = f.pm.loc[(f.pm["chronic_conditions"] < 2).to_numpy(), ["patient_id", "mkey", "chronic_conditions"]]
     found = condition_lists(f, pm).replace("", "none")
     msg = pm["chronic_conditions"].astype(str) + " chronic condition(s) active in the month (" + found + "); two are required"
     return raw(pm, "pm", msg)
@@ -49,6 +52,27 @@ def elig_03(f: Facts) -> pd.DataFrame:
     return raw(m, "pm", "the month begins after the patient's death on " + m["death_date"].dt.strftime("%Y-%m-%d"))
 
 
+#: what Python's ``\s`` matches among ASCII characters (Arrow's regex ``\s`` leaves out \x0b and \x1c-\x1f)
+_ASCII_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+
+
+def _split_codes(lists: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The codes of each diagnosis list (upper case, no dots, split at commas and white space; empty ones dropped):
+    (the list's position, the code) per code. Arrow's kernels when every list is ASCII, where they do exactly what
+    Python's ``str.upper`` and ``re`` do; Python's otherwise."""
+    arr = pa.array(lists.to_numpy(dtype=object), type=pa.string())
+    if len(arr) and pc.all(pc.string_is_ascii(arr)).as_py():
+        text = pc.replace_substring(pc.ascii_upper(arr), ".", "")
+        parts = pc.split_pattern(pc.replace_substring_regex(text, f"[,{_ASCII_SPACE}]+", ";"), ";")
+        at = pc.list_parent_indices(parts).to_numpy().astype(np.int64)
+        each = pc.list_flatten(parts).to_numpy(zero_copy_only=False).astype(object)
+    else:
+        split = lists.str.upper().str.replace(".", "", regex=False).str.replace(r"[,\s]+", ";", regex=True).str.split(";").explode()
+        at, each = split.index.to_numpy(dtype=np.int64), split.to_numpy(dtype=object)
+    keep = each != ""
+    return at[keep], each[keep]
+
+
 @rule("DX-01", "The CCM claim lists fewer than two chronic conditions", "warning", "insufficient_documentation",
       "OIG A-07-17-05101 (claims matched, not charts); CPT 99490 descriptor (two or more chronic conditions)", ("claims",),
       meaning="The CCM claim lists fewer than two chronic conditions among its own diagnosis codes.",
@@ -62,15 +86,19 @@ def dx_01(f: Facts) -> pd.DataFrame:
     ln = f.lines
     if "diagnosis_codes" not in ln.columns or not ln["diagnosis_codes"].notna().any():
         return raw(ln.iloc[:0], "line", "")
-    ln = ln[ln["cpt_code"].isin(TIMED_CODES)]
+    ln = ln.loc[ln["cpt_code"].isin(TIMED_CODES).to_numpy(dtype=bool, na_value=False),
+                ["patient_id", "mkey", "billing_npi", "claim_id", "line", "cpt_code", "units", "diagnosis_codes"]]  # what the findings read
     # counted once per distinct diagnosis_codes text (a patient's claims repeat theirs), then spread to the lines
     which, lists = pd.factorize(ln["diagnosis_codes"], use_na_sentinel=False)
-    codes = pd.Series(lists).fillna("").astype(str).str.upper().str.replace(".", "", regex=False).str.replace(r"[,\s]+", ";", regex=True)
-    each = codes.str.split(";").explode()
-    each = each[each != ""]
-    cats = refdata.map_conditions(each.drop_duplicates(), f.condition_map)
-    n = each.rename("code").reset_index().merge(cats, on="code").drop_duplicates(["index", "category"]).groupby("index").size()
-    count = pd.Series(n.reindex(range(len(codes))).fillna(0).astype(int).to_numpy()[which], index=ln.index)
+    at, each = _split_codes(pd.Series(lists).fillna("").astype(str))
+    # the distinct (list, category) pairs, counted per list, on the codes' and categories' numbers
+    code, uniq = pd.factorize(each)
+    cats = refdata.map_conditions(pd.Series(uniq, dtype=object), f.condition_map)
+    cat = pd.factorize(cats["category"])[0]
+    li, ri = inner_pairs(code, pd.Index(uniq).get_indexer(cats["code"].to_numpy(dtype=object)))
+    pair = np.unique(at[li] * (int(cat.max(initial=0)) + 1) + cat[ri])
+    n = np.bincount(pair // (int(cat.max(initial=0)) + 1), minlength=len(lists)).astype(int)
+    count = pd.Series(n[which], index=ln.index)
     bad = ln[count < 2]
     return raw(bad, "line", "the claim line lists " + count[count < 2].astype(str) + " chronic-condition categor"
                + np.where(count[count < 2] == 1, "y", "ies") + " among its diagnosis codes (" + bad["diagnosis_codes"].fillna("none").astype(str)

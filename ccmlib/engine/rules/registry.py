@@ -110,11 +110,19 @@ def raw(df: pd.DataFrame, scope: str, message, **cols) -> pd.DataFrame:
 
 def not_documented(df: pd.DataFrame, prefix: str, elements, drop: str = "") -> pd.Series:
     """Per row, the comma-separated ``elements`` whose ``prefix + element`` boolean is not true ('' = all present)."""
-    out = pd.Series("", index=df.index, dtype="object")
-    for c in elements:
-        name = c.replace(drop, "").replace("_", " ")
-        out = out + np.where(df[prefix + c].fillna(False).astype(bool), "", name + ", ")
-    return out.str.rstrip(", ")
+    names = [c.replace(drop, "").replace("_", " ") for c in elements]
+    if not len(df) or not names:
+        return pd.Series("", index=df.index, dtype="object")
+    # the text is built once per distinct combination of missing elements (a handful), then spread to the rows
+    if len(names) > 62:
+        raise ValueError("not_documented: at most 62 elements")
+    key = np.zeros(len(df), dtype=np.int64)
+    for bit, c in enumerate(elements):
+        key = key + (~df[prefix + c].fillna(False).astype(bool).to_numpy()).astype(np.int64) * (1 << bit)
+    which, combos = pd.factorize(key)
+    text = np.array(["".join(n + ", " for bit, n in enumerate(names) if (int(combo) >> bit) & 1).rstrip(", ") for combo in combos],
+                    dtype=object)
+    return pd.Series(text[which], index=df.index, dtype="object")
 
 
 def catalog() -> pd.DataFrame:
