@@ -303,6 +303,14 @@ def added_findings(log: pd.DataFrame, lines: pd.DataFrame, catalog: dict) -> pd.
 STATE_COLUMNS = ["review_state", "decided_by", "decided_at", "decisions"]
 
 
+def _values_in(s: pd.Series, among: pd.Series) -> np.ndarray:
+    """Whether each value of ``s`` as text (``astype(str)``, as :func:`unit_states` joins them) is among ``among``'s,
+    each distinct value converted once."""
+    codes, uniq = pd.factorize(s, use_na_sentinel=False)
+    found = pd.Series(uniq, dtype=s.dtype).astype(str).isin(among.astype(str)).to_numpy(dtype=bool)
+    return found[codes] if len(codes) else np.zeros(0, dtype=bool)
+
+
 def unit_states(units: pd.DataFrame, unit: str, findings: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
     """Review state of each sampled unit: ``decided`` when it was confirmed, or when every error and warning of the unit
     (engine findings and the auditor's own) has a decision and there is at least one; else ``undecided``. A claim
@@ -310,6 +318,13 @@ def unit_states(units: pd.DataFrame, unit: str, findings: pd.DataFrame, log: pd.
     Returns ``units`` with review_state, decided_by, decided_at and decisions (what was decided, counted)."""
     u = units.assign(_u=unit_keys(units, unit).to_numpy(), _i=np.arange(len(units)))
     f = findings[findings["severity"].isin(["error", "warning"])]
+    # only the findings that can concern a unit (its claim, or for one without a claim its patient) are converted and
+    # joined below: a sample is a few hundred units, the findings of a large practice hundreds of thousands
+    on_patient = _values_in(f["patient_id"], u["patient_id"])
+    if unit == "claim_lines":
+        f = f[np.where(f["claim_id"].notna().to_numpy(), _values_in(f["claim_id"], u["claim_id"]), on_patient)]
+    else:
+        f = f[on_patient]
     f = f.assign(_d=f["review_decision"].fillna("").astype(str), _by=f["reviewed_by"].fillna("").astype(str),
                  _at=f["reviewed_at"].fillna("").astype(str), service_month=f["service_month"].astype(str),
                  patient_id=f["patient_id"].astype(str))
