@@ -141,3 +141,37 @@ def test_patient_ids_as_plain_text_and_no_consents():
     none = consents.iloc[:0]
     got = entry_store(te, staff, none, lines).frame()
     assert got["x_no_consent"].all() and (got["qualifying"] == 0).all()
+
+
+def _ref_first_billing_npi(lines: pd.DataFrame, keys: pd.DataFrame) -> pd.Series:
+    """The first part of facts.month_practitioner before it joined on integer codes: a text merge per patient-month."""
+    k = pd.DataFrame({"patient_id": keys["patient_id"].astype("string").to_numpy(), "mkey": keys["mkey"].to_numpy(dtype="float64")})
+    ln = lines.assign(_g=(lines["cpt_code"] == "G0506").astype(int), _o=F.natural_key(lines["claim_id"]))
+    ln = ln.sort_values(["patient_id", "mkey", "_g", "service_date", "_o", "line"], kind="mergesort").drop_duplicates(F.PM)
+    first = pd.DataFrame({"patient_id": ln["patient_id"].astype("string").to_numpy(), "mkey": ln["mkey"].to_numpy(dtype="float64"),
+                          "npi": ln["billing_npi"].astype("string").to_numpy()})
+    return pd.Series(k.merge(first, on=F.PM, how="left")["npi"].to_numpy(), index=keys.index, dtype="string")
+
+
+@pytest.mark.parametrize("categorical", [True, False])
+def test_the_months_first_billing_practitioner_by_integer_codes_is_the_text_merges(categorical):
+    rng = np.random.default_rng(4)
+    pats = np.array([f"P{i}" for i in range(30)])
+    n = 200
+    lines = pd.DataFrame({"patient_id": rng.choice(pats[:20], n), "mkey": rng.choice([24312, 24313, 24314], n).astype("float64"),
+                          "cpt_code": rng.choice(["99490", "99439", "G0506"], n), "service_date": pd.to_datetime("2026-01-01")
+                          + pd.to_timedelta(rng.integers(0, 80, n), unit="D"), "claim_id": [f"C{i}" for i in rng.integers(1, 60, n)],
+                          "line": rng.integers(1, 3, n), "billing_npi": rng.choice(["111", "222", None], n)})
+    lines["mkey"] = lines["mkey"].astype("Int64")
+    keys = pd.DataFrame({"patient_id": rng.choice(pats, 80), "mkey": pd.array(rng.choice([24312, 24313, 24314, 24315], 80), dtype="Int64")},
+                        index=np.arange(80)[::-1])
+    if categorical:
+        dtype = pd.CategoricalDtype(np.sort(pats))
+        lines["patient_id"] = lines["patient_id"].astype(dtype)
+        keys["patient_id"] = keys["patient_id"].astype(dtype)
+    no_consents = pd.DataFrame({"patient_id": pd.Series([], dtype=keys["patient_id"].dtype), "consent_date": pd.Series([], dtype="datetime64[ns]"),
+                                "practitioner_npi": pd.Series([], dtype="string")})
+    got = month_practitioner(lines, no_consents, keys)
+    want = _ref_first_billing_npi(lines, keys)
+    assert got.tolist() == want.tolist() and got.index.equals(keys.index)
+    assert got.notna().sum() > 10 and got.isna().sum() > 5

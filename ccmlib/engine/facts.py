@@ -122,9 +122,16 @@ def month_practitioner(lines: pd.DataFrame | None, consents: pd.DataFrame, keys:
         ln = lines.assign(_g=(lines["cpt_code"] == "G0506").astype(int),
                           _o=lines["_claim_order"] if "_claim_order" in lines else natural_key(lines["claim_id"]))
         ln = ln.sort_values(["patient_id", "mkey", "_g", "service_date", "_o", "line"], kind="mergesort").drop_duplicates(PM)
-        first = pd.DataFrame({"patient_id": ln["patient_id"].astype("string").to_numpy(), "mkey": ln["mkey"].to_numpy(dtype="float64"),
-                              "npi": ln["billing_npi"].astype("string").to_numpy()})
-        out[:] = k.merge(first, on=PM, how="left")["npi"].to_numpy()
+        lp, kp = _patient_codes(ln["patient_id"], keys["patient_id"])  # integer codes on one scale, not text merges
+        lm = ln["mkey"].to_numpy(dtype="float64", na_value=np.nan)
+        km = keys["mkey"].to_numpy(dtype="float64", na_value=np.nan)
+        span = int(np.nanmax(np.r_[lm, km, 0])) + 2
+        code = lambda p, m: np.where(np.isnan(m) | (p < 0), -1, p.astype("int64") * span + np.nan_to_num(m, nan=0).astype("int64"))  # noqa: E731
+        have, want = code(lp, lm), code(kp, km)
+        valid = np.flatnonzero(have >= 0)  # one line per (patient, month): the index is unique
+        at = pd.Index(have[valid]).get_indexer(want)
+        npi = np.append(ln["billing_npi"].astype("string").to_numpy(dtype=object, na_value=pd.NA)[valid], pd.NA)
+        out[:] = npi[np.where((at >= 0) & (want >= 0), at, len(npi) - 1)]
     c = consents.dropna(subset=["consent_date"])
     todo = out.isna().to_numpy() & k["mkey"].notna().to_numpy()
     if todo.any() and len(c):
