@@ -55,8 +55,11 @@ def test_sort_order_is_sort_values_mergesort(na_position):
         "d": pd.to_datetime(rng.choice(["2026-01-02", "2026-01-01", None], n)),
         "o": pd.Series(rng.choice(["z, y", "a", None], n), dtype=object),
     })
-    keys = ["cat", "s", "i", "d", "o"]
-    want = df.assign(cat=df["cat"].astype("string")).sort_values(keys, kind="mergesort", na_position=na_position).index
+    df["sorted_cat"] = pd.Categorical(rng.choice(["A", "B10", "B9", None], n), categories=["A", "B10", "B9", "C"])  # text order
+    df["int_cat"] = pd.Categorical(rng.choice([2, 10, 1], n), categories=[1, 2, 10])  # ranked as "1" < "10" < "2"
+    keys = ["sorted_cat", "int_cat", "cat", "s", "i", "d", "o"]
+    text = {c: df[c].astype("string") for c in ("cat", "sorted_cat", "int_cat")}
+    want = df.assign(**text).sort_values(keys, kind="mergesort", na_position=na_position).index
     assert list(_sort_order([df[k] for k in keys], na_position=na_position)) == list(want)
     one = _sort_order([df["s"]], na_position=na_position)
     assert list(one) == list(df.sort_values("s", kind="mergesort", na_position=na_position).index)

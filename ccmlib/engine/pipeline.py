@@ -378,7 +378,11 @@ def _ranks(s: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
     them: equal values equal ranks, missing -1. A categorical ranks as the text of its categories (the output tables
     sort their ids as text), computed once per category."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        cat_rank, _ = pd.factorize(pd.Series(s.cat.categories).astype("string"), sort=True)
+        cats = s.cat.categories
+        if pd.api.types.is_string_dtype(cats) and cats.is_monotonic_increasing:  # the facts' ids: already in text order
+            cat_rank = np.arange(len(cats))
+        else:
+            cat_rank, _ = pd.factorize(pd.Series(cats).astype("string"), sort=True)
         codes = s.cat.codes.to_numpy()
         codes = codes if rows is None else codes[rows]
         return np.where(codes < 0, -1, cat_rank[codes] if len(cat_rank) else -1).astype(np.int64)
