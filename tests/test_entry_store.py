@@ -13,6 +13,7 @@ import pytest
 
 from ccmlib.engine import facts as F
 from ccmlib.engine.facts import consent_episode, month_practitioner
+from ccmlib.engine.indicators import _rate
 from ccmlib.engine.periods import month_key, parse_period
 from ccmlib.engine.sqlfacts import entry_store, overlap_minutes
 from ccmlib.intake.fastops import distinct_rows, positions
@@ -175,3 +176,45 @@ def test_the_months_first_billing_practitioner_by_integer_codes_is_the_text_merg
     want = _ref_first_billing_npi(lines, keys)
     assert got.tolist() == want.tolist() and got.index.equals(keys.index)
     assert got.notna().sum() > 10 and got.isna().sum() > 5
+
+
+def ref_by_staff(entries: pd.DataFrame, pm: pd.DataFrame, keys) -> list[dict]:
+    """indicators.by_staff before it read the store (the oracle). Per staff member who logged time in a billed patient-month: patient-months, those with an error, minutes logged
+    and minutes that counted. ``keys`` name the patient-month in both frames (integer codes are fastest)."""
+    keys = list(keys)
+    billed = pm[pm["codes_billed"].fillna("") != ""][[*keys, "errors"]]
+    e = entries.dropna(subset=["staff_id"])
+    if e.empty or billed.empty:
+        return []
+    mins = e.groupby("staff_id", observed=True).agg(minutes_logged=("minutes", "sum"), minutes_counted=("qualifying", "sum"))
+    pairs = e[["staff_id", *keys]].drop_duplicates().merge(billed, on=keys)
+    g = pairs.assign(_err=pairs["errors"] > 0).groupby("staff_id", observed=True).agg(patient_months=("_err", "size"),
+                                                                                   with_error=("_err", "sum"))
+    g = g.join(mins, how="left")
+    g["_rate"] = g["with_error"] / g["patient_months"]
+    out = []
+    for sid, x in g.sort_values(["_rate", "patient_months"], ascending=[False, False], kind="mergesort").iterrows():
+        out.append({"staff_id": str(sid), "patient_months": int(x.patient_months), "with_error": int(x.with_error),
+                    "error_rate": _rate(x.with_error, x.patient_months), "minutes_logged": int(round(float(x.minutes_logged or 0))),
+                    "minutes_counted": int(round(float(x.minutes_counted or 0)))})
+    return out
+
+
+@pytest.mark.parametrize("seed", [2, 6])
+def test_the_staff_breakdown_read_in_place_is_indicators_by_staff(seed):
+    """sqlfacts.staff_breakdown (run.json's by_staff) equals indicators.by_staff on the full entries frame: order, counts,
+    rates and rounded minutes, on a practice with errors in some billed months and entries in unbilled ones."""
+    from ccmlib.engine.pipeline import _by_staff, audit
+    from ccmlib.synth.examples import practice
+    from ccmlib.synth.generator import build, parse_rates
+    t = build(150, "2026-01..2026-03", seed, parse_rates(["0.04"]), entries=(2, 6))
+    t.pop("truth")
+    res = audit(practice({k: v.astype(str).replace({"nan": "", "<NA>": "", "NaT": ""}).to_dict("records") for k, v in t.items()}))
+    pm = res.patient_months
+    e = res.facts.entries
+    entries = pd.DataFrame({"staff_id": e["staff_id"], "patient_id": e["patient_id"].astype(str),
+                            "service_month": F.key_to_label(e["mkey"].astype("int64")), "minutes": e["duration"], "qualifying": e["qualifying"]})
+    want = ref_by_staff(entries, pm.assign(patient_id=pm["patient_id"].astype(str)), keys=("patient_id", "service_month"))
+    got = _by_staff(res.facts, pm)
+    assert got == want
+    assert len(got) > 5 and any(r["with_error"] for r in got) and any(not r["with_error"] for r in got)

@@ -76,28 +76,6 @@ def by_month(cl: pd.DataFrame) -> list[dict]:
              "overpayment": round(float(x.overpayment), 2)} for m, x in g.iterrows()]
 
 
-def by_staff(entries: pd.DataFrame, pm: pd.DataFrame, keys=tuple(PM)) -> list[dict]:
-    """Per staff member who logged time in a billed patient-month: patient-months, those with an error, minutes logged
-    and minutes that counted. ``keys`` name the patient-month in both frames (integer codes are fastest)."""
-    keys = list(keys)
-    billed = pm[pm["codes_billed"].fillna("") != ""][[*keys, "errors"]]
-    e = entries.dropna(subset=["staff_id"])
-    if e.empty or billed.empty:
-        return []
-    mins = e.groupby("staff_id", observed=True).agg(minutes_logged=("minutes", "sum"), minutes_counted=("qualifying", "sum"))
-    pairs = e[["staff_id", *keys]].drop_duplicates().merge(billed, on=keys)
-    g = pairs.assign(_err=pairs["errors"] > 0).groupby("staff_id", observed=True).agg(patient_months=("_err", "size"),
-                                                                                   with_error=("_err", "sum"))
-    g = g.join(mins, how="left")
-    g["_rate"] = g["with_error"] / g["patient_months"]
-    out = []
-    for sid, x in g.sort_values(["_rate", "patient_months"], ascending=[False, False], kind="mergesort").iterrows():
-        out.append({"staff_id": str(sid), "patient_months": int(x.patient_months), "with_error": int(x.with_error),
-                    "error_rate": _rate(x.with_error, x.patient_months), "minutes_logged": int(round(float(x.minutes_logged or 0))),
-                    "minutes_counted": int(round(float(x.minutes_counted or 0)))})
-    return out
-
-
 def enrolments(consents: pd.DataFrame, last_key: int, months: int = 12) -> list[dict]:
     """New CCM patients (first consent) per month over the ``months`` months up to the period's end, spikes flagged."""
     if consents is None or consents.empty or "consent_date" not in consents:

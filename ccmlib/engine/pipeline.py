@@ -610,19 +610,17 @@ def add_details(res: AuditResult) -> dict:
 
 
 def _by_staff(f: Facts, pm: pd.DataFrame) -> list[dict]:
-    """indicators.by_staff on integer patient-month keys: the entries' patient codes and month keys, the patient-month
-    table's ids and labels mapped onto them (no text keys built for millions of entries)."""
-    e = f.entry_rows(columns=["staff_id", "patient_id", "mkey", "duration", "qualifying"])
-    cats = e["patient_id"].cat.categories  # patient ids are categoricals shared by every table (facts.encoded_tables)
-    entries = pd.DataFrame({"staff_id": e["staff_id"].to_numpy(), "_p": e["patient_id"].cat.codes.to_numpy(),
-                            "_m": e["mkey"].to_numpy(dtype="int64"),
-                            "minutes": e["duration"].to_numpy(), "qualifying": e["qualifying"].to_numpy()})
-    mcodes, labels = pd.factorize(pm["service_month"])
+    """indicators.by_staff read from the time entries' store in place (sqlfacts.staff_breakdown): the billed
+    patient-months as the store's integer keys (patient code in the shared categories, month key)."""
+    from ccmlib.engine.sqlfacts import staff_breakdown
+
+    cats = f.store.dtypes["patient_id"].categories  # patient ids are categoricals shared by every table (facts.encoded_tables)
+    billed = pm[pm["codes_billed"].fillna("") != ""]
+    mcodes, labels = pd.factorize(billed["service_month"])
     mkeys = np.array([parse_period(x).first for x in labels], dtype="int64")  # a handful of distinct months
-    keyed = pd.DataFrame({"_p": pd.Categorical(pm["patient_id"].astype(object), categories=cats).codes,
-                          "_m": mkeys[mcodes] if len(mkeys) else np.array([], dtype="int64"),
-                          "codes_billed": pm["codes_billed"].to_numpy(), "errors": pm["errors"].to_numpy()})
-    return indicators.by_staff(entries, keyed, keys=("_p", "_m"))
+    keyed = pd.DataFrame({"_p": pd.Categorical(billed["patient_id"].astype(object), categories=cats).codes,
+                          "_m": mkeys[mcodes] if len(mkeys) else np.array([], dtype="int64"), "errors": billed["errors"].to_numpy()})
+    return staff_breakdown(f.store, keyed[keyed["_p"] >= 0])
 
 
 def headline_summary(res: AuditResult) -> dict:

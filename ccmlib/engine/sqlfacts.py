@@ -446,3 +446,36 @@ def _distinct(codes: np.ndarray, mkey) -> tuple[np.ndarray, np.ndarray]:
     first = np.full(len(uniq), len(key), dtype=np.int64)
     np.minimum.at(first, g, np.arange(len(key), dtype=np.int64))
     return g.astype("int64"), first
+
+
+#: per staff member who logged time in a billed patient-month (``billed``: _p, _m, errors): those patient-months, the
+#: ones with an error, and all the minutes they logged and that counted (every entry of theirs, billed month or not)
+STAFF_SQL = """
+WITH e AS (SELECT staff_id, p AS _p, mkey AS _m, duration, qualifying FROM ent WHERE staff_id IS NOT NULL),
+mins AS (SELECT staff_id, fsum(duration) AS logged, fsum(qualifying) AS counted FROM e GROUP BY staff_id),
+g AS (SELECT s.staff_id, count(*) AS pms, sum(CASE WHEN b.errors > 0 THEN 1 ELSE 0 END) AS with_error
+      FROM (SELECT DISTINCT staff_id, _p, _m FROM e) s JOIN billed b USING (_p, _m) GROUP BY s.staff_id)
+SELECT g.staff_id, g.pms, g.with_error, mins.logged, mins.counted, g.with_error / g.pms AS rate
+FROM g LEFT JOIN mins USING (staff_id) ORDER BY rate DESC, g.pms DESC, g.staff_id
+"""
+
+
+def staff_breakdown(store: EntryStore, billed: pd.DataFrame) -> list[dict]:
+    """:func:`ccmlib.engine.indicators.by_staff` read from the store in place (no frame of every entry): ``billed`` has
+    the billed patient-months' patient codes in the store's categories (_p), month keys (_m) and error counts."""
+    from ccmlib.engine.indicators import _rate
+
+    if not len(store) or not len(billed):
+        return []
+    b = pa.table({"_p": pa.array(np.asarray(billed["_p"], dtype="int32")), "_m": pa.array(np.asarray(billed["_m"], dtype="int64")),
+                  "errors": pa.array(np.asarray(billed["errors"], dtype="int64"))})
+    con = _connect()
+    try:
+        con.register("ent", store.table)
+        con.register("billed", b)
+        rows = con.execute(STAFF_SQL).fetchall()
+    finally:
+        con.close()
+    return [{"staff_id": str(sid), "patient_months": int(n), "with_error": int(w), "error_rate": _rate(w, n),
+             "minutes_logged": int(round(float(logged or 0))), "minutes_counted": int(round(float(counted or 0)))}
+            for sid, n, w, logged, counted, _ in rows]
