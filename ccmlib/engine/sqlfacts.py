@@ -321,7 +321,7 @@ class EntryStore:
         return self._rows_at(first, ["patient_id", "mkey"])
 
     def _rows_at(self, pos: np.ndarray, names: list[str]) -> pd.DataFrame:
-        tab = self.table.take(pa.array(pos, type=pa.int64()))
+        tab = self.table.select(["p" if c == "patient_id" else c for c in names]).take(pa.array(pos, type=pa.int64()))
         out = pd.DataFrame({c: _column(tab.column("p" if c == "patient_id" else c), self.dtypes[c]).array for c in names}, columns=names)
         out.index = pd.Index(self.index[pos]) if len(self.index) else out.index
         return out
