@@ -125,9 +125,12 @@ def _pm_inputs(rng, n_pm=400, n_lines=700, n_findings=600):
 def test_patient_months_table_is_the_pivot_and_merge(seed):
     rng = np.random.default_rng(seed)
     pm, lines, settled, findings = _pm_inputs(rng)
+    codes = ["99490", "99439", "99487", "99489", "99491", "99437", "G0506", "G0511"]
+    every_code = lines.assign(cpt_code=pd.Series(rng.choice(codes, len(lines)), dtype="string"))
     cases = [(pm, lines, settled, findings), (pm.iloc[:0], lines, settled, findings), (pm, lines.iloc[:0], settled.iloc[:0], findings),
              (pm, lines.assign(cpt_code="99213"), settled.assign(cpt_code="99213"), findings.iloc[:0]),
              (pm.iloc[:1], lines.iloc[:3], settled.iloc[:3], findings.iloc[:5]),
+             (pm, every_code, settled.assign(cpt_code=every_code["cpt_code"]), findings),  # all eight CCM codes billed
              (pm.assign(patient_id=pm["patient_id"].astype(object)), lines, settled, findings)]
     for args in cases:
         got, want = _patient_months_table(*args), _pm_table_by_merge(*args)

@@ -467,17 +467,20 @@ def _pm_rows(pm: pd.DataFrame, df: pd.DataFrame) -> np.ndarray:
 
 
 def _units_label(rows: np.ndarray, lines: pd.DataFrame, units: str, n: int) -> pd.Series:
-    """codes_label of the ``units`` per patient-month row and CCM code ('' for a row with none); text (str) when any
-    line has a patient-month and a CCM code, else object, as the pivot, merge and fillna this replaces gave it."""
+    """codes_label of the ``units`` per patient-month row and CCM code ('' for a row with none), given the columns of
+    the codes the lines with a patient-month hold, as the pivot this replaces had them; text (str) when there is one,
+    else object, as the pivot, merge and fillna gave it."""
     from ccmlib.reference.codes import CCM_CODES
 
     code = _codes_in(lines["cpt_code"], pd.Index(list(CCM_CODES)))
+    keyed = (code >= 0) & lines["patient_id"].notna().to_numpy() & lines["mkey"].notna().to_numpy()
+    present = np.unique(code[keyed])  # the pivot's CCM code columns, in CCM order
     ok = (rows >= 0) & (code >= 0)
     k = len(CCM_CODES)
     counts = np.bincount(rows[ok] * k + code[ok], weights=lines[units].fillna(0).to_numpy(dtype="float64")[ok], minlength=n * k)
-    labels = codes_label(pd.DataFrame(counts.reshape(n, k).astype(np.int64), columns=list(CCM_CODES))).to_numpy(dtype=object)
-    keyed = (code >= 0) & lines["patient_id"].notna().to_numpy() & lines["mkey"].notna().to_numpy()
-    return pd.Series(labels, dtype="str" if keyed.any() else object)
+    counts = pd.DataFrame(counts.reshape(n, k)[:, present].astype(np.int64), columns=[CCM_CODES[i] for i in present])
+    labels = codes_label(counts).to_numpy(dtype=object)
+    return pd.Series(labels, dtype="str" if len(present) else object)
 
 
 def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
