@@ -222,3 +222,22 @@ def test_write_csv_streams_slices_and_falls_back_whole_to_pandas(tmp_path, monke
     pipeline._write_csv(tmp_path / "b.csv", odd)
     assert (tmp_path / "b.csv").read_bytes() == _csv_pandas(odd).encode("utf-8")
     assert _csv(odd) == _csv_pandas(odd)
+
+
+def test_as_string_is_astype_string():
+    from ccmlib.engine.pipeline import _as_string
+
+    text = pd.Categorical(["P2", None, "P10", "P2", "é"], categories=["P10", "P2", "é", "unused"])
+    cases = [pd.Series(text, index=[5, 6, 7, 8, 9], name="patient_id"), pd.Series(text.astype(object)),
+             pd.Series(pd.Categorical(["a", "b"], categories=pd.Index(["b", "a"], dtype=object))),
+             pd.Series(pd.Categorical([1, 10, None])), pd.Series(pd.Categorical([], categories=["x"])),
+             pd.Series(["x", None], dtype="str")]
+    for s in cases:
+        got, want = _as_string(s), s.astype("string")
+        pd.testing.assert_series_equal(got, want, check_exact=True)
+        assert pa_type(got) == pa_type(want)
+
+
+def pa_type(s):
+    arr = getattr(s.array, "_pa_array", None)
+    return None if arr is None else arr.type

@@ -80,7 +80,8 @@ def enrolments(consents: pd.DataFrame, last_key: int, months: int = 12) -> list[
     """New CCM patients (first consent) per month over the ``months`` months up to the period's end, spikes flagged."""
     if consents is None or consents.empty or "consent_date" not in consents:
         return []
-    first = consents.dropna(subset=["consent_date"]).groupby("patient_id", observed=True)["consent_date"].min()
+    c = consents[["patient_id", "consent_date"]]  # the two columns read, not a copy of the whole table
+    first = c.dropna(subset=["consent_date"]).groupby("patient_id", observed=True)["consent_date"].min()
     if first.empty:
         return []
     keys = (first.dt.year * 12 + first.dt.month - 1).astype("int64")

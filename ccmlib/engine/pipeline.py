@@ -390,6 +390,19 @@ def _ranks(s: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
     return pd.factorize(values, sort=True)[0].astype(np.int64)  # what sort_values does to each key (Categorical codes)
 
 
+def _as_string(s: pd.Series) -> pd.Series:
+    """``s.astype("string")``; a categorical of text decoded by Arrow from its codes (each category's text made once,
+    the rows gathered in C) instead of a Python string per row."""
+    cats = s.cat.categories if isinstance(s.dtype, pd.CategoricalDtype) else None
+    if cats is None or not pd.api.types.is_string_dtype(cats):
+        return s.astype("string")
+    names = pa.array(cats.array) if isinstance(cats.array, pd.arrays.ArrowStringArray) else pa.array(cats.to_numpy(dtype=object))
+    names = names.combine_chunks() if isinstance(names, pa.ChunkedArray) else names
+    codes = s.cat.codes.to_numpy()
+    text = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), names.cast(pa.large_string())).dictionary_decode()
+    return pd.Series(pd.arrays.ArrowStringArray(text), index=s.index, name=s.name)
+
+
 def _sort_order(keys: list[pd.Series], na_position: str = "last") -> np.ndarray:
     """The row order of ``sort_values(keys, kind="mergesort", na_position=...)`` (a stable sort), without ranking a
     key where the earlier keys already order the rows: each key is ranked only on the rows still tied (a long message
@@ -434,7 +447,7 @@ def _claim_lines_table(s: pd.DataFrame) -> pd.DataFrame:
     # the ids are sorted as the text they are written as; facts keep patient ids as categoricals (ranked per category)
     order = _sort_order([out["patient_id"], out["service_month"], out["service_date"], out["claim_id"], out["line"]])
     out = out.take(order).reset_index(drop=True)  # the one copy of the table (assign and [] above copy nothing)
-    out["patient_id"] = out["patient_id"].astype("string")
+    out["patient_id"] = _as_string(out["patient_id"])
     out["paid_amount"] = out["paid_amount"].round(2)
     return out
 
@@ -490,7 +503,7 @@ def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.Dat
     groupby on the keys did)."""
     n = len(pm)
     line_rows, settled_rows = _pm_rows(pm, lines), _pm_rows(pm, settled)
-    out = {"patient_id": pm["patient_id"].astype("string"), "service_month": pm["service_month"]}
+    out = {"patient_id": _as_string(pm["patient_id"]), "service_month": pm["service_month"]}
     for c in ("qualifying_minutes", "practitioner_minutes", "documented_minutes"):
         out[c] = pm[c].round(2)
     out["chronic_conditions"] = pm["chronic_conditions"]
