@@ -289,3 +289,20 @@ def test_map_conditions_is_the_merge_per_prefix_length(dtype):
         excluded = set(_prefix_join_merges(codes, refdata.exclusions())["code"])
         want = hits[~hits["code"].isin(excluded)][["code", "category"]].drop_duplicates().reset_index(drop=True)
         pd.testing.assert_frame_equal(refdata.map_conditions(codes, table), want)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_revenue_months_among_keys_are_the_left_merge(seed):
+    from ccmlib.engine.rules.revenue import _among
+
+    rng = np.random.default_rng(600 + seed)
+    cats = [f"P{i}" for i in range(15)]
+    pm = pd.DataFrame({"patient_id": pd.Categorical(rng.choice(cats, 60), categories=cats),
+                       "mkey": rng.integers(24300, 24310, 60)}).drop_duplicates().reset_index(drop=True)
+    for keys in (pd.DataFrame({"patient_id": rng.choice(cats + ["P99", None], 30).astype(object),
+                               "mkey": rng.integers(24298, 24312, 30)}),
+                 pd.DataFrame({"patient_id": pd.Categorical(rng.choice(cats, 30), categories=cats),
+                               "mkey": pd.array(rng.choice([24301, 24305, None], 30), dtype="Int64")}),
+                 pm.iloc[:0]):
+        want = pm.merge(keys.drop_duplicates().assign(_k=True), on=PM, how="left")["_k"].notna().to_numpy()
+        assert list(_among(pm, keys)) == list(want)

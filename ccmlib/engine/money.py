@@ -57,13 +57,47 @@ def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=(), pricing: st
                          "sequestration": np.where(has_paid, np.nan, seq)}, index=lines.index)
 
 
+def _is_int(s: pd.Series) -> bool:
+    return pd.api.types.is_integer_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype)
+
+
+def _positions(uniq, ref) -> np.ndarray:
+    """Position of each of the distinct values ``uniq`` in ``ref`` (distinct too), -1 when absent. Text against a much
+    longer list is looked up by Arrow (a hash of ``uniq``, the long list probed in C++)."""
+    if len(ref) > 4 * len(uniq) > 0:
+        try:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            small = pa.array(np.asarray(uniq, dtype=object), type=pa.string(), from_pandas=True)
+            big = pa.array(ref.array if isinstance(ref, pd.Index) and isinstance(ref.array, pd.arrays.ArrowStringArray)
+                           else np.asarray(ref, dtype=object), type=pa.string(), from_pandas=True)
+            big = big.combine_chunks() if isinstance(big, pa.ChunkedArray) else big
+            hit = pc.index_in(big, value_set=small).to_numpy(zero_copy_only=False)
+            found = ~np.isnan(hit.astype(float))
+            pos = np.full(len(uniq), -1, dtype=np.int64)
+            pos[hit[found].astype(np.int64)] = np.flatnonzero(found)
+            return pos
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            pass
+    return pd.Index(ref).get_indexer(uniq).astype(np.int64) if len(uniq) else np.zeros(0, dtype=np.int64)
+
+
 def key_codes(small: pd.Series, big: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes for a merge key: equal values get equal codes on both sides, a missing value (-1) matches a missing
     value (as ``DataFrame.merge`` does), a value absent from the other side (-2) matches nothing. A categorical side
-    gives its codes as they are; the other side's distinct values alone are looked up in its categories."""
+    gives its codes as they are; the other side's distinct values alone are looked up in its categories. Integers are
+    their own codes (shifted to start at 0)."""
     def cat(s):
         return isinstance(s.dtype, pd.CategoricalDtype)
 
+    if _is_int(small) and _is_int(big):
+        vs, vb = (s.to_numpy(dtype="float64", na_value=np.nan) for s in (small, big))
+        both = np.concatenate([vs, vb])
+        known = both[~np.isnan(both)]
+        if not len(known) or (known.max() - known.min() < 2 ** 52):
+            lo = known.min() if len(known) else 0.0
+            return tuple(np.where(np.isnan(v), -1, v - lo).astype(np.int64) for v in (vs, vb))
     if cat(small) and cat(big) and small.cat.categories.equals(big.cat.categories):
         return small.cat.codes.to_numpy(dtype=np.int64), big.cat.codes.to_numpy(dtype=np.int64)
     if cat(small) and not cat(big):
@@ -75,19 +109,24 @@ def key_codes(small: pd.Series, big: pd.Series) -> tuple[np.ndarray, np.ndarray]
         bc, ref = pd.factorize(big)
         bc = bc.astype(np.int64)
     codes, uniq = pd.factorize(small)
-    pos = pd.Index(ref).get_indexer(uniq).astype(np.int64) if len(uniq) else np.zeros(0, dtype=np.int64)
+    pos = _positions(uniq, ref)
     pos = np.append(np.where(pos < 0, -2, pos), -1)  # code -1 (missing) stays -1
     return pos[codes], bc
 
 
-def joint_codes(codes: dict, on: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """One integer per row for the key columns ``on`` of both frames, from their :func:`key_codes` (``codes[col]``)."""
+def joint_codes(codes: dict, on: list[str], dense: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """One integer per row for the key columns ``on`` of both frames, from their :func:`key_codes` (``codes[col]``):
+    numbered 0, 1, ... in order of first appearance (``dense``), else any non-negative integers below 2**62."""
     ns = len(codes[on[0]][0])
     both = np.zeros(ns + len(codes[on[0]][1]), dtype=np.int64)
-    for c in on:
+    for i, c in enumerate(on):
         code = np.concatenate(codes[c]) + 2
-        both = both * (int(code.max(initial=0)) + 1) + code
-        both = pd.factorize(both)[0].astype(np.int64)  # keeps the product small, whatever the number of keys
+        width = int(code.max(initial=0)) + 1
+        if i and int(both.max(initial=0)) >= 2 ** 62 // width:
+            both = pd.factorize(both)[0].astype(np.int64)  # keeps the product small, whatever the number of keys
+        both = both * width + code
+    if dense:
+        both = pd.factorize(both)[0].astype(np.int64)
     return both[:ns], both[ns:]
 
 
@@ -133,7 +172,7 @@ def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     units = ln["units"].to_numpy(dtype=np.int64)
     scope = err["scope"].to_numpy()
     codes = {c: key_codes(err[c], ln[c]) for c in (*PM, "billing_npi", *LINE_KEY)}
-    ek_pm, lk_pm = joint_codes(codes, PM)
+    ek_pm, lk_pm = joint_codes(codes, PM, dense=False)
     timed_at = np.flatnonzero(timed)
     F, J, U = [], [], []  # finding position in err, line position in ln, units removed
 
@@ -147,9 +186,9 @@ def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     # month-level errors take down the time-based lines; G0506 falls only with ELIG-01 (or its own BILL-06 line finding)
     every_line = err["rule_id"].isin(rule_ids("takes_every_line")).to_numpy()
     part(scope == "pm", ek_pm, lk_pm, keep=lambda f, j: timed[j] | every_line[f])
-    ek_npi, lk_npi = joint_codes(codes, PM + ["billing_npi"])
+    ek_npi, lk_npi = joint_codes(codes, PM + ["billing_npi"], dense=False)
     part(scope == "npi", ek_npi, lk_npi, on_lines=timed_at)
-    ek_line, lk_line = joint_codes(codes, LINE_KEY)
+    ek_line, lk_line = joint_codes(codes, LINE_KEY, dense=False)
     part(scope == "line", ek_line, lk_line, removed=err["units_removed"].to_numpy())
     # a time-entry finding a profile raises to error (SUP-01, DOC-02): the month's time-based lines its minutes count
     # toward (reach, set by profiles.apply: staff codes for clinical staff, every time code for a practitioner)
@@ -164,7 +203,7 @@ def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     fid = err["fid"].to_numpy()
 
     # a finding that removes every unit of a base code for a practitioner's month also sinks the add-ons
-    pm_npi = lk_npi  # the lines' (patient_id, mkey, billing_npi) numbers
+    pm_npi = lk_npi if int(lk_npi.max(initial=0)) < 2 ** 40 else pd.factorize(lk_npi)[0]  # the lines' (patient, month, NPI)
     width = len(cpt_uniq) + 3
     grp = pd.factorize(pm_npi * width + cpt_codes + 2)[0]
     grp = np.where(ln[PM + ["billing_npi"]].isna().any(axis=1).to_numpy() | (cpt_codes < 0), -1, grp)  # a group-by leaves them out
@@ -190,7 +229,7 @@ def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     F, J = np.concatenate([F, gone_f[li]]), np.concatenate([J, ri])
     U = np.minimum(np.concatenate([U, units[ri]]), units[J])
     # one row per (finding, claim line), in order of first appearance; the first row's line, the largest removal
-    claim_line = lk_line
+    claim_line = lk_line if int(lk_line.max(initial=0)) < 2 ** 31 else pd.factorize(lk_line)[0].astype(np.int64)
     ok = ~ln[LINE_KEY].isna().any(axis=1).to_numpy()[J]
     F, J, U = F[ok], J[ok], U[ok]
     g, uniq = pd.factorize(fid[F].astype(np.int64) * (int(claim_line.max(initial=0)) + 1) + claim_line[J])
@@ -286,8 +325,12 @@ def codes_label(units: pd.DataFrame) -> pd.Series:
     cols = [c for c in CCM_CODES if c in units.columns]
     if not len(units) or not cols:
         return pd.Series("", index=units.index, dtype="object")
-    counts = units[cols].fillna(0).to_numpy(dtype="int64").clip(0, 999)
-    key = (counts * (1000 ** np.arange(len(cols)))).sum(axis=1)  # one integer per combination of counts
-    uniq, first, combo = np.unique(key, return_index=True, return_inverse=True)
-    labels = ["+".join(c if u == 1 else f"{c}x{u}" for c, u in zip(cols, counts[i]) if u > 0) for i in first]
+    counts = [units[c].fillna(0).to_numpy(dtype="int64").clip(0, 999) for c in cols]  # column by column: no 2-D copy
+    key = np.zeros(len(units), dtype="int64")
+    for c, weight in zip(counts, 1000 ** np.arange(len(cols))):
+        key += c * weight  # one integer per combination of counts
+    combo, uniq = pd.factorize(key)
+    first = np.full(len(uniq), len(key), dtype=np.int64)
+    np.minimum.at(first, combo, np.arange(len(key)))
+    labels = ["+".join(c if u == 1 else f"{c}x{u}" for c, u in zip(cols, (n[i] for n in counts)) if u > 0) for i in first]
     return pd.Series(refdata.text_labels(combo, labels), index=units.index)

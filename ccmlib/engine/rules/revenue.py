@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ccmlib.engine.facts import PM, Facts, initiating_visit_status
-from ccmlib.engine.money import codes_label, joint_codes, key_codes, potential_units
+from ccmlib.engine.money import codes_label, key_codes, potential_units
 from ccmlib.engine.rules.registry import raw, rule, minutes_text
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import minutes_needed, time_family
@@ -56,8 +56,16 @@ def missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: p
 def _among(pm: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
     """Per row of ``pm``: its (patient_id, mkey) is among the rows of ``keys`` (on integer keys; a missing key matches
     a missing key, as a merge does)."""
-    pk, kk = joint_codes({c: key_codes(pm[c], keys[c]) for c in PM}, PM)
-    return np.isin(pk, kk)
+    pk, kk = key_codes(pm["patient_id"], keys["patient_id"])  # -1 missing, -2 a patient the other side lacks
+    mp, mk = (d["mkey"].to_numpy(dtype="float64", na_value=np.nan) for d in (pm, keys))
+    known = np.concatenate([mp, mk])
+    known = known[~np.isnan(known)]
+    lo, width = (known.min(), known.max() - known.min() + 2) if len(known) else (0.0, 2.0)
+
+    def number(patient, month):  # (patient, month) as one integer; a missing month has the last slot of the band
+        return (patient + 2) * int(width) + np.where(np.isnan(month), width - 1, month - lo).astype(np.int64)
+
+    return np.isin(number(pk, mp), number(kk, mk))
 
 
 def _threshold_date(pm: pd.DataFrame, code: str, units: pd.Series) -> pd.Series:
