@@ -190,15 +190,14 @@ def fee_for(codes: pd.Series, dates: pd.Series, fees: pd.DataFrame, facility: pd
 
     ``facility`` selects the facility amount (default non-facility); ``qp`` the qualifying-APM row where the table
     has one for that date (else the ordinary row)."""
-    from ccmlib.intake.fastops import distinct_rows
-
     n = len(codes)
     fac = np.zeros(n, dtype=bool) if facility is None else np.asarray(facility, dtype=bool)
     qpa = np.zeros(n, dtype=bool) if qp is None else np.asarray(qp, dtype=bool)
     code_s = codes if isinstance(codes, pd.Series) else pd.Series(np.asarray(codes, dtype=object))
     d = np.asarray(dates, dtype="datetime64[ns]")
     # looked up once per distinct (code, date, QP wanted): lines repeat them (a quarter has ~90 dates and a few codes)
-    group, first = distinct_rows(code_s, d, qpa)
+    group = pd.DataFrame({"c": code_s.to_numpy(), "d": d, "q": qpa}).groupby(["c", "d", "q"], sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(group, return_index=True)[1]  # groups are numbered in the order they first appear
     k = len(first)
     left = pd.DataFrame({"code": np.asarray(code_s.iloc[first], dtype=object), "d": d[first], "_i": np.arange(k),
                          "want_qp": qpa[first]})
