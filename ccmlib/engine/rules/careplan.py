@@ -112,7 +112,7 @@ def doc_02(f: Facts) -> pd.DataFrame:
     after the month's first CCM claim without an attestation (when the plans carry signed_date)."""
     out = []
     if "signed_by" in f.store.columns and f.store.any("signed_by IS NOT NULL"):
-        bad = f.entry_rows("coalesce(qualifying, 0) > 0 AND signed_by IS NULL")
+        bad = f.entry_rows("coalesce(qualifying, 0) > 0 AND signed_by IS NULL", columns=["patient_id", "mkey", "entry_id"])
         out.append(raw(bad, "entry", "time entry " + bad["entry_id"].astype(str) + " has no author signature"))
     if "plan_signed_date" in f.pm.columns and f.pm["plan_signed_date"].notna().any():
         first_claim = f.lines.groupby(["patient_id", "mkey"], observed=True)["service_date"].min().rename("first_claim").reset_index()

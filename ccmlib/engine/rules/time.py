@@ -11,8 +11,12 @@ from ccmlib.engine.rules.registry import raw, rule, minutes_text
 CMS_CCM = "CMS MLN909188 Chronic Care Management Services; CPT 2024 CCM code descriptors"
 
 
-def _entries(f: Facts, flag: str, what) -> pd.DataFrame:
-    e = f.entry_rows(flag)
+#: what every entry finding reads (raw's keys and the minutes excluded)
+ENTRY_KEYS = ["patient_id", "mkey", "entry_id", "duration"]
+
+
+def _entries(f: Facts, flag: str, what, reads=()) -> pd.DataFrame:
+    e = f.entry_rows(flag, columns=ENTRY_KEYS + list(reads))
     mins = minutes_text(e["duration"])
     msg = "entry " + e["entry_id"].astype(str) + ": " + (what(e) if callable(what) else what) + "; " + mins + " min excluded"
     return raw(e, "entry", msg)
@@ -29,7 +33,7 @@ def time_01(f: Facts) -> pd.DataFrame:
         parts = (pd.Series(np.where(d.isna() | (d == ""), "no description", ""), index=e.index) + ","
                  + np.where(e["staff_id"].isna(), "no staff", "") + "," + np.where(e["duration"].isna(), "no duration", ""))
         return parts.str.replace(r",+", ", ", regex=True).str.strip(", ")
-    return _entries(f, "x_incomplete", what)
+    return _entries(f, "x_incomplete", what, reads=("description", "staff_id"))
 
 
 @rule("TIME-02", "Time by staff who are not clinical staff or a billing practitioner", "warning",
@@ -39,7 +43,8 @@ def time_01(f: Facts) -> pd.DataFrame:
       excludes=(("x_staff", "not clinical staff"),))
 def time_02(f: Facts) -> pd.DataFrame:
     return _entries(f, "x_staff", lambda e: np.where(e["role"].isna(), "staff " + e["staff_id"].astype(str) + " not in the staff table",
-                                                      "staff " + e["staff_id"].astype(str) + " is " + e["role"].astype(str)))
+                                                      "staff " + e["staff_id"].astype(str) + " is " + e["role"].astype(str)),
+                    reads=("role", "staff_id"))
 
 
 @rule("TIME-03", "Overlapping time of one staff member", "warning", "insufficient_documentation",
@@ -48,7 +53,7 @@ def time_02(f: Facts) -> pd.DataFrame:
       fix="Log start and end times and review overlapping entries before billing.",
       excludes=(("x_overlap", "overlaps another entry"),))
 def time_03(f: Facts) -> pd.DataFrame:
-    e = f.entry_rows("x_overlap")
+    e = f.entry_rows("x_overlap", columns=ENTRY_KEYS + ["staff_id", "overlap"])
     msg = ("entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " logged "
            + minutes_text(e["overlap"]) + " min that overlap an earlier entry; counted once")
     return raw(e, "entry", msg)
@@ -69,7 +74,7 @@ def time_04(f: Facts) -> pd.DataFrame:
       fix="Separate time logs per service; never count a minute twice.",
       excludes=(("x_counted", "counted toward another service"),))
 def time_05(f: Facts) -> pd.DataFrame:
-    return _entries(f, "x_counted", lambda e: "already counted toward " + e["counted_toward"].astype(str))
+    return _entries(f, "x_counted", lambda e: "already counted toward " + e["counted_toward"].astype(str), reads=("counted_toward",))
 
 
 @rule("CONS-05", "Activity outside consent", "warning", "no_documentation",
@@ -86,7 +91,8 @@ def cons_05(f: Facts) -> pd.DataFrame:
     the activity date for the month's practitioner (the first billing practitioner; in an unbilled month the
     practitioner of the latest consent), or the latest consent of any practitioner when none covers that practitioner;
     a revoked consent given to another practitioner never puts this practitioner's activity outside consent."""
-    e = f.entry_rows("x_before_consent OR x_no_consent OR x_after_revocation")
+    e = f.entry_rows("x_before_consent OR x_no_consent OR x_after_revocation",
+                     columns=ENTRY_KEYS + ["activity_date", "x_no_consent", "x_before_consent", "first_consent", "revoked_date"])
     day = e["activity_date"].dt.strftime("%Y-%m-%d")
     what = np.select([e["x_no_consent"].to_numpy(), e["x_before_consent"].to_numpy()],
                      ["no consent on file", "activity on " + day + " before consent of " + e["first_consent"].dt.strftime("%Y-%m-%d").fillna("")],
@@ -102,7 +108,7 @@ def cons_05(f: Facts) -> pd.DataFrame:
       fix="Record the supervising physician or practitioner of every clinical staff member in the staff roster.")
 def sup_01(f: Facts) -> pd.DataFrame:
     """Clinical staff (not practitioners) whose staff row names no supervising_npi; the minutes still count."""
-    e = f.entry_rows("x_unsupervised")
+    e = f.entry_rows("x_unsupervised", columns=ENTRY_KEYS + ["staff_id", "role"])
     return raw(e, "entry", "entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " (" + e["role"].astype(str)
                + ") has no supervising practitioner on record; minutes still count")
 
