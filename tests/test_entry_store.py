@@ -99,6 +99,10 @@ def _same(te, staff, consents, lines):
         fresh = entry_store(te, staff, consents, lines)  # rows() before and after frame() is built
         pd.testing.assert_frame_equal(fresh.rows(where), want[mask])
         pd.testing.assert_frame_equal(store.rows(where), want[mask])
+    flags = ["x_before_consent", "x_no_consent", "x_after_revocation"]
+    pd.testing.assert_frame_equal(store.rows(flags), want[want[flags].any(axis=1)])  # a list of flags: any of them
+    with pytest.raises(ValueError, match="not flag columns"):
+        store.rows(["x_overlap", "duration"])
     pd.testing.assert_frame_equal(entry_store(te, staff, consents, lines).patient_months(), want[["patient_id", "mkey"]].drop_duplicates())
     cols = ["staff_id", "patient_id", "mkey", "duration", "qualifying"]
     pd.testing.assert_frame_equal(entry_store(te, staff, consents, lines).rows(columns=cols), want[cols])

@@ -86,9 +86,9 @@ class Facts:
         """The running totals as the pandas frame (pm_id, activity_date, staff_cum, prac_cum), sorted (built on first use)."""
         return self.totals.frame()
 
-    def entry_rows(self, where: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    def entry_rows(self, where: str | list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """The period's time entries where the SQL condition ``where`` holds over their facts' columns (e.g.
-        ``x_overlap``), with the columns and dtypes of :attr:`entries`."""
+        ``x_overlap``), or any of a list of flags, with the columns and dtypes of :attr:`entries`."""
         return self.store.rows(where, columns)
 
 

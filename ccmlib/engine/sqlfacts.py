@@ -279,9 +279,15 @@ class EntryStore:
     def columns(self) -> list[str]:
         return list(self.dtypes)
 
-    def positions(self, where: str) -> np.ndarray:
+    def positions(self, where) -> np.ndarray:
         """Row positions (ascending) where the SQL condition ``where`` holds (a condition the engine's own code writes
-        over the store's columns, such as ``x_overlap``; never text from the data)."""
+        over the store's columns, such as ``x_overlap``; never text from the data), or, for a list of flag columns,
+        where any of them does."""
+        if isinstance(where, (list, tuple)):
+            unknown = [c for c in where if c not in self.dtypes or self.dtypes[c] != np.dtype(bool)]
+            if unknown or not where:
+                raise ValueError(f"not flag columns of the time entries: {unknown or where}")
+            where = " OR ".join(where)
         con = _connect()
         try:
             con.register("ent", self.table)

@@ -91,7 +91,7 @@ def cons_05(f: Facts) -> pd.DataFrame:
     the activity date for the month's practitioner (the first billing practitioner; in an unbilled month the
     practitioner of the latest consent), or the latest consent of any practitioner when none covers that practitioner;
     a revoked consent given to another practitioner never puts this practitioner's activity outside consent."""
-    e = f.entry_rows("x_before_consent OR x_no_consent OR x_after_revocation",
+    e = f.entry_rows(["x_before_consent", "x_no_consent", "x_after_revocation"],
                      columns=ENTRY_KEYS + ["activity_date", "x_no_consent", "x_before_consent", "first_consent", "revoked_date"])
     day = e["activity_date"].dt.strftime("%Y-%m-%d")
     what = np.select([e["x_no_consent"].to_numpy(), e["x_before_consent"].to_numpy()],
