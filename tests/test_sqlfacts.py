@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ccmlib.engine import sqlfacts
-from ccmlib.engine.facts import PM, PRACTITIONER_THRESHOLDS, STAFF_THRESHOLDS, build_facts, natural_key, threshold_dates
+from ccmlib.engine.facts import PM, PRACTITIONER_THRESHOLDS, STAFF_THRESHOLDS, build_facts, natural_key
 
 
 # --------------------------------------------------------------------------- the pandas reference (before the switch)
@@ -42,6 +42,20 @@ def ref_overlap_minutes(e: pd.DataFrame) -> pd.Series:
     idx = e.index[ok.to_numpy()][order]
     out.loc[idx] = f_ - s_ - counted
     return out
+
+
+def threshold_dates(cum: pd.DataFrame, req: pd.DataFrame, col: str) -> pd.Series:
+    """facts.threshold_dates before the running totals stayed in Arrow: the date on which the cumulative minutes ``col``
+    of each requirement's patient-month first reached ``req['need']`` (NaT if never). ``req`` has pm_id and need;
+    ``cum`` is sorted by pm_id and date."""
+    out = np.full(len(req), np.datetime64("NaT"), dtype="datetime64[ns]")
+    needs = req["need"].to_numpy(dtype="float64")
+    for need in np.unique(needs):  # a handful of thresholds (20, 40, 60, ...)
+        hit = cum[cum[col] >= need].drop_duplicates("pm_id")
+        first = pd.Series(hit["activity_date"].to_numpy(), index=hit["pm_id"].to_numpy())
+        sel = needs == need
+        out[sel] = first.reindex(req["pm_id"].to_numpy()[sel]).to_numpy()
+    return pd.Series(out, index=req.index)
 
 
 def ref_month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

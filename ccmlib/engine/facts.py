@@ -295,19 +295,6 @@ def _first_claims_after_reset(w: pd.DataFrame, k: pd.DataFrame) -> pd.Series:
     return b.groupby("_w")["service_date"].min()
 
 
-def threshold_dates(cum: pd.DataFrame, req: pd.DataFrame, col: str) -> pd.Series:
-    """Date on which the cumulative minutes ``col`` of each requirement's patient-month first reached
-    ``req['need']`` (NaT if never). ``req`` has pm_id and need; ``cum`` is sorted by pm_id and date."""
-    out = np.full(len(req), np.datetime64("NaT"), dtype="datetime64[ns]")
-    needs = req["need"].to_numpy(dtype="float64")
-    for need in np.unique(needs):  # a handful of thresholds (20, 40, 60, ...)
-        hit = cum[cum[col] >= need].drop_duplicates("pm_id")
-        first = pd.Series(hit["activity_date"].to_numpy(), index=hit["pm_id"].to_numpy())
-        sel = needs == need
-        out[sel] = first.reindex(req["pm_id"].to_numpy()[sel]).to_numpy()
-    return pd.Series(out, index=req.index)
-
-
 # --------------------------------------------------------------------------- assembly
 def encoded_tables(practice: Practice) -> dict[str, pd.DataFrame]:
     """Every table with patient_id (and claim_id) as categoricals sharing one category list, so that the many

@@ -10,7 +10,7 @@ results come back ordered by the input's row positions, so they are the pandas e
   in natural order (:func:`~ccmlib.engine.facts.natural_key`: C9 before C10), then the log's order;
 - :func:`month_minutes`: qualifying, practitioner and documented minutes and the last activity per patient-month,
   the running totals (``cum``, ordered by patient-month, date, start time with a missing start first, then the log's
-  order, as billing's :func:`~ccmlib.engine.facts.threshold_dates` reads them) and the ``date_{t}min`` and
+  order, as BILL-05 reads them: :class:`RunningTotals`) and the ``date_{t}min`` and
   ``date_{t}min_practitioner`` columns.
 """
 from __future__ import annotations
@@ -186,7 +186,7 @@ class RunningTotals:
         return self._frame
 
     def reach(self, req: pd.DataFrame, col: str) -> pd.Series:
-        """:func:`ccmlib.engine.facts.threshold_dates` without sorting the totals: per row of ``req`` (pm_id, need), the
+        """Without sorting the totals: per row of ``req`` (pm_id, need), the
         first date its patient-month's ``col`` (staff_cum or prac_cum) reached ``need`` (NaT if never)."""
         if col not in ("staff_cum", "prac_cum"):
             raise ValueError(f"unknown running total {col!r}")
