@@ -70,6 +70,7 @@ class Facts:
     totals: "RunningTotals | None" = None  # running qualifying minutes per patient-month (sqlfacts.RunningTotals; BILL-05's thresholds)
     conditions: pd.DataFrame | None = None  # (patient_id, mkey, category) active chronic categories
     visit_status: pd.DataFrame | None = None  # cache of practitioner_visit_status()
+    timed_order: tuple | None = None  # cache of billing._timed(): the time-based lines' positions in "first" order, their months
     patients: pd.DataFrame | None = None  # the patients table (death_date for ELIG-03)
     condition_map: pd.DataFrame | None = None  # the chronic-condition map the run uses (DX-01 maps claim diagnoses with it)
     visits_from: pd.Timestamp = pd.NaT  # where the visit history begins (IV-01 coverage, catalog v3; NaT: no start)

@@ -21,6 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ccmlib.intake.fastops import distinct_rows
+
 #: running totals within a patient-month, in the engine's order: date, start time (a missing start as -1), the log's order
 CUM_SQL = """
 SELECT i, pm_id, d AS activity_date,
@@ -262,6 +264,11 @@ def _column(arr, dtype) -> pd.Series:
     return pd.Series(arr.to_pandas()).astype(dtype)
 
 
+def _int_keys(arr) -> np.ndarray:
+    """An integer key column as numpy, a missing value as -1 (a value of its own for distinct_rows)."""
+    return np.asarray(pc.fill_null(arr, -1).to_numpy(zero_copy_only=False), dtype="int64")
+
+
 class EntryStore:
     """The period's time entries and their facts as one Arrow table, in the log's order (the patient as its code in
     ``p``, the row's place in ``_pos``): what the entry rules, the minutes and the views read. DuckDB queries it in
@@ -323,7 +330,7 @@ class EntryStore:
     def patient_months(self) -> pd.DataFrame:
         """The distinct (patient_id, mkey) of the entries, in the order of their first entry."""
         codes = np.asarray(self.table.column("p").to_numpy(), dtype="int64")
-        _, first = _distinct(codes, self.table.column("mkey"))
+        _, first = distinct_rows(codes, _int_keys(self.table.column("mkey")))
         return self._rows_at(first, ["patient_id", "mkey"])
 
     def _rows_at(self, pos: np.ndarray, names: list[str]) -> pd.DataFrame:
@@ -345,7 +352,6 @@ def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, l
     revocation per distinct (patient, day, practitioner) of the patients with a revoked consent come from the pandas
     functions (small inputs); everything per entry (roles, the flags, the overlaps, the qualifying minutes) is SQL."""
     from ccmlib.engine.facts import consent_episode, month_practitioner
-    from ccmlib.intake.fastops import distinct_rows
     from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES
 
     n = len(te)
@@ -404,7 +410,7 @@ def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, l
     cols["x_no_consent"] = pc.is_null(fc)
     mkey = pc.subtract(pc.add(pc.multiply(pc.year(day), 12), pc.month(day)), 1)
     # the month's judged practitioner (CONS-05), computed once per distinct patient-month
-    g, first_row = _distinct(lp, mkey)
+    g, first_row = distinct_rows(np.asarray(lp, dtype="int64"), _int_keys(mkey))
     keys = pd.DataFrame({"patient_id": pd.Categorical.from_codes(lp[first_row].astype("int64"), dtype=pid_dtype),
                          "mkey": pd.array(mkey.take(pa.array(first_row)).to_numpy(zero_copy_only=False), dtype="Int64")})
     judged = month_practitioner(lines, consents, keys) if len(keys) else pd.Series([], dtype="string")
@@ -442,16 +448,6 @@ def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, l
     for c in FACT_DTYPES:
         table = table.append_column(c, cols[c])
     return EntryStore(table, dtypes, np.asarray(te.index))
-
-
-def _distinct(codes: np.ndarray, mkey) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`ccmlib.intake.fastops.distinct_rows` of (patient code, month key) on integers."""
-    m = np.asarray(pc.fill_null(mkey, -1).to_numpy(zero_copy_only=False), dtype="int64")
-    key = (np.asarray(codes, dtype="int64") + 1) * (int(m.max()) + 2 if len(m) else 1) + (m + 1)
-    g, uniq = pd.factorize(key)
-    first = np.full(len(uniq), len(key), dtype=np.int64)
-    np.minimum.at(first, g, np.arange(len(key), dtype=np.int64))
-    return g.astype("int64"), first
 
 
 #: per staff member who logged time in a billed patient-month (``billed``: _p, _m, errors): those patient-months, the

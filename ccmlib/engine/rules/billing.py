@@ -1,7 +1,6 @@
 """Initiating visit (IV-01) and billing rules (BILL-01..08)."""
 from __future__ import annotations
 
-import weakref
 
 import numpy as np
 import pandas as pd
@@ -42,18 +41,15 @@ def _order(ln: pd.DataFrame, by=("patient_id", "mkey", "service_date")) -> np.nd
     return np.lexsort([_sort_codes(k) for k in reversed(keys)])
 
 
-_TIMED: list = [None, None, None]  # (the lines frame, weakly; the positions of its timed lines in order; their months)
-
-
 def _timed(f: Facts) -> tuple[pd.DataFrame, np.ndarray]:
-    """The time-based lines in "first" order and a number per patient-month for each. The order is found once for the
-    rules that read it (kept as positions, not as a second copy of the lines)."""
-    ref, at, month = _TIMED
-    if ref is None or ref() is not f.lines:
+    """The time-based lines in "first" order and a number per patient-month for each. The order is found once per
+    audit for the rules that read it (kept on the facts as positions, not as a second copy of the lines)."""
+    if f.timed_order is None:
         timed = np.flatnonzero(f.lines["cpt_code"].isin(TIMED).to_numpy(dtype=bool, na_value=False))
         at = timed[_order(f.lines[[c for c in (*ORDER, "claim_id") if c in f.lines]].take(timed))]
         month = distinct_rows(f.lines["patient_id"].take(at), f.lines["mkey"].take(at))[0]
-        _TIMED[:] = [weakref.ref(f.lines), at, month]
+        f.timed_order = (at, month)
+    at, month = f.timed_order
     return f.lines.take(at), month
 
 
