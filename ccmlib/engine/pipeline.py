@@ -725,21 +725,15 @@ def _csv(df: pd.DataFrame) -> str:
 
 
 def _csv_bytes(df: pd.DataFrame) -> bytes:
-    """:func:`_csv` as the UTF-8 bytes written to the file."""
-    return b"".join(_csv_parts(df))
+    """:func:`_csv` as the UTF-8 bytes written to the file (what :func:`_write_csv` writes, held whole)."""
+    try:
+        return b"".join(_csv_stream(df))
+    except (TypeError, ValueError, pa.ArrowException):
+        return _csv_pandas(df).encode("utf-8")
 
 
 #: rows of a table turned into CSV text at a time: the text of the columns and rows of one slice is all the writer holds
 CSV_CHUNK_ROWS = 262_144
-
-
-def _csv_parts(df: pd.DataFrame) -> list:
-    """:func:`_csv` as UTF-8 byte buffers, one after the other (the header, then the text of each slice of
-    ``CSV_CHUNK_ROWS`` rows as Arrow built it, not copied); pandas writes a table the Arrow path cannot."""
-    try:
-        return _csv_arrow(df)
-    except (TypeError, ValueError, pa.ArrowException):
-        return [_csv_pandas(df).encode("utf-8")]
 
 
 def _csv_pandas(df: pd.DataFrame) -> str:
@@ -785,10 +779,6 @@ def _quote_text(arr: pa.Array) -> pa.Array:
     pick = np.arange(len(arr), dtype=np.int64)
     pick[where] = len(arr) + np.arange(len(where), dtype=np.int64)
     return pa.concat_arrays([arr, quoted]).take(pa.array(pick))
-
-
-def _csv_arrow(df: pd.DataFrame) -> list:
-    return list(_csv_stream(df))
 
 
 def _csv_stream(df: pd.DataFrame):
