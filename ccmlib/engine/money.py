@@ -7,6 +7,7 @@ import pandas as pd
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import ADDON_OF_BASE, BASE_CODES, CCM_CODES, PFS_TIME_CODES, TIME_RULES, TIMED_CODES, addon_units, time_family
 from ccmlib.engine.facts import PM
+from ccmlib.intake.fastops import sort_ranks
 
 LINE_KEY = ["claim_id", "line"]
 #: determinations of a line whose documentation does not support what was paid (a denied line was not paid)
@@ -142,17 +143,6 @@ def inner_pairs(lk: np.ndarray, rk: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return li, ri
 
 
-def _lex_rank(s: pd.Series) -> np.ndarray:
-    """Each value's rank in the sorted distinct values (as a group-by on the values as text sorts them); -1 missing."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        cats = np.asarray(s.cat.categories, dtype=object)
-        rank = np.empty(len(cats), dtype=np.int64)
-        rank[np.argsort(cats, kind="stable")] = np.arange(len(cats))
-        codes = s.cat.codes.to_numpy(dtype=np.int64)
-        return np.where(codes < 0, -1, rank[codes])
-    return pd.factorize(s, sort=True)[0].astype(np.int64)
-
-
 def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """(fid, claim_id, line, units_removed) for every error finding, add-ons of a fully removed base included.
 
@@ -219,8 +209,8 @@ def expand_effects(findings: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     gone = first[removed >= billed[gb[first]]]
     gone_at, gone_f = J[b][gone], F[b][gone]
     # in the order of a group-by on (fid, patient_id, mkey, billing_npi, cpt_code)
-    order = np.lexsort((_lex_rank(cpt)[gone_at], _lex_rank(ln["billing_npi"])[gone_at], _lex_rank(ln["mkey"])[gone_at],
-                        _lex_rank(ln["patient_id"])[gone_at], fid[gone_f]))
+    order = np.lexsort((sort_ranks(cpt)[gone_at], sort_ranks(ln["billing_npi"])[gone_at], sort_ranks(ln["mkey"])[gone_at],
+                        sort_ranks(ln["patient_id"])[gone_at], fid[gone_f]))
     gone_at, gone_f = gone_at[order], gone_f[order]
     addon_of = np.array([cpt_uniq.get_loc(ADDON_OF_BASE[c]) if ADDON_OF_BASE.get(c) in cpt_uniq else -1 for c in cpt_uniq],
                         dtype=np.int64)

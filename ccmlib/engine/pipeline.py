@@ -24,6 +24,7 @@ from ccmlib.engine import profiles
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
 from ccmlib.engine.facts import PM, Facts, build_facts, practitioner_visit_status
+from ccmlib.intake.fastops import sort_ranks
 from ccmlib.intake.sources import sha256
 from ccmlib.engine.outputs import RunFolder
 from ccmlib.intake.load import Practice, load_practice, sort_quality
@@ -373,23 +374,6 @@ def _with_decisions(findings: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataF
     return out
 
 
-def _ranks(s: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
-    """Integer ranks of a column's values (of its rows ``rows`` only, when given) in the order ``sort_values`` puts
-    them: equal values equal ranks, missing -1. A categorical ranks as the text of its categories (the output tables
-    sort their ids as text), computed once per category."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        cats = s.cat.categories
-        if pd.api.types.is_string_dtype(cats) and cats.is_monotonic_increasing:  # the facts' ids: already in text order
-            cat_rank = np.arange(len(cats))
-        else:
-            cat_rank, _ = pd.factorize(pd.Series(cats).astype("string"), sort=True)
-        codes = s.cat.codes.to_numpy()
-        codes = codes if rows is None else codes[rows]
-        return np.where(codes < 0, -1, cat_rank[codes] if len(cat_rank) else -1).astype(np.int64)
-    values = s if rows is None else s.take(rows)
-    return pd.factorize(values, sort=True)[0].astype(np.int64)  # what sort_values does to each key (Categorical codes)
-
-
 def _as_string(s: pd.Series) -> pd.Series:
     """``s.astype("string")``; a categorical of text decoded by Arrow from its codes (each category's text made once,
     the rows gathered in C) instead of a Python string per row."""
@@ -414,7 +398,7 @@ def _sort_order(keys: list[pd.Series], na_position: str = "last") -> np.ndarray:
             break
         tied = np.bincount(group, minlength=groups)[group] > 1
         rows = None if tied.all() else np.flatnonzero(tied)
-        r = _ranks(s, rows)
+        r = sort_ranks(s, rows)
         top = int(r.max()) + 1 if len(r) else 0
         r = r + 1 if na_position == "first" else np.where(r < 0, top, r)  # missing first (0) or last (top)
         if rows is not None:

@@ -50,3 +50,20 @@ def distinct_rows(*cols) -> tuple[np.ndarray, np.ndarray]:
     first = np.full(len(uniq), n, dtype=np.int64)
     np.minimum.at(first, group, np.arange(n, dtype=np.int64))
     return group.astype(np.int64), first
+
+
+def sort_ranks(s: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
+    """Integer ranks of a column's values (of its rows ``rows`` only, when given) in the order ``sort_values`` puts
+    them: equal values equal ranks, missing -1. A categorical ranks as the text of its categories (the output tables
+    sort their ids as text), computed once per category."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        if pd.api.types.is_string_dtype(cats) and cats.is_monotonic_increasing:  # the facts' ids: already in text order
+            cat_rank = np.arange(len(cats))
+        else:
+            cat_rank, _ = pd.factorize(pd.Series(cats).astype("string"), sort=True)
+        codes = s.cat.codes.to_numpy()
+        codes = codes if rows is None else codes[rows]
+        return np.where(codes < 0, -1, cat_rank[codes] if len(cat_rank) else -1).astype(np.int64)
+    values = s if rows is None else s.take(rows)
+    return pd.factorize(values, sort=True)[0].astype(np.int64)  # what sort_values does to each key (Categorical codes)
