@@ -1,17 +1,20 @@
-"""The time-entry facts on DuckDB (issue #23, first slice): overlap minutes per entry, and per patient-month the minute
-sums, the running totals and the dates the staff and practitioner thresholds were first reached.
+"""The time entries' facts in Arrow, with DuckDB for the set-based steps (issue #23).
 
-The inputs are the pandas frames :func:`ccmlib.engine.facts.time_entry_facts` and :func:`~ccmlib.engine.facts.build_facts`
-hold; DuckDB scans them as Arrow tables (only the columns a query needs) in an in-process connection, and the
-results come back ordered by the input's row positions, so they are the pandas engine's values, order and dtypes:
+- :func:`entry_store` builds :class:`EntryStore`: the period's time entries and every fact the rules read (roles,
+  exclusion flags, first consent, the judged consent's revocation, overlaps, qualifying minutes) as one Arrow table in
+  the log's order. Row-wise facts are Arrow kernels; the few inputs computed per distinct patient-month or day come from
+  :mod:`ccmlib.engine.facts`; the overlaps are one DuckDB window (:func:`_overlaps`). Rules fetch only the rows and
+  columns they need as pandas (:meth:`EntryStore.rows`), with the dtypes and labels the pandas engine had; the views
+  build the whole frame.
+- :func:`overlap_minutes`: the same overlaps for a pandas frame of entries: a running maximum of end times over
+  (staff, day) in the order start time, entry_id in natural order (:func:`~ccmlib.engine.facts.natural_key`: C9
+  before C10), then the log's order.
+- :func:`month_minutes`: qualifying, practitioner and documented minutes and the last activity per patient-month, the
+  dates each threshold was first reached, and the running totals (:class:`RunningTotals`, which BILL-05 asks when a
+  line's minutes were reached), read from the store in place.
+- :func:`staff_breakdown`: run.json's per-staff figures, one query over the store.
 
-- :func:`overlap_minutes`: minutes of an entry already covered by an earlier-starting entry of the same staff member
-  on the same day (any patient): a running maximum of end times over (staff, day) in the order start time, entry_id
-  in natural order (:func:`~ccmlib.engine.facts.natural_key`: C9 before C10), then the log's order;
-- :func:`month_minutes`: qualifying, practitioner and documented minutes and the last activity per patient-month,
-  the running totals (``cum``, ordered by patient-month, date, start time with a missing start first, then the log's
-  order, as BILL-05 reads them: :class:`RunningTotals`) and the ``date_{t}min`` and
-  ``date_{t}min_practitioner`` columns.
+Each is held to the pandas code it replaced by oracle tests (tests/test_entry_store.py, tests/test_sqlfacts.py).
 """
 from __future__ import annotations
 
