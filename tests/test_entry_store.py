@@ -134,6 +134,25 @@ def test_generated_practices_with_many_pitfalls(seed):
     assert want["start_time"].isna().any() and want["revoked_date"].notna().any()
 
 
+def test_blank_descriptions_and_roster_gaps():
+    """Descriptions of only whitespace (ASCII and Unicode) are blank; a staff member whose roster row lacks a role or a
+    supervisor, or who is not on the roster, has none: the store's looked-up text is missing exactly there."""
+    from ccmlib.intake.load import load_practice
+    te, staff, consents, lines = _inputs(load_practice(Path(__file__).resolve().parents[1] / "data" / "demo"), "2026Q3")
+    te = te.copy()
+    desc = te["description"].astype(object).to_numpy().copy()
+    desc[:6] = [" ", "\t\n", "\u00a0", "\u2003 \u3000", " x ", "\u200b"]  # the last is not whitespace to a strip
+    te["description"] = pd.Series(desc, index=te.index, dtype=te["description"].dtype)
+    staff = staff.copy()
+    clinical = staff.index[staff["role"].isin(CLINICAL_STAFF_ROLES)]
+    staff.loc[clinical[:1], "role"] = pd.NA
+    staff.loc[clinical[1:], "supervising_npi"] = pd.NA
+    te.iloc[6, te.columns.get_loc("staff_id")] = "NOT-ON-ROSTER"
+    want = _same(te, staff, consents, lines)
+    assert want["x_incomplete"].iloc[:4].all() and not want["x_incomplete"].iloc[4:6].any()
+    assert want["role"].isna().sum() >= 2 and want["x_unsupervised"].any() and want["supervising_npi"].isna().any()
+
+
 def test_patient_ids_as_plain_text_and_no_consents():
     from ccmlib.intake.load import load_practice
     te, staff, consents, lines = _inputs(load_practice(Path(__file__).resolve().parents[1] / "data" / "demo"), "2026Q3")

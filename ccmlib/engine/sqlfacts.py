@@ -246,6 +246,8 @@ def _column(arr, dtype) -> pd.Series:
     """One Arrow column back as the pandas dtype the pandas engine gave it."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):  # the store's looked-up text (roles, practitioners): as the plain text it stands for
+        arr = arr.dictionary_decode()
     if isinstance(dtype, pd.CategoricalDtype):
         codes = np.asarray(arr.fill_null(-1).to_numpy(zero_copy_only=False), dtype="int64")
         return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype))
@@ -265,6 +267,14 @@ def _column(arr, dtype) -> pd.Series:
             return pd.Series(pd.array(arr.cast(pa.large_string()) if pa.types.is_string(arr.type) else arr, dtype=dtype))
         return pd.Series(arr.to_pandas()).astype(dtype)
     return pd.Series(arr.to_pandas()).astype(dtype)
+
+
+def _looked_up(values: pa.Array, at: pa.Array) -> pa.DictionaryArray:
+    """``values.take(at)`` as a dictionary array over ``values`` (no text copied per row): missing where ``at`` is
+    missing or points at a missing value, so that ``is_null`` answers as on the plain array."""
+    at = (at.combine_chunks() if isinstance(at, pa.ChunkedArray) else at).cast(pa.int32())
+    ok = pc.fill_null(values.is_valid().take(at), False)
+    return pa.DictionaryArray.from_arrays(pc.if_else(ok, at, pa.scalar(None, at.type)), values)
 
 
 def _int_keys(arr) -> np.ndarray:
@@ -373,9 +383,12 @@ def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, l
     body = te.drop(columns=["patient_id"])
     t = _arrow_input(body)
     desc = t.column("description") if "description" in t.column_names else pa.nulls(n, pa.string())
-    desc = pc.utf8_trim_whitespace(desc.cast(pa.string()))
+    desc = desc.cast(pa.string())
     t = t.append_column("p", pa.array(np.asarray(lp, dtype="int32"))).append_column("_pos", pa.array(np.arange(n, dtype="int64")))
-    t = t.append_column("desc_blank", pc.or_kleene(pc.is_null(desc), pc.equal(desc, "")).fill_null(True))
+    # blank: missing, empty or only whitespace (what stripping would leave empty; utf8_is_space stops at the first other
+    # character, where a strip copies every description)
+    t = t.append_column("desc_blank", pc.or_kleene(pc.is_null(desc), pc.or_(pc.equal(pc.binary_length(desc), 0),
+                                                                         pc.utf8_is_space(desc))).fill_null(True))
     for c, typ in (("minutes", pa.float64()), ("start_time", pa.int32()), ("end_time", pa.int32()), ("staff_id", pa.string()),
                    ("face_to_face", pa.bool_()), ("counted_toward", pa.string())):
         if c in t.column_names and t.schema.field(c).type != typ:
@@ -389,10 +402,13 @@ def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, l
 
     # the roster's role and supervisor of each entry's staff member (the first row of a staff_id; none when unknown)
     at = pc.index_in(t.column("staff_id"), value_set=text("staff_id"))
-    role, sup = text("role").take(at), text("supervising_npi").take(at)
+    # each entry's role and supervisor as an index into the roster's (a dictionary array: nothing copied per entry),
+    # missing where the staff member is unknown or the roster's value is missing
+    role, sup = _looked_up(text("role"), at), _looked_up(text("supervising_npi"), at)
     cols = {"duration": pc.coalesce(t.column("minutes"), pc.cast(pc.subtract(t.column("end_time"), t.column("start_time")), pa.float64())),
             "role": role, "supervising_npi": sup}
-    is_role = lambda roles: pc.fill_null(pc.is_in(role, value_set=pa.array(list(roles), pa.string())), False)  # noqa: E731
+    roster_role = text("role")
+    is_role = lambda roles: pc.fill_null(pc.is_in(roster_role, value_set=pa.array(list(roles), pa.string())).take(at), False)  # noqa: E731
     cols["is_practitioner"] = is_role(PRACTITIONER_ROLES)
     cols["x_incomplete"] = pc.or_(pc.or_(t.column("desc_blank"), pc.is_null(t.column("staff_id"))), pc.is_null(cols["duration"]))
     cols["x_staff"] = pc.and_(pc.is_valid(t.column("staff_id")), pc.invert(is_role(CLINICAL_STAFF_ROLES + PRACTITIONER_ROLES)))
@@ -417,7 +433,7 @@ def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, l
     keys = pd.DataFrame({"patient_id": pd.Categorical.from_codes(lp[first_row].astype("int64"), dtype=pid_dtype),
                          "mkey": pd.array(mkey.take(pa.array(first_row)).to_numpy(zero_copy_only=False), dtype="Int64")})
     judged = month_practitioner(lines, consents, keys) if len(keys) else pd.Series([], dtype="string")
-    judged_e = pa.array(judged.astype(object).where(judged.notna(), None).to_numpy(), type=pa.string()).take(pa.array(g))
+    judged_e = _looked_up(pa.array(judged.astype(object).where(judged.notna(), None).to_numpy(), type=pa.string()), pa.array(g))
     cols["judged_npi"] = judged_e
     # the judged consent's revocation: only patients with a revoked consent can have one; once per (patient, day, practitioner)
     revoked = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")

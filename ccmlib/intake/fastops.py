@@ -35,21 +35,40 @@ def join_groups(frame: pd.DataFrame, by: list[str], col: str, sep: str) -> pd.Se
     return pd.Series(joined.to_numpy(zero_copy_only=False), index=index, dtype=object)
 
 
+def _dense_codes(c) -> tuple[np.ndarray, int]:
+    """Codes 0..k-1 of one column's values (missing values a value of their own) and k: an integer array without
+    missing values is its own code after subtracting its minimum when its range is no wider than twice its length
+    (no hashing), anything else is factorized."""
+    if isinstance(c, np.ndarray) and c.dtype.kind in "iu" and len(c):
+        lo, hi = int(c.min()), int(c.max())
+        if hi - lo < 2 * len(c) + 1024:
+            return c.astype(np.int64) - lo, hi - lo + 1
+    codes, uniq = pd.factorize(c, use_na_sentinel=False)
+    return codes.astype(np.int64, copy=False), len(uniq)
+
+
 def distinct_rows(*cols) -> tuple[np.ndarray, np.ndarray]:
     """(group, first): a group number per row for the distinct combinations of ``cols`` (missing values are a value of
-    their own) and the position of each group's first row. A row-wise function of those columns is then computed once
-    per group, on the rows ``first``, and spread back with ``values[group]`` (time entries repeat their patient-month
-    and their day about eight times)."""
+    their own), numbered in the order of their first row, and the position of each group's first row. A row-wise
+    function of those columns is then computed once per group, on the rows ``first``, and spread back with
+    ``values[group]`` (time entries repeat their patient-month and their day about eight times)."""
     n = len(cols[0])
-    combined = np.zeros(n, dtype=np.int64)
+    combined, size = np.zeros(n, dtype=np.int64), 1
     for c in cols:
-        codes, uniq = pd.factorize(c, use_na_sentinel=False)
-        combined = combined * (len(uniq) + 1) + codes
-        combined, _ = pd.factorize(combined)  # keeps the product small, whatever the number of columns
-    group, uniq = pd.factorize(combined)
-    first = np.full(len(uniq), n, dtype=np.int64)
-    np.minimum.at(first, group, np.arange(n, dtype=np.int64))
-    return group.astype(np.int64), first
+        codes, k = _dense_codes(c)
+        if size * (k + 1) >= 2 ** 62:  # keep the product small, whatever the number of columns
+            combined, uniq = pd.factorize(combined)
+            size = len(uniq)
+        combined, size = combined * (k + 1) + codes, size * (k + 1)
+    group, _ = pd.factorize(combined)
+    group = group.astype(np.int64, copy=False)
+    if not n:
+        return group, np.zeros(0, dtype=np.int64)
+    # groups are numbered by first appearance: a row starts its group where its number exceeds every number before it
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.greater(group[1:], np.maximum.accumulate(group)[:-1], out=new[1:])
+    return group, np.flatnonzero(new).astype(np.int64)
 
 
 def sort_ranks(s: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
