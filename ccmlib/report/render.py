@@ -249,7 +249,8 @@ def _render(rf: RunFolder, stage: Path, params: dict, ledger: Path, period: str,
         pm.execute_notebook(str(nb_in), str(executed), parameters=params, kernel_name=KERNEL, execution_timeout=timeout,
                             kernel_manager_class=local_kernel_manager(sockets),
                             start_timeout=120, cwd=str(nb_in.parent), progress_bar=progress and sys.stderr.isatty() and not os.environ.get("CCM_AUDIT_QUIET"),
-                            log_output=False)
+                            log_output=False, request_save_on_cell_execute=False)  # written once when it ends (or fails), not
+        # before and after every cell: the staged copy is never read meanwhile, and ~90 writes of a growing notebook cost seconds
     except pm.PapermillExecutionError as exc:
         if exc.ename == "InputError":  # bad input found by the library inside the notebook: a user's message, exit 2
             raise InputError(str(exc.evalue)) from None
