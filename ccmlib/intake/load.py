@@ -40,18 +40,31 @@ class Practice:
 def _unknown_patients(tables: dict[str, pd.DataFrame], labels: dict[str, str]) -> list[pd.DataFrame]:
     if "patients" not in tables:
         return []
-    known = tables["patients"]["patient_id"].dropna().unique()
+    known = tables["patients"]["patient_id"]
     out = []
     for name, df in tables.items():
         if not TABLES[name].patient_ref or not len(df):
             continue
-        bad = pd.Series(positions(df["patient_id"], known) < 0, index=df.index)  # Arrow hash lookup (isin on arrow strings is slow)
+        bad = ~_known(df["patient_id"], known)
         if bad.any():
             out.append(pd.DataFrame({
                 "table": name, "file": labels[name], "line": df.loc[bad, "_line"].to_numpy(), "column": "patient_id",
                 "problem": "patient_id not in the patients table (row kept; check the export)",
                 "value": df.loc[bad, "patient_id"].astype("string").to_numpy(), "action": "flagged"}))
     return out
+
+
+def _known(ids: pd.Series, known: pd.Series) -> np.ndarray:
+    """For each id, whether it is a non-missing value of ``known``: one Arrow hash lookup of the text columns in place
+    (``positions`` on other storage; isin on Arrow strings is slow)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays = [getattr(s.array, "_pa_array", None) for s in (ids, known)]
+    if all(a is not None and pa.types.is_large_string(a.type) for a in arrays):
+        found = pc.is_in(arrays[0], value_set=pc.drop_null(arrays[1]).combine_chunks())  # a missing id is not found
+        return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+    return positions(ids, known.dropna().unique()) >= 0
 
 
 def load_practice(folder: str | Path, progress: bool = False) -> Practice:
@@ -73,16 +86,18 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
         raw = io.read_raw(src, settings["csv"])
         raw = io.apply_mapping(raw, mapping.get(name) or {}, src)
         label = src.label
+        n_read = len(raw)
         accepted, dq = validate_table(TABLES[name], raw, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]",
                                       settings["dates"], consume=True)
-        if len(raw) and not len(accepted):
-            raise InputError(all_rejected(name, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]", dq, len(raw)))
+        del raw  # its rows' numbers and any column the contract does not know: the typed table holds them now
+        if n_read and not len(accepted):
+            raise InputError(all_rejected(name, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]", dq, n_read))
         dq["file"] = label
         tables[name], labels[name] = accepted, label
         quality.append(dq)
         inputs.append({"table": name, "file": label, "path": str(src.path), "sha256": io.sha256(src.path),
-                       "rows_read": int(len(raw)), "rows_accepted": int(len(accepted)),
-                       "rows_rejected": int(len(raw) - len(accepted))})
+                       "rows_read": int(n_read), "rows_accepted": int(len(accepted)),
+                       "rows_rejected": int(n_read - len(accepted))})
     quality.extend(_unknown_patients(tables, labels))
     for name in TABLES:
         if name not in tables:

@@ -35,9 +35,9 @@ _NO_PROBLEMS = pd.DataFrame({"row": pd.Series([], dtype="int64"), "column": pd.S
                              "action": pd.Series([], dtype=object)})
 
 
-def _problems(mask: pd.Series, column: str, problem: str, values: pd.Series | None = None,
+def _problems(mask: pd.Series | np.ndarray, column: str, problem: str, values: pd.Series | None = None,
               action: str = "rejected") -> pd.DataFrame:
-    idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
+    idx = np.flatnonzero(mask if isinstance(mask, np.ndarray) else mask.to_numpy(dtype=bool, na_value=False))
     if not len(idx):
         return _NO_PROBLEMS  # shared and never modified: most columns have none, and a frame per column is costly
     if values is None:
@@ -54,7 +54,71 @@ TEXT = pd.StringDtype("pyarrow")  # vectorized string kernels (pyarrow is a depe
 def _as_text(s: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
         s = s.astype("Int64")  # 123.0 from a Parquet/Excel number column -> "123"
-    return s.astype(TEXT).str.strip()
+    text = s.astype(TEXT)
+    return text.str.strip() if _may_need_strip(text) else text  # most exports have no padded value: no copy of the column
+
+
+def _string_chunks(text: pd.Series) -> list | None:
+    """The Arrow chunks of a ``string[pyarrow]`` column (None for another storage)."""
+    import pyarrow as pa
+
+    arr = getattr(text.array, "_pa_array", None)
+    if arr is None or not (pa.types.is_large_string(arr.type) or pa.types.is_string(arr.type)):
+        return None
+    return arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+
+
+def _layout(chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(valid, offsets, data) of one Arrow string chunk, read in place: ``offsets`` has one more entry than the chunk
+    (value i is ``data[offsets[i]:offsets[i + 1]]``), ``valid`` is False for a missing value."""
+    import pyarrow as pa
+
+    n = len(chunk)
+    bufs = chunk.buffers()
+    if n == 0 or bufs[1] is None:
+        return np.zeros(0, dtype=bool), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    off_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(bufs[1], dtype=off_type)[chunk.offset: chunk.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    valid = np.ones(n, dtype=bool) if chunk.null_count == 0 else chunk.is_valid().to_numpy(zero_copy_only=False)
+    return valid, offsets, data
+
+
+def _may_need_strip(text: pd.Series) -> bool:
+    """False only when no value of a ``string[pyarrow]`` column begins or ends with a byte that could be (part of)
+    whitespace: an ASCII control character or space, or any non-ASCII byte (so stripping would change nothing).
+    One look at the first and last byte of each value, in the Arrow buffers; True (strip) when unsure."""
+    chunks = _string_chunks(text)
+    if chunks is None:
+        return True
+    for ch in chunks:
+        _, offsets, data = _layout(ch)
+        if not len(data) or offsets[-1] == offsets[0]:
+            continue
+        # the first and last byte of every value (a missing or empty value points at a neighbour's: checked anyway);
+        # in uint8, byte - 0x21 is above 0x5D for a control character, space, DEL or any byte of a non-ASCII character
+        for at in (offsets[:-1], offsets[1:] - 1):
+            if ((np.take(data, at, mode="clip") - np.uint8(0x21)) > np.uint8(0x5D)).any():
+                return True
+    return False
+
+
+def _blank_fast(text: pd.Series) -> pd.Series | None:
+    """``text.isna()`` as a boolean Series when a ``string[pyarrow]`` column has no empty value (then it is also
+    ``text.isna() | (text == "")`` and masking the blanks changes nothing); None when it has one or is stored otherwise."""
+    import pyarrow as pa
+
+    chunks = _string_chunks(text)
+    if chunks is None:
+        return None
+    parts = []
+    for ch in chunks:
+        valid, offsets, _ = _layout(ch)
+        if (valid & (offsets[1:] == offsets[:-1])).any():
+            return None
+        parts.append(~valid)
+    blank = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+    return pd.Series(blank, index=text.index, dtype=pd.ArrowDtype(pa.bool_()))  # the type ``text == ""`` gives
 
 
 def _fixed5(text: pd.Series) -> np.ndarray:
@@ -91,10 +155,64 @@ def _hhmm(text: pd.Series) -> pd.Series:
             fast[:] = False
     rest = ~fast & (lens > 0)
     if rest.any():
-        parts = text[rest].str.extract(_TIME_RE)
-        hh, mm = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
-        out[np.flatnonzero(rest)] = (hh * 60 + mm).where(hh.between(0, 23) & mm.between(0, 59)).to_numpy(dtype=float)
+        _hhmm_regex(text, rest, out)
     return pd.Series(out, index=text.index)
+
+
+def _ascii(chunk) -> bool:
+    """No byte of a string chunk's values is non-ASCII."""
+    _, offsets, data = _layout(chunk)
+    return bool(data[offsets[0]:offsets[-1]].max(initial=0) < 0x80)
+
+
+def _hhmm_regex(text: pd.Series, rest: np.ndarray, out: np.ndarray) -> None:
+    """Minutes of the values at ``rest`` (H:MM, HH:MM:SS, anything else invalid) into ``out``."""
+    out[np.flatnonzero(rest)] = _regex_minutes(text[rest])
+
+
+def _regex_minutes(text: pd.Series) -> np.ndarray:
+    parts = text.str.extract(_TIME_RE)
+    hh, mm = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+    return (hh * 60 + mm).where(hh.between(0, 23) & mm.between(0, 59)).to_numpy(dtype=float)
+
+
+def _times(text: pd.Series) -> pd.Series:
+    """``_hhmm(text).astype("Int32")``: for a column of ASCII text, the HH:MM values are read in the Arrow buffers
+    (no copy of the column, no float column), the others (H:MM, HH:MM:SS, anything else) by the regex."""
+    chunks = _string_chunks(text)
+    if chunks is None or not all(_ascii(ch) for ch in chunks):
+        return _hhmm(text).astype("Int32")
+    n = len(text)
+    values, missing = np.ones(n, dtype=np.int32), np.ones(n, dtype=bool)  # 1 under the mask, as astype("Int32") leaves it
+    rest, at = [], 0
+    for ch in chunks:
+        valid, offsets, data = _layout(ch)
+        width = offsets[1:] - offsets[:-1]
+        length = np.where(valid, width, 0)
+        five = length == 5
+        idx = np.flatnonzero(five)
+        if len(idx):
+            if ((width == 5) | (width == 0)).all() and not (width[~valid]).any():  # HH:MM or missing: records in a row
+                rec = data[offsets[0]:offsets[-1]].reshape(-1, 5)
+            else:
+                rec = np.stack([data[offsets[:-1][idx] + k] for k in range(5)], axis=1)
+            d = rec - np.uint8(48)  # digits 0..9; ':' is 10; any other byte is above 9 or wraps above it
+            ok = (d[:, 2] == 10) & (d[:, 0] <= 9) & (d[:, 1] <= 9) & (d[:, 3] <= 9) & (d[:, 4] <= 9)
+            hh, mm = d[:, 0].astype(np.int32) * 10 + d[:, 1], d[:, 3].astype(np.int32) * 10 + d[:, 4]
+            ok &= (hh <= 23) & (mm <= 59)
+            values[at + idx] = np.where(ok, hh * 60 + mm, 1)
+            missing[at + idx] = ~ok
+        other = np.flatnonzero(~five & (length > 0))
+        if len(other):
+            rest.append(other + at)
+        at += len(valid)
+    if rest:
+        where = np.concatenate(rest)
+        mins = _regex_minutes(text.iloc[where])
+        ok = ~np.isnan(mins)
+        values[where[ok]] = mins[ok].astype(np.int32)
+        missing[where[ok]] = False
+    return pd.Series(pd.arrays.IntegerArray(values, missing), index=text.index)
 
 
 DATE_MIN, DATE_MAX = pd.Timestamp("1800-01-01"), pd.Timestamp("2199-12-31")
@@ -107,10 +225,29 @@ def _in_range(d: pd.Series) -> pd.Series:
     return d.where((d >= DATE_MIN) & (d <= DATE_MAX))
 
 
+def _whole_days_in_range(raw: pd.Series) -> pd.Series | None:
+    """A naive datetime64 column whose values are all midnights from 1800 to 2199 (or missing) as the
+    ``datetime64[ns]`` column ``parse_column`` would make of it (the column itself when it is in nanoseconds); None
+    for any other column."""
+    unit = {np.dtype(f"datetime64[{u}]"): u for u in ("s", "ms", "us", "ns")}.get(raw.dtype)
+    if unit is None:
+        return None
+    v = raw.to_numpy(copy=False).view(np.int64)
+    nat = v == np.iinfo(np.int64).min
+    if nat.any():
+        v = v[~nat]
+    day, lo, hi = (np.datetime64(x).astype(f"datetime64[{unit}]").astype(np.int64) for x in ("1970-01-02", DATE_MIN, DATE_MAX))
+    if len(v) and ((v % day).any() or int(v.min()) < lo or int(v.max()) > hi):
+        return None
+    return raw if unit == "ns" else raw.astype("datetime64[ns]")
+
+
 def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tuple[pd.Series, pd.DataFrame]:
     """Typed series and the problems found in one column (dates in ``date_format``, mapping.yml's ``dates:``; ISO
     by default)."""
     kind = col.kind
+    if kind == "date" and (days := _whole_days_in_range(raw)) is not None:  # typed Parquet dates: nothing to normalize or reject
+        return days, _NO_PROBLEMS
     if kind == "date" and pd.api.types.is_datetime64_any_dtype(raw):
         d = pd.to_datetime(raw).dt.tz_localize(None).dt.normalize()
         ok = _in_range(d)
@@ -124,8 +261,10 @@ def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tu
         frac = out.notna() & (out % 1 != 0) if kind == "int" else out.isna() & False
         return (out.where(~frac).astype("Int64") if kind == "int" else out), _problems(frac, col.name, "not a whole number", raw)
     text = _as_text(raw)
-    blank = text.isna() | (text == "")
-    text = text.mask(blank)
+    blank = _blank_fast(text)
+    if blank is None:  # some values are empty text: they are blanks
+        blank = text.isna() | (text == "")
+        text = text.mask(blank)
     probs = []
     if not col.blank_ok:
         probs.append(_problems(blank, col.name, "required value is blank"))
@@ -157,9 +296,8 @@ def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tu
         probs.append(_problems(bad & ~early_late, col.name, problem, text))
         probs.append(_problems(early_late, col.name, f"date out of range (expected a year from {DATE_MIN.year} to {DATE_MAX.year})", text))
     elif kind == "time":
-        mins = _hhmm(text)
-        out = mins.astype("Int32")
-        probs.append(_problems(~blank & mins.isna(), col.name, "not a valid time (expected HH:MM, 24 h)", text))
+        out = _times(text)
+        probs.append(_problems(~blank & out.isna(), col.name, "not a valid time (expected HH:MM, 24 h)", text))
     elif kind == "bool":
         out = text.str.lower().map(_BOOL_MAP).astype("boolean")
         probs.append(_problems(~blank & out.isna(), col.name, "not a boolean (expected true/false, yes/no, y/n or 1/0)", text))
@@ -214,26 +352,29 @@ def _failing(s: pd.Series, check: Check) -> np.ndarray:
 def _ascending_keys(parts: list[pd.Series]) -> bool:
     """True when no key part is missing and every row's key is greater than the row before's (compared part by part):
     then no two keys are equal. Exports are usually in key order, and this linear pass is ~15x cheaper than hashing
-    800k ids."""
+    800k ids. When the first part alone increases from row to row, the others are not looked at."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n = len(parts[0])
     if n < 2:
         return True
-    greater, equal = np.zeros(n - 1, dtype=bool), np.ones(n - 1, dtype=bool)
+    if any(s.hasnans for s in parts):
+        return False
+    greater = equal = None
     for s in parts:
-        if s.hasnans:
-            return False
         try:
-            arr = pa.array(s.array, from_pandas=True)
-            if isinstance(arr, pa.ChunkedArray):
-                arr = arr.combine_chunks()
+            arr = pa.array(s.array, from_pandas=True)  # a string column's chunks as they are (slices of chunked arrays compare)
             nxt, prev = arr.slice(1), arr.slice(0, n - 1)
-            gt = pc.greater(nxt, prev).to_numpy(zero_copy_only=False)
+            gt = pc.greater(nxt, prev)
+            if greater is None and gt.null_count == 0 and pc.all(gt).as_py():  # the first part alone is increasing
+                return True
+            gt = gt.to_numpy(zero_copy_only=False)
             eq = pc.equal(nxt, prev).to_numpy(zero_copy_only=False)
         except (TypeError, ValueError, pa.ArrowException):  # a part Arrow cannot order: let pandas hash the keys
             return False
+        if greater is None:
+            greater, equal = np.zeros(n - 1, dtype=bool), np.ones(n - 1, dtype=bool)
         greater |= equal & gt
         equal &= eq
         if not (greater | equal).all():  # some row's key is below the one before
@@ -281,6 +422,16 @@ def _check_rows(table: Table, df: pd.DataFrame, action: str) -> pd.DataFrame:
                          "value": vals.astype("string").to_numpy(), "action": action})
 
 
+def _int_parts(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(values, missing) of an integer column, in place for a nullable integer one (values under the mask are
+    meaningless)."""
+    arr = s.array
+    if isinstance(arr, pd.arrays.IntegerArray):
+        return arr._data, arr._mask
+    missing = s.isna().to_numpy()
+    return s.to_numpy(dtype="int64", na_value=0), missing
+
+
 def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
     """Cross-column rules that a column schema cannot state."""
     out = []
@@ -291,14 +442,16 @@ def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
         like = code.str.match(CCM_LIKE).fillna(False).astype(bool) & ~code.isin(list(CCM_CODES) + list(OTHER_994_G05)).fillna(False)
         out.append(_problems(like, "cpt_code", "looks like a CCM-family code but is not one (typo?); the line is kept but not "
                              "audited as CCM: correct the code if it was meant to be " + ", ".join(CCM_CODES), code, action="flagged"))
-    if table.name == "time_entries":
-        both = df["start_time"].notna() & df["end_time"].notna()
-        span = (df["end_time"] - df["start_time"]).astype("Float64")
-        before = (both & (span < 0)).fillna(False).astype(bool)
-        shown = pd.Series(pd.NA, index=df.index, dtype="string")  # HH:MM written only for the rows it names
-        shown[before] = _clock(df.loc[before, "end_time"])
-        out.append(_problems(before, "end_time", "end_time before start_time", shown))
-        disagree = both & df["minutes"].notna() & ((df["minutes"] - span).abs() > 1)
+    if table.name == "time_entries":  # in numpy: NaN where a time or the minutes are missing, and NaN compares False
+        (start, no_start), (end, no_end) = _int_parts(df["start_time"]), _int_parts(df["end_time"])
+        span = end - start  # minutes: small numbers, no overflow
+        none = no_start | no_end
+        before = np.flatnonzero((span < 0) & ~none)
+        if len(before):  # HH:MM written only for the rows it names
+            out.append(pd.DataFrame({"row": before, "column": "end_time", "problem": "end_time before start_time",
+                                     "value": _clock(df["end_time"].iloc[before]).to_numpy(), "action": "rejected"}))
+        disagree = np.abs(df["minutes"].to_numpy(dtype="float64", na_value=np.nan) - span) > 1  # NaN minutes: False
+        disagree &= ~none
         out.append(_problems(disagree, "minutes", "minutes disagree with start_time/end_time", df["minutes"]))
     return out
 
@@ -331,10 +484,9 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str
         else:
             typed[c.name] = parse_column(pd.Series([None] * len(raw), dtype="object"), c)[0]
     extra = [c for c in raw.columns if c not in typed and c != "_line"]
-    df = pd.DataFrame(typed)
-    for c in extra:
-        df[c] = raw[c]
-    df["_line"] = raw["_line"].to_numpy()
+    columns = {**typed, **{c: raw[c] for c in extra}, "_line": pd.Series(raw["_line"].to_numpy(), index=raw.index, copy=False)}
+    df = pd.DataFrame(columns, copy=False)  # the typed columns as they are: no copy into 2-D blocks of 8M rows
+    del columns, typed
     probs.append(_check_rows(table, df, "rejected"))
     probs.append(_check_rows(table, df, "flagged"))
     probs.extend(_table_rules(table, df))
