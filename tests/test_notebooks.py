@@ -12,7 +12,7 @@ from ccmlib.report.record import read_records
 def execute(name, tmp_path, **params):
     out = tmp_path / name
     pm.execute_notebook(str(paths.notebook(name)), str(out), parameters=params, kernel_name="python3", progress_bar=False,
-                        cwd=str(tmp_path), start_timeout=120)
+                        cwd=str(tmp_path), start_timeout=120, request_save_on_cell_execute=False)  # written once, at the end
     return read_records(out)
 
 

@@ -356,14 +356,16 @@ class ChartReview:
             units_box.children = [self._unit_row(w, u, reviewer, after_save, status) for _, u in self.units(pid, month).iterrows()]
             panel.children = [self._finding_row(w, fr, reviewer, after_save, status) for _, fr in v["findings"].iterrows()] or [
                 w.HTML("<i>no findings on this patient-month</i>")]
-            add_box.children = [self._add_form(w, v["claim_lines"], pid, month, reviewer, status, lambda m: (do_rerun(None), setattr(status, "value", m)))]
+            add_box.children = [self._add_form(w, v["claim_lines"], pid, month, reviewer, status, after_rerun)]
+
+        def after_rerun(message):  # the audit has been re-run (the button, or an add, which re-runs by itself): redraw
+            refresh_queue(pick.value)
+            status.value = message
+            show()
 
         def do_rerun(_):
-            current = pick.value
             self.rerun()
-            refresh_queue(current)
-            status.value = "re-run with every decision saved so far"
-            show()
+            after_rerun("re-run with every decision saved so far")
 
         def go_next(_):
             nk = self.next_undecided(pick.value)
