@@ -75,6 +75,8 @@ class Facts:
     condition_map: pd.DataFrame | None = None  # the chronic-condition map the run uses (DX-01 maps claim diagnoses with it)
     visits_from: pd.Timestamp = pd.NaT  # where the visit history begins (IV-01 coverage, catalog v3; NaT: no start)
     visits_from_source: str = "none"  # declared (mapping.yml or --encounters-from), derived (earliest date) or none
+    visits: tuple | None = None  # cache of visit_evidence(encounters, claims): (encounters, claims, the visits)
+    minutes_order: tuple | None = None  # cache of rules.time._lines_with_minutes: the lines joined to their minutes, ordered
 
     @property
     def entries(self) -> pd.DataFrame:
@@ -236,7 +238,10 @@ def span_boundaries(consents: pd.DataFrame, who: pd.DataFrame) -> pd.DataFrame:
     pairs = pairs.assign(_q=np.arange(len(pairs)))
     c = consents.assign(_row=consents["_line"] if "_line" in consents else np.arange(len(consents)))
     c = c[["patient_id", "consent_date", "practitioner_npi", "revoked_date", "_row"]].dropna(subset=["consent_date"])
-    m = pairs.merge(c, on="patient_id")
+    # only a patient with a revoked consent can have a boundary: the others' pairs are left out of the join (their
+    # rows would give no candidate); the kept pairs keep their numbers (_q) and order
+    revoked = c.loc[c["revoked_date"].notna().to_numpy(), "patient_id"]
+    m = pairs[pairs["patient_id"].isin(revoked.unique()).to_numpy()].merge(c, on="patient_id")
     m = m[_covers(m["practitioner_npi"], m["billing_npi"])]
     cand = m.dropna(subset=["revoked_date"])[["_q"]].assign(b=_month_end(m["revoked_date"].dropna()).to_numpy()).drop_duplicates()
     x = cand.merge(m[["_q", "consent_date", "_row", "revoked_date"]], on="_q")
@@ -440,6 +445,13 @@ def visit_history_start(encounters: pd.DataFrame, claims: pd.DataFrame, declared
     return (pd.Timestamp(dates.min()), "derived") if len(dates) else (pd.NaT, "none")
 
 
+def _visits(f: Facts) -> pd.DataFrame:
+    """:func:`visit_evidence` of the facts' encounters and claims, found once per audit (IV-01 and REV-01 both ask)."""
+    if f.visits is None or f.visits[0] is not f.encounters or f.visits[1] is not f.claims:
+        f.visits = (f.encounters, f.claims, visit_evidence(f.encounters, f.claims))
+    return f.visits[2]
+
+
 def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:
     """For (patient_id, mkey, billing_npi) rows (npi <NA> = any practitioner), catalog v3: was there a qualifying visit
     (:func:`visit_evidence`, encounters and claims) by the practitioner from the same calendar date one year before
@@ -451,7 +463,7 @@ def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:
     w = w.merge(f.commencement.assign(billing_npi=f.commencement["billing_npi"].astype("string")),
                 on=["patient_id", "mkey", "billing_npi"], how="left").reset_index(drop=True)
     w["window_start"] = one_year_before(w["commencement"]).to_numpy()
-    v = visit_evidence(f.encounters, f.claims)
+    v = _visits(f)
     m = w[["patient_id", "billing_npi", "commencement", "window_start"]].assign(_i=np.arange(len(w))).merge(v, on="patient_id")
     hit = (m["visit_date"] <= m["commencement"]) & (m["visit_date"] >= m["window_start"]) \
         & (m["npi"].isna() | m["billing_npi"].isna() | (m["npi"] == m["billing_npi"]))

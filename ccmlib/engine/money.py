@@ -33,14 +33,18 @@ def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=(), pricing: st
         pos, uniq = pd.factorize(lines["place_of_service"])
         fac = np.append(refdata.is_facility(pd.Series(uniq, dtype=lines["place_of_service"].dtype)).to_numpy(dtype=bool), False)[pos]
     qp = lines["billing_npi"].astype("string").isin(list(qp_npis)).fillna(False).to_numpy() if len(qp_npis) else None
-    fee = refdata.fee_for(lines["cpt_code"], lines["service_date"], fees, fac, qp)
     units = lines["units"].to_numpy(dtype=float)
     paid = (lines["paid_amount"].to_numpy(dtype=float) / units)
     allowed_given = (lines["allowed_amount"].to_numpy(dtype=float) / units) if "allowed_amount" in lines.columns else np.full(len(lines), np.nan)
-    fee_amt = fee["amount"].to_numpy(dtype=float)
+    fee_amt, fee_cf = np.full(len(lines), np.nan), np.full(len(lines), np.nan)
     if pricing == "paid_only":  # the plan's own payment is the only price: no fee schedule, no price from allowed alone
-        fee_amt = np.full(len(lines), np.nan)
         allowed_given = np.where(np.isnan(paid), np.nan, allowed_given)
+    else:  # the fee in force is read only where a line lacks a paid or an allowed amount (nothing below reads it elsewhere)
+        need = np.flatnonzero(np.isnan(paid) | np.isnan(allowed_given))
+        if len(need):
+            fee = refdata.fee_for(lines["cpt_code"].iloc[need], lines["service_date"].iloc[need], fees,
+                                  None if fac is None else fac[need], None if qp is None else qp[need])
+            fee_amt[need], fee_cf[need] = fee["amount"].to_numpy(dtype=float), fee["conversion_factor"].to_numpy(dtype=float)
     seq = refdata.sequestration_rate(lines["service_date"])
     has_paid, has_fee, has_allowed = ~np.isnan(paid), ~np.isnan(fee_amt), ~np.isnan(allowed_given)
     allowed = np.where(has_allowed, allowed_given, fee_amt)
@@ -54,7 +58,7 @@ def unit_values(lines: pd.DataFrame, fees: pd.DataFrame, qp_npis=(), pricing: st
                          "price_source": refdata.text_labels(how, ["paid_amount", "fee_schedule", "unpriced"]),
                          "price_basis": refdata.text_labels(how, ["paid", "fee", "unpriced"]),
                          "fee_setting": refdata.text_labels(setting, ["facility", "non-facility", ""]),
-                         "conversion_factor": np.where(by_fee, fee["conversion_factor"].to_numpy(), np.nan),
+                         "conversion_factor": np.where(by_fee, fee_cf, np.nan),
                          "sequestration": np.where(has_paid, np.nan, seq)}, index=lines.index)
 
 

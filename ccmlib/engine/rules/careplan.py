@@ -116,7 +116,7 @@ def doc_02(f: Facts) -> pd.DataFrame:
         out.append(raw(bad, "entry", "time entry " + bad["entry_id"].astype(str) + " has no author signature"))
     if "plan_signed_date" in f.pm.columns and f.pm["plan_signed_date"].notna().any():
         first_claim = f.lines.groupby(["patient_id", "mkey"], observed=True)["service_date"].min().rename("first_claim").reset_index()
-        pm = _has_plan(f).merge(first_claim, on=["patient_id", "mkey"])
+        pm = _has_plan(f, "plan_signed_date", "plan_attested_date").merge(first_claim, on=["patient_id", "mkey"])
         late = pm[(pm["plan_signed_date"] > pm["first_claim"]) & pm["plan_attested_date"].isna()]
         out.append(raw(late, "pm", "care plan " + late["plan_id"].astype(str) + " signed on "
                        + late["plan_signed_date"].dt.strftime("%Y-%m-%d") + ", after the claim of " + late["first_claim"].dt.strftime("%Y-%m-%d")

@@ -105,7 +105,7 @@ def raw(df: pd.DataFrame, scope: str, message, **cols) -> pd.DataFrame:
     data["severity"] = col(cols.pop("severity", None))
     if cols:
         raise TypeError(f"unknown columns {sorted(cols)}")
-    return pd.DataFrame(data, columns=RAW_COLUMNS)
+    return pd.DataFrame(data)  # the keys above are RAW_COLUMNS, in order (naming them again costs a reindex)
 
 
 def not_documented(df: pd.DataFrame, prefix: str, elements, drop: str = "") -> pd.Series:

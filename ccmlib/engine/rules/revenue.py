@@ -44,9 +44,11 @@ def missed_revenue(facts: Facts, raw: pd.DataFrame, lines: pd.DataFrame, fees: p
     amount = pd.Series(0.0, index=pm.index)
     for c in missed.columns:
         u = missed[c]
-        if (u > 0).any():
-            when = _threshold_date(pm, c, pot[c])
-            amount += u * refdata.fee_for(pd.Series(c, index=pm.index), when, fees)["amount"].fillna(0)
+        sel = (u > 0).to_numpy()
+        if sel.any():  # priced where units were missed (a row without adds nothing): fee_for looks up each row alone
+            when = _threshold_date(pm, c, pot[c])[sel]
+            fee = refdata.fee_for(pd.Series(c, index=pm.index[sel]), when, fees)["amount"].fillna(0)
+            amount[sel] += u[sel] * fee
     res = pm[PM].assign(missed_label=codes_label(missed), supported_label=codes_label(pot.drop(columns=PM)),
                         billed_label=codes_label(billed.drop(columns=PM)), missed_amount=amount.round(2),
                         minutes=pm["qualifying_minutes"])

@@ -115,11 +115,22 @@ def sup_01(f: Facts) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- thresholds
 def _lines_with_minutes(f: Facts, codes: tuple[str, ...]) -> pd.DataFrame:
-    from ccmlib.engine.rules.billing import in_order
+    """The lines of ``codes`` with their month's minutes, in "first" order (billing.in_order), as
+    ``in_order(lines[codes].merge(minutes, how="left"))`` gives them, index included. Every line is joined to its
+    month's minutes and ordered once per audit (kept on the facts); each call takes its codes' rows from that."""
+    from ccmlib.engine.rules.billing import _order
 
-    ln = f.lines[f.lines["cpt_code"].isin(codes)]
-    pm = f.pm[["patient_id", "mkey", "qualifying_minutes", "practitioner_minutes"]]
-    return in_order(ln.merge(pm, on=["patient_id", "mkey"], how="left"))
+    cached = f.minutes_order
+    if cached is None or cached[0] is not f.lines or cached[1] is not f.pm:
+        pm = f.pm[["patient_id", "mkey", "qualifying_minutes", "practitioner_minutes"]]
+        joined = f.lines.merge(pm, on=["patient_id", "mkey"], how="left")  # one row per line, in the lines' order
+        cached = f.minutes_order = (f.lines, f.pm, joined, _order(joined))
+    _, _, joined, order = cached
+    want = f.lines["cpt_code"].isin(codes).to_numpy(dtype=bool, na_value=False)
+    at = order[want[order]]  # the ordered rows of those codes (a stable order kept on a subset is the subset's order)
+    out = joined.take(at)
+    out.index = (np.cumsum(want) - 1)[at]  # each row's number among the codes' lines, as the merge numbered them
+    return out
 
 
 def _g0511_last():
