@@ -28,10 +28,11 @@ def general_code(monkeypatch) -> None:
     """Every fast path off: the code that ran before them."""
     monkeypatch.setattr(validate, "_may_need_strip", lambda text: True)
     monkeypatch.setattr(validate, "_blank_fast", lambda text: None)
+    monkeypatch.setattr(validate, "_has_none_of", lambda text, flags: False)
     monkeypatch.setattr(validate, "_ascii", lambda chunk: False)
     monkeypatch.setattr(validate, "_whole_days_in_range", lambda raw: None)
     monkeypatch.setattr(validate, "_ascending_keys", lambda parts: False)
-    monkeypatch.setattr(load, "_known", lambda ids, known: positions(ids, known.dropna().unique()) >= 0)
+    monkeypatch.setattr(load, "_known", lambda columns, known: [positions(ids, known.dropna().unique()) >= 0 for ids in columns])
     monkeypatch.setattr(sources, "_read_parquet", lambda path: pd.read_parquet(path))
 
 
@@ -167,12 +168,17 @@ def test_the_fast_paths_are_taken_on_a_clean_export(demo_dir, tmp_path):
     assert validate._whole_days_in_range(raw["activity_date"]) is not None
     assert all(validate._ascii(ch) for ch in validate._string_chunks(validate._as_text(raw["start_time"])))
     assert validate._ascending_keys([raw["entry_id"]])
+    claims = sources.read_raw(sources.find_sources(folder)["claims"])
+    for c in ("cpt_code", "billing_npi", "place_of_service"):
+        assert validate._has_none_of(validate._as_text(claims[c]), validate._LOWER), c
     typed_desc, _ = validate.parse_column(raw["description"], TABLES["time_entries"].col("description"))
     assert typed_desc.array._pa_array.chunks[0].buffers()[2].address == text.array._pa_array.chunks[0].buffers()[2].address
 
 
 @pytest.mark.parametrize("values", [
     ["a", " a", "a ", "\xa0a", "a\u3000", "\x1ca", "a\x7f", "é", "", None, "  ", "b"],
+    ["ABC", "E11.9", None, "E 11", "ß", "verbal"], ["99490", "G0506", "e119"], ["Written", "VERBAL"], ["ǅ", "X"],
+    ["E11.9", "I10"], ["e11 9"], ["written", "verbal"], ["WRITTEN", None],
     ["abc", None, "de", "f"],
     ["", None, ""],
     [None, None],
@@ -207,10 +213,15 @@ def test_patients_looked_up_in_arrow_as_positions_finds_them():
     known = pd.Series(["P1", "P2", None, "P3", "P2"], dtype=validate.TEXT)
     ids = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(["P1", None, "P9"], pa.large_string()),
                                                                  pa.array(["P3", "", "p1"], pa.large_string())])))
-    np.testing.assert_array_equal(load._known(ids, known), positions(ids, known.dropna().unique()) >= 0)
-    np.testing.assert_array_equal(load._known(ids, known), [True, False, False, True, False, False])
+    more = pd.Series(["P2", "P4", None, "P3"], dtype=validate.TEXT)
+    empty = pd.Series([], dtype=validate.TEXT)
+    got = load._known([ids, empty, more], known)
+    for g, s in zip(got, [ids, empty, more]):
+        np.testing.assert_array_equal(g, positions(s, known.dropna().unique()) >= 0)
+    np.testing.assert_array_equal(got[0], [True, False, False, True, False, False])
+    np.testing.assert_array_equal(got[2], [True, False, False, True])
     obj = pd.Series(["P1", None, "P9"], dtype=object)  # other storage: positions
-    np.testing.assert_array_equal(load._known(obj, known), [True, False, False])
+    np.testing.assert_array_equal(load._known([obj, more], known)[0], [True, False, False])
 
 
 def test_read_parquet_gives_the_frame_pandas_reads(demo_dir, tmp_path):

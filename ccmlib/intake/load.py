@@ -40,12 +40,11 @@ class Practice:
 def _unknown_patients(tables: dict[str, pd.DataFrame], labels: dict[str, str]) -> list[pd.DataFrame]:
     if "patients" not in tables:
         return []
-    known = tables["patients"]["patient_id"]
+    names = [name for name, df in tables.items() if TABLES[name].patient_ref and len(df)]
+    found = _known([tables[name]["patient_id"] for name in names], tables["patients"]["patient_id"])
     out = []
-    for name, df in tables.items():
-        if not TABLES[name].patient_ref or not len(df):
-            continue
-        bad = ~_known(df["patient_id"], known)
+    for name, ok in zip(names, found):
+        df, bad = tables[name], ~ok
         if bad.any():
             out.append(pd.DataFrame({
                 "table": name, "file": labels[name], "line": df.loc[bad, "_line"].to_numpy(), "column": "patient_id",
@@ -54,17 +53,23 @@ def _unknown_patients(tables: dict[str, pd.DataFrame], labels: dict[str, str]) -
     return out
 
 
-def _known(ids: pd.Series, known: pd.Series) -> np.ndarray:
-    """For each id, whether it is a non-missing value of ``known``: one Arrow hash lookup of the text columns in place
-    (``positions`` on other storage; isin on Arrow strings is slow)."""
+def _known(columns: list[pd.Series], known: pd.Series) -> list[np.ndarray]:
+    """For each id of each column, whether it is a non-missing value of ``known``: one Arrow hash lookup of all the
+    columns' chunks in place, the patients hashed once (``positions`` for a column stored otherwise; isin on Arrow
+    strings is slow)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arrays = [getattr(s.array, "_pa_array", None) for s in (ids, known)]
-    if all(a is not None and pa.types.is_large_string(a.type) for a in arrays):
-        found = pc.is_in(arrays[0], value_set=pc.drop_null(arrays[1]).combine_chunks())  # a missing id is not found
-        return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
-    return positions(ids, known.dropna().unique()) >= 0
+    arrays = [getattr(s.array, "_pa_array", None) for s in columns]
+    value_set = getattr(known.array, "_pa_array", None)
+    if value_set is not None and all(a is not None and a.type == value_set.type for a in arrays) and \
+            pa.types.is_large_string(value_set.type):
+        chunks = [ch for a in arrays for ch in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])]
+        found = pc.is_in(pa.chunked_array(chunks, type=value_set.type), value_set=pc.drop_null(value_set).combine_chunks())
+        found = found.to_numpy(zero_copy_only=False).astype(bool, copy=False)  # a missing id is not found
+        return np.split(found, np.cumsum([len(s) for s in columns])[:-1])
+    keys = known.dropna().unique()
+    return [positions(s, keys) >= 0 for s in columns]
 
 
 def load_practice(folder: str | Path, progress: bool = False) -> Practice:

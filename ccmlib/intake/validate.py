@@ -103,6 +103,32 @@ def _may_need_strip(text: pd.Series) -> bool:
     return False
 
 
+def _byte_set(chars: str) -> np.ndarray:
+    """256 flags: the bytes of ``chars`` and every non-ASCII byte (a non-ASCII letter may have a case)."""
+    flags = np.zeros(256, dtype=bool)
+    flags[[ord(c) for c in chars]] = True
+    flags[0x80:] = True
+    return flags
+
+
+_LOWER = _byte_set("abcdefghijklmnopqrstuvwxyz")
+_UPPER = _byte_set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_LOWER_DOT_SPACE = _byte_set("abcdefghijklmnopqrstuvwxyz. ")
+
+
+def _has_none_of(text: pd.Series, flags: np.ndarray) -> bool:
+    """True when no byte of a ``string[pyarrow]`` column's values is one of ``flags`` (then upper- or lower-casing it,
+    or removing dots and spaces, changes nothing and the column is kept without a copy); False when unsure."""
+    chunks = _string_chunks(text)
+    if chunks is None:
+        return False
+    for ch in chunks:
+        _, offsets, data = _layout(ch)
+        if flags[data[offsets[0]:offsets[-1]]].any():
+            return False
+    return True
+
+
 def _blank_fast(text: pd.Series) -> pd.Series | None:
     """``text.isna()`` as a boolean Series when a ``string[pyarrow]`` column has no empty value (then it is also
     ``text.isna() | (text == "")`` and masking the blanks changes nothing); None when it has one or is stored otherwise."""
@@ -271,11 +297,12 @@ def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tu
     if kind in ("id", "text"):
         out = text
     elif kind == "code":
-        out = text.str.upper()
+        out = text if _has_none_of(text, _LOWER) else text.str.upper()  # NPIs and CPT codes: usually nothing to change
     elif kind == "icd":
-        out = text.str.upper().str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
+        out = text if _has_none_of(text, _LOWER_DOT_SPACE) else \
+            text.str.upper().str.replace(".", "", regex=False).str.replace(" ", "", regex=False)
     elif kind == "choice":
-        out = text.str.lower()
+        out = text if _has_none_of(text, _UPPER) else text.str.lower()
     elif kind == "date":
         fmt = date_format or dates.ISO
         if fmt == dates.ISO:
@@ -450,7 +477,9 @@ def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
         if len(before):  # HH:MM written only for the rows it names
             out.append(pd.DataFrame({"row": before, "column": "end_time", "problem": "end_time before start_time",
                                      "value": _clock(df["end_time"].iloc[before]).to_numpy(), "action": "rejected"}))
-        disagree = np.abs(df["minutes"].to_numpy(dtype="float64", na_value=np.nan) - span) > 1  # NaN minutes: False
+        gap = np.subtract(df["minutes"].to_numpy(dtype="float64", na_value=np.nan), span)
+        disagree = np.abs(gap, out=gap) > 1  # NaN minutes: False
+        del gap
         disagree &= ~none
         out.append(_problems(disagree, "minutes", "minutes disagree with start_time/end_time", df["minutes"]))
     return out
