@@ -128,9 +128,17 @@ def run_size(size: str) -> dict:
     folder, gen = practice(size)
     import pyarrow.parquet as pq
     entries = pq.ParquetFile(folder / "time_entries.parquet").metadata.num_rows
-    load = measure([PY, "-c", LOAD, str(folder)], f"load {size}")
     run = OUT / f"run_{size}"
-    check = measure([*CLI, "check", str(folder), "--out", str(run), "--period", PERIOD, "--quiet"], f"check {size}")
+    try:
+        check = measure([*CLI, "check", str(folder), "--out", str(run), "--period", PERIOD, "--quiet"], f"check {size}")
+    except SystemExit as exc:  # refused before loading: more memory than this machine has (ccmlib/engine/capacity.py)
+        said = re.search(r"ccm-audit: error: (.*needs about.*)", str(exc))
+        if said is None:
+            raise
+        raise NotPossible(f"{size} patient-months: generated ({entries:,} time entries) in {gen['wall_s']:,} s, peak RSS "
+                          f"{gen['peak_rss_mb']:,} MB (`synth --chunk-patients {CHUNK_PATIENTS}`); `ccm-audit check` refuses "
+                          f"it before loading: {said.group(1).strip()}") from None
+    load = measure([PY, "-c", LOAD, str(folder)], f"load {size}")  # after the check: what check refuses is not loaded either
     floor = measure([PY, "-c", FLOOR, str(folder)], f"floor {size}")
     pms, lines = rows(run / "patient_months.csv"), rows(run / "claim_lines.csv")
     peers = {}

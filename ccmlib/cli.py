@@ -83,10 +83,13 @@ def main():
               help="Sampling unit of the frame.")
 @click.option("--profile", metavar="NAME_OR_FILE", help="Catalog variant: medicare-ffs (default), strict-mac, medicare-advantage, "
               "or a profile YAML file (see README, Profiles).")
+@click.option("--no-memory-check", "no_memory_check", is_flag=True,
+              help="Check even a practice whose time entries look too many for the memory available (by default refused "
+              "before loading, with the estimate).")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @_friendly
 def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npis, encounters_from, overrides, sample_size, seed, spares, strata, unit,
-          profile, quiet):
+          profile, no_memory_check, quiet):
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
     from ccmlib.engine.pipeline import audit, write_outputs
@@ -97,6 +100,9 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
         raise InputError("--seed and --strata go with --sample N")
     if overrides is not None and not overrides.is_file():
         raise InputError(f"{overrides}: overrides file not found")
+    if not no_memory_check:
+        from ccmlib.engine.capacity import check_fits
+        check_fits(data_dir)  # a practice too large for this machine is refused now, not killed by the system later
     with RunFolder(out_dir, "check") as rf:  # checked and locked before any expensive work
         if overrides is None and (out_dir / FILE_NAME).is_file():
             overrides = out_dir / FILE_NAME
