@@ -281,3 +281,19 @@ def test_time_entry_rules_as_the_pandas_masks_gave_them(seed):
     for g, w in zip(got, want):
         pd.testing.assert_frame_equal(g.reset_index(drop=True), w.reset_index(drop=True), check_dtype=False)
     assert sum(len(g) for g in got) > 20
+
+
+def test_keeping_the_accepted_rows_column_by_column_is_the_boolean_selection():
+    n = 50
+    rng = np.random.default_rng(9)
+    df = pd.DataFrame({"id": pd.Series([f"T{i}" if i % 7 else None for i in range(n)], dtype=validate.TEXT),
+                       "d": pd.Series(pd.date_range("2026-01-01", periods=n)).where(rng.random(n) < 0.8),
+                       "m": rng.random(n), "t": pd.array(rng.integers(0, 1440, n), dtype="Int32"),
+                       "b": pd.array(rng.choice([True, False, None], n), dtype="boolean"),
+                       "x": pd.Series(rng.choice(["a", "b"], n), dtype=object), "_line": np.arange(2, n + 2)},
+                      copy=False)
+    for keep in (rng.random(n) < 0.7, np.zeros(n, dtype=bool), np.ones(n, dtype=bool)):
+        want = df[keep].reset_index(drop=True)
+        got = validate._keep_rows(df.copy(), keep)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert list(got.dtypes) == list(want.dtypes)

@@ -133,18 +133,18 @@ def _blank_fast(text: pd.Series) -> pd.Series | None:
     """``text.isna()`` as a boolean Series when a ``string[pyarrow]`` column has no empty value (then it is also
     ``text.isna() | (text == "")`` and masking the blanks changes nothing); None when it has one or is stored otherwise."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     chunks = _string_chunks(text)
     if chunks is None:
         return None
-    parts = []
     for ch in chunks:
-        valid, offsets, _ = _layout(ch)
-        if (valid & (offsets[1:] == offsets[:-1])).any():
+        offsets = _layout(ch)[1]
+        empty = offsets[1:] == offsets[:-1]  # empty text, or (usually) a missing value
+        if empty.any() and (empty & ch.is_valid().to_numpy(zero_copy_only=False)).any():
             return None
-        parts.append(~valid)
-    blank = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
-    return pd.Series(blank, index=text.index, dtype=pd.ArrowDtype(pa.bool_()))  # the type ``text == ""`` gives
+    blank = pc.is_null(pa.chunked_array(chunks, type=chunks[0].type) if chunks else pa.chunked_array([], pa.large_string()))
+    return pd.Series(pd.arrays.ArrowExtensionArray(blank), index=text.index)  # bool[pyarrow], the type ``text == ""`` gives
 
 
 def _fixed5(text: pd.Series) -> np.ndarray:
@@ -202,6 +202,17 @@ def _regex_minutes(text: pd.Series) -> np.ndarray:
     return (hh * 60 + mm).where(hh.between(0, 23) & mm.between(0, 59)).to_numpy(dtype=float)
 
 
+def _pairs(upto: int) -> np.ndarray:
+    """-1 for every 16-bit number but those of two ASCII digits "00".."upto" (first digit in the low byte): their value."""
+    table = np.full(1 << 16, -1, dtype=np.int16)
+    for v in range(upto + 1):
+        table[(48 + v // 10) | ((48 + v % 10) << 8)] = v
+    return table
+
+
+_HOURS, _MINUTES = _pairs(23), _pairs(59)
+
+
 def _times(text: pd.Series) -> pd.Series:
     """``_hhmm(text).astype("Int32")``: for a column of ASCII text, the HH:MM values are read in the Arrow buffers
     (no copy of the column, no float column), the others (H:MM, HH:MM:SS, anything else) by the regex."""
@@ -222,12 +233,16 @@ def _times(text: pd.Series) -> pd.Series:
                 rec = data[offsets[0]:offsets[-1]].reshape(-1, 5)
             else:
                 rec = np.stack([data[offsets[:-1][idx] + k] for k in range(5)], axis=1)
-            d = rec - np.uint8(48)  # digits 0..9; ':' is 10; any other byte is above 9 or wraps above it
-            ok = (d[:, 2] == 10) & (d[:, 0] <= 9) & (d[:, 1] <= 9) & (d[:, 3] <= 9) & (d[:, 4] <= 9)
-            hh, mm = d[:, 0].astype(np.int32) * 10 + d[:, 1], d[:, 3].astype(np.int32) * 10 + d[:, 4]
-            ok &= (hh <= 23) & (mm <= 59)
-            values[at + idx] = np.where(ok, hh * 60 + mm, 1)
-            missing[at + idx] = ~ok
+            # each record's two hour bytes and two minute bytes as one 16-bit number, looked up in a table of the valid
+            # pairs "00".."23" and "00".."59" (-1 for any other pair); a ':' between them
+            hh = _HOURS[rec[:, 0].astype(np.uint16) | (rec[:, 1].astype(np.uint16) << 8)]
+            mm = _MINUTES[rec[:, 3].astype(np.uint16) | (rec[:, 4].astype(np.uint16) << 8)]
+            ok = (rec[:, 2] == 58) & (hh >= 0) & (mm >= 0)
+            mins = np.where(ok, hh.astype(np.int32) * 60 + mm, 1)
+            if len(idx) == len(valid):  # every value of the chunk: slices, not scattered positions
+                values[at:at + len(idx)], missing[at:at + len(idx)] = mins, ~ok
+            else:
+                values[at + idx], missing[at + idx] = mins, ~ok
         other = np.flatnonzero(~five & (length > 0))
         if len(other):
             rest.append(other + at)
@@ -526,8 +541,21 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str
     dq = dq[(dq["action"] == "rejected") | ~rejected[dq["row"].astype("int64").to_numpy()]]  # no flag on a rejected row
     dq["line"] = df["_line"].to_numpy()[dq["row"].astype("int64").to_numpy()] if len(dq) else pd.Series(dtype="int64")
     dq["table"], dq["file"] = table.name, label
-    accepted = df[~rejected].reset_index(drop=True) if rejected.any() else df  # no copy of a table without rejects
+    accepted = _keep_rows(df, ~rejected) if rejected.any() else df  # no copy of a table without rejects
     return accepted, dq[DQ_COLUMNS]
+
+
+def _keep_rows(df: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """``df[keep].reset_index(drop=True)`` column by column, each column of ``df`` dropped once its rows are taken: a
+    table with a few rejected rows is never held twice (at 1M, 8M time entries are 1.4 GB), only one column at a time."""
+    index = pd.RangeIndex(int(keep.sum()))
+    columns = {}
+    for c in list(df.columns):
+        taken = df[c][keep]  # an Arrow column filtered chunk by chunk (a take would first join its chunks: two copies)
+        taken.index = index
+        columns[c] = taken
+        del df[c]
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def empty_quality() -> pd.DataFrame:
