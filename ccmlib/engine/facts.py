@@ -77,6 +77,7 @@ class Facts:
     visits_from_source: str = "none"  # declared (mapping.yml or --encounters-from), derived (earliest date) or none
     visits: tuple | None = None  # cache of visit_evidence(encounters, claims): (encounters, claims, the visits)
     minutes_order: tuple | None = None  # cache of rules.time._lines_with_minutes: the lines joined to their minutes, ordered
+    flagged_entries: tuple | None = None  # cache of rules.time._flagged: (the store, its entries any exclusion flag marks)
 
     @property
     def entries(self) -> pd.DataFrame:
