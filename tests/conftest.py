@@ -46,6 +46,28 @@ def demo_prebill(month: str, as_of: str | None = None):
     return _fresh(_DEMO_RUNS["prebill", month, as_of])
 
 
+def run_cli(*args):
+    """``python -m ccmlib.cli ARGS`` run inside this test process, as a finished process: its exit code, stdout and
+    stderr (``subprocess.CompletedProcess``), without a new Python importing pandas, Arrow, DuckDB and the engine again
+    (a second or more of CPU per command). ``sys.argv`` is the one that process would have (run.json and the report's
+    provenance record the command from it). An exception the command does not handle is raised in the test, where a
+    process would print its traceback and exit 1. Tests of what only a separate process shows keep ``subprocess``:
+    a warning printed once per process, a progress bar on a terminal, another environment or working folder, signals."""
+    import subprocess
+
+    from click.testing import CliRunner
+
+    import ccmlib.cli
+    argv = [str(a) for a in args]
+    saved = sys.argv
+    sys.argv = [str(Path(ccmlib.cli.__file__)), *argv]
+    try:
+        r = CliRunner().invoke(ccmlib.cli.main, argv, catch_exceptions=False)
+    finally:
+        sys.argv = saved
+    return subprocess.CompletedProcess(["ccm-audit", *argv], r.exit_code, r.stdout, r.stderr)
+
+
 @pytest.fixture
 def demo_q3():
     """A private copy of the demo practice's 2026Q3 audit (see :func:`demo_audit`)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import run_cli
 from ccmlib.paths import with_parameters
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -62,8 +63,7 @@ def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_di
     audit_dir = tmp_path / "audit"
     shots = Path(os.environ.get("CCM_SCREENSHOTS", tmp_path))  # set it to keep the screenshots and look at them
     shots.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "check", str(demo_dir), "--period", "2026Q3", "--out", str(audit_dir),
-                        "--sample", "30", "--seed", "7", "--quiet"], capture_output=True, text=True)
+    r = run_cli("check", demo_dir, "--period", "2026Q3", "--out", audit_dir, "--sample", "30", "--seed", "7", "--quiet")
     assert r.returncode == 0, r.stderr[-2000:]
     port = free_port()
     log = tmp_path / "review.log"
@@ -161,12 +161,11 @@ def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_di
     assert (add["rule_id"], add["units_supported"], add["evidence"]) == ("CHART", "0", "progress notes, page 4")
 
     # `check` into the audit folder applies its decisions by default; the report takes them and says so
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "check", str(demo_dir), "--period", "2026Q3", "--out", str(audit_dir),
-                        "--sample", "30", "--seed", "7"], capture_output=True, text=True)
+    r = run_cli("check", demo_dir, "--period", "2026Q3", "--out", audit_dir, "--sample", "30", "--seed", "7")
     assert r.returncode == 0 and "1 overturned" in r.stdout, r.stdout + r.stderr[-2000:]
     out = tmp_path / "q3"
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(demo_dir), "--period", "2026Q3", "--out", str(out),
-                        "--sample", "30", "--seed", "7", "--overrides", str(audit_dir / "overrides.csv")], capture_output=True, text=True)
+    r = run_cli("report", demo_dir, "--period", "2026Q3", "--out", out, "--sample", "30", "--seed", "7", "--overrides",
+                audit_dir / "overrides.csv")
     assert r.returncode == 0, r.stderr[-2000:]
     f = pd.read_csv(out / "audit" / "findings.csv", dtype=str, keep_default_na=False)
     hit = f[(f["patient_id"] == over["patient_id"]) & (f["service_month"] == over["service_month"]) & (f["rule_id"] == over["rule_id"])]

@@ -1,12 +1,11 @@
 """The class handout: a question version with no verdict, a separate answer key with the engine's verdicts, one
 rendering route (templates/handout/, autoescaped), and the command that writes both."""
 import re
-import subprocess
-import sys
 from html import unescape
 
 import pytest
 
+from conftest import run_cli
 from ccmlib.engine.rules import load_all
 from ccmlib.engine.rules.explain import EXPLAIN
 from ccmlib.report.templating import render
@@ -104,15 +103,13 @@ def pd_rows(parts):
 
 def test_the_command_writes_the_questions_and_the_key(tmp_path):
     out = tmp_path / "class"
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "handout", "--out", str(out), "--rules", "TIME-06,CONS-02"],
-                       capture_output=True, text=True)
+    r = run_cli("handout", "--out", out, "--rules", "TIME-06,CONS-02")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "answer_key.pdf" in r.stdout
     for f in ("handout.html", "handout.pdf", "answer_key.html", "answer_key.pdf"):
         assert (out / f).is_file(), f
     assert len(sections((out / "handout.html").read_text())) == 2
-    bad = subprocess.run([sys.executable, "-m", "ccmlib.cli", "handout", "--out", str(tmp_path / "x"), "--rules", "NOPE-1"],
-                         capture_output=True, text=True)
+    bad = run_cli("handout", "--out", tmp_path / "x", "--rules", "NOPE-1")
     assert bad.returncode == 2 and "NOPE-1" in bad.stderr
 
 

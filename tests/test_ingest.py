@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,11 +12,11 @@ import pytest
 
 from ccmlib.errors import InputError
 from ccmlib.intake.ingest import ingest
+from conftest import run_cli
 
 DATA = Path(__file__).parent / "data" / "ingest"
 X12 = [DATA / "claims_jan_feb.837", DATA / "remit_2026-05.835", DATA / "remit_2026-06.835"]
 FHIR = DATA / "fhir"
-CLI = [sys.executable, "-m", "ccmlib.cli"]
 
 
 def _segments(path: Path) -> list[list[str]]:
@@ -133,13 +131,13 @@ def test_fhir_bundle_and_ndjson(everything):
 
 def test_ingest_then_check_end_to_end(tmp_path):
     data, run = tmp_path / "clinic", tmp_path / "run"
-    r = subprocess.run(CLI + ["ingest", str(DATA), "--out", str(data)], capture_output=True, text=True)
+    r = run_cli("ingest", DATA, "--out", data)
     assert r.returncode == 0, r.stderr
     assert "DOES NOT RECONCILE" not in r.stdout and "remit_2026-05.835 (X12 835)" in r.stdout
     meta = json.loads((data / "ingest.json").read_text())
     assert all(s["reconciles"] and len(s["sha256"]) == 64 for s in meta["sources"])
     assert (data / "time_entries.csv").read_bytes() == (DATA / "time_entries.csv").read_bytes()  # the practice's own, as it is
-    r = subprocess.run(CLI + ["check", str(data), "--out", str(run), "--quiet"], capture_output=True, text=True)
+    r = run_cli("check", data, "--out", run, "--quiet")
     assert r.returncode == 0, r.stderr
     f = pd.read_csv(run / "findings.csv", dtype=str)
     # recorded: the 835-only March line of Linda (P4) has 12 logged minutes and no consent
@@ -148,7 +146,7 @@ def test_ingest_then_check_end_to_end(tmp_path):
     cl = pd.read_csv(run / "claim_lines.csv", dtype=str)
     assert set(cl["claim_id"]) == {"C1001", "C1002", "C1003", "C9001", "fc-1", "eob-2"}
     # into a folder it did not make, it refuses
-    r = subprocess.run(CLI + ["ingest", str(DATA), "--out", str(DATA / "fhir"), "--quiet"], capture_output=True, text=True)
+    r = run_cli("ingest", DATA, "--out", DATA / "fhir", "--quiet")
     assert r.returncode == 2
 
 
@@ -161,7 +159,7 @@ def test_malformed_interchange_exits_2_naming_file_and_segment(tmp_path, damage,
     bad = tmp_path / "bad.835"
     bad.write_text(damage((DATA / "remit_2026-05.835").read_text()))
     out = tmp_path / "out"
-    r = subprocess.run(CLI + ["ingest", str(bad), "--out", str(out)], capture_output=True, text=True)
+    r = run_cli("ingest", bad, "--out", out)
     assert r.returncode == 2 and str(bad) in r.stderr and message in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
 
@@ -271,17 +269,14 @@ def test_the_trail_from_source_files_to_the_report(tmp_path):
     report's appendices list both (issue 25)."""
     import hashlib
     import json
-    import subprocess
-    import sys
 
     from pypdf import PdfReader
     files = [DATA / "claims_jan_feb.837", DATA / "remit_2026-05.835", DATA / "remit_2026-06.835", DATA / "time_entries.csv"]
     folder = tmp_path / "ingested"
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "ingest", *map(str, files), "--out", str(folder)], capture_output=True, text=True)
+    r = run_cli("ingest", *files, "--out", folder)
     assert r.returncode == 0, r.stderr
     ing_dq = pd.read_csv(folder / "data_quality.csv", keep_default_na=False)
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "check", str(folder), "--period", "2026Q1", "--out", str(tmp_path / "run"),
-                        "--quiet"], capture_output=True, text=True)
+    r = run_cli("check", folder, "--period", "2026Q1", "--out", tmp_path / "run", "--quiet")
     assert r.returncode == 0, r.stderr
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     dq = pd.read_csv(tmp_path / "run" / "data_quality.csv", keep_default_na=False)
@@ -289,8 +284,7 @@ def test_the_trail_from_source_files_to_the_report(tmp_path):
     hashes = {Path(s["file"]).name: s["sha256"] for s in run["ingest"]["sources"]}
     assert hashes["remit_2026-05.835"] == hashlib.sha256((DATA / "remit_2026-05.835").read_bytes()).hexdigest()
     out = tmp_path / "q1"
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(folder), "--period", "2026Q1", "--out", str(out)],
-                       capture_output=True, text=True)
+    r = run_cli("report", folder, "--period", "2026Q1", "--out", out)
     assert r.returncode == 0, r.stderr[-2000:]
     text = " ".join(" ".join(p.extract_text() for p in PdfReader(out / "report.pdf").pages).split())
     assert "Source files the tables were built from" in text and "X12 835" in text

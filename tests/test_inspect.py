@@ -1,18 +1,17 @@
 """`ccm-audit inspect`: an export with renamed columns and recoded values gets a draft mapping.yml that makes `check`
 read it exactly as the contract layout."""
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from ccmlib.intake.inspect import guess_column, guess_value, inspect_folder
 from ccmlib.intake.schema import ROLES
+from conftest import run_cli
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "ccmlib.cli", *map(str, args)], capture_output=True, text=True)
+    return run_cli(*args)  # the command in this process (conftest.run_cli): its exit code, stdout and stderr
 
 
 @pytest.fixture(scope="module")

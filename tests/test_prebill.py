@@ -1,8 +1,6 @@
 """The monthly pre-bill review: what it calls ready passes `check`, what it calls blocked fails `check` for the rule it
 named, and only documentation dated by the as-of date counts."""
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -154,10 +152,9 @@ def test_month_and_as_of_are_checked():
 
 
 def test_cli_writes_the_worklist_and_the_csv(tmp_path):
-    from conftest import DEMO
+    from conftest import DEMO, run_cli
     out = tmp_path / "prebill"
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "prebill", str(DEMO), "--month", "2026-09", "--as-of", "2026-09-20",
-                        "--out", str(out)], capture_output=True, text=True)
+    r = run_cli("prebill", DEMO, "--month", "2026-09", "--as-of", "2026-09-20", "--out", out)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "ready to bill" in r.stdout
     w = pd.read_csv(out / "prebill.csv", dtype=str)
@@ -171,8 +168,7 @@ def test_cli_writes_the_worklist_and_the_csv(tmp_path):
     assert "pre-bill review" in text and not set(w["patient_id"]) & set(re.findall(r"P\d{6}", text))  # keys, not ids
     cw = pd.read_csv(out / "crosswalk.csv", dtype=str)
     assert set(cw["patient_id"]) == set(w["patient_id"])
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "prebill", str(DEMO), "--month", "2026-13", "--out", str(tmp_path / "x")],
-                       capture_output=True, text=True)
+    r = run_cli("prebill", DEMO, "--month", "2026-13", "--out", tmp_path / "x")
     assert r.returncode == 2 and "2026-13" in r.stderr
 
 

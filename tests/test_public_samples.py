@@ -4,13 +4,12 @@ service line is a claim row or a data-quality row, 835 paid sums to the cent, no
 The expected counts come from MANIFEST.csv, and are checked again here by a reader that shares nothing with the one
 under test: segments split on the terminator the ISA declares, elements on its element separator."""
 import json
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 PUBLIC = Path(__file__).parent / "data" / "public"
 ALL = pd.read_csv(PUBLIC / "MANIFEST.csv", dtype=str, keep_default_na=False)
@@ -35,7 +34,7 @@ def count(path: Path) -> dict:
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "ccmlib.cli", *map(str, args)], capture_output=True, text=True)
+    return run_cli(*args)  # the command in this process (conftest.run_cli): its exit code, stdout and stderr
 
 
 @pytest.mark.parametrize("row", MANIFEST.to_dict("records"), ids=list(MANIFEST["local_name"]))

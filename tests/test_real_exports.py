@@ -1,20 +1,19 @@
 """Real exports (issue 25): US dates, separators, BOMs, encodings, a workbook per table, strict date options."""
 import re
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from ccmlib.errors import InputError
 from ccmlib.intake.load import load_practice
+from conftest import run_cli
 
 OUTPUTS = ("findings", "claim_lines", "patient_months")
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "ccmlib.cli", *map(str, args)], capture_output=True, text=True)
+    return run_cli(*args)  # the command in this process (conftest.run_cli): its exit code, stdout and stderr
 
 
 @pytest.fixture(scope="module")

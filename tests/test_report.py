@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from conftest import run_cli
 from ccmlib.engine.money import NOT_SUPPORTED
 from ccmlib.report.render import ReportError, render_report
 from ccmlib.report.record import read_records
@@ -210,8 +211,7 @@ def test_input_error_inside_the_notebook_is_exit_2_and_leaves_nothing(tmp_path):
     data = write(chart(), tmp_path / "data")
     (data / "staff.csv").write_bytes("staff_id,role\nS1,rn\nS\xe9,rn\n".encode("latin-1"))  # not UTF-8: the first cell fails
     out = tmp_path / "r"
-    proc = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(data), "--period", "2026-01", "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = run_cli("report", data, "--period", "2026-01", "--out", out)
     assert proc.returncode == 2 and "not UTF-8" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
 

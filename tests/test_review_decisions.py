@@ -1,8 +1,6 @@
 """The sampled audit as an auditor performs it (issue 22): decisions in both directions, the review state of every
 sampled unit, the final gate, the repayment figure and the claim list."""
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -13,12 +11,13 @@ from ccmlib.engine import decisions
 from ccmlib.engine.decisions import record_decision
 from ccmlib.engine.pipeline import attach_sample, audit
 from ccmlib.errors import InputError
+from conftest import run_cli
 
 SEED, SIZE = "7", 30
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "ccmlib.cli", *map(str, args)], capture_output=True, text=True)
+    return run_cli(*args)  # the command in this process (conftest.run_cli): its exit code, stdout and stderr
 
 
 def _engine_sample():

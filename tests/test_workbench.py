@@ -124,14 +124,12 @@ def test_chart_review_view_and_decision(tmp_path, demo_dir):
 def test_batch_reports_and_goes_past_a_broken_practice(tmp_path):
     """One practice reported, one broken (the mapping and Excel layouts are covered by the portfolio notebook's test)."""
     import json
-    import subprocess
-    import sys
 
+    from conftest import run_cli
     from ccmlib.workbench.portfolio import make_demo_clients, pitfall_matrix
     clients = make_demo_clients(tmp_path / "clients", patients=25, which=("csv", "broken"))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "ccmlib.cli", "batch", str(clients), "--period", "2026Q3", "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = run_cli("batch", clients, "--period", "2026Q3", "--out", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     pf = pd.read_csv(out / "portfolio.csv", keep_default_na=False)
     assert list(pf["status"]) == ["ok", "failed"]
@@ -156,17 +154,14 @@ def test_batch_reports_and_goes_past_a_broken_practice(tmp_path):
     from ccmlib.report.privacy import load_salt, patient_keys
     cw = pd.read_csv(out / "clinic_a_csv" / "audit" / "crosswalk.csv", dtype=str)
     assert (patient_keys(cw["patient_id"], load_salt(tmp_path), "clinic_a_csv").tolist() == cw["patient_key"].tolist())
-    strict = subprocess.run([sys.executable, "-m", "ccmlib.cli", "batch", str(clients), "--period", "2026Q3", "--out",
-                             str(tmp_path / "o2"), "--check-only", "--strict"], capture_output=True, text=True)
+    strict = run_cli("batch", clients, "--period", "2026Q3", "--out", tmp_path / "o2", "--check-only", "--strict")
     assert strict.returncode == 1
 
 
 def test_report_takes_a_locality_fee_schedule(tmp_path):
     """`report --fees` prices lines without a paid amount from the practice's locality rates (the README promises it)."""
-    import subprocess
-    import sys
-
     from chart import chart, entry, write
+    from conftest import run_cli
     from ccmlib.report.quarterly import QuarterlyReview
 
     t = chart()
@@ -178,8 +173,7 @@ def test_report_takes_a_locality_fee_schedule(tmp_path):
     review = QuarterlyReview.run(str(data), "2026-01", output_dir=str(tmp_path / "out"), fees=str(fees))
     assert review.headline["overpayment"] == round(71.11 * 0.8 * 0.98, 2)  # Medicare's share of the locality's allowed amount
     assert review.summary["allowed_unsupported"] == 71.11
-    r = subprocess.run([sys.executable, "-m", "ccmlib.cli", "report", str(data), "--period", "2026-01", "--out", str(tmp_path / "r"),
-                        "--fees", str(tmp_path / "nope.csv")], capture_output=True, text=True)
+    r = run_cli("report", data, "--period", "2026-01", "--out", tmp_path / "r", "--fees", tmp_path / "nope.csv")
     assert r.returncode == 2 and "nope.csv" in r.stderr
 
 
