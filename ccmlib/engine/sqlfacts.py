@@ -30,7 +30,7 @@ from ccmlib.intake.fastops import distinct_rows
 CUM_SQL = """
 SELECT i, pm_id, d AS activity_date,
        sum(q) OVER w AS staff_cum, sum(pq) OVER w AS prac_cum, coalesce(s, -1) AS s_, pos
-FROM ent JOIN pkey USING (p, mkey) WHERE q > 0
+FROM ent WHERE q > 0
 WINDOW w AS (PARTITION BY pm_id ORDER BY d, coalesce(s, -1), pos ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 """
 
@@ -113,33 +113,35 @@ def month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame
     if isinstance(entries, EntryStore):  # read in place: the store's patient codes are the patient-months' own
         tab = entries.table
         rp = pm["patient_id"].cat.codes.to_numpy()
-        ent = pa.table({"pos": tab.column("_pos"), "p": tab.column("p").cast(pa.int64()), "mkey": tab.column("mkey"),
-                        "d": tab.column("activity_date"), "s": tab.column("start_time").cast(pa.float64()),
-                        "dur": tab.column("duration"), "q": tab.column("qualifying"), "pq": tab.column("prac_qualifying")})
+        lp = np.asarray(tab.column("p").to_numpy(), dtype="int64")
+        lm = _int_keys(tab.column("mkey"))
+        ent = {"pos": tab.column("_pos"), "d": tab.column("activity_date"), "s": tab.column("start_time").cast(pa.float64()),
+               "dur": tab.column("duration"), "q": tab.column("qualifying"), "pq": tab.column("prac_qualifying")}
     else:
         lp, rp = _patient_codes(entries["patient_id"], pm["patient_id"])
-    # the patient-month of each entry: pm_id by (patient code, mkey), through a DuckDB join
-    pkey = pa.table({"p": pa.array(np.asarray(rp, dtype="int64")), "mkey": pa.array(pm["mkey"].to_numpy(dtype="int64")),
-                     "i": pa.array(np.arange(len(pm), dtype="int64")), "pm_id": pa.array(pm["pm_id"].to_numpy(dtype="int64"))})
-    if not isinstance(entries, EntryStore):
-        ent = pa.table({
-            "pos": pa.array(np.arange(len(entries), dtype="int64")),
-            "p": pa.array(np.asarray(lp, dtype="int64")),
-            "mkey": pa.array(entries["mkey"].to_numpy(dtype="float64"), from_pandas=True).cast(pa.int64()),
-            "d": pa.array(entries["activity_date"].to_numpy(dtype="datetime64[ns]")),
-            "s": pa.array(pd.Series(entries["start_time"], dtype="float64").to_numpy(dtype="float64", na_value=np.nan), from_pandas=True),
-            "dur": pa.array(entries["duration"].to_numpy(dtype="float64"), from_pandas=True),
-            "q": pa.array(entries["qualifying"].to_numpy(dtype="float64"), from_pandas=True),
-            "pq": pa.array(entries["prac_qualifying"].to_numpy(dtype="float64"), from_pandas=True),
-        })
+        lm = np.asarray(pd.array(entries["mkey"], dtype="Int64").to_numpy(dtype="int64", na_value=-1), dtype="int64")
+        ent = {"pos": pa.array(np.arange(len(entries), dtype="int64")),
+               "d": pa.array(entries["activity_date"].to_numpy(dtype="datetime64[ns]")),
+               "s": pa.array(pd.Series(entries["start_time"], dtype="float64").to_numpy(dtype="float64", na_value=np.nan), from_pandas=True),
+               "dur": pa.array(entries["duration"].to_numpy(dtype="float64"), from_pandas=True),
+               "q": pa.array(entries["qualifying"].to_numpy(dtype="float64"), from_pandas=True),
+               "pq": pa.array(entries["prac_qualifying"].to_numpy(dtype="float64"), from_pandas=True)}
+    # the patient-month of each entry (its row i of pm; entries of no row of pm are left out, as by an inner join),
+    # found once here on integer keys, so that DuckDB groups and windows without joining
+    at = _pm_rows(np.asarray(lp, dtype="int64"), lm, np.asarray(rp, dtype="int64"), pm["mkey"].to_numpy(dtype="int64"))
+    keep = at >= 0
+    pm_ids = pm["pm_id"].to_numpy(dtype="int64")
+    cols = {"i": pa.array(at), "pm_id": pa.array(pm_ids[np.where(keep, at, 0)] if len(pm_ids) else np.zeros(len(at), dtype="int64")), **ent}
+    ent = pa.table(cols)
+    if not keep.all():
+        ent = ent.filter(pa.array(keep))
     n = len(pm)
     con = _connect()
     try:
-        con.register("pkey", pkey)
         con.register("ent", ent)
-        # no temporary tables (a copy of every entry each): the join is read twice, by the sums and by the window
+        # no temporary tables (a copy of every entry each): the entries are read twice, by the sums and by the window
         sums = con.sql("SELECT i, fsum(q) AS qm, fsum(pq) AS pm_, coalesce(fsum(dur), 0.0) AS dm, max(d) AS last "
-                       "FROM ent JOIN pkey USING (p, mkey) GROUP BY i ORDER BY i").fetchnumpy()
+                       "FROM ent GROUP BY i ORDER BY i").fetchnumpy()
         cum = con.sql(CUM_SQL).to_arrow_table()  # unsorted: RunningTotals sorts it only on demand
         con.register("cum", cum)
         firsts = ", ".join([f"min(activity_date) FILTER (WHERE staff_cum >= {t}) AS s{t}" for t in STAFF_THRESHOLDS]
@@ -275,6 +277,34 @@ def _looked_up(values: pa.Array, at: pa.Array) -> pa.DictionaryArray:
     at = (at.combine_chunks() if isinstance(at, pa.ChunkedArray) else at).cast(pa.int32())
     ok = pc.fill_null(values.is_valid().take(at), False)
     return pa.DictionaryArray.from_arrays(pc.if_else(ok, at, pa.scalar(None, at.type)), values)
+
+
+def _pm_rows(lp: np.ndarray, lm: np.ndarray, rp: np.ndarray, rm: np.ndarray) -> np.ndarray:
+    """For each (patient code, month key) of the left arrays, the row of the right arrays with the same pair, whose
+    pairs are distinct; -1 where there is none or the month key is missing (-1), as an SQL join on the pair finds
+    them (a patient code of -1, unknown, is a value like any other): a table addressed by the pair when it is small
+    (patients times months of the data), else a hash lookup."""
+    out = np.full(len(lp), -1, dtype="int64")
+    if not len(lp) or not len(rp):
+        return out
+    ok_r, ok_l = rm >= 0, lm >= 0
+    if not ok_r.any() or not ok_l.any():
+        return out
+    lo = int(min(lm[ok_l].min(), rm[ok_r].min()))
+    width = int(max(lm[ok_l].max(), rm[ok_r].max())) - lo + 1
+    npat = int(max(lp.max(), rp.max())) + 2
+    rk = np.where(ok_r, (rp + 1) * width + (rm - lo), -1)
+    lk = np.where(ok_l, (lp + 1) * width + (lm - lo), -1)
+    rows = np.flatnonzero(ok_r)
+    if npat * width <= 4 * (len(lp) + len(rp)) + 1024:
+        table = np.full(npat * width, -1, dtype="int64")
+        table[rk[rows]] = rows
+        out[ok_l] = table[lk[ok_l]]
+    else:
+        out[ok_l] = pd.Index(rk[rows]).get_indexer(lk[ok_l])
+        hit = out >= 0
+        out[hit] = rows[out[hit]]
+    return out
 
 
 def _int_keys(arr) -> np.ndarray:
