@@ -279,7 +279,7 @@ def test_time_entry_rules_as_the_pandas_masks_gave_them(seed):
     want = old_table_rules_time_entries(df)
     assert len(got) == len(want)
     for g, w in zip(got, want):
-        pd.testing.assert_frame_equal(g.reset_index(drop=True), w.reset_index(drop=True), check_dtype=False)
+        pd.testing.assert_frame_equal(g.reset_index(drop=True), w.reset_index(drop=True))
     assert sum(len(g) for g in got) > 20
 
 
