@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io as _io
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -295,10 +296,11 @@ def read_raw(src: Source, csv_opts: dict | None = None) -> pd.DataFrame:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    """``pd.read_parquet(path)``, the same frame, with less memory and system time: each Arrow column is released as
-    soon as pandas holds it (``self_destruct``), and the Arrow buffers are allocated by jemalloc while the file is
-    read (the default mimalloc pool spent 2-4 s of system time in page faults on a 1.3 GB table, jemalloc 0.7 s).
-    A buffer keeps the pool that allocated it, so the default pool is safely put back afterwards."""
+    """``pd.read_parquet(path)``, the same frame, with less memory and system time: the file's column chunks are not
+    all buffered first (``pre_buffer``), each Arrow column is released as soon as pandas holds it (``self_destruct``),
+    and the Arrow buffers are allocated by jemalloc while the file is read (the default mimalloc pool spent 2-4 s of
+    system time in page faults on the 1M practice's 1.3 GB time entries, jemalloc 0.7 s). A buffer keeps the pool
+    that allocated it, so the default pool is safely put back afterwards."""
     import pyarrow as pa
 
     try:
@@ -306,14 +308,18 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         pa.jemalloc_set_decay_ms(0)  # pages of the buffers freed while reading go back at once (lower peak)
     except NotImplementedError:  # a pyarrow built without jemalloc
         pool = None
-    before = pa.default_memory_pool()
-    if pool is not None:
-        pa.set_memory_pool(pool)
-    try:
-        return pd.read_parquet(path, pre_buffer=False, to_pandas_kwargs={"self_destruct": True, "split_blocks": True})
-    finally:
+    with _POOL_SWITCH:  # two threads reading at once cannot leave jemalloc the default pool
+        before = pa.default_memory_pool()
         if pool is not None:
-            pa.set_memory_pool(before)
+            pa.set_memory_pool(pool)
+        try:
+            return pd.read_parquet(path, pre_buffer=False, to_pandas_kwargs={"self_destruct": True, "split_blocks": True})
+        finally:
+            if pool is not None:
+                pa.set_memory_pool(before)
+
+
+_POOL_SWITCH = threading.Lock()
 
 
 def _no_duplicate_columns(header: list, where) -> None:
