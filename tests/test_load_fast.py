@@ -297,3 +297,13 @@ def test_keeping_the_accepted_rows_column_by_column_is_the_boolean_selection():
         got = validate._keep_rows(df.copy(), keep)
         pd.testing.assert_frame_equal(got, want, check_exact=True)
         assert list(got.dtypes) == list(want.dtypes)
+
+
+def test_an_excel_workbook_loads_as_the_general_code_loads_it(demo_dir, tmp_path, monkeypatch):
+    folder = tmp_path / "xlsx"
+    folder.mkdir()
+    with pd.ExcelWriter(folder / "practice.xlsx") as book:
+        for name, df in messy(demo_tables(demo_dir), 6).items():
+            df.head(100).to_excel(book, sheet_name=name, index=False)
+    q = assert_same(folder, monkeypatch)
+    assert (q["action"] == "rejected").any()
