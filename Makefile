@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml jupyter/overrides.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q ccmlib >/dev/null  # an editable install is not compiled; with PYTHONDONTWRITEBYTECODE every run would compile it
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ccm-audit)" >/dev/null
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
