@@ -29,6 +29,7 @@ def general_code(monkeypatch) -> None:
     monkeypatch.setattr(validate, "_may_need_strip", lambda text: True)
     monkeypatch.setattr(validate, "_blank_fast", lambda text: None)
     monkeypatch.setattr(validate, "_has_none_of", lambda text, flags: False)
+    monkeypatch.setattr(validate, "_per_distinct", lambda text, parse: parse(text))
     monkeypatch.setattr(validate, "_ascii", lambda chunk: False)
     monkeypatch.setattr(validate, "_whole_days_in_range", lambda raw: None)
     monkeypatch.setattr(validate, "_ascending_keys", lambda parts: False)
@@ -307,3 +308,28 @@ def test_an_excel_workbook_loads_as_the_general_code_loads_it(demo_dir, tmp_path
             df.head(100).to_excel(book, sheet_name=name, index=False)
     q = assert_same(folder, monkeypatch)
     assert (q["action"] == "rejected").any()
+
+
+@pytest.mark.parametrize("values", [
+    ["15", "4.0", "abc", "", None, "1e3", "-5", "0x10", " 7 ", "nan", "inf"],  # (a whole number past int64 crashes an int column)
+    ["2026-01-02", "2026-02-30", "", None, "9999-12-31", "1799-12-31", "2026-03-04 00:00:00", "02/03/2026", "x"],
+    ["true", "FALSE", "Yes", "n", "1", "0", "maybe", "", None, "T", "ｙ"],
+    ["1", "2", "3"], ["1", "2.5"], ["2026-01-02"], ["03/04/2026", "3/4/2026", "2026-03-04", "13/04/2026"],
+])
+def test_values_parsed_once_per_distinct_value_as_value_by_value(values, monkeypatch):
+    """Long columns repeating a few values (as a CSV export's dates, minutes and flags do), with and without missing ones."""
+    rng = np.random.default_rng(len(values))
+    for pool in (values, [v for v in values if v is not None]):
+        raw = pd.Series(rng.choice(np.array(pool, dtype=object), 3000), dtype=object)
+        chunked = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(
+            [pa.array(raw[:1234].tolist(), pa.large_string()), pa.array(raw[1234:].tolist(), pa.large_string())])))
+        for series in (raw, chunked):
+            for kind, fmt in (("number", None), ("int", None), ("date", None), ("date", "MM/DD/YYYY"), ("date", "DD/MM/YYYY"),
+                              ("bool", None)):
+                col = validate.Col("c", kind)
+                got, got_dq = validate.parse_column(series, col, fmt)
+                with monkeypatch.context() as m:
+                    general_code(m)
+                    want, want_dq = validate.parse_column(series, col, fmt)
+                pd.testing.assert_series_equal(got, want, check_exact=True)
+                pd.testing.assert_frame_equal(got_dq, want_dq)
