@@ -1,11 +1,14 @@
 """The fast paths of loading (issue #23) give exactly what the general code gives.
 
 Each fast path is taken only when a cheap test on the Arrow buffers says it cannot change anything (no padded value,
-no empty text, ASCII times, typed Parquet dates that are whole days in range, ids already in the patients' Arrow
-type, a first key part that increases). Each test here turns the fast paths off (the general code then runs, as it did
-before them) and compares the typed tables, their dtypes and Arrow types, and the data-quality rows, on practices with
-every awkward value: whitespace of all kinds around values, blanks, non-ASCII text, odd times, dates outside the
-range, Parquet files of several chunks with typed, text, categorical and mixed columns.
+no empty text, no letter to change case, ASCII times, typed Parquet dates that are whole days in range, ids already in
+the patients' Arrow type, a first key part that increases), or computes the same thing another way (numbers, dates and
+booleans parsed once per distinct value). Each test here turns the fast paths off (the general code then runs, as it
+did before them) and compares the typed tables, their dtypes and Arrow types, and the data-quality rows, on practices
+with every awkward value: whitespace of all kinds around values, blanks, non-ASCII text, odd times, dates outside the
+range, Parquet files of several chunks with typed, text, categorical and mixed columns, an Excel workbook. The code
+that replaced pandas expressions outright (the time-entry rules, the selection of accepted rows) is compared with
+those expressions, kept here as oracles.
 """
 from __future__ import annotations
 
