@@ -98,3 +98,19 @@ def test_distinct_rows_on_integer_codes_equals_it_on_their_text():
             assert (got_f == pd.Series(np.arange(n)).groupby(got_g).min().sort_index().to_numpy()).all()
     g, f = distinct_rows(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     assert len(g) == 0 and len(f) == 0
+
+
+def test_lex_order_is_the_order_of_a_stable_sort_values():
+    from ccmlib.intake.fastops import lex_order
+
+    rng = np.random.default_rng(3)
+    n = 400
+    df = pd.DataFrame({"p": pd.Categorical(rng.choice(["P1", "P10", "P2", None], n), categories=["P1", "P10", "P2"]),
+                       "m": pd.array(rng.choice([24312, 24313, None], n), dtype="Int64"),
+                       "d": pd.to_datetime(rng.choice(["2026-01-02", "2026-01-01", None], n)),
+                       "t": pd.Series(rng.choice(["b", "a", "ab", None], n), dtype=pd.StringDtype("pyarrow")),
+                       "g": rng.integers(0, 2, n)})
+    cols = ["p", "m", "g", "d", "t"]
+    want = df.sort_values(cols, kind="mergesort").index.to_numpy()
+    assert np.array_equal(lex_order([df[c] for c in cols]), want)
+    assert np.array_equal(lex_order([df["t"], df["d"]]), df.sort_values(["t", "d"], kind="mergesort").index.to_numpy())

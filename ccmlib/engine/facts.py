@@ -11,7 +11,7 @@ import pandas as pd
 
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import CCM_CODES, INITIATING_VISITS
-from ccmlib.intake.fastops import distinct_rows, join_groups, positions
+from ccmlib.intake.fastops import distinct_rows, join_groups, lex_order, positions
 from ccmlib.intake.load import Practice
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
 from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes  # the time-entry facts on Arrow and DuckDB (issue #23)
@@ -125,7 +125,7 @@ def month_practitioner(lines: pd.DataFrame | None, consents: pd.DataFrame, keys:
     if lines is not None and len(lines):
         ln = lines.assign(_g=(lines["cpt_code"] == "G0506").astype(int),
                           _o=lines["_claim_order"] if "_claim_order" in lines else natural_key(lines["claim_id"]))
-        ln = ln.sort_values(["patient_id", "mkey", "_g", "service_date", "_o", "line"], kind="mergesort").drop_duplicates(PM)
+        ln = ln.take(lex_order([ln[c] for c in ("patient_id", "mkey", "_g", "service_date", "_o", "line")])).drop_duplicates(PM)
         lp, kp = _patient_codes(ln["patient_id"], keys["patient_id"])  # integer codes on one scale, not text merges
         lm = ln["mkey"].to_numpy(dtype="float64", na_value=np.nan)
         km = keys["mkey"].to_numpy(dtype="float64", na_value=np.nan)

@@ -71,6 +71,22 @@ def distinct_rows(*cols) -> tuple[np.ndarray, np.ndarray]:
     return group, np.flatnonzero(new).astype(np.int64)
 
 
+def sort_codes(s: pd.Series) -> np.ndarray:
+    """Integers in the order ``sort_values`` puts ``s`` (missing values last); Arrow text is ranked by Arrow's sort."""
+    if isinstance(s.array, pd.arrays.ArrowStringArray):
+        arr = pa.array(s.array)
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        return pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
+    codes, uniq = pd.factorize(s, sort=True)
+    return np.where(codes < 0, len(uniq), codes)
+
+
+def lex_order(cols: list[pd.Series]) -> np.ndarray:
+    """Row positions in the order of a stable sort on ``cols`` (the first the major key): the order
+    ``sort_values(cols, kind="mergesort")`` gives, found on the columns' integer codes (:func:`sort_codes`)."""
+    return np.lexsort([sort_codes(k) for k in reversed(cols)])
+
+
 def sort_ranks(s: pd.Series, rows: np.ndarray | None = None) -> np.ndarray:
     """Integer ranks of a column's values (of its rows ``rows`` only, when given) in the order ``sort_values`` puts
     them: equal values equal ranks, missing -1. A categorical ranks as the text of its categories (the output tables

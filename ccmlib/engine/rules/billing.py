@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import (ADDON_OF, BASE_CODES, G0506_HOSTS, G0511,
@@ -13,20 +11,10 @@ from ccmlib.reference.codes import (ADDON_OF, BASE_CODES, G0506_HOSTS, G0511,
 from ccmlib.engine.facts import PM, Facts, natural_key, practitioner_visit_status
 from ccmlib.engine.rules.registry import raw, rule
 from ccmlib.engine.money import joint_codes, key_codes
-from ccmlib.intake.fastops import distinct_rows, join_groups
+from ccmlib.intake.fastops import distinct_rows, join_groups, lex_order
 
 ORDER = ["patient_id", "mkey", "service_date", "_claim_order", "line"]
 TIMED = TIMED_CODES
-
-
-def _sort_codes(s: pd.Series) -> np.ndarray:
-    """Integers in the order ``sort_values`` puts ``s`` (missing values last); Arrow text is ranked by Arrow's sort."""
-    if isinstance(s.array, pd.arrays.ArrowStringArray):
-        arr = pa.array(s.array)
-        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-        return pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
-    codes, uniq = pd.factorize(s, sort=True)
-    return np.where(codes < 0, len(uniq), codes)
 
 
 def in_order(ln: pd.DataFrame, by=("patient_id", "mkey", "service_date")) -> pd.DataFrame:
@@ -37,8 +25,7 @@ def in_order(ln: pd.DataFrame, by=("patient_id", "mkey", "service_date")) -> pd.
 
 def _order(ln: pd.DataFrame, by=("patient_id", "mkey", "service_date")) -> np.ndarray:
     claim_order = ln["_claim_order"] if "_claim_order" in ln else natural_key(ln["claim_id"])  # computed once by build_facts
-    keys = [ln[c] for c in by] + [claim_order, ln["line"]]
-    return np.lexsort([_sort_codes(k) for k in reversed(keys)])
+    return lex_order([ln[c] for c in by] + [claim_order, ln["line"]])
 
 
 def _timed(f: Facts) -> tuple[pd.DataFrame, np.ndarray]:
