@@ -121,7 +121,9 @@ def month_practitioner(lines: pd.DataFrame | None, consents: pd.DataFrame, keys:
     out = pd.Series(pd.NA, index=keys.index, dtype="string")
     if not len(keys):
         return out
-    k = pd.DataFrame({"patient_id": keys["patient_id"].astype("string").to_numpy(), "mkey": keys["mkey"].to_numpy(dtype="float64")})
+    pid = keys["patient_id"]  # a categorical stays one (integer codes below), other ids are compared as text
+    k = pd.DataFrame({"patient_id": pid.array if isinstance(pid.dtype, pd.CategoricalDtype) else pid.astype("string").to_numpy(),
+                      "mkey": keys["mkey"].to_numpy(dtype="float64")})
     if lines is not None and len(lines):
         ln = lines.assign(_g=(lines["cpt_code"] == "G0506").astype(int),
                           _o=lines["_claim_order"] if "_claim_order" in lines else natural_key(lines["claim_id"]))
