@@ -132,3 +132,54 @@ def test_background_gives_the_result_or_the_error_of_the_call(monkeypatch, fork)
     with pytest.raises(InputError, match="bad data in the child"):
         Background(_boom).result()
     assert os.getpid() == os.getpid()  # the parent goes on
+
+
+def _sleep_long():
+    import time
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_cancelled_background_work_stops_at_once_and_gives_no_result(monkeypatch, fork):
+    """A caller that fails before asking for the result (a refused --final report) stops the child and reaps it at once;
+    asking for the result afterwards is an error, not a wait or a value."""
+    import time
+
+    from ccmlib.report.background import Background
+    monkeypatch.setenv("CCM_AUDIT_NO_FORK", "1" if fork == "0" else "0")
+    job = Background(_sleep_long)
+    proc = job._proc
+    t = time.monotonic()
+    job.cancel()
+    assert time.monotonic() - t < 30
+    if fork == "1":
+        assert proc.exitcode is not None and proc.exitcode < 0 and not proc.is_alive()  # killed and reaped, not left running
+    with pytest.raises(RuntimeError, match="_sleep_long was cancelled"):
+        job.result()
+    done = Background(_square, 3)
+    assert done.result() == 9
+    done.cancel()  # after the result: nothing left to stop
+    with pytest.raises(RuntimeError, match="cancelled"):
+        done.result()
+
+
+def _slow_trend(*args, **kwargs):
+    import time
+    time.sleep(600)
+
+
+def test_a_refused_final_report_stops_the_trend_audit_it_started(tmp_path, monkeypatch):
+    """The earlier quarters are audited in a child beside this quarter; `--final` refused (sampled units undecided) stops
+    that child instead of leaving it to finish in the process that asked (a notebook, the chart review)."""
+    import multiprocessing
+    import time
+
+    from conftest import DEMO
+    from ccmlib.errors import InputError
+    from ccmlib.report import quarterly, tables
+    monkeypatch.setenv("CCM_AUDIT_NO_FORK", "0")
+    monkeypatch.setattr(tables, "earlier_quarters", _slow_trend)
+    t = time.monotonic()
+    with pytest.raises(InputError, match="--final refused"):
+        quarterly.audit_for_report(DEMO, "2026Q3", tmp_path / "audit", sample_size=5, seed="7", final=True)
+    assert time.monotonic() - t < 300 and not multiprocessing.active_children()

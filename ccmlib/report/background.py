@@ -30,7 +30,7 @@ class Background:
 
     def __init__(self, fn, *args, **kwargs):
         self._call = (fn, args, kwargs)
-        self._done, self._value, self._proc = False, None, None
+        self._done, self._value, self._proc, self._cancelled = False, None, None, False
         if "fork" in mp.get_all_start_methods() and os.environ.get("CCM_AUDIT_NO_FORK") != "1":
             ctx = mp.get_context("fork")
             self._conn, child = ctx.Pipe(duplex=False)
@@ -38,7 +38,20 @@ class Background:
             self._proc.start()
             child.close()
 
+    def cancel(self) -> None:
+        """The result is no longer wanted (the caller failed before asking for it): the child is stopped and reaped at
+        once, instead of computing to the end in a process that lives on (a notebook, the chart review, a test run).
+        :meth:`result` may not be asked afterwards."""
+        self._cancelled = True
+        if self._proc is not None and not self._done:
+            self._proc.kill()  # it holds nothing to clean up: its result would only have gone into the pipe
+            self._proc.join()
+            self._conn.close()
+            self._proc = None
+
     def result(self):
+        if self._cancelled:
+            raise RuntimeError(f"background work {self._call[0].__name__} was cancelled")
         if self._done:
             return self._value
         if self._proc is None:

@@ -132,16 +132,20 @@ def audit_for_report(data_dir, period: str, audit_dir: Path, sample_size=None, s
     name = practice_name or data.name
     earlier = Background(tables.earlier_quarters, practice, p, recorded=recorded_quarters(ledger, name), overrides=overrides,
                          fees=fees, profile=profile, encounters_from=encounters_from)  # on the second core while this quarter is audited
-    res = audit(practice, period=period, overrides=overrides, fees=fees, profile=profile, encounters_from=encounters_from,
-                progress=progress)  # the rules' bar on a terminal (a large practice takes minutes before the notebook starts)
-    res.run["command"] = command or "notebooks/quarterly_review.ipynb (run in Jupyter)"  # what was run, not the kernel's launch line
-    from ccmlib.engine.pipeline import empty_period_message
-    empty = empty_period_message(res.run)
-    if empty:
-        raise InputError(empty)
-    if sample_size:
-        attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
-        check_final(res.run, final)
+    try:
+        res = audit(practice, period=period, overrides=overrides, fees=fees, profile=profile, encounters_from=encounters_from,
+                    progress=progress)  # the rules' bar on a terminal (a large practice takes minutes before the notebook starts)
+        res.run["command"] = command or "notebooks/quarterly_review.ipynb (run in Jupyter)"  # what was run, not the kernel's launch line
+        from ccmlib.engine.pipeline import empty_period_message
+        empty = empty_period_message(res.run)
+        if empty:
+            raise InputError(empty)
+        if sample_size:
+            attach_sample(res, int(sample_size), None if seed is None else str(seed), strata=strata)
+            check_final(res.run, final)
+    except BaseException:
+        earlier.cancel()  # refused (an empty period, --final with units undecided) or failed: the trend is not needed
+        raise
     res.run["report"] = {"practice_name": name,
                          "earlier_quarters": [{"period": q, "source": src, "headline": h} for q, (h, src) in earlier.result().items()]}
     ids = pd.concat([res.patient_months["patient_id"], res.claim_lines["patient_id"],
