@@ -136,7 +136,8 @@ def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_di
                                "'consent found in the scanned paper chart'", timeout=60_000)
         assert page.locator(".ccm-evidence input").first.input_value() == "scanned consent, page 2"
         page.locator(".ccm-rerun").click()
-        page.wait_for_selector(".ccm-status:has-text('re-run')", timeout=120_000)
+        # the re-run's own message (the add's "...; audit re-run" is still shown until the re-run ends)
+        page.wait_for_selector(".ccm-status:has-text('re-run with every decision saved so far')", timeout=120_000)
         totals = page.locator(".ccm-totals").inner_text()
         assert "1 overturned" in totals and "Sample:" in totals
         assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # nothing runs off the right edge at 1280 px
