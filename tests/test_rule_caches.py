@@ -188,3 +188,46 @@ def test_every_rule_gives_the_same_findings_with_the_caches_warm(facts):
     warm = {rid: r.func(facts) for rid, r in rules.items() if r.phase == 1}
     for rid in cold:
         same(cold[rid], warm[rid])
+
+
+def _ref_bill_05(f) -> pd.DataFrame:
+    """BILL-05 before it found the lines' patient-months and running unit counts on integer codes."""
+    from ccmlib.engine.rules.billing import TIMED, _timed_lines, minutes_needed, raw, time_family
+    ln = _timed_lines(f).merge(f.pm[PM + ["pm_id"]], on=PM, how="left")
+    if not len(ln):
+        return raw(ln, "line", "")
+    base_min = ln["cpt_code"].map({c: minutes_needed(c, 0) for c in TIMED})
+    step = ln["cpt_code"].map({c: minutes_needed(c, 1) - minutes_needed(c, 0) for c in TIMED})
+    ln["need"] = base_min + step * ln.groupby(PM + ["cpt_code"])["units"].cumsum()
+    prac = ln["cpt_code"].map({c: time_family(c) == "practitioner" for c in TIMED}).astype(bool)
+    reached = pd.Series(pd.NaT, index=ln.index, dtype="datetime64[ns]")
+    for mask, col in ((~prac, "staff_cum"), (prac, "prac_cum")):
+        if mask.any():
+            reached[mask] = f.totals.reach(ln[mask], col).to_numpy()
+    bad = reached.notna() & (ln["service_date"] < reached)
+    x = ln[bad]
+    return raw(x, "line", "service date " + x["service_date"].dt.strftime("%Y-%m-%d") + " is before the "
+               + x["need"].astype(int).astype(str) + "-minute threshold was reached on " + reached[bad].dt.strftime("%Y-%m-%d"),
+               units_removed=0)
+
+
+@pytest.mark.parametrize("seed", [2, 9])
+def test_bill_05_on_integer_codes_is_the_merge_and_group_by(seed):
+    """The lines' patient-months (billing._with_pm_id) and running unit counts on integer codes give BILL-05's rows of
+    before, on practices where claims are billed early and lines carry several units."""
+    from ccmlib.engine.pipeline import audit
+    from ccmlib.engine.rules.billing import _timed_lines, _with_pm_id, bill_05
+    from ccmlib.synth.examples import practice
+    from ccmlib.synth.generator import build, parse_rates
+    t = build(120, "2026-01..2026-03", seed, parse_rates(["0.02", "BILL-05=0.2", "TIME-07=0.1"]), entries=(2, 6))
+    t.pop("truth")
+    f = audit(practice({k: v.astype(str).replace({"nan": "", "<NA>": "", "NaT": ""}).to_dict("records") for k, v in t.items()}),
+              period="2026Q1").facts
+    same(_with_pm_id(_timed_lines(f), f.pm), _timed_lines(f).merge(f.pm[PM + ["pm_id"]], on=PM, how="left"))
+    got, want = bill_05.__wrapped__(f) if hasattr(bill_05, "__wrapped__") else bill_05(f), _ref_bill_05(f)
+    same(got, want)
+    assert len(want) > 0
+    # ids as plain text: the merge itself
+    ln = _timed_lines(f).assign(patient_id=lambda d: d["patient_id"].astype("string"))
+    pm = f.pm[PM + ["pm_id"]].assign(patient_id=lambda d: d["patient_id"].astype("string"))
+    same(_with_pm_id(ln, pm), ln.merge(pm, on=PM, how="left"))

@@ -40,6 +40,21 @@ def _timed(f: Facts) -> tuple[pd.DataFrame, np.ndarray]:
     return f.lines.take(at), month
 
 
+def _with_pm_id(ln: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
+    """``ln.merge(pm[PM + ["pm_id"]], on=PM, how="left")``: each line's patient-month found on integer keys when the
+    patient ids share the facts' categories and every line has one (always, for the facts' lines), else merged."""
+    from ccmlib.engine.sqlfacts import _pm_rows
+
+    lp, rp = ln["patient_id"], pm["patient_id"]
+    if (len(ln) and isinstance(lp.dtype, pd.CategoricalDtype) and lp.dtype == rp.dtype and not lp.isna().any()
+            and ln["mkey"].notna().all() and pm["mkey"].notna().all()):
+        rows = _pm_rows(lp.cat.codes.to_numpy().astype("int64"), ln["mkey"].to_numpy(dtype="int64"),
+                        rp.cat.codes.to_numpy().astype("int64"), pm["mkey"].to_numpy(dtype="int64"))
+        if (rows >= 0).all():
+            return ln.reset_index(drop=True).assign(pm_id=pm["pm_id"].to_numpy()[rows])
+    return ln.merge(pm[PM + ["pm_id"]], on=PM, how="left")
+
+
 def _timed_lines(f: Facts) -> pd.DataFrame:
     return _timed(f)[0]
 
@@ -190,14 +205,18 @@ def bill_04(f: Facts) -> pd.DataFrame:
       meaning="The claim was dated before the time threshold was reached.",
       fix="Date the claim after the threshold is met.")
 def bill_05(f: Facts) -> pd.DataFrame:
-    ln = _timed_lines(f).merge(f.pm[PM + ["pm_id"]], on=PM, how="left")
+    ln = _with_pm_id(_timed_lines(f), f.pm)
     if not len(ln):
         return raw(ln, "line", "")
-    base_min = ln["cpt_code"].map({c: minutes_needed(c, 0) for c in TIMED})
-    step = ln["cpt_code"].map({c: minutes_needed(c, 1) - minutes_needed(c, 0) for c in TIMED})
-    cum_units = ln.groupby(PM + ["cpt_code"])["units"].cumsum()
+    codes, uniq = pd.factorize(ln["cpt_code"])  # each code's minutes and family looked up once, not once per line
+    base_min = pd.Series(np.array([minutes_needed(c, 0) for c in uniq], dtype="int64")[codes], index=ln.index)
+    step = pd.Series(np.array([minutes_needed(c, 1) - minutes_needed(c, 0) for c in uniq], dtype="int64")[codes], index=ln.index)
+    if ln[PM].notna().all().all():  # the running count of units per (patient-month, code), grouped on integer codes
+        cum_units = ln["units"].groupby(distinct_rows(ln["pm_id"].to_numpy(), codes)[0]).cumsum()
+    else:
+        cum_units = ln.groupby(PM + ["cpt_code"])["units"].cumsum()
     ln["need"] = base_min + step * cum_units
-    prac = ln["cpt_code"].map({c: time_family(c) == "practitioner" for c in TIMED}).astype(bool)
+    prac = pd.Series(np.array([time_family(c) == "practitioner" for c in uniq], dtype=bool)[codes], index=ln.index)
     reached = pd.Series(pd.NaT, index=ln.index, dtype="datetime64[ns]")
     for mask, col in ((~prac, "staff_cum"), (prac, "prac_cum")):
         if mask.any():
