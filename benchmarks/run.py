@@ -137,7 +137,7 @@ def run_size(size: str) -> dict:
             raise
         raise NotPossible(f"{size} patient-months: generated ({entries:,} time entries) in {gen['wall_s']:,} s, peak RSS "
                           f"{gen['peak_rss_mb']:,} MB (`synth --chunk-patients {CHUNK_PATIENTS}`); `ccm-audit check` refuses "
-                          f"it before loading: {said.group(1).strip()}") from None
+                          f"it before loading: {said.group(1).strip().replace(str(ROOT) + '/', '')}") from None
     load = measure([PY, "-c", LOAD, str(folder)], f"load {size}")  # after the check: what check refuses is not loaded either
     floor = measure([PY, "-c", FLOOR, str(folder)], f"floor {size}")
     pms, lines = rows(run / "patient_months.csv"), rows(run / "claim_lines.csv")
