@@ -144,3 +144,29 @@ def test_mapping_with_unknown_table_is_a_clear_error(tmp_path):
     (d / "mapping.yml").write_text("timelog:\n  columns: {a: b}\n")
     with pytest.raises(InputError, match="mapping.yml: unknown table 'timelog'"):
         load_practice(d)
+
+
+def test_a_number_too_large_for_a_whole_number_column_is_a_rejected_row_not_a_crash(tmp_path, demo_dir):
+    """1e30 in claims.units (CSV text, or a Parquet number column) cannot be a 64-bit whole number: the row is
+    rejected with a data-quality row naming file, line and column, and the rest of the table loads."""
+    import shutil
+    src = tmp_path / "csv"
+    shutil.copytree(demo_dir, src)
+    claims = pd.read_csv(src / "claims.csv", dtype=str, keep_default_na=False)
+    claims.loc[0, "units"], claims.loc[1, "units"] = "1e30", "-9.3e18"
+    claims.to_csv(src / "claims.csv", index=False)
+    p = load_practice(src)
+    big = p.quality[p.quality["problem"].str.startswith("too large for a whole number")]
+    assert big[["file", "line", "column", "value", "action"]].values.tolist() == [
+        ["claims.csv", 2, "units", "1e30", "rejected"], ["claims.csv", 3, "units", "-9.3e18", "rejected"]]
+    assert len(p["claims"]) == len(claims) - 2
+    pq = tmp_path / "parquet"
+    shutil.copytree(demo_dir, pq)
+    (pq / "claims.csv").unlink()
+    c = pd.read_csv(demo_dir / "claims.csv", dtype=str, keep_default_na=False)
+    c["units"] = [1e30] + [1.0] * (len(c) - 1)  # a number column of a Parquet or Excel export: floats
+    c.to_parquet(pq / "claims.parquet")
+    p = load_practice(pq)
+    big = p.quality[p.quality["problem"].str.startswith("too large for a whole number")]
+    assert big[["file", "line", "column", "value", "action"]].values.tolist() == [["claims.parquet", 1, "units", "1e+30", "rejected"]]
+    assert len(p["claims"]) == len(c) - 1 and p["claims"]["units"].dtype == "Int64"

@@ -308,6 +308,20 @@ def _per_distinct(text: pd.Series, parse) -> pd.Series:
     return out
 
 
+#: the largest magnitude a whole-number column holds (64-bit integers)
+INT_LIMIT = 2 ** 63
+
+
+def _whole(out: pd.Series, shown: pd.Series, name: str) -> tuple[pd.Series, list[pd.DataFrame]]:
+    """A float column as whole numbers (Int64): a fraction is "not a whole number", a magnitude of 2**63 or more
+    (1e30) "too large" (both rejected, rather than a cast that fails the whole load)."""
+    frac = out.notna() & (out % 1 != 0)
+    huge = out.notna() & ~frac & (out.abs() >= INT_LIMIT)
+    probs = [p for p in (_problems(frac, name, "not a whole number", shown),
+                         _problems(huge, name, f"too large for a whole number (beyond ±{INT_LIMIT - 1:,})", shown)) if len(p)]
+    return out.where(~frac & ~huge).astype("Int64"), probs
+
+
 def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tuple[pd.Series, pd.DataFrame]:
     """Typed series and the problems found in one column (dates in ``date_format``, mapping.yml's ``dates:``; ISO
     by default)."""
@@ -324,8 +338,10 @@ def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tu
         return raw.astype("boolean"), _problems(raw.isna() & False, col.name, "")
     if kind in ("number", "int") and pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         out = raw.astype("float64")
-        frac = out.notna() & (out % 1 != 0) if kind == "int" else out.isna() & False
-        return (out.where(~frac).astype("Int64") if kind == "int" else out), _problems(frac, col.name, "not a whole number", raw)
+        if kind != "int":
+            return out, _problems(out.isna() & False, col.name, "not a whole number", raw)
+        out, probs = _whole(out, raw, col.name)
+        return out, (pd.concat(probs, ignore_index=True) if probs else _problems(out.isna() & False, col.name, ""))
     text = _as_text(raw)
     blank = _blank_fast(text)
     if blank is None:  # some values are empty text: they are blanks
@@ -372,9 +388,8 @@ def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tu
         out = _per_distinct(text, lambda t: pd.to_numeric(t, errors="coerce")).astype("float64")
         probs.append(_problems(~blank & out.isna(), col.name, "not a number", text))
         if kind == "int":
-            frac = out.notna() & (out % 1 != 0)
-            probs.append(_problems(frac, col.name, "not a whole number", text))
-            out = out.where(~frac).astype("Int64")
+            out, more = _whole(out, text, col.name)
+            probs.extend(more)
     else:  # pragma: no cover - guarded by the schema declarations
         raise ValueError(f"unknown column kind {kind}")
     probs = [p for p in probs if len(p)]
