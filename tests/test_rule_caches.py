@@ -31,7 +31,7 @@ def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 def test_flagged_entries_are_the_store_query_of_each_rule(facts):
-    facts.flagged_entries = None
+    facts.memo.pop("flagged_entries", None)
     reads = ENTRY_KEYS + ["description", "staff_id", "role", "overlap", "counted_toward", "activity_date", "first_consent",
                           "revoked_date"]
     checked = 0
@@ -41,7 +41,7 @@ def test_flagged_entries_are_the_store_query_of_each_rule(facts):
             same(got, facts.entry_rows(flag, columns=cols))
             checked += len(got)
     assert checked > 0  # the demo flags entries of several kinds
-    assert facts.flagged_entries is not None and facts.flagged_entries[0] is facts.store
+    assert facts.memo["flagged_entries"][0] == (facts.store,)  # kept, and found again for another store
 
 
 def test_flagged_entries_fall_back_to_the_store_for_other_flags_or_columns(facts):
@@ -50,7 +50,7 @@ def test_flagged_entries_fall_back_to_the_store_for_other_flags_or_columns(facts
 
 
 def test_lines_with_minutes_are_the_ordered_merge_for_every_code(facts):
-    facts.minutes_order = None
+    facts.memo.pop("minutes_order", None)
     pm = facts.pm[["patient_id", "mkey", "qualifying_minutes", "practitioner_minutes"]]
     code_sets = [(c,) for c in CCM_CODES] + [("99490", "99439"), ("99487", "99489", "99491"), ("no-such-code",)]
     for codes in code_sets:
@@ -163,27 +163,26 @@ def test_rev01_prices_only_the_months_with_missed_units(facts, monkeypatch):
 
 def test_visit_evidence_is_found_once_and_follows_the_facts(facts):
     who = facts.lines[["patient_id", "mkey", "billing_npi"]]
-    facts.visits = None
+    facts.memo.pop("visits", None)
     first = initiating_visit_status(facts, who)
-    cached = facts.visits
-    assert cached is not None
-    same(cached[2], visit_evidence(facts.encounters, facts.claims))
+    cached = facts.memo["visits"]
+    same(cached[1], visit_evidence(facts.encounters, facts.claims))
     same(initiating_visit_status(facts, who), first)
-    assert facts.visits is cached  # not found again
+    assert facts.memo["visits"] is cached  # not found again
     enc = facts.encounters
     try:
         facts.encounters = enc.iloc[:0]  # other encounters: found again, from them
         status = initiating_visit_status(facts, who)
-        same(facts.visits[2], visit_evidence(facts.encounters, facts.claims))
+        same(facts.memo["visits"][1], visit_evidence(facts.encounters, facts.claims))
         assert status["visit_found"].sum() <= first["visit_found"].sum()
     finally:
         facts.encounters = enc
-        facts.visits = None
+        facts.memo.pop("visits", None)
 
 
 def test_every_rule_gives_the_same_findings_with_the_caches_warm(facts):
     rules = load_all()
-    facts.flagged_entries = facts.minutes_order = facts.visits = None
+    facts.memo.clear()
     cold = {rid: r.func(facts) for rid, r in rules.items() if r.phase == 1}
     warm = {rid: r.func(facts) for rid, r in rules.items() if r.phase == 1}
     for rid in cold:

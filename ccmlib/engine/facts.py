@@ -69,15 +69,11 @@ class Facts:
     missing: set[str] = field(default_factory=set)  # tables not provided
     totals: "RunningTotals | None" = None  # running qualifying minutes per patient-month (sqlfacts.RunningTotals; BILL-05's thresholds)
     conditions: pd.DataFrame | None = None  # (patient_id, mkey, category) active chronic categories
-    visit_status: pd.DataFrame | None = None  # cache of practitioner_visit_status()
-    timed_order: tuple | None = None  # cache of billing._timed(): the time-based lines' positions in "first" order, their months
     patients: pd.DataFrame | None = None  # the patients table (death_date for ELIG-03)
     condition_map: pd.DataFrame | None = None  # the chronic-condition map the run uses (DX-01 maps claim diagnoses with it)
     visits_from: pd.Timestamp = pd.NaT  # where the visit history begins (IV-01 coverage, catalog v3; NaT: no start)
     visits_from_source: str = "none"  # declared (mapping.yml or --encounters-from), derived (earliest date) or none
-    visits: tuple | None = None  # cache of visit_evidence(encounters, claims): (encounters, claims, the visits)
-    minutes_order: tuple | None = None  # cache of rules.time._lines_with_minutes: the lines joined to their minutes, ordered
-    flagged_entries: tuple | None = None  # cache of rules.time._flagged: (the store, its entries any exclusion flag marks)
+    memo: dict = field(default_factory=dict, repr=False)  # what :meth:`once` computed: name -> (its inputs, the value)
 
     @property
     def entries(self) -> pd.DataFrame:
@@ -89,6 +85,14 @@ class Facts:
     def cum(self) -> pd.DataFrame:
         """The running totals as the pandas frame (pm_id, activity_date, staff_cum, prac_cum), sorted (built on first use)."""
         return self.totals.frame()
+
+    def once(self, name: str, compute, *inputs):
+        """``compute()``, computed once per audit for the rules that share it (the visit evidence, the lines' order...)
+        and kept in :attr:`memo`; computed again when any of ``inputs`` (the facts' tables it reads) is another object."""
+        hit = self.memo.get(name)
+        if hit is None or len(hit[0]) != len(inputs) or any(a is not b for a, b in zip(hit[0], inputs)):
+            hit = self.memo[name] = (inputs, compute())
+        return hit[1]
 
     def entry_rows(self, where: str | list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """The period's time entries where the SQL condition ``where`` holds over their facts' columns (e.g.
@@ -413,9 +417,8 @@ def condition_lists(f: Facts, pms: pd.DataFrame) -> pd.Series:
 def practitioner_visit_status(f: Facts) -> pd.DataFrame:
     """:func:`initiating_visit_status` for every (patient-month, billing NPI) of the period's CCM lines, computed once
     per run (IV-01 and the data-quality note both need it)."""
-    if f.visit_status is None:
-        f.visit_status = initiating_visit_status(f, f.lines[["patient_id", "mkey", "billing_npi"]])
-    return f.visit_status
+    return f.once("visit_status", lambda: initiating_visit_status(f, f.lines[["patient_id", "mkey", "billing_npi"]]),
+                  f.lines, f.commencement, f.encounters, f.claims)
 
 
 def one_year_before(d: pd.Series) -> pd.Series:
@@ -450,9 +453,7 @@ def visit_history_start(encounters: pd.DataFrame, claims: pd.DataFrame, declared
 
 def _visits(f: Facts) -> pd.DataFrame:
     """:func:`visit_evidence` of the facts' encounters and claims, found once per audit (IV-01 and REV-01 both ask)."""
-    if f.visits is None or f.visits[0] is not f.encounters or f.visits[1] is not f.claims:
-        f.visits = (f.encounters, f.claims, visit_evidence(f.encounters, f.claims))
-    return f.visits[2]
+    return f.once("visits", lambda: visit_evidence(f.encounters, f.claims), f.encounters, f.claims)
 
 
 def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:

@@ -31,12 +31,12 @@ def _order(ln: pd.DataFrame, by=("patient_id", "mkey", "service_date")) -> np.nd
 def _timed(f: Facts) -> tuple[pd.DataFrame, np.ndarray]:
     """The time-based lines in "first" order and a number per patient-month for each. The order is found once per
     audit for the rules that read it (kept on the facts as positions, not as a second copy of the lines)."""
-    if f.timed_order is None:
+    def order():
         timed = np.flatnonzero(f.lines["cpt_code"].isin(TIMED).to_numpy(dtype=bool, na_value=False))
         at = timed[_order(f.lines[[c for c in (*ORDER, "claim_id") if c in f.lines]].take(timed))]
-        month = distinct_rows(f.lines["patient_id"].take(at), f.lines["mkey"].take(at))[0]
-        f.timed_order = (at, month)
-    at, month = f.timed_order
+        return at, distinct_rows(f.lines["patient_id"].take(at), f.lines["mkey"].take(at))[0]
+
+    at, month = f.once("timed_order", order, f.lines)
     return f.lines.take(at), month
 
 

@@ -32,10 +32,7 @@ def _flagged(f: Facts, flag: str | list[str], columns: list[str]) -> pd.DataFram
     reads = [c for c in ENTRY_READS if c in f.store.dtypes]
     if not set(flags) <= set(have) or not set(columns) <= set(reads) | set(have):
         return f.entry_rows(flag, columns=columns)
-    cached = f.flagged_entries
-    if cached is None or cached[0] is not f.store:
-        cached = f.flagged_entries = (f.store, f.entry_rows(have, columns=reads + have))
-    rows = cached[1]
+    rows = f.once("flagged_entries", lambda: f.entry_rows(have, columns=reads + have), f.store)
     keep = np.zeros(len(rows), dtype=bool)
     for c in flags:
         keep |= rows[c].to_numpy(dtype=bool)
@@ -147,12 +144,12 @@ def _lines_with_minutes(f: Facts, codes: tuple[str, ...]) -> pd.DataFrame:
     month's minutes and ordered once per audit (kept on the facts); each call takes its codes' rows from that."""
     from ccmlib.engine.rules.billing import _order
 
-    cached = f.minutes_order
-    if cached is None or cached[0] is not f.lines or cached[1] is not f.pm:
+    def join():
         pm = f.pm[["patient_id", "mkey", "qualifying_minutes", "practitioner_minutes"]]
         joined = f.lines.merge(pm, on=["patient_id", "mkey"], how="left")  # one row per line, in the lines' order
-        cached = f.minutes_order = (f.lines, f.pm, joined, _order(joined))
-    _, _, joined, order = cached
+        return joined, _order(joined)
+
+    joined, order = f.once("minutes_order", join, f.lines, f.pm)
     want = f.lines["cpt_code"].isin(codes).to_numpy(dtype=bool, na_value=False)
     at = order[want[order]]  # the ordered rows of those codes (a stable order kept on a subset is the subset's order)
     out = joined.take(at)
