@@ -233,7 +233,7 @@ def test_empty_entries():
 
 @pytest.mark.parametrize("months", [4, 5000])  # few months: a table addressed by the pair; thousands: a hash lookup
 def test_each_entrys_patient_month_is_the_one_an_sql_join_finds(months):
-    """month_minutes finds each entry's patient-month on integer keys (sqlfacts._pm_rows) instead of joining: the same
+    """month_minutes finds each entry's patient-month on integer keys (sqlfacts.patient_month_rows) instead of joining: the same
     row an inner join on (patient code, month key) finds, none for a missing month key, and an unknown patient (code
     -1) matched like any other code."""
     rng = np.random.default_rng(7)
@@ -242,11 +242,11 @@ def test_each_entrys_patient_month_is_the_one_an_sql_join_finds(months):
     left = pd.DataFrame({"p": rng.integers(-1, 45, 2000), "m": rng.integers(24000, 24000 + months, 2000)})
     left.loc[rng.random(2000) < 0.05, "m"] = -1
     left = pd.concat([left, pairs.sample(100, random_state=2)], ignore_index=True)  # some certain hits
-    got = sqlfacts._pm_rows(left["p"].to_numpy(), left["m"].to_numpy(), pairs["p"].to_numpy(), pairs["m"].to_numpy())
+    got = sqlfacts.patient_month_rows(left["p"].to_numpy(), left["m"].to_numpy(), pairs["p"].to_numpy(), pairs["m"].to_numpy())
     want = left.assign(_l=np.arange(len(left))).merge(pairs.assign(_r=np.arange(len(pairs))), on=["p", "m"], how="left")
     want = want[want["m"] >= 0].set_index("_l")["_r"].reindex(np.arange(len(left))).fillna(-1).astype("int64").to_numpy()
     assert np.array_equal(got, want)
     assert (got >= 0).sum() >= 100 and (got[left["p"].to_numpy() == -1] >= 0).any()
     empty = np.zeros(0, dtype="int64")
-    assert len(sqlfacts._pm_rows(empty, empty, pairs["p"].to_numpy(), pairs["m"].to_numpy())) == 0
-    assert (sqlfacts._pm_rows(left["p"].to_numpy(), left["m"].to_numpy(), empty, empty) == -1).all()
+    assert len(sqlfacts.patient_month_rows(empty, empty, pairs["p"].to_numpy(), pairs["m"].to_numpy())) == 0
+    assert (sqlfacts.patient_month_rows(left["p"].to_numpy(), left["m"].to_numpy(), empty, empty) == -1).all()

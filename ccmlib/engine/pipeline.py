@@ -450,17 +450,14 @@ def _pm_rows(pm: pd.DataFrame, df: pd.DataFrame) -> np.ndarray:
     """The row of ``pm`` (one row per patient-month) holding each row's patient-month, -1 for none: what a left merge
     of ``pm`` with ``df`` on (patient_id, mkey) pairs, found on integer keys (the patient's position in pm's patient
     categories and the month key) instead of by merging text."""
+    from ccmlib.engine.sqlfacts import patient_month_rows
+
     p = pm["patient_id"]
     cats = p.cat.categories if isinstance(p.dtype, pd.CategoricalDtype) else pd.Index(pd.unique(p.dropna()))
-    mk_pm = pm["mkey"].to_numpy(dtype="int64")
-    lo = int(mk_pm.min()) if len(mk_pm) else 0
-    width = int(mk_pm.max()) - lo + 1 if len(mk_pm) else 1
-    m = df["mkey"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan) - lo  # a missing month matches no row
     pc_ = _codes_in(df["patient_id"], cats)
-    ok = (pc_ >= 0) & (m >= 0) & (m < width)
-    key = np.where(ok, pc_ * width + np.nan_to_num(m, nan=0).astype(np.int64), -1)
-    rows = pd.Index(_codes_in(p, cats) * width + (mk_pm - lo)).get_indexer(key)  # pm's patient-months are unique
-    return np.where(ok, rows, -1)
+    m = df["mkey"].astype("Int64").to_numpy(dtype="int64", na_value=-1)  # a missing month matches no row
+    rows = patient_month_rows(pc_, m, _codes_in(p, cats), pm["mkey"].to_numpy(dtype="int64"))
+    return np.where(pc_ >= 0, rows, -1)  # an unknown or missing patient matches no row
 
 
 def _units_label(rows: np.ndarray, lines: pd.DataFrame, units: str, n: int) -> pd.Series:

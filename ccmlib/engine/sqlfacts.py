@@ -128,7 +128,7 @@ def month_minutes(entries: pd.DataFrame, pm: pd.DataFrame) -> tuple[pd.DataFrame
                "pq": pa.array(entries["prac_qualifying"].to_numpy(dtype="float64"), from_pandas=True)}
     # the patient-month of each entry (its row i of pm; entries of no row of pm are left out, as by an inner join),
     # found once here on integer keys, so that DuckDB groups and windows without joining
-    at = _pm_rows(np.asarray(lp, dtype="int64"), lm, np.asarray(rp, dtype="int64"), pm["mkey"].to_numpy(dtype="int64"))
+    at = patient_month_rows(np.asarray(lp, dtype="int64"), lm, np.asarray(rp, dtype="int64"), pm["mkey"].to_numpy(dtype="int64"))
     keep = at >= 0
     pm_ids = pm["pm_id"].to_numpy(dtype="int64")
     cols = {"i": pa.array(at), "pm_id": pa.array(pm_ids[np.where(keep, at, 0)] if len(pm_ids) else np.zeros(len(at), dtype="int64")), **ent}
@@ -279,7 +279,7 @@ def _looked_up(values: pa.Array, at: pa.Array) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pc.if_else(ok, at, pa.scalar(None, at.type)), values)
 
 
-def _pm_rows(lp: np.ndarray, lm: np.ndarray, rp: np.ndarray, rm: np.ndarray) -> np.ndarray:
+def patient_month_rows(lp: np.ndarray, lm: np.ndarray, rp: np.ndarray, rm: np.ndarray) -> np.ndarray:
     """For each (patient code, month key) of the left arrays, the row of the right arrays with the same pair, whose
     pairs are distinct; -1 where there is none or the month key is missing (-1), as an SQL join on the pair finds
     them (a patient code of -1, unknown, is a value like any other): a table addressed by the pair when it is small

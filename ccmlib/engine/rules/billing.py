@@ -43,12 +43,12 @@ def _timed(f: Facts) -> tuple[pd.DataFrame, np.ndarray]:
 def _with_pm_id(ln: pd.DataFrame, pm: pd.DataFrame) -> pd.DataFrame:
     """``ln.merge(pm[PM + ["pm_id"]], on=PM, how="left")``: each line's patient-month found on integer keys when the
     patient ids share the facts' categories and every line has one (always, for the facts' lines), else merged."""
-    from ccmlib.engine.sqlfacts import _pm_rows
+    from ccmlib.engine.sqlfacts import patient_month_rows
 
     lp, rp = ln["patient_id"], pm["patient_id"]
     if (len(ln) and isinstance(lp.dtype, pd.CategoricalDtype) and lp.dtype == rp.dtype and not lp.isna().any()
             and ln["mkey"].notna().all() and pm["mkey"].notna().all()):
-        rows = _pm_rows(lp.cat.codes.to_numpy().astype("int64"), ln["mkey"].to_numpy(dtype="int64"),
+        rows = patient_month_rows(lp.cat.codes.to_numpy().astype("int64"), ln["mkey"].to_numpy(dtype="int64"),
                         rp.cat.codes.to_numpy().astype("int64"), pm["mkey"].to_numpy(dtype="int64"))
         if (rows >= 0).all():
             return ln.reset_index(drop=True).assign(pm_id=pm["pm_id"].to_numpy()[rows])
