@@ -181,7 +181,7 @@ def _hhmm(text: pd.Series) -> pd.Series:
             fast[:] = False
     rest = ~fast & (lens > 0)
     if rest.any():
-        _hhmm_regex(text, rest, out)
+        out[np.flatnonzero(rest)] = _regex_minutes(text[rest])
     return pd.Series(out, index=text.index)
 
 
@@ -191,12 +191,8 @@ def _ascii(chunk) -> bool:
     return bool(data[offsets[0]:offsets[-1]].max(initial=0) < 0x80)
 
 
-def _hhmm_regex(text: pd.Series, rest: np.ndarray, out: np.ndarray) -> None:
-    """Minutes of the values at ``rest`` (H:MM, HH:MM:SS, anything else invalid) into ``out``."""
-    out[np.flatnonzero(rest)] = _regex_minutes(text[rest])
-
-
 def _regex_minutes(text: pd.Series) -> np.ndarray:
+    """Minutes after midnight of H:MM, HH:MM or HH:MM:SS text (NaN for anything else)."""
     parts = text.str.extract(_TIME_RE)
     hh, mm = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
     return (hh * 60 + mm).where(hh.between(0, 23) & mm.between(0, 59)).to_numpy(dtype=float)
