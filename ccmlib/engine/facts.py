@@ -4,6 +4,7 @@ Everything here is vectorized: group-bys, merges and interval logic, no per-row 
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,7 @@ from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
 
 PM = ["patient_id", "mkey"]
+_ONCE_LOCK = threading.Lock()  # guards the per-name locks of Facts.once
 #: staff-code thresholds whose reach date is reported and used by BILL-05
 STAFF_THRESHOLDS = (20, 40, 60, 90, 120)
 PRACTITIONER_THRESHOLDS = (30, 60, 90)
@@ -74,6 +76,7 @@ class Facts:
     visits_from: pd.Timestamp = pd.NaT  # where the visit history begins (IV-01 coverage, catalog v3; NaT: no start)
     visits_from_source: str = "none"  # declared (mapping.yml or --encounters-from), derived (earliest date) or none
     memo: dict = field(default_factory=dict, repr=False)  # what :meth:`once` computed: name -> (its inputs, the value)
+    _locks: dict = field(default_factory=dict, repr=False, compare=False)  # name -> the lock :meth:`once` holds computing it
 
     @property
     def entries(self) -> pd.DataFrame:
@@ -88,11 +91,15 @@ class Facts:
 
     def once(self, name: str, compute, *inputs):
         """``compute()``, computed once per audit for the rules that share it (the visit evidence, the lines' order...)
-        and kept in :attr:`memo`; computed again when any of ``inputs`` (the facts' tables it reads) is another object."""
-        hit = self.memo.get(name)
-        if hit is None or len(hit[0]) != len(inputs) or any(a is not b for a, b in zip(hit[0], inputs)):
-            hit = self.memo[name] = (inputs, compute())
-        return hit[1]
+        and kept in :attr:`memo`; computed again when any of ``inputs`` (the facts' tables it reads) is another object.
+        Rules run in threads on a large practice (``pipeline._run_rules``): the first to ask computes, the others wait."""
+        with _ONCE_LOCK:
+            lock = self._locks.setdefault(name, threading.RLock())
+        with lock:
+            hit = self.memo.get(name)
+            if hit is None or len(hit[0]) != len(inputs) or any(a is not b for a, b in zip(hit[0], inputs)):
+                hit = self.memo[name] = (inputs, compute())
+            return hit[1]
 
     def entry_rows(self, where: str | list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """The period's time entries where the SQL condition ``where`` holds over their facts' columns (e.g.

@@ -18,6 +18,8 @@ Each is held to the pandas code it replaced by oracle tests (tests/test_entry_st
 """
 from __future__ import annotations
 
+import threading
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -36,6 +38,7 @@ WINDOW w AS (PARTITION BY pm_id ORDER BY d, coalesce(s, -1), pos ROWS BETWEEN UN
 
 
 _BASE: dict[int, duckdb.DuckDBPyConnection] = {}
+_BASE_LOCK = threading.Lock()  # rules run in threads on a large practice: one database per process all the same
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -44,10 +47,11 @@ def _connect() -> duckdb.DuckDBPyConnection:
     two. Keyed by process id, so a forked child (the report's background jobs) never uses its parent's database."""
     import os
 
-    base = _BASE.get(os.getpid())
-    if base is None:
-        base = _BASE[os.getpid()] = duckdb.connect(":memory:")
-    return base.cursor()
+    with _BASE_LOCK:
+        base = _BASE.get(os.getpid())
+        if base is None:
+            base = _BASE[os.getpid()] = duckdb.connect(":memory:")
+        return base.cursor()
 
 
 def overlap_minutes(e: pd.DataFrame) -> pd.Series:

@@ -1,0 +1,80 @@
+"""On a large practice the first phase's rules run two at a time in threads (issue #23); the audit is the same as one
+rule after another: every output table, the rules' statuses in the catalog's order, and work shared through
+``Facts.once`` computed once."""
+from __future__ import annotations
+
+import os
+import threading
+
+import pandas as pd
+import pytest
+
+from ccmlib.engine import pipeline
+from ccmlib.engine.facts import Facts
+
+
+@pytest.fixture(scope="module")
+def practice(tmp_path_factory):
+    from ccmlib.intake.load import load_practice
+    from ccmlib.synth.generator import generate
+    out = tmp_path_factory.mktemp("practice") / "p"
+    generate(patients=120, months="2026-01..2026-03", seed=11, out=out)
+    return load_practice(out)
+
+
+def _audit(practice, monkeypatch, threads: int):
+    monkeypatch.setattr(pipeline, "_rule_threads", lambda facts: threads)
+    return pipeline.audit(practice, period="2026Q1")
+
+
+def test_rules_in_two_threads_give_the_audit_of_one_rule_after_another(practice, monkeypatch):
+    used = []
+
+    class Pool(pipeline.ThreadPoolExecutor):
+        def __init__(self, n):
+            used.append(n)
+            super().__init__(n)
+
+    monkeypatch.setattr(pipeline, "ThreadPoolExecutor", Pool)
+    one, two = _audit(practice, monkeypatch, 1), _audit(practice, monkeypatch, 2)
+    assert used == [2]  # the second audit ran its rules in a pool of two threads, the first in none
+    assert len(one.findings) > 50 and one.findings["rule_id"].nunique() > 10  # many rules found something
+    for name in ("findings", "claim_lines", "patient_months", "data_quality"):
+        pd.testing.assert_frame_equal(getattr(one, name), getattr(two, name), check_exact=True)
+    assert one.run["rules"] == two.run["rules"]
+    assert one.run["summary"] == two.run["summary"]
+
+
+def test_work_shared_by_rules_in_threads_is_computed_once(practice):
+    from ccmlib.engine.facts import build_facts
+    from ccmlib.engine.periods import parse_period
+    facts: Facts = build_facts(practice, parse_period("2026Q1"))
+    calls, start = [], threading.Barrier(4)
+
+    def compute():
+        calls.append(threading.get_ident())
+        return object()
+
+    def ask(out):
+        start.wait()
+        out.append(facts.once("shared", compute, facts.lines))
+
+    got: list = []
+    threads = [threading.Thread(target=ask, args=(got,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 4 and all(g is got[0] for g in got)
+
+
+def test_threads_only_on_a_large_practice(practice, monkeypatch):
+    from ccmlib.engine.facts import build_facts
+    from ccmlib.engine.periods import parse_period
+    facts = build_facts(practice, parse_period("2026Q1"))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert pipeline._rule_threads(facts) == 1  # a few hundred entries: threads would only cost
+    monkeypatch.setattr(pipeline, "PARALLEL_RULES_FROM", len(facts.store))
+    assert pipeline._rule_threads(facts) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert pipeline._rule_threads(facts) == 1  # one core: one thread
