@@ -136,12 +136,25 @@ def select_rules(rules: str | list[str] | None) -> list[str]:
 PARALLEL_RULES_FROM = 250_000
 
 
-def _rule_threads(facts: Facts) -> int:
-    """How many threads the first phase's rules run in: two on a large practice when the process may use two cores."""
+#: patient-months from which the run folder's tables are written while the summary's details are computed (threads)
+PARALLEL_OUTPUTS_FROM = 50_000
+
+
+def _cores() -> int:
+    """The cores this process may use."""
     import os
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 2 if cores >= 2 and len(facts.store) >= PARALLEL_RULES_FROM else 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _output_threads(result: AuditResult) -> int:
+    """How many threads write a run folder's tables and compute its summary's details: two for a large run."""
+    return 2 if _cores() >= 2 and len(result.patient_months) >= PARALLEL_OUTPUTS_FROM else 1
+
+
+def _rule_threads(facts: Facts) -> int:
+    """How many threads the first phase's rules run in: two on a large practice when the process may use two cores."""
+    return 2 if _cores() >= 2 and len(facts.store) >= PARALLEL_RULES_FROM else 1
 
 
 def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFrame, list[dict]]:
@@ -860,19 +873,24 @@ def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] |
     ``out_dir`` is a path or an open :class:`~ccmlib.outdir.RunFolder`. The folder must be new, empty or an earlier
     ``check`` run folder (see :mod:`ccmlib.outdir`); files are staged and moved into place whole, under a lock."""
     rf = out_dir if isinstance(out_dir, RunFolder) else RunFolder(out_dir, "check")
-    add_details(result)
     with rf as folder:
         stage = folder.stage()
-        for name, df in (("findings", result.findings), ("claim_lines", result.claim_lines),
-                         ("patient_months", result.patient_months), ("data_quality", result.data_quality)):
-            _write_csv(stage / f"{name}.csv", df)
+        tables = [("findings", result.findings), ("claim_lines", result.claim_lines),
+                  ("patient_months", result.patient_months), ("data_quality", result.data_quality)]
         if result.review_trail is not None:
-            _write_csv(stage / "overrides_applied.csv", result.review_trail)
+            tables.append(("overrides_applied", result.review_trail))
         if result.sample is not None:
-            _write_csv(stage / "sample.csv", result.sample)
-            _write_csv(stage / "frame.csv", result.frame)
-        for name, df in (extra or {}).items():
-            _write_csv(stage / f"{name}.csv", df)
+            tables += [("sample", result.sample), ("frame", result.frame)]
+        tables += list((extra or {}).items())
+        # the summary's details and the tables' files are independent: on a large run two threads make them
+        work = [(add_details, (result,))] + [(_write_csv, (stage / f"{name}.csv", df)) for name, df in tables]
+        if _output_threads(result) > 1:
+            with ThreadPoolExecutor(2) as pool:
+                for done in [pool.submit(f, *a) for f, a in work]:
+                    done.result()
+        else:
+            for f, a in work:
+                f(*a)
         _write(stage / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
         folder.publish(stage)
         return folder.path
