@@ -238,8 +238,9 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     visits_from, visits_declared_by = _declared_visits_from(encounters_from, practice)
     facts = build_facts(practice, per, cmap, visits_from)
     months_with_data = data_months(practice)
-    if not isinstance(data, Practice):  # loaded here: the facts hold what they need of the time log, so it is let go
-        practice.tables.pop("time_entries", None)
+    if not isinstance(data, Practice):  # loaded here: the facts hold what they need of the tables, so they are let go
+        for name in [n for n in practice.tables if n != "staff"]:  # the staff directory is read from the practice
+            practice.tables.pop(name)
     years = {str(k // 12) for k in facts.period.keys}
     fee_notes = [n["problem"] for n in fee_notes if str(n["from"].year) in years or str(n["to"].year) in years]
     qp_npis = tuple(sorted({str(n).strip() for n in (qp_npis or ()) if str(n).strip()}))
@@ -276,9 +277,10 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     touched = set(eff_val["fid"])
     findings = kept.assign(amount=np.where(kept["fid"].isin(touched), kept["fid"].map(amount), 0.0).round(2))
 
-    pmo = facts.pm.copy()
+    pmo = facts.pm.copy(deep=False)  # the facts' frame stays as it is: a column set here is pmo's own
     pmo["missed_amount"] = 0.0
     findings, status = _second_phase(facts, ids, status, raw[~overturned], fee_table, findings, pmo)
+    del raw, kept, effects, eff_val, prices  # let go before the output tables are made (the peak of a large audit)
 
     dq = [practice.quality]
     iv_not_assessed = 0
