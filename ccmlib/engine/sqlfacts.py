@@ -393,6 +393,24 @@ class EntryStore:
         return self._frame
 
 
+#: the log's text columns kept as dictionary arrays when their values repeat (an activity, a templated description, the
+#: signer): every rule and view reads them as the text they stand for (``_column``), and a large log holds a fraction
+REPEATED_TEXT = ("activity", "description", "signed_by", "counted_toward")
+
+
+def _repeated_text_as_dictionary(t: pa.Table) -> pa.Table:
+    """``t`` with each column of :data:`REPEATED_TEXT` as a dictionary array where that takes less than half the memory
+    (free text that does not repeat stays as it is)."""
+    for c in REPEATED_TEXT:
+        if c not in t.column_names or not (pa.types.is_string(t.schema.field(c).type) or pa.types.is_large_string(t.schema.field(c).type)):
+            continue
+        col = t.column(c).combine_chunks()
+        enc = pc.dictionary_encode(col)
+        if enc.nbytes < col.nbytes / 2:
+            t = t.set_column(t.column_names.index(c), c, enc)
+    return t
+
+
 def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, lines: pd.DataFrame | None) -> EntryStore:
     """The time entries ``te`` with every fact :func:`ccmlib.engine.facts.time_entry_facts` gives them, computed in one
     DuckDB query over Arrow: the month's judged practitioner per distinct patient-month and the judged consent's
@@ -497,7 +515,7 @@ def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, l
     cols["qualifying"] = pa.array(qualifying)
     cols["prac_qualifying"] = pa.array(np.where(np.asarray(cols["is_practitioner"].to_numpy(zero_copy_only=False), dtype=bool), qualifying, 0.0))
     cols["mkey"] = pc.cast(mkey, pa.int64())
-    table = t.drop_columns(["desc_blank"])
+    table = _repeated_text_as_dictionary(t.drop_columns(["desc_blank"]))
     for c in FACT_DTYPES:
         table = table.append_column(c, cols[c])
     return EntryStore(table, dtypes, np.asarray(te.index))
