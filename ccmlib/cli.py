@@ -108,7 +108,7 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
             overrides = out_dir / FILE_NAME
         res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
                     overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis), profile=profile,
-                    encounters_from=encounters_from)
+                    encounters_from=encounters_from, keep_facts=False)  # the run folder is all this command makes
         if sample_size is not None:
             from ccmlib.engine.pipeline import attach_sample
             attach_sample(res, sample_size, seed, spares, strata, unit)

@@ -101,6 +101,14 @@ class Facts:
                 hit = self.memo[name] = (inputs, compute())
             return hit[1]
 
+    def keep_for_summary(self) -> None:
+        """Let go of what only the rules and the views read (the running totals, the shared work, the entries' text and
+        flags), keeping what a run folder's summary reads: the entries' staff minutes (``by_staff``) and the tables the
+        risk indicators read. A large audit's output tables are then made in the memory this frees."""
+        self.memo.clear()
+        self.totals = None
+        self.store = self.store.only(["patient_id", "staff_id", "mkey", "duration", "qualifying"])
+
     def entry_rows(self, where: str | list[str] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """The period's time entries where the SQL condition ``where`` holds over their facts' columns (e.g.
         ``x_overlap``), or any of a list of flags, with the columns and dtypes of :attr:`entries`."""
@@ -335,12 +343,17 @@ def encoded_tables(practice: Practice) -> dict[str, pd.DataFrame]:
     return out
 
 
-def build_facts(practice: Practice, period: Period | None, condition_map: pd.DataFrame | None = None, encounters_from=None) -> Facts:
+def build_facts(practice: Practice, period: Period | None, condition_map: pd.DataFrame | None = None, encounters_from=None,
+                release: bool = False) -> Facts:
     """Everything the rules read. ``encounters_from`` is the declared start of the visit history (IV-01's coverage);
-    without it the earliest encounter or visit claim is the start (:func:`visit_history_start`)."""
+    without it the earliest encounter or visit claim is the start (:func:`visit_history_start`). ``release``: the
+    practice was loaded for this audit alone, so its time log is let go as soon as the entry store holds what the facts
+    need of it (taken out of ``practice.tables``: a large log's text is then held once, not twice)."""
     missing = {n for n in TABLES if not practice.has(n)}
     tabs = encoded_tables(practice)
-    te, staff, consents = tabs["time_entries"], tabs["staff"], tabs["consents"]
+    if release:
+        practice.tables.pop("time_entries", None)
+    te, staff, consents = tabs.pop("time_entries"), tabs["staff"], tabs["consents"]
     claims = tabs["claims"].copy(deep=False)
     claims["units"] = claims["units"].fillna(1).astype("int64")
     claims["mkey"] = month_key(claims["service_date"])
@@ -354,6 +367,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     lines = ccm[in_p(ccm["mkey"])].copy()
     in_period = in_p(te_keys)
     entries = entry_store(te if in_period.all() else te[in_period], staff, consents, lines)  # no copy of a log within the period
+    del te, te_keys, in_period  # the store holds what the facts need of the log
 
     # patient-months: billed or documented
     pm = pd.concat([lines[PM], entries.patient_months()]).drop_duplicates().reset_index(drop=True)

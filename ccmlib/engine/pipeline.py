@@ -218,7 +218,7 @@ def _second_phase(facts: Facts, ids, status, standing: pd.DataFrame, fee_table: 
 def audit(data: str | Path | Practice, period: str | Period | None = None, start: str | None = None, end: str | None = None,
           rules: str | list[str] | None = None, fees: str | Path | None = None, conditions: str | Path | None = None,
           overrides: str | Path | None = None, progress: bool = False, qp_npis=(), profile=None,
-          encounters_from=None) -> AuditResult:
+          encounters_from=None, keep_facts: bool = True) -> AuditResult:
     """Check a practice folder (or a loaded :class:`Practice`) against the CCM rule catalog.
 
     ``overrides`` names an auditor decision log (:mod:`ccmlib.overrides`); overturned findings stay in
@@ -227,7 +227,10 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     ``profile`` names a catalog variant (:mod:`ccmlib.engine.profiles`: a built-in name or a YAML file; default
     medicare-ffs): its severities, the rules it switches off and its pricing source; recorded in ``run["profile"]``.
     ``encounters_from`` (YYYY-MM-DD) declares where the visit history begins (IV-01, catalog v3), over mapping.yml's
-    ``encounters_from``; without either, the earliest encounter or visit claim is the start (``run["visit_history"]``)."""
+    ``encounters_from``; without either, the earliest encounter or visit claim is the start (``run["visit_history"]``).
+    ``keep_facts=False`` keeps of the facts only what the run folder's summary reads (:meth:`Facts.keep_for_summary`),
+    as ``ccm-audit check`` does: the views (:meth:`AuditResult.entries`, :meth:`AuditResult.patient_month`) then need
+    a fresh audit."""
     started = datetime.now(timezone.utc)
     per = period if isinstance(period, Period) else parse_period(period, start, end)
     prof = profiles.load_profile(profile)
@@ -236,9 +239,10 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     cmap = refdata.condition_map(conditions)
     practice = data if isinstance(data, Practice) else load_practice(data, progress=progress)
     visits_from, visits_declared_by = _declared_visits_from(encounters_from, practice)
-    facts = build_facts(practice, per, cmap, visits_from)
     months_with_data = data_months(practice)
-    if not isinstance(data, Practice):  # loaded here: the facts hold what they need of the tables, so they are let go
+    loaded_here = not isinstance(data, Practice)  # then the facts are all the audit needs of its tables: they are let go
+    facts = build_facts(practice, per, cmap, visits_from, release=loaded_here)
+    if loaded_here:
         for name in [n for n in practice.tables if n != "staff"]:  # the staff directory is read from the practice
             practice.tables.pop(name)
     years = {str(k // 12) for k in facts.period.keys}
@@ -316,6 +320,8 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
                                 "action": "note"}))
     dq = [d for d in dq if len(d)]
     data_quality = sort_quality(pd.concat(dq, ignore_index=True)[DQ_COLUMNS] if dq else empty_quality())
+    if not keep_facts:
+        facts.keep_for_summary()
 
     findings = _with_decisions(findings, decisions)
     result = AuditResult(

@@ -322,9 +322,24 @@ class EntryStore:
     place (a registered Arrow table: nothing copied); :meth:`rows` turns the rows a rule asks for into the pandas frame
     the pandas engine held, column for column and dtype for dtype, and :meth:`frame` all of them (built once)."""
 
-    def __init__(self, table: pa.Table, dtypes: dict, index: np.ndarray):
+    def __init__(self, table: pa.Table, dtypes: dict, index: np.ndarray, whole: bool = True):
         self.table, self.dtypes, self.index = table, dtypes, index
         self._frame = None
+        self.whole = whole  # False: only some columns kept (:meth:`only`)
+
+    def only(self, columns: list[str]) -> "EntryStore":
+        """A store of these columns alone (and the row positions), for an audit that keeps only what its run folder's
+        summary reads (``audit(keep_facts=False)``); asking it for any other column says so."""
+        keep = [c for c in self.dtypes if c in columns]
+        table = self.table.select(["_pos"] + ["p" if c == "patient_id" else c for c in keep])
+        return EntryStore(table, {c: self.dtypes[c] for c in keep}, self.index, whole=False)
+
+    def _check(self, names: list[str] | None) -> None:
+        """On a store of some columns (:meth:`only`), asking for every column or another one is an error that says why."""
+        lacking = ["every column"] if names is None else [c for c in names if c not in self.dtypes]
+        if lacking and not self.whole:
+            raise ValueError(f"the time entries' facts ({', '.join(lacking)}) were let go after this audit "
+                             "(audit(keep_facts=False), as `ccm-audit check` runs it): audit again with keep_facts=True to read them")
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -362,6 +377,7 @@ class EntryStore:
     def rows(self, where: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """The entries where ``where`` (SQL over the columns) holds, as pandas, with the pandas engine's dtypes and
         index labels; ``columns``: only these."""
+        self._check(columns)
         if self._frame is not None:
             pos = np.arange(len(self)) if where is None else self.positions(where)
             out = self._frame.iloc[pos]
