@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 #: peak resident memory of ``ccm-audit check`` per time entry of the data folder, with the process's own base: the 1M
-#: patient-month benchmark practice (8.03M time entries, 1.43M claim lines, Parquet) peaks at 6.5-6.8 GB
-BYTES_PER_ENTRY = 850
+#: patient-month benchmark practice (8.03M time entries, 1.43M claim lines, Parquet) peaks at 5.3 GB (about 610 bytes
+#: per entry over the base); the rest is room for a log whose descriptions are free text that does not repeat
+BYTES_PER_ENTRY = 700
 BASE_BYTES = 400 * 2 ** 20
 _SAMPLE = 2 ** 20  # bytes of a CSV file read to estimate its mean line length
 
