@@ -1,5 +1,5 @@
-"""On a large practice the first phase's rules run two at a time in threads, and the run folder's tables are written
-while the summary's details are computed (issue #23). The audit is the same as one rule after another (every output
+"""On a large practice the tables are read two at a time, the first phase's rules run two at a time in threads, and
+the run folder's tables are written while the summary's details are computed (issue #23). The audit is the same as one rule after another (every output
 table, the rules' statuses in the catalog's order, work shared through ``Facts.once`` computed once), and the run
 folder the same byte for byte."""
 from __future__ import annotations
@@ -99,3 +99,49 @@ def test_run_folder_written_in_threads_is_the_one_written_in_turn(practice, monk
             a, b = json.loads(a), json.loads(b)
             assert a["summary"]["by_staff"] and a["summary"]["risk_indicators"]  # the details were made in the thread
         assert a == b, name
+
+
+def _folder_with_bad_rows(tmp_path):
+    from ccmlib.synth.generator import generate
+    out = tmp_path / "p"
+    generate(patients=30, months="2026-01..2026-02", seed=2, out=out)
+    for name, col, bad in (("claims", "service_date", "2026-02-31"), ("time_entries", "minutes", "ten"),
+                           ("consents", "patient_id", "NOBODY")):
+        df = pd.read_csv(out / f"{name}.csv", dtype=str, keep_default_na=False)
+        df.loc[[1, 3], col] = bad
+        df.to_csv(out / f"{name}.csv", index=False)
+    return out
+
+
+def test_tables_read_in_threads_are_the_tables_read_in_turn(tmp_path, monkeypatch):
+    from ccmlib.intake import load
+    folder = _folder_with_bad_rows(tmp_path)
+    monkeypatch.setattr(load, "_cores", lambda: 2)
+    got = {}
+    for n, limit in (("turn", 10 ** 15), ("threads", 0)):
+        monkeypatch.setattr(load, "PARALLEL_LOAD_FROM", limit)
+        got[n] = load.load_practice(folder)
+    turn, threads = got["turn"], got["threads"]
+    assert list(turn.tables) == list(threads.tables)
+    for name in turn.tables:
+        pd.testing.assert_frame_equal(turn.tables[name], threads.tables[name], check_exact=True)
+    pd.testing.assert_frame_equal(turn.quality, threads.quality, check_exact=True)
+    assert {"claims", "time_entries", "consents"} <= set(turn.quality["table"])  # rows rejected or noted in three tables
+    assert turn.inputs == threads.inputs
+
+
+def test_the_first_unusable_table_is_reported_in_threads_as_in_turn(tmp_path, monkeypatch):
+    from ccmlib.errors import InputError
+    from ccmlib.intake import load
+    folder = _folder_with_bad_rows(tmp_path)
+    for name in ("consents", "time_entries"):  # two unusable files: the folder's order names one of them first
+        df = pd.read_csv(folder / f"{name}.csv", dtype=str)
+        df.drop(columns="patient_id").to_csv(folder / f"{name}.csv", index=False)
+    monkeypatch.setattr(load, "_cores", lambda: 2)
+    said = []
+    for limit in (10 ** 15, 0):
+        monkeypatch.setattr(load, "PARALLEL_LOAD_FROM", limit)
+        with pytest.raises(InputError) as err:
+            load.load_practice(folder)
+        said.append(str(err.value))
+    assert said[0] == said[1] and "patient_id" in said[0]

@@ -1,6 +1,9 @@
 """Load a practice data folder into typed tables plus a data-quality table."""
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +75,21 @@ def _known(columns: list[pd.Series], known: pd.Series) -> list[np.ndarray]:
     return [positions(s, keys) >= 0 for s in columns]
 
 
+#: bytes of input files from which a practice's tables are read two at a time
+PARALLEL_LOAD_FROM = 8 * 2 ** 20
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _size(src) -> int:
+    try:
+        return Path(src.path).stat().st_size
+    except OSError:
+        return 0
+
+
 def load_practice(folder: str | Path, progress: bool = False) -> Practice:
     """Read, map, type and validate every table of a practice folder.
 
@@ -83,26 +101,39 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
     mapping = io.load_mapping(folder)
     tables, quality, inputs, labels = {}, [], [], {}
     items = list(sources.items())
+    bar = None
     if progress:
         from tqdm.auto import tqdm
-        items = tqdm(items, desc="loading tables", unit="table", leave=False, disable=paths.progress_off())
-    for name, src in items:
+        bar = tqdm(total=len(items), desc="loading tables", unit="table", leave=False, disable=paths.progress_off())
+    def one(item):
+        name, src = item
         settings = io.table_settings(mapping, name)
         raw = io.read_raw(src, settings["csv"])
         raw = io.apply_mapping(raw, mapping.get(name) or {}, src)
-        label = src.label
         n_read = len(raw)
         accepted, dq = validate_table(TABLES[name], raw, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]",
                                       settings["dates"], consume=True)
         del raw  # its rows' numbers and any column the contract does not know: the typed table holds them now
         if n_read and not len(accepted):
             raise InputError(all_rejected(name, str(src.path) if src.sheet is None else f"{src.path}[{src.sheet}]", dq, n_read))
-        dq["file"] = label
-        tables[name], labels[name] = accepted, label
-        quality.append(dq)
-        inputs.append({"table": name, "file": label, "path": str(src.path), "sha256": io.sha256(src.path),
-                       "rows_read": int(n_read), "rows_accepted": int(len(accepted)),
-                       "rows_rejected": int(n_read - len(accepted))})
+        return accepted, dq, n_read, io.sha256(src.path)
+
+    # a large folder's tables are read two at a time (threads: Arrow's readers and kernels and the hashing let go of the
+    # interpreter); the tables, their data-quality rows and the first error come in the folder's order either way
+    threads = 2 if _cores() >= 2 and sum(_size(src) for _, src in items) >= PARALLEL_LOAD_FROM else 1
+    with (ThreadPoolExecutor(threads) if threads > 1 else nullcontext()) as pool:
+        for (name, src), (accepted, dq, n_read, digest) in zip(items, pool.map(one, items) if pool else map(one, items)):
+            label = src.label
+            dq["file"] = label
+            tables[name], labels[name] = accepted, label
+            quality.append(dq)
+            inputs.append({"table": name, "file": label, "path": str(src.path), "sha256": digest,
+                           "rows_read": int(n_read), "rows_accepted": int(len(accepted)),
+                           "rows_rejected": int(n_read - len(accepted))})
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
     quality.extend(_unknown_patients(tables, labels))
     for name in TABLES:
         if name not in tables:
