@@ -116,7 +116,7 @@ def _folder_with_bad_rows(tmp_path):
 def test_tables_read_in_threads_are_the_tables_read_in_turn(tmp_path, monkeypatch):
     from ccmlib.intake import load
     folder = _folder_with_bad_rows(tmp_path)
-    monkeypatch.setattr(load, "_cores", lambda: 2)
+    monkeypatch.setattr(load, "usable_cores", lambda: 2)
     got = {}
     for n, limit in (("turn", 10 ** 15), ("threads", 0)):
         monkeypatch.setattr(load, "PARALLEL_LOAD_FROM", limit)
@@ -137,7 +137,7 @@ def test_the_first_unusable_table_is_reported_in_threads_as_in_turn(tmp_path, mo
     for name in ("consents", "time_entries"):  # two unusable files: the folder's order names one of them first
         df = pd.read_csv(folder / f"{name}.csv", dtype=str)
         df.drop(columns="patient_id").to_csv(folder / f"{name}.csv", index=False)
-    monkeypatch.setattr(load, "_cores", lambda: 2)
+    monkeypatch.setattr(load, "usable_cores", lambda: 2)
     said = []
     for limit in (10 ** 15, 0):
         monkeypatch.setattr(load, "PARALLEL_LOAD_FROM", limit)

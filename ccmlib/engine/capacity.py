@@ -18,6 +18,14 @@ BASE_BYTES = 400 * 2 ** 20
 _SAMPLE = 2 ** 20  # bytes of a CSV file read to estimate its mean line length
 
 
+def usable_cores() -> int:
+    """The cores this process may use (its CPU affinity where the system has one): the engine's threads (reading the
+    tables, the rules, the output files) are two only where there are two."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def count_rows(path: Path) -> int | None:
     """Rows of a Parquet file (its footer) or, estimated, of a CSV file (its size over the mean length of the lines in
     its first MiB, less the header); None for other files or when the file cannot be read this way."""

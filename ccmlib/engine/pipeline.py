@@ -23,6 +23,7 @@ from ccmlib import paths
 from ccmlib.engine import decisions as review
 from ccmlib.engine import indicators
 from ccmlib.engine import profiles
+from ccmlib.engine.capacity import usable_cores
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
 from ccmlib.engine.facts import PM, Facts, build_facts, practitioner_visit_status
@@ -140,21 +141,14 @@ PARALLEL_RULES_FROM = 250_000
 PARALLEL_OUTPUTS_FROM = 50_000
 
 
-def _cores() -> int:
-    """The cores this process may use."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _output_threads(result: AuditResult) -> int:
     """How many threads write a run folder's tables and compute its summary's details: two for a large run."""
-    return 2 if _cores() >= 2 and len(result.patient_months) >= PARALLEL_OUTPUTS_FROM else 1
+    return 2 if usable_cores() >= 2 and len(result.patient_months) >= PARALLEL_OUTPUTS_FROM else 1
 
 
 def _rule_threads(facts: Facts) -> int:
     """How many threads the first phase's rules run in: two on a large practice when the process may use two cores."""
-    return 2 if _cores() >= 2 and len(facts.store) >= PARALLEL_RULES_FROM else 1
+    return 2 if usable_cores() >= 2 and len(facts.store) >= PARALLEL_RULES_FROM else 1
 
 
 def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFrame, list[dict]]:

@@ -1,7 +1,6 @@
 """Load a practice data folder into typed tables plus a data-quality table."""
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ import pandas as pd
 
 from ccmlib import paths
 from ccmlib.errors import InputError
+from ccmlib.engine.capacity import usable_cores
 from ccmlib.intake import sources as io
 from ccmlib.intake.fastops import positions
 from ccmlib.intake.schema import TABLES
@@ -79,10 +79,6 @@ def _known(columns: list[pd.Series], known: pd.Series) -> list[np.ndarray]:
 PARALLEL_LOAD_FROM = 8 * 2 ** 20
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _size(src) -> int:
     try:
         return Path(src.path).stat().st_size
@@ -120,7 +116,7 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
 
     # a large folder's tables are read two at a time (threads: Arrow's readers and kernels and the hashing let go of the
     # interpreter); the tables, their data-quality rows and the first error come in the folder's order either way
-    threads = 2 if _cores() >= 2 and sum(_size(src) for _, src in items) >= PARALLEL_LOAD_FROM else 1
+    threads = 2 if usable_cores() >= 2 and sum(_size(src) for _, src in items) >= PARALLEL_LOAD_FROM else 1
     with (ThreadPoolExecutor(threads) if threads > 1 else nullcontext()) as pool:
         for (name, src), (accepted, dq, n_read, digest) in zip(items, pool.map(one, items) if pool else map(one, items)):
             label = src.label
