@@ -29,16 +29,15 @@ def _audit(practice, monkeypatch, threads: int):
 
 
 def test_rules_in_two_threads_give_the_audit_of_one_rule_after_another(practice, monkeypatch):
-    used = []
+    used, real = [], pipeline.map_ordered
 
-    class Pool(pipeline.ThreadPoolExecutor):
-        def __init__(self, n):
-            used.append(n)
-            super().__init__(n)
+    def spy(fn, items, threads=1):
+        used.append(threads)
+        return real(fn, items, threads)
 
-    monkeypatch.setattr(pipeline, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(pipeline, "map_ordered", spy)
     one, two = _audit(practice, monkeypatch, 1), _audit(practice, monkeypatch, 2)
-    assert used == [2]  # the second audit ran its rules in a pool of two threads, the first in none
+    assert used == [1, 2]  # the second audit ran its rules in two threads, the first in turn
     assert len(one.findings) > 50 and one.findings["rule_id"].nunique() > 10  # many rules found something
     for name in ("findings", "claim_lines", "patient_months", "data_quality"):
         pd.testing.assert_frame_equal(getattr(one, name), getattr(two, name), check_exact=True)
@@ -145,3 +144,28 @@ def test_the_first_unusable_table_is_reported_in_threads_as_in_turn(tmp_path, mo
             load.load_practice(folder)
         said.append(str(err.value))
     assert said[0] == said[1] and "patient_id" in said[0]
+
+
+def test_map_ordered_keeps_the_order_and_raises_the_first_error_in_order():
+    import time
+    from ccmlib.engine.capacity import map_ordered
+
+    def slow_first(i):
+        time.sleep(0.05 if i == 0 else 0.0)
+        return i * i
+
+    assert list(map_ordered(slow_first, range(6), 2)) == list(map_ordered(slow_first, range(6), 1)) == [0, 1, 4, 9, 16, 25]
+    began = []
+
+    def fails(i):
+        began.append(i)
+        time.sleep(0.02)
+        if i in (1, 2):
+            raise ValueError(f"item {i}")
+        return i
+
+    for threads in (1, 2):
+        began.clear()
+        with pytest.raises(ValueError, match="item 1"):  # item 2 may fail first in a thread: item 1's error is raised
+            list(map_ordered(fails, range(40), threads))
+        assert len(began) < 40  # the items not yet begun were dropped

@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +21,7 @@ from ccmlib import paths
 from ccmlib.engine import decisions as review
 from ccmlib.engine import indicators
 from ccmlib.engine import profiles
-from ccmlib.engine.capacity import usable_cores
+from ccmlib.engine.capacity import map_ordered, usable_cores
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
 from ccmlib.engine.facts import PM, Facts, build_facts, practitioner_visit_status
@@ -159,7 +157,7 @@ def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFra
         lacking = [t for t in r.needs if t in facts.missing]
         if lacking:
             status.append({"rule_id": rid, "status": "not_run", "reason": f"table(s) not provided: {', '.join(lacking)}"})
-        elif r.phase == 1:  # second phase: run by audit() once the first phase's money is settled
+        elif r.phase == 1:  # (a second-phase rule is run by audit() once the first phase's money is settled)
             status.append({"rule_id": rid, "status": "ran"})
             todo.append((status[-1], r))
 
@@ -173,15 +171,12 @@ def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFra
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(todo), desc="checking rules", unit="rule", leave=False, disable=paths.progress_off())
-    threads = _rule_threads(facts)
     parts = []
-    with (ThreadPoolExecutor(threads) if threads > 1 else nullcontext()) as pool:
-        # the findings and the statuses in the catalog's order, whatever order the threads finish in
-        for (st, _), out in zip(todo, pool.map(run, todo) if pool else map(run, todo)):
-            st["raw_findings"] = int(len(out))
-            parts.append(out)
-            if bar is not None:
-                bar.update()
+    for (st, _), out in zip(todo, map_ordered(run, todo, _rule_threads(facts))):  # the catalog's order, in threads or not
+        st["raw_findings"] = int(len(out))
+        parts.append(out)
+        if bar is not None:
+            bar.update()
     if bar is not None:
         bar.close()
     raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["patient_id", "mkey", "scope", "rule_id", "severity"])
@@ -886,13 +881,8 @@ def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] |
         tables += list((extra or {}).items())
         # the summary's details and the tables' files are independent: on a large run two threads make them
         work = [(add_details, (result,))] + [(_write_csv, (stage / f"{name}.csv", df)) for name, df in tables]
-        if _output_threads(result) > 1:
-            with ThreadPoolExecutor(2) as pool:
-                for done in [pool.submit(f, *a) for f, a in work]:
-                    done.result()
-        else:
-            for f, a in work:
-                f(*a)
+        for _ in map_ordered(lambda w: w[0](*w[1]), work, _output_threads(result)):
+            pass
         _write(stage / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
         folder.publish(stage)
         return folder.path

@@ -1,8 +1,6 @@
 """Load a practice data folder into typed tables plus a data-quality table."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import pandas as pd
 
 from ccmlib import paths
 from ccmlib.errors import InputError
-from ccmlib.engine.capacity import usable_cores
+from ccmlib.engine.capacity import map_ordered, usable_cores
 from ccmlib.intake import sources as io
 from ccmlib.intake.fastops import positions
 from ccmlib.intake.schema import TABLES
@@ -101,6 +99,7 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(items), desc="loading tables", unit="table", leave=False, disable=paths.progress_off())
+
     def one(item):
         name, src = item
         settings = io.table_settings(mapping, name)
@@ -117,17 +116,16 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
     # a large folder's tables are read two at a time (threads: Arrow's readers and kernels and the hashing let go of the
     # interpreter); the tables, their data-quality rows and the first error come in the folder's order either way
     threads = 2 if usable_cores() >= 2 and sum(_size(src) for _, src in items) >= PARALLEL_LOAD_FROM else 1
-    with (ThreadPoolExecutor(threads) if threads > 1 else nullcontext()) as pool:
-        for (name, src), (accepted, dq, n_read, digest) in zip(items, pool.map(one, items) if pool else map(one, items)):
-            label = src.label
-            dq["file"] = label
-            tables[name], labels[name] = accepted, label
-            quality.append(dq)
-            inputs.append({"table": name, "file": label, "path": str(src.path), "sha256": digest,
-                           "rows_read": int(n_read), "rows_accepted": int(len(accepted)),
-                           "rows_rejected": int(n_read - len(accepted))})
-            if bar is not None:
-                bar.update()
+    for (name, src), (accepted, dq, n_read, digest) in zip(items, map_ordered(one, items, threads)):
+        label = src.label
+        dq["file"] = label
+        tables[name], labels[name] = accepted, label
+        quality.append(dq)
+        inputs.append({"table": name, "file": label, "path": str(src.path), "sha256": digest,
+                       "rows_read": int(n_read), "rows_accepted": int(len(accepted)),
+                       "rows_rejected": int(n_read - len(accepted))})
+        if bar is not None:
+            bar.update()
     if bar is not None:
         bar.close()
     quality.extend(_unknown_patients(tables, labels))
