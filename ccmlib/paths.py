@@ -1,6 +1,7 @@
 """Where ccm-audit's own files are: the notebooks and the report template ship as package data (found through
 importlib.resources, so an installed ccm-audit works from any folder); the bundled demo practice exists only in a
-source checkout.
+source checkout. And what the process runs with: whether to show progress bars, how many cores it may use, and work
+in threads (:func:`map_ordered`).
 
 In the source tree the notebooks and the template live at the top level (``notebooks/``, ``templates/report/``) and
 reach the package through the symlinks in ``ccmlib/resources/``; a wheel holds copies.
@@ -63,3 +64,28 @@ def progress_off() -> bool | None:
         return True
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
     return False if type(shell).__name__ == "ZMQInteractiveShell" else None
+
+
+def usable_cores() -> int:
+    """The cores this process may use (its CPU affinity where the system has one): the engine's threads (reading the
+    tables, the rules, the output files) are two only where there are two."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def map_ordered(fn, items, threads: int = 1):
+    """``fn`` of each item, yielded in the items' order, computed by ``threads`` threads (one: in turn, no pool). The
+    first item whose ``fn`` raises raises here, in order, as it would in turn; the items not yet begun are dropped."""
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(threads)
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        for f in futures:
+            yield f.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

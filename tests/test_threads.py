@@ -148,7 +148,7 @@ def test_the_first_unusable_table_is_reported_in_threads_as_in_turn(tmp_path, mo
 
 def test_map_ordered_keeps_the_order_and_raises_the_first_error_in_order():
     import time
-    from ccmlib.engine.capacity import map_ordered
+    from ccmlib.paths import map_ordered
 
     def slow_first(i):
         time.sleep(0.05 if i == 0 else 0.0)

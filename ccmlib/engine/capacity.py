@@ -18,31 +18,6 @@ BASE_BYTES = 400 * 2 ** 20
 _SAMPLE = 2 ** 20  # bytes of a CSV file read to estimate its mean line length
 
 
-def usable_cores() -> int:
-    """The cores this process may use (its CPU affinity where the system has one): the engine's threads (reading the
-    tables, the rules, the output files) are two only where there are two."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def map_ordered(fn, items, threads: int = 1):
-    """``fn`` of each item, yielded in the items' order, computed by ``threads`` threads (one: in turn, no pool). The
-    first item whose ``fn`` raises raises here, in order, as it would in turn; the items not yet begun are dropped."""
-    if threads <= 1:
-        yield from map(fn, items)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(threads)
-    try:
-        futures = [pool.submit(fn, item) for item in items]
-        for f in futures:
-            yield f.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def count_rows(path: Path) -> int | None:
     """Rows of a Parquet file (its footer) or, estimated, of a CSV file (its size over the mean length of the lines in
     its first MiB, less the header); None for other files or when the file cannot be read this way."""

@@ -21,7 +21,7 @@ from ccmlib import paths
 from ccmlib.engine import decisions as review
 from ccmlib.engine import indicators
 from ccmlib.engine import profiles
-from ccmlib.engine.capacity import map_ordered, usable_cores
+from ccmlib.paths import map_ordered, usable_cores
 from ccmlib.reference import data as refdata
 from ccmlib.errors import InputError
 from ccmlib.engine.facts import PM, Facts, build_facts, practitioner_visit_status

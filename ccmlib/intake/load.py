@@ -9,7 +9,7 @@ import pandas as pd
 
 from ccmlib import paths
 from ccmlib.errors import InputError
-from ccmlib.engine.capacity import map_ordered, usable_cores
+from ccmlib.paths import map_ordered, usable_cores
 from ccmlib.intake import sources as io
 from ccmlib.intake.fastops import positions
 from ccmlib.intake.schema import TABLES
