@@ -257,3 +257,24 @@ def test_repeated_text_is_held_as_a_dictionary_and_read_as_text():
     assert kinds == {"activity": True, "description": False, "signed_by": True}
     want = _same(te, staff, consents, lines)  # every column as the pandas engine has it, text included
     assert want["activity"].tolist() == te["activity"].tolist() and want["signed_by"].notna().any()
+
+
+@pytest.mark.parametrize("period", ["2026Q3", "2026-08", None])
+def test_the_periods_entries_are_those_whose_month_is_in_it(period):
+    """build_facts keeps the entries whose day falls in the period's months (two comparisons on the dates): the ones a
+    month key per entry keeps, a missing day in none, a time of day on the last day of the period in it."""
+    from ccmlib.engine.facts import build_facts
+    from ccmlib.intake.load import load_practice
+    p = load_practice(Path(__file__).resolve().parents[1] / "data" / "demo")
+    te = p.tables["time_entries"].copy()
+    days = te["activity_date"].to_numpy().copy()
+    days[0], days[1], days[2] = np.datetime64("NaT"), np.datetime64("2026-09-30T23:59"), np.datetime64("2026-10-01T00:00")
+    te["activity_date"] = days
+    p.tables["time_entries"] = te
+    f = build_facts(p, parse_period(period) if period else None)
+    keys = month_key(te["activity_date"])
+    want = te.loc[keys.between(f.period.first, f.period.last).fillna(False).astype(bool), "entry_id"]
+    got = f.entry_rows(columns=["entry_id"])["entry_id"]
+    assert got.tolist() == want.tolist() and len(got) > 0
+    assert te["entry_id"].iloc[0] not in set(got)  # the missing day
+    assert (te["entry_id"].iloc[1] in set(got)) == (period in ("2026Q3", None))

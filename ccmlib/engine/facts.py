@@ -359,15 +359,18 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     claims["mkey"] = month_key(claims["service_date"])
     claims["_claim_order"] = natural_key(claims["claim_id"])  # once here; rules sort lines by it (billing.in_order)
     ccm = claims[claims["cpt_code"].isin(CCM_CODES)]
-    te_keys = month_key(te["activity_date"])
-    if period is None:  # every month that has CCM claims or time
-        keys = pd.concat([ccm["mkey"], te_keys]).dropna()
+    day = te["activity_date"]
+    if period is None:  # every month that has CCM claims or time (the log's months from its first and last day)
+        keys = pd.concat([ccm["mkey"], month_key(pd.Series([day.min(), day.max()], dtype="datetime64[ns]"))]).dropna()
         period = Period(int(keys.min()), int(keys.max()), "all") if len(keys) else Period(0, 0, "none")
     in_p = lambda k: k.between(period.first, period.last).fillna(False).astype(bool)  # noqa: E731
     lines = ccm[in_p(ccm["mkey"])].copy()
-    in_period = in_p(te_keys)
+    # an entry is in the period when its day is: from the first month's first day to the day after the last month
+    # (two comparisons on the dates, not a month key for each of millions of entries; a missing day is in no period)
+    bounds = key_start([period.first, period.last + 1])  # any year: pandas gives a coarser unit beyond nanoseconds' range
+    in_period = (day >= bounds[0]) & (day < bounds[1])
     entries = entry_store(te if in_period.all() else te[in_period], staff, consents, lines)  # no copy of a log within the period
-    del te, te_keys, in_period  # the store holds what the facts need of the log
+    del te, day, in_period  # the store holds what the facts need of the log
 
     # patient-months: billed or documented
     pm = pd.concat([lines[PM], entries.patient_months()]).drop_duplicates().reset_index(drop=True)
