@@ -511,7 +511,7 @@ def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, l
         rows = np.flatnonzero(some)
         sub = pd.DataFrame({"p": pd.Categorical.from_codes(lp[rows].astype("int64"), dtype=pid_dtype),
                             "d": _column(day.take(pa.array(rows)), np.dtype("datetime64[ns]")),
-                            "npi": pd.Series(judged_e.take(pa.array(rows)).to_pylist(), dtype="string")})
+                            "npi": _column(judged_e.take(pa.array(rows)), pd.Series([], dtype="string").dtype)})
         sg, sfirst = distinct_rows(sub["p"], sub["d"], sub["npi"])
         ep = consent_episode(sub["p"].iloc[sfirst], sub["d"].iloc[sfirst], consents, sub["npi"].iloc[sfirst])
         revoked[rows] = ep["revoked_date"].to_numpy(dtype="datetime64[ns]")[sg]
