@@ -336,10 +336,11 @@ class EntryStore:
 
     def _check(self, names: list[str] | None) -> None:
         """On a store of some columns (:meth:`only`), asking for every column or another one is an error that says why."""
-        lacking = ["every column"] if names is None else [c for c in names if c not in self.dtypes]
-        if lacking and not self.whole:
-            raise ValueError(f"the time entries' facts ({', '.join(lacking)}) were let go after this audit "
-                             "(audit(keep_facts=False), as `ccm-audit check` runs it): audit again with keep_facts=True to read them")
+        lacking = None if names is None else [c for c in names if c not in self.dtypes]
+        if (names is None or lacking) and not self.whole:
+            which = "the whole log" if names is None else ", ".join(lacking)
+            raise ValueError(f"the time entries' facts were let go after this audit (audit(keep_facts=False), as `ccm-audit "
+                             f"check` runs it), so {which} cannot be read: audit again with keep_facts=True")
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -511,7 +512,7 @@ def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, l
         rows = np.flatnonzero(some)
         sub = pd.DataFrame({"p": pd.Categorical.from_codes(lp[rows].astype("int64"), dtype=pid_dtype),
                             "d": _column(day.take(pa.array(rows)), np.dtype("datetime64[ns]")),
-                            "npi": _column(judged_e.take(pa.array(rows)), pd.Series([], dtype="string").dtype)})
+                            "npi": _column(judged_e.take(pa.array(rows)), pd.StringDtype())})
         sg, sfirst = distinct_rows(sub["p"], sub["d"], sub["npi"])
         ep = consent_episode(sub["p"].iloc[sfirst], sub["d"].iloc[sfirst], consents, sub["npi"].iloc[sfirst])
         revoked[rows] = ep["revoked_date"].to_numpy(dtype="datetime64[ns]")[sg]
