@@ -22,6 +22,19 @@ def test_natural_key_matches_the_regular_expression_on_every_shape():
     assert natural_key(pd.Series([], dtype="string")).tolist() == []
 
 
+def test_natural_key_of_a_categorical_is_that_of_its_text():
+    """build_facts keys claim ids encoded as categoricals: from their categories, the same column as from the text
+    (values, missing values, dtype and Arrow type); a few rows of many categories key only their own values."""
+    text = pd.Series(["C10", "C9", None, "C0009", "x1y22", "", "é12", "C10", "C9", "x1y22", "T00", None], index=range(5, 17))
+    cat = text.astype("category")
+    want = natural_key(text)
+    for ids in (cat, cat.iloc[:3], cat.iloc[1:2]):
+        got = natural_key(ids)
+        pd.testing.assert_series_equal(got, want.loc[ids.index], check_exact=True)
+        assert got.dtype == want.dtype and got.array._pa_array.type == want.array._pa_array.type
+        assert got.tolist() == _slow_natural_key(text.loc[ids.index]).tolist()
+
+
 def test_join_groups_equals_groupby_join():
     rng = np.random.default_rng(3)
     df = pd.DataFrame({"a": rng.choice(["p1", "p2", "p10"], 200), "b": rng.integers(0, 4, 200),

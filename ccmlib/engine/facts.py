@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import CCM_CODES, INITIATING_VISITS
-from ccmlib.intake.fastops import distinct_rows, join_groups, lex_order, positions
+from ccmlib.intake.fastops import _arrow_strings, distinct_rows, join_groups, lex_order, positions
 from ccmlib.intake.load import Practice
+from ccmlib.paths import map_ordered, usable_cores
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
 from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes  # the time-entry facts on Arrow and DuckDB (issue #23)
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
@@ -36,23 +39,23 @@ def table(practice: Practice, name: str) -> pd.DataFrame:
 
 def natural_key(ids: pd.Series) -> pd.Series:
     """A sort key that orders ids naturally: digit runs compare as numbers, so C9 < C10 and T9 < T10 (catalog v2,
-    every tie-break). Computed once per distinct id (ids repeat), as zero-padded text: with Arrow kernels for the
-    usual shape (letters, then one run of digits), by a regular expression per id for any other."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    codes, uniq = pd.factorize(ids.astype("string"), use_na_sentinel=True)
-    arr = pa.array(np.asarray(uniq, dtype=object), type=pa.string())
+    every tie-break). Computed once per distinct id (ids repeat; a categorical's categories are its distinct ids), as
+    zero-padded text: with Arrow kernels for the usual shape (letters, then one run of digits), by a regular expression
+    per id for any other; the keys stay Arrow text from the kernels to the returned column."""
+    if isinstance(ids.dtype, pd.CategoricalDtype) and len(ids.cat.categories) <= len(ids):
+        codes, uniq = ids.cat.codes.to_numpy(dtype="int64"), ids.cat.categories.astype("string")
+    else:
+        codes, uniq = pd.factorize(ids.astype("string"), use_na_sentinel=True)
+    arr = _arrow_strings(pd.Series(uniq, dtype="string")).cast(pa.string())
     m = pc.extract_regex(arr, r"^(?P<p>\D*)(?P<d>\d+)$")
-    simple = np.asarray(m.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     padded = pc.binary_join_element_wise(m.field("p"), pc.utf8_lpad(pc.utf8_ltrim(m.field("d"), "0"), 24, "0"), "")
-    padded = np.asarray(padded.to_numpy(zero_copy_only=False), dtype=object)
+    simple = np.asarray(m.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     if (~simple).any():
-        other = pd.Series(np.asarray(uniq, dtype=object)[~simple], dtype="string")
-        padded[~simple] = other.str.replace(r"\d+", lambda g: g.group(0).lstrip("0").zfill(24), regex=True).to_numpy(dtype=object)
-    out = padded.take(np.where(codes < 0, 0, codes)) if len(padded) else np.full(len(codes), None, dtype=object)
-    out[codes < 0] = None
-    return pd.Series(out, index=ids.index, dtype="string")
+        other = pd.Series(arr.filter(pa.array(~simple)).to_numpy(zero_copy_only=False), dtype="string")
+        other = other.str.replace(r"\d+", lambda g: g.group(0).lstrip("0").zfill(24), regex=True)
+        padded = pc.replace_with_mask(padded, pa.array(~simple), pa.array(other.to_numpy(dtype=object), type=pa.string()))
+    out = padded.take(pa.array(codes, mask=codes < 0)) if len(padded) else pa.nulls(len(codes), type=pa.string())
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([out.cast(pa.large_string())])), index=ids.index)
 
 
 @dataclass
@@ -329,18 +332,49 @@ def encoded_tables(practice: Practice) -> dict[str, pd.DataFrame]:
     merges and group-bys on them work on integer codes instead of strings."""
     names = [n for n in TABLES if TABLES[n].patient_ref or n == "patients"]
     tabs = {n: table(practice, n) for n in TABLES}
-    ids = pd.unique(pd.concat([tabs[n]["patient_id"].dropna().astype(str) for n in names if len(tabs[n])]
-                              or [pd.Series([], dtype=str)], ignore_index=True))
-    cats = pd.Index(np.sort(np.asarray(ids, dtype=object)))
+    # the categories are every table's distinct ids, sorted. Hashing a large log's ids for its distinct values costs as
+    # much as looking them up, so the ids are looked up (one Arrow hash lookup per table, a large practice's tables two
+    # at a time: the lookups let go of the interpreter) among the patients table's, and only ids found nowhere there
+    # (the few rows data quality flags) are added and looked up again
+    base = tabs["patients"]["patient_id"]
+    cats = pd.Index(np.sort(np.asarray(pd.unique(base.dropna().astype(str)), dtype=object)))
+    rows = sum(len(tabs[n]) for n in names)
+    value_set = _arrow_strings(pd.Series(cats.to_numpy(dtype=object), dtype=object))
+    found = list(map_ordered(lambda n: _positions_in(tabs[n]["patient_id"], cats, value_set), names,
+                                  2 if rows >= PARALLEL_ENCODE_FROM and usable_cores() >= 2 else 1))
+    unknown = [tabs[n]["patient_id"][(f < 0) & tabs[n]["patient_id"].notna().to_numpy()] for n, f in zip(names, found)]
+    if any(len(u) for u in unknown):
+        more = pd.unique(pd.concat([u.astype(str) for u in unknown if len(u)], ignore_index=True))
+        wider = pd.Index(np.sort(np.concatenate([cats.to_numpy(dtype=object), np.asarray(more, dtype=object)])))
+        moved = np.append(positions(pd.Series(cats.to_numpy(dtype=object), dtype=object), wider), -1)  # the last: no id
+        found = [moved[f] for f in found]
+        for f, n in zip(found, names):
+            miss = np.flatnonzero(f < 0)
+            if len(miss):
+                f[miss] = positions(tabs[n]["patient_id"].iloc[miss], wider)
+        cats = wider
     pid = pd.CategoricalDtype(cats)
-
-    def enc(col: pd.Series) -> pd.Series:
-        return pd.Series(pd.Categorical.from_codes(positions(col, cats), dtype=pid), index=col.index)
-
-    out = {n: (df.assign(patient_id=enc(df["patient_id"])) if n in names else df) for n, df in tabs.items()}
+    out = dict(tabs)
+    for n, f in zip(names, found):
+        df = tabs[n]
+        out[n] = df.assign(patient_id=pd.Series(pd.Categorical.from_codes(f, dtype=pid), index=df.index))
     c = out["claims"]
     out["claims"] = c.assign(claim_id=c["claim_id"].astype("category"))
     return out
+
+
+#: rows of the patient tables from which their patient ids are encoded two at a time
+PARALLEL_ENCODE_FROM = 1_000_000
+
+
+def _positions_in(s: pd.Series, cats: pd.Index, value_set: pa.Array) -> np.ndarray:
+    """:func:`ccmlib.intake.fastops.positions` of a column in ``cats`` (``value_set``: the same as Arrow text), an Arrow
+    text column read in place (its chunks are not combined first)."""
+    a = getattr(s.array, "_pa_array", None)
+    if a is None or not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+        return positions(s, cats)
+    found = pc.index_in(a, value_set=value_set.cast(a.type))
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def build_facts(practice: Practice, period: Period | None, condition_map: pd.DataFrame | None = None, encounters_from=None,
