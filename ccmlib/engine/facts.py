@@ -307,6 +307,8 @@ def _first_claims(w: pd.DataFrame, k: pd.DataFrame) -> pd.Series:
     ``k`` (patient_id, claim_npi, service_date) of the patient by that practitioner, indexed by _w (rows without one
     left out)."""
     k = k.dropna(subset=["service_date"])
+    if isinstance(k["patient_id"].dtype, pd.CategoricalDtype) and k["patient_id"].dtype == w["patient_id"].dtype:
+        return _first_claims_coded(w, k)
     any_npi = k.groupby("patient_id", observed=True)["service_date"].min()
     by_npi = k.assign(claim_npi=k["claim_npi"].astype("string")).groupby(["patient_id", "claim_npi"], observed=True)["service_date"].min()
     anyone = w[w["billing_npi"].isna()]
@@ -314,6 +316,29 @@ def _first_claims(w: pd.DataFrame, k: pd.DataFrame) -> pd.Series:
     a = pd.Series(any_npi.reindex(anyone["patient_id"]).to_numpy(dtype="datetime64[ns]"), index=anyone["_w"].to_numpy())
     n = pd.Series(by_npi.reindex(pd.MultiIndex.from_arrays([named["patient_id"], named["billing_npi"].astype("string")])).to_numpy(dtype="datetime64[ns]"),
                   index=named["_w"].to_numpy())
+    out = pd.concat([a, n])
+    return out[out.notna()]
+
+
+def _first_claims_coded(w: pd.DataFrame, k: pd.DataFrame) -> pd.Series:
+    """:func:`_first_claims` on integer keys, for patient ids that are categoricals of one category list (as
+    build_facts gives them): (patient code, practitioner code) instead of a text MultiIndex."""
+    kp, wp = k["patient_id"].cat.codes.to_numpy(dtype="int64"), w["patient_id"].cat.codes.to_numpy(dtype="int64")
+    kn, wn = k["claim_npi"].astype("string"), w["billing_npi"].astype("string")
+    codes, uniq = pd.factorize(pd.concat([kn, wn], ignore_index=True), use_na_sentinel=True)  # missing: -1
+    knc, wnc = codes[:len(k)].astype("int64"), codes[len(k):].astype("int64")
+    dates = pd.Series(k["service_date"].to_numpy(dtype="datetime64[ns]"))
+    width = len(uniq) + 1
+    has_p = kp >= 0
+    any_npi = dates[has_p].groupby(kp[has_p]).min()
+    named_k = has_p & (knc >= 0)
+    by_npi = dates[named_k].groupby(kp[named_k] * width + knc[named_k]).min()
+    anyone = w["billing_npi"].isna().to_numpy()
+    named = ~anyone
+    a = pd.Series(any_npi.reindex(np.where(wp[anyone] >= 0, wp[anyone], -1)).to_numpy(dtype="datetime64[ns]"),
+                  index=w["_w"].to_numpy()[anyone])
+    want = np.where((wp[named] >= 0) & (wnc[named] >= 0), wp[named] * width + wnc[named], -1)
+    n = pd.Series(by_npi.reindex(want).to_numpy(dtype="datetime64[ns]"), index=w["_w"].to_numpy()[named])
     out = pd.concat([a, n])
     return out[out.notna()]
 

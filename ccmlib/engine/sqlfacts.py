@@ -76,13 +76,19 @@ def _overlaps(t: pa.Table) -> np.ndarray:
 
     out = np.zeros(t.num_rows, dtype="float64")
     ok = pc.and_(pc.and_(pc.is_valid(t.column("start_time")), pc.is_valid(t.column("end_time"))), pc.is_valid(t.column("staff_id")))
-    sub = t.filter(ok)
-    if not sub.num_rows:
+    # the entries that can overlap, as integer columns (the staff member's code in the whole log: the text is not
+    # copied by the filter); an entry's id is read only where one staff member starts two entries the same minute
+    rows = np.flatnonzero(np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool))
+    if not len(rows):
         return out
+    staff = pc.dictionary_encode(t.column("staff_id"))
+    staff = (staff.combine_chunks() if isinstance(staff, pa.ChunkedArray) else staff).indices
+    sub = pa.table({"_pos": t.column("_pos"), "sc": staff, "activity_date": t.column("activity_date"),
+                    "start_time": t.column("start_time"), "end_time": t.column("end_time")}).filter(ok)
     day = sub.column("activity_date").cast(pa.timestamp("ns"))
     as_date = pc.cast(pc.cast(day, pa.timestamp("s")), pa.date32())
     exact = pc.all(pc.equal(pc.cast(pc.cast(as_date, pa.timestamp("s")), pa.timestamp("ns")), day)).as_py() is not False
-    e = pa.table({"_pos": sub.column("_pos"), "sc": pc.dictionary_encode(sub.column("staff_id")).combine_chunks().indices,
+    e = pa.table({"_pos": sub.column("_pos"), "sc": sub.column("sc"),
                   "d": as_date if exact else pc.cast(day, pa.int64()), "s": sub.column("start_time").cast(pa.int32()),
                   "f": sub.column("end_time").cast(pa.int32()), "k": pa.array(np.zeros(sub.num_rows, dtype="int64"))})
     con = _connect()
@@ -93,7 +99,7 @@ def _overlaps(t: pa.Table) -> np.ndarray:
         if tied.any():  # ties on start: in the natural order of entry_id (C9 before C10), then the log's order
             pos = np.sort(np.asarray(res["_pos"], dtype="int64")[tied])
             at = np.searchsorted(np.asarray(sub.column("_pos").to_numpy(), dtype="int64"), pos)
-            ids = pd.Series(sub.column("entry_id").take(pa.array(at)).to_pylist(), dtype="string")
+            ids = pd.Series(t.column("entry_id").take(pa.array(rows[at])).to_pylist(), dtype="string")
             k = np.zeros(sub.num_rows, dtype="int64")
             k[at] = pd.Series(natural_key(ids).to_numpy()).rank(method="first", na_option="bottom").to_numpy(dtype="int64")
             con.register("e", e.set_column(e.column_names.index("k"), "k", pa.array(k)))
