@@ -243,18 +243,27 @@ def test_the_staff_breakdown_read_in_place_is_indicators_by_staff(seed):
     assert len(got) > 5 and any(r["with_error"] for r in got) and any(not r["with_error"] for r in got)
 
 
-def test_repeated_text_is_held_as_a_dictionary_and_read_as_text():
+@pytest.mark.parametrize("chunked", [False, True])
+def test_repeated_text_is_held_as_a_dictionary_and_read_as_text(chunked):
     """The log's repeated text (activity, signer, a templated description) is kept as a dictionary array (a fraction of
-    the memory on a large log), free text that does not repeat as it is; the rows and the frame read the same text."""
+    the memory on a large log), free text that does not repeat as it is; the rows and the frame read the same text. A
+    log read in chunks (a large Parquet file) is encoded chunk by chunk with one dictionary."""
     import pyarrow as pa
     from ccmlib.intake.load import load_practice
     te, staff, consents, lines = _inputs(load_practice(Path(__file__).resolve().parents[1] / "data" / "demo"), "2026Q3")
     te = te.copy()
     te["activity"] = pd.Series(np.where(np.arange(len(te)) % 2, "phone call", "care plan review"), index=te.index, dtype=te["activity"].dtype)
     te["description"] = pd.Series([f"note {i} of a free text log" for i in range(len(te))], index=te.index, dtype=te["description"].dtype)
+    if chunked:
+        half = len(te) // 2
+        for c in ("activity", "signed_by", "description"):
+            values = te[c].astype(object).where(te[c].notna(), None).tolist()
+            arr = pa.chunked_array([pa.array(values[:half], pa.large_string()), pa.array(values[half:], pa.large_string())])
+            te[c] = pd.Series(pd.arrays.ArrowStringArray(arr), index=te.index)
     store = entry_store(te, staff, consents, lines)
     kinds = {c: pa.types.is_dictionary(store.table.schema.field(c).type) for c in ("activity", "description", "signed_by")}
     assert kinds == {"activity": True, "description": False, "signed_by": True}
+    assert (store.table.column("activity").num_chunks > 1) == chunked
     want = _same(te, staff, consents, lines)  # every column as the pandas engine has it, text included
     assert want["activity"].tolist() == te["activity"].tolist() and want["signed_by"].notna().any()
 

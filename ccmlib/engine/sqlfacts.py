@@ -427,9 +427,11 @@ def _repeated_text_as_dictionary(t: pa.Table) -> pa.Table:
     for c in REPEATED_TEXT:
         if c not in t.column_names or not (pa.types.is_string(t.schema.field(c).type) or pa.types.is_large_string(t.schema.field(c).type)):
             continue
-        col = t.column(c).combine_chunks()
-        enc = pc.dictionary_encode(col)
-        if enc.nbytes < col.nbytes / 2:
+        col = t.column(c)
+        enc = pc.dictionary_encode(col)  # a log read in chunks: its chunks share one dictionary (not combined first)
+        chunks = enc.chunks if isinstance(enc, pa.ChunkedArray) else [enc]
+        size = sum(ch.indices.nbytes for ch in chunks) + (chunks[0].dictionary.nbytes if chunks else 0)
+        if size < col.nbytes / 2:
             t = t.set_column(t.column_names.index(c), c, enc)
     return t
 
