@@ -109,6 +109,10 @@ def test_distinct_rows_on_integer_codes_equals_it_on_their_text():
             assert np.array_equal(got_g, want_g) and np.array_equal(got_f, want_f)
             assert got_g.dtype == np.int64 and got_f.dtype == np.int64
             assert (got_f == pd.Series(np.arange(n)).groupby(got_g).min().sort_index().to_numpy()).all()
+            # numbered by first appearance, as factorizing the rows' tuples numbers them (dense keys take a path of
+            # their own, wide ones are hashed)
+            tuples = pd.factorize(pd.Series(list(zip(*[cols[i].tolist() for i in pick])), dtype=object))[0]
+            assert np.array_equal(got_g, tuples) and np.array_equal(got_f, np.unique(tuples, return_index=True)[1])
     g, f = distinct_rows(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     assert len(g) == 0 and len(f) == 0
 

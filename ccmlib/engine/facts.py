@@ -402,6 +402,24 @@ def _positions_in(s: pd.Series, cats: pd.Index, value_set: pa.Array) -> np.ndarr
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def patient_month_rows_of(*parts: pd.DataFrame) -> pd.DataFrame:
+    """The distinct (patient_id, mkey) of the frames, sorted by patient id as text (a missing one last), then month.
+    Patient ids that are categoricals of sorted categories (as build_facts gives them) are compared by their codes."""
+    both = pd.concat(list(parts), ignore_index=True)
+    pid = both["patient_id"]
+    cats = pid.dtype.categories if isinstance(pid.dtype, pd.CategoricalDtype) else None
+    if cats is not None and cats.is_monotonic_increasing and cats.is_unique and both["mkey"].notna().all():
+        codes, mkey = pid.cat.codes.to_numpy(dtype="int64"), both["mkey"].to_numpy(dtype="int64")
+        _, first = distinct_rows(codes, mkey)
+        rows = first[np.lexsort((mkey[first], np.where(codes[first] < 0, np.iinfo(np.int64).max, codes[first])))]
+        pm = both.take(rows).reset_index(drop=True)
+        pm["mkey"] = pm["mkey"].astype("int64")
+        return pm
+    pm = both.drop_duplicates().reset_index(drop=True)
+    pm["mkey"] = pm["mkey"].astype("int64")
+    return pm.sort_values(PM, key=lambda s: s if s.name == "mkey" else s.astype("string"), kind="mergesort").reset_index(drop=True)
+
+
 def build_facts(practice: Practice, period: Period | None, condition_map: pd.DataFrame | None = None, encounters_from=None,
                 release: bool = False) -> Facts:
     """Everything the rules read. ``encounters_from`` is the declared start of the visit history (IV-01's coverage);
@@ -432,9 +450,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     del te, day, in_period  # the store holds what the facts need of the log
 
     # patient-months: billed or documented
-    pm = pd.concat([lines[PM], entries.patient_months()]).drop_duplicates().reset_index(drop=True)
-    pm["mkey"] = pm["mkey"].astype("int64")
-    pm = pm.sort_values(PM, key=lambda s: s if s.name == "mkey" else s.astype("string"), kind="mergesort").reset_index(drop=True)
+    pm = patient_month_rows_of(lines[PM], entries.patient_months())
     pm["pm_id"] = np.arange(len(pm))
     pm["service_month"] = key_to_label(pm["mkey"]) if len(pm) else pd.Series([], dtype="string")
     pm["month_start"] = key_start(pm["mkey"]).to_numpy() if len(pm) else pd.Series([], dtype="datetime64[ns]")
@@ -455,10 +471,13 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     dx["valid"] = refdata.valid_icd10(dx["icd10_code"])
     cats = refdata.map_conditions(dx.loc[dx["valid"], "icd10_code"], condition_map)
     dxc = dx[dx["valid"]].merge(cats, left_on="icd10_code", right_on="code")
-    act = pm[PM + ["month_start", "month_end"]].merge(dxc[["patient_id", "category", "onset_date", "resolved_date"]], on="patient_id")
+    dxc["_cc"] = pd.factorize(dxc["category"], use_na_sentinel=False)[0]
+    act = pm[PM + ["month_start", "month_end"]].merge(dxc[["patient_id", "category", "_cc", "onset_date", "resolved_date"]], on="patient_id")
     act = act[(act["onset_date"].isna() | (act["onset_date"] <= act["month_end"]))
               & (act["resolved_date"].isna() | (act["resolved_date"] >= act["month_start"]))]
-    ncat = act.drop_duplicates(PM + ["category"])[PM + ["category"]]
+    # the distinct (patient-month, category) on the category's integer code (found once per diagnosis, before the merge
+    # repeats it per month)
+    ncat = act.drop_duplicates(PM + ["_cc"])[PM + ["category"]]
     pm = pm.merge(ncat.groupby(PM).size().rename("chronic_conditions").reset_index(), on=PM, how="left")
     pm["chronic_conditions"] = pm["chronic_conditions"].fillna(0).astype("int64")
 

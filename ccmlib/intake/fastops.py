@@ -60,6 +60,9 @@ def distinct_rows(*cols) -> tuple[np.ndarray, np.ndarray]:
             combined, uniq = pd.factorize(combined)
             size = len(uniq)
         combined, size = combined * (k + 1) + codes, size * (k + 1)
+    if n and size <= 4 * n + 1024:
+        # dense keys (a patient code by a month, say): each value's first row by one pass, no hashing
+        return _dense_first_rows(combined, size, n)
     group, _ = pd.factorize(combined)
     group = group.astype(np.int64, copy=False)
     if not n:
@@ -69,6 +72,18 @@ def distinct_rows(*cols) -> tuple[np.ndarray, np.ndarray]:
     new[0] = True
     np.greater(group[1:], np.maximum.accumulate(group)[:-1], out=new[1:])
     return group, np.flatnonzero(new).astype(np.int64)
+
+
+def _dense_first_rows(combined: np.ndarray, size: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`distinct_rows` of keys 0..size-1: the first row of each key, the keys numbered in the order of their
+    first rows (as factorizing numbers them)."""
+    first = np.full(size, n, dtype=np.int64)
+    np.minimum.at(first, combined, np.arange(n, dtype=np.int64))
+    present = np.flatnonzero(first < n)
+    order = np.argsort(first[present], kind="stable")
+    number = np.empty(size, dtype=np.int64)
+    number[present[order]] = np.arange(len(present), dtype=np.int64)
+    return number[combined], first[present[order]]
 
 
 def sort_codes(s: pd.Series) -> np.ndarray:

@@ -1,12 +1,13 @@
-"""CCM commencement's first claim per (patient, practitioner) on integer keys (issue #23) equals the text path the
-function takes for ids of any other kind: named and any-practitioner rows, claims without a practitioner or a date,
-patients with no claim, a missing patient."""
+"""Facts on integer keys (issue #23) equal the text path each function takes for ids of any other kind: CCM
+commencement's first claim per (patient, practitioner) (named and any-practitioner rows, claims without a practitioner
+or a date, patients with no claim, a missing patient), the period's patient-months (a missing patient, a patient
+only on claims)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ccmlib.engine.facts import _first_claims
+from ccmlib.engine.facts import _first_claims, patient_month_rows_of
 
 
 def _frames(categorical: bool):
@@ -41,3 +42,16 @@ def test_each_rows_first_claim():
     assert got.index.tolist() == [10, 11, 12]
     assert got.tolist() == [pd.Timestamp("2026-01-20"), pd.Timestamp("2026-01-05"), pd.Timestamp("2026-02-11")]
     assert np.dtype(got.dtype) == np.dtype("datetime64[ns]")
+
+
+def test_patient_months_sorted_by_id_text_on_codes():
+    ids = ["P10", "P9", None, "P2", "P10", "Q1", None, "P9"]
+    lines = pd.DataFrame({"patient_id": ids[:4], "mkey": [24314, 24313, 24313, 24315]})
+    entries = pd.DataFrame({"patient_id": ids[4:] + ["P2"], "mkey": pd.array([24313, 24313, 24313, 24314, 24315], dtype="Int64")})
+    cats = pd.CategoricalDtype(sorted({i for i in ids if i}))
+    coded = patient_month_rows_of(lines.astype({"patient_id": cats}), entries.astype({"patient_id": cats}))
+    text = patient_month_rows_of(lines.astype({"patient_id": "string"}), entries.astype({"patient_id": "string"}))
+    assert coded["patient_id"].dtype == cats and coded["mkey"].dtype == np.dtype("int64")
+    pd.testing.assert_frame_equal(coded.astype({"patient_id": "string"}), text, check_exact=True)
+    assert list(zip(text["patient_id"].fillna("-"), text["mkey"])) == [
+        ("P10", 24313), ("P10", 24314), ("P2", 24315), ("P9", 24313), ("P9", 24314), ("Q1", 24313), ("-", 24313)]
