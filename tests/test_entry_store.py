@@ -197,7 +197,7 @@ def test_the_months_first_billing_practitioner_by_integer_codes_is_the_text_merg
                                 "practitioner_npi": pd.Series([], dtype="string")})
     got = month_practitioner(lines, no_consents, keys)
     want = _ref_first_billing_npi(lines, keys)
-    assert got.tolist() == want.tolist() and got.index.equals(keys.index)
+    assert got.tolist() == want.tolist() and got.index.equals(keys.index) and got.dtype == pd.StringDtype()
     assert got.notna().sum() > 10 and got.isna().sum() > 5
 
 

@@ -12,7 +12,8 @@ from ccmlib.report.record import read_records
 def execute(name, tmp_path, **params):
     out = tmp_path / name
     pm.execute_notebook(str(paths.notebook(name)), str(out), parameters=params, kernel_name="python3", progress_bar=False,
-                        cwd=str(tmp_path), start_timeout=120, request_save_on_cell_execute=False)  # written once, at the end
+                        cwd=str(tmp_path), start_timeout=120, request_save_on_cell_execute=False,  # written once, at the end
+                        execution_timeout=600)  # a kernel's lost reply fails the test instead of hanging the suite
     return read_records(out)
 
 

@@ -149,7 +149,8 @@ def month_practitioner(lines: pd.DataFrame | None, consents: pd.DataFrame, keys:
     if lines is not None and len(lines):
         ln = lines.assign(_g=(lines["cpt_code"] == "G0506").astype(int),
                           _o=lines["_claim_order"] if "_claim_order" in lines else natural_key(lines["claim_id"]))
-        ln = ln.take(lex_order([ln[c] for c in ("patient_id", "mkey", "_g", "service_date", "_o", "line")])).drop_duplicates(PM)
+        order = lex_order([ln[c] for c in ("patient_id", "mkey", "_g", "service_date", "_o", "line")])
+        ln = ln[["patient_id", "mkey", "billing_npi"]].take(order).drop_duplicates(PM)  # the month's first line (its keys)
         lp, kp = _patient_codes(ln["patient_id"], keys["patient_id"])  # integer codes on one scale, not text merges
         lm = ln["mkey"].to_numpy(dtype="float64", na_value=np.nan)
         km = keys["mkey"].to_numpy(dtype="float64", na_value=np.nan)
@@ -158,8 +159,10 @@ def month_practitioner(lines: pd.DataFrame | None, consents: pd.DataFrame, keys:
         have, want = code(lp, lm), code(kp, km)
         valid = np.flatnonzero(have >= 0)  # one line per (patient, month): the index is unique
         at = pd.Index(have[valid]).get_indexer(want)
-        npi = np.append(ln["billing_npi"].astype("string").to_numpy(dtype=object, na_value=pd.NA)[valid], pd.NA)
-        out[:] = npi[np.where((at >= 0) & (want >= 0), at, len(npi) - 1)]
+        # each key's line's practitioner, taken as Arrow text (no Python string per key)
+        pick = np.where((at >= 0) & (want >= 0), valid[np.where(at >= 0, at, 0)] if len(valid) else -1, -1)
+        npi = _arrow_strings(ln["billing_npi"].astype("string")).take(pa.array(pick, mask=pick < 0))
+        out = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([npi.cast(pa.large_string())])), index=keys.index)
     c = consents.dropna(subset=["consent_date"])
     todo = out.isna().to_numpy() & k["mkey"].notna().to_numpy()
     if todo.any() and len(c):
