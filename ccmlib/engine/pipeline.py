@@ -637,11 +637,19 @@ def add_details(res: AuditResult) -> dict:
     s = res.run["summary"]
     if all(k in s for k in DETAILS):
         return s
-    cl, pm = res.claim_lines, res.patient_months
-    s.update({"by_practitioner": indicators.by_practitioner(cl), "by_month": indicators.by_month(cl),
-              "by_staff": _by_staff(res.facts, pm) if res.facts is not None else [],
-              "risk_indicators": indicators.risk_indicators(res)})
+    s.update({name: part() for name, part in _detail_parts(res)})
     return s
+
+
+def _detail_parts(res: AuditResult) -> list[tuple[str, object]]:
+    """The summary's details as (name, function) in :data:`DETAILS` order, each independent of the others, so that a
+    large run folder computes them beside its tables' files (:func:`write_outputs`); none once they are there."""
+    if all(k in res.run["summary"] for k in DETAILS):
+        return []
+    cl, pm = res.claim_lines, res.patient_months
+    return [("by_practitioner", lambda: indicators.by_practitioner(cl)), ("by_month", lambda: indicators.by_month(cl)),
+            ("by_staff", lambda: _by_staff(res.facts, pm) if res.facts is not None else []),
+            ("risk_indicators", lambda: indicators.risk_indicators(res))]
 
 
 def _by_staff(f: Facts, pm: pd.DataFrame) -> list[dict]:
@@ -879,10 +887,15 @@ def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] |
         if result.sample is not None:
             tables += [("sample", result.sample), ("frame", result.frame)]
         tables += list((extra or {}).items())
-        # the summary's details and the tables' files are independent: on a large run two threads make them
-        work = [(add_details, (result,))] + [(_write_csv, (stage / f"{name}.csv", df)) for name, df in tables]
-        for _ in map_ordered(lambda w: w[0](*w[1]), work, _output_threads(result)):
-            pass
+        # the summary's details and the tables' files are independent: on a large run two threads make them, the
+        # longest first (the risk indicators and the staff breakdown, then the largest tables), each detail on its own
+        parts = dict(_detail_parts(result))
+        first = [n for n in ("risk_indicators", "by_staff") if n in parts]
+        work = [(parts[n], ()) for n in first] + [(_write_csv, (stage / f"{name}.csv", df)) for name, df in tables] \
+            + [(parts[n], ()) for n in parts if n not in first]
+        done = list(map_ordered(lambda w: w[0](*w[1]), work, _output_threads(result)))
+        got = dict(zip(first, done)) | dict(zip([n for n in parts if n not in first], done[len(first) + len(tables):]))
+        result.run["summary"].update({n: got[n] for n in DETAILS if n in got})  # in DETAILS' order, as add_details
         _write(stage / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
         folder.publish(stage)
         return folder.path
