@@ -457,7 +457,7 @@ def _findings_table(f: pd.DataFrame) -> pd.DataFrame:
     out = out[FINDING_COLUMNS]  # no copy: the columns below are replaced, and take() copies every row once
     out["line"] = pd.to_numeric(out["line"], errors="coerce").astype("Int64")
     for c in ("patient_id", "claim_id", "cpt_code", "billing_npi", "entry_id"):
-        out[c] = out[c].astype("string")
+        out[c] = _as_string(out[c])
     order = _sort_order([out[c] for c in ("patient_id", "service_month", "rule_id", "claim_id", "line", "billing_npi",
                                           "entry_id", "message")], na_position="first")
     return out.take(order).reset_index(drop=True)
@@ -465,7 +465,7 @@ def _findings_table(f: pd.DataFrame) -> pd.DataFrame:
 
 def _claim_lines_table(s: pd.DataFrame) -> pd.DataFrame:
     month = key_to_label(s["mkey"].astype("int64")) if len(s) else ""
-    out = s.assign(service_month=month, units_billed=s["units"], claim_id=s["claim_id"].astype("string"))[CLAIM_LINE_COLUMNS]
+    out = s.assign(service_month=month, units_billed=s["units"], claim_id=_as_string(s["claim_id"]))[CLAIM_LINE_COLUMNS]
     # the ids are sorted as the text they are written as; facts keep patient ids as categoricals (ranked per category)
     order = _sort_order([out["patient_id"], out["service_month"], out["service_date"], out["claim_id"], out["line"]])
     out = out.take(order).reset_index(drop=True)  # the one copy of the table (assign and [] above copy nothing)
