@@ -55,3 +55,22 @@ def test_patient_months_sorted_by_id_text_on_codes():
     pd.testing.assert_frame_equal(coded.astype({"patient_id": "string"}), text, check_exact=True)
     assert list(zip(text["patient_id"].fillna("-"), text["mkey"])) == [
         ("P10", 24313), ("P10", 24314), ("P2", 24315), ("P9", 24313), ("P9", 24314), ("Q1", 24313), ("-", 24313)]
+
+
+def test_the_visit_status_join_on_integer_keys_is_the_merge():
+    """initiating_visit_status finds each row's commencement by integer keys: the left merge it replaced, row for row
+    (a missing practitioner matches a missing one, a practitioner or patient the other side lacks matches nothing)."""
+    from ccmlib.engine.facts import _left_join_on_keys
+
+    cats = pd.CategoricalDtype(["P1", "P10", "P2"])
+    left = pd.DataFrame({"patient_id": pd.Series(["P2", "P1", None, "P10", "P1", "P2"], dtype=cats),
+                         "mkey": [24313, 24313, 24313, 24314, 24313, 24399],
+                         "billing_npi": pd.array(["111", None, None, "999", "222", "111"], dtype="string")}).set_axis([7, 3, 5, 1, 0, 2])
+    right = pd.DataFrame({"patient_id": pd.Series(["P2", "P1", None, "P10", "P1"], dtype=cats), "mkey": [24313, 24313, 24313, 24314, 24313],
+                          "billing_npi": pd.array(["111", None, None, "888", "333"], dtype="string"),
+                          "reset": pd.to_datetime([None, "2026-01-31", None, None, None]),
+                          "commencement": pd.to_datetime(["2026-01-05", "2026-02-01", "2025-12-01", "2026-03-01", None])})
+    got = _left_join_on_keys(left, right, ["patient_id", "mkey", "billing_npi"])
+    want = left.merge(right, on=["patient_id", "mkey", "billing_npi"], how="left")
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got["commencement"].notna().tolist() == [True, True, True, False, False, False]

@@ -561,6 +561,34 @@ def _visits(f: Facts) -> pd.DataFrame:
     return f.once("visits", lambda: visit_evidence(f.encounters, f.claims), f.encounters, f.claims)
 
 
+def _left_join_on_keys(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -> pd.DataFrame:
+    """``left.merge(right, on=on, how="left")`` where ``right`` has one row per key: each key column's values as
+    integer codes on one scale (money.key_codes: a missing value matches a missing value, a value the other side lacks
+    matches nothing), the rows found by one index lookup; any other right (duplicate keys) merges as before."""
+    from ccmlib.engine.money import key_codes
+
+    if right[on].duplicated().any() or any(c in left.columns for c in right.columns if c not in on):
+        return left.merge(right, on=on, how="left")
+    lk, rk = np.zeros(len(left), dtype=np.int64), np.zeros(len(right), dtype=np.int64)
+    absent = np.zeros(len(left), dtype=bool)
+    for c in on:
+        a, b = key_codes(left[c], right[c])
+        width = int(max(a.max(initial=0), b.max(initial=0))) + 2  # codes -1 (missing) .. max, shifted to 0 ..
+        if lk.max(initial=0) > (2 ** 62) // width or rk.max(initial=0) > (2 ** 62) // width:
+            return left.merge(right, on=on, how="left")
+        absent |= a == -2
+        lk, rk = lk * width + np.maximum(a, -1) + 1, rk * width + np.maximum(b, -1) + 1
+        rk[b == -2] = -1  # never looked up (no left row has its value)
+    at = pd.Index(rk).get_indexer(lk)
+    at[absent] = -1
+    rest = [c for c in right.columns if c not in on]
+    taken = right[rest].reset_index(drop=True).reindex(at)
+    out = left.reset_index(drop=True)
+    for c in rest:
+        out[c] = taken[c].to_numpy()
+    return out
+
+
 def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:
     """For (patient_id, mkey, billing_npi) rows (npi <NA> = any practitioner), catalog v3: was there a qualifying visit
     (:func:`visit_evidence`, encounters and claims) by the practitioner from the same calendar date one year before
@@ -569,8 +597,8 @@ def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:
     ``window_start`` is the window's first day. Coverage is a property of the data, never of a patient: a patient with
     or without encounter rows is judged alike. IV-01 is not assessed where neither holds."""
     w = who.assign(billing_npi=who["billing_npi"].astype("string")).drop_duplicates()
-    w = w.merge(f.commencement.assign(billing_npi=f.commencement["billing_npi"].astype("string")),
-                on=["patient_id", "mkey", "billing_npi"], how="left").reset_index(drop=True)
+    w = _left_join_on_keys(w, f.commencement.assign(billing_npi=f.commencement["billing_npi"].astype("string")),
+                           ["patient_id", "mkey", "billing_npi"]).reset_index(drop=True)
     w["window_start"] = one_year_before(w["commencement"]).to_numpy()
     v = _visits(f)
     m = w[["patient_id", "billing_npi", "commencement", "window_start"]].assign(_i=np.arange(len(w))).merge(v, on="patient_id")
