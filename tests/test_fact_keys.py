@@ -1,11 +1,12 @@
 """Facts on integer keys (issue #23) equal the text path each function takes for ids of any other kind: CCM
 commencement's first claim per (patient, practitioner) (named and any-practitioner rows, claims without a practitioner
 or a date, patients with no claim, a missing patient), the period's patient-months (a missing patient, a patient
-only on claims)."""
+only on claims), the visit status's commencement lookup and a patient-month's first or last claim date."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ccmlib.engine.facts import _first_claims, patient_month_rows_of
 
@@ -74,3 +75,20 @@ def test_the_visit_status_join_on_integer_keys_is_the_merge():
     want = left.merge(right, on=["patient_id", "mkey", "billing_npi"], how="left")
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert got["commencement"].notna().tolist() == [True, True, True, False, False, False]
+
+
+@pytest.mark.parametrize("how", ["min", "max"])
+def test_per_patient_month_is_the_group_by(how):
+    """A patient-month's first or last claim date on one integer key is the group-by it replaced: the groups in its
+    order, a missing patient, month or date left out as it leaves them, the dtypes kept."""
+    from ccmlib.engine.facts import PM, per_patient_month
+
+    cats = pd.CategoricalDtype(["P1", "P10", "P2", "P3"])
+    lines = pd.DataFrame({"patient_id": pd.Series(["P2", "P1", None, "P10", "P1", "P2", "P2", "P1"], dtype=cats),
+                          "mkey": pd.array([24313, 24313, 24313, 24314, 24314, None, 24313, 24313], dtype="Int64"),
+                          "service_date": pd.to_datetime(["2026-02-03", "2026-02-10", "2026-02-01", None, "2026-03-02",
+                                                          "2026-02-05", "2026-02-01", "2026-02-09"])}).set_axis([9, 8, 7, 6, 5, 4, 3, 2])
+    got = per_patient_month(lines, "service_date", how, "d")
+    want = lines.groupby(PM, observed=True)["service_date"].agg(how).rename("d").reset_index()
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert len(got) == 4

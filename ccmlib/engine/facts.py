@@ -405,6 +405,26 @@ def _positions_in(s: pd.Series, cats: pd.Index, value_set: pa.Array) -> np.ndarr
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def per_patient_month(df: pd.DataFrame, col: str, how: str, name: str) -> pd.DataFrame:
+    """``df.groupby(PM, observed=True)[col].agg(how).rename(name).reset_index()`` (how: min or max), on one integer
+    key per (patient code, month) where patient_id is a categorical: groups in the same order (its categories are
+    sorted), rows without a patient or a month left out as the group-by leaves them."""
+    pid = df["patient_id"]
+    m = df["mkey"].to_numpy(dtype="float64", na_value=np.nan)
+    codes = pid.cat.codes.to_numpy(dtype="int64") if isinstance(pid.dtype, pd.CategoricalDtype) else None
+    valid = (codes >= 0) & ~np.isnan(m) if codes is not None else None
+    if codes is None or not valid.any() or not pid.cat.categories.is_monotonic_increasing:
+        return df.groupby(PM, observed=True)[col].agg(how).rename(name).reset_index()
+    months = m[valid].astype("int64")
+    lo = int(months.min())
+    key = codes[valid] * (int(months.max()) - lo + 1) + (months - lo)
+    rows = np.flatnonzero(valid)
+    value = pd.Series(df[col].to_numpy()[rows]).groupby(key, sort=True).agg(how)
+    _, first = np.unique(key, return_index=True)  # each group's first row, in the groups' (sorted) order
+    return pd.DataFrame({"patient_id": pid.take(rows[first]).reset_index(drop=True),
+                         "mkey": df["mkey"].take(rows[first]).reset_index(drop=True), name: value.to_numpy()})
+
+
 def patient_month_rows_of(*parts: pd.DataFrame) -> pd.DataFrame:
     """The distinct (patient_id, mkey) of the frames, sorted by patient id as text (a missing one last), then month.
     Patient ids that are categoricals of sorted categories (as build_facts gives them) are compared by their codes."""
@@ -464,7 +484,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     pm, totals = month_minutes(entries, pm)
 
     # billed?
-    billed = lines.groupby(PM).agg(last_service=("service_date", "max")).reset_index().astype({"mkey": "int64"})
+    billed = per_patient_month(lines, "service_date", "max", "last_service").astype({"mkey": "int64"})
     pm = pm.merge(billed, on=PM, how="left")
     pm["billed"] = pm["last_service"].notna()
     pm["ref_date"] = pm[["last_service", "last_activity"]].max(axis=1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ccmlib.engine.facts import Facts
+from ccmlib.engine.facts import Facts, per_patient_month
 from ccmlib.intake.schema import CARE_PLAN_CORE, CARE_PLAN_OTHER
 from ccmlib.engine.rules.registry import not_documented, raw, rule
 
@@ -115,7 +115,7 @@ def doc_02(f: Facts) -> pd.DataFrame:
         bad = f.entry_rows("coalesce(qualifying, 0) > 0 AND signed_by IS NULL", columns=["patient_id", "mkey", "entry_id"])
         out.append(raw(bad, "entry", "time entry " + bad["entry_id"].astype(str) + " has no author signature"))
     if "plan_signed_date" in f.pm.columns and f.pm["plan_signed_date"].notna().any():
-        first_claim = f.lines.groupby(["patient_id", "mkey"], observed=True)["service_date"].min().rename("first_claim").reset_index()
+        first_claim = per_patient_month(f.lines, "service_date", "min", "first_claim")
         pm = _has_plan(f, "plan_signed_date", "plan_attested_date").merge(first_claim, on=["patient_id", "mkey"])
         late = pm[(pm["plan_signed_date"] > pm["first_claim"]) & pm["plan_attested_date"].isna()]
         out.append(raw(late, "pm", "care plan " + late["plan_id"].astype(str) + " signed on "

@@ -181,9 +181,10 @@ def _addon_excess(f: Facts, addon: str, col: str, label: str) -> pd.DataFrame:
     keep = (supported - before).clip(lower=0)
     removed = (ln["units"] - keep).clip(lower=0).astype("int64")
     bad = removed > 0
-    msg = (ln["units"].astype(str) + f" unit(s) of {addon} billed; " + minutes_text(ln[col])
-           + f" {label}minutes support " + supported.astype(int).astype(str) + " in the month")
-    return raw(ln[bad], "line", msg[bad], units_removed=removed[bad])
+    x, sup = ln[bad], supported[bad]  # the message written for the flagged lines only
+    msg = (x["units"].astype(str) + f" unit(s) of {addon} billed; " + minutes_text(x[col])
+           + f" {label}minutes support " + sup.astype(int).astype(str) + " in the month")
+    return raw(x, "line", msg, units_removed=removed[bad])
 
 
 @rule("TIME-06", "99490 (or G0511) billed with fewer than 20 qualifying minutes", "error", "insufficient_documentation",
