@@ -92,3 +92,25 @@ def test_per_patient_month_is_the_group_by(how):
     want = lines.groupby(PM, observed=True)["service_date"].agg(how).rename("d").reset_index()
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert len(got) == 4
+
+
+def test_bill_05_reads_the_tracked_thresholds_from_the_months_dates(tmp_path, monkeypatch):
+    """BILL-05 takes the date a tracked threshold (20, 40, 60 ... minutes) was reached from the patient-month's date
+    column and asks the running totals only for the others: the same findings as asking them for every line."""
+    from ccmlib.engine.facts import build_facts
+    from ccmlib.engine.periods import parse_period
+    from ccmlib.engine.rules import billing
+    from ccmlib.intake.load import load_practice
+    from ccmlib.synth.generator import generate
+
+    generate(patients=150, seed=6, rates={"BILL-05": 0.3, "TIME-07": 0.1}, out=tmp_path / "p", entries=(4, 9))
+    facts = build_facts(load_practice(tmp_path / "p"), parse_period("2026Q1"))
+    got = billing.bill_05(facts)
+    asked = []
+    real = type(facts.totals).reach
+    monkeypatch.setattr(type(facts.totals), "reach", lambda self, req, col: asked.append(len(req)) or real(self, req, col))
+    monkeypatch.setattr(billing, "STAFF_THRESHOLDS", ())
+    monkeypatch.setattr(billing, "PRACTITIONER_THRESHOLDS", ())
+    want = billing.bill_05(facts)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert len(got) >= 5 and sum(asked) > len(got)

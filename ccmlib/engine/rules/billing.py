@@ -8,7 +8,7 @@ import pandas as pd
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import (ADDON_OF, BASE_CODES, G0506_HOSTS, G0511,
                      TIMED_CODES, minutes_needed, time_family)
-from ccmlib.engine.facts import PM, Facts, natural_key, practitioner_visit_status
+from ccmlib.engine.facts import PM, PRACTITIONER_THRESHOLDS, STAFF_THRESHOLDS, Facts, natural_key, practitioner_visit_status
 from ccmlib.engine.rules.registry import raw, rule
 from ccmlib.engine.money import joint_codes, key_codes
 from ccmlib.intake.fastops import distinct_rows, join_groups, lex_order
@@ -218,9 +218,19 @@ def bill_05(f: Facts) -> pd.DataFrame:
     ln["need"] = base_min + step * cum_units
     prac = pd.Series(np.array([time_family(c) == "practitioner" for c in uniq], dtype=bool)[codes], index=ln.index)
     reached = pd.Series(pd.NaT, index=ln.index, dtype="datetime64[ns]")
-    for mask, col in ((~prac, "staff_cum"), (prac, "prac_cum")):
-        if mask.any():
-            reached[mask] = f.totals.reach(ln[mask], col).to_numpy()
+    # a threshold the facts track (20, 40, 60, ... minutes) is the month's date column (the same running totals, the
+    # same first date); the running totals are asked only for the others (a third 99439 unit's 80 minutes)
+    at = pd.Index(f.pm["pm_id"]).get_indexer(pd.to_numeric(ln["pm_id"]).fillna(-1).astype("int64"))
+    for mask, col, tracked, name in ((~prac, "staff_cum", STAFF_THRESHOLDS, "date_{}min"),
+                                     (prac, "prac_cum", PRACTITIONER_THRESHOLDS, "date_{}min_practitioner")):
+        asked = mask.copy()
+        for t in tracked:
+            here = (mask & (ln["need"] == t)).to_numpy() & (at >= 0)
+            if here.any() and name.format(t) in f.pm:
+                reached[here] = f.pm[name.format(t)].to_numpy(dtype="datetime64[ns]")[at[here]]
+                asked &= ~here
+        if asked.any():
+            reached[asked] = f.totals.reach(ln[asked], col).to_numpy()
     bad = reached.notna() & (ln["service_date"] < reached)
     x = ln[bad]
     return raw(x, "line", "service date " + x["service_date"].dt.strftime("%Y-%m-%d") + " is before the "
