@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import CCM_CODES, INITIATING_VISITS
-from ccmlib.intake.fastops import _arrow_strings, distinct_rows, join_groups, lex_order, positions
+from ccmlib.intake.fastops import arrow_text, distinct_rows, join_groups, lex_order, positions
 from ccmlib.intake.load import Practice
 from ccmlib.paths import map_ordered, usable_cores
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
@@ -46,7 +46,7 @@ def natural_key(ids: pd.Series) -> pd.Series:
         codes, uniq = ids.cat.codes.to_numpy(dtype="int64"), ids.cat.categories.astype("string")
     else:
         codes, uniq = pd.factorize(ids.astype("string"), use_na_sentinel=True)
-    arr = _arrow_strings(pd.Series(uniq, dtype="string")).cast(pa.string())
+    arr = arrow_text(pd.Series(uniq, dtype="string")).cast(pa.string())
     m = pc.extract_regex(arr, r"^(?P<p>\D*)(?P<d>\d+)$")
     padded = pc.binary_join_element_wise(m.field("p"), pc.utf8_lpad(pc.utf8_ltrim(m.field("d"), "0"), 24, "0"), "")
     simple = np.asarray(m.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
@@ -161,7 +161,7 @@ def month_practitioner(lines: pd.DataFrame | None, consents: pd.DataFrame, keys:
         at = pd.Index(have[valid]).get_indexer(want)
         # each key's line's practitioner, taken as Arrow text (no Python string per key)
         pick = np.where((at >= 0) & (want >= 0), valid[np.where(at >= 0, at, 0)] if len(valid) else -1, -1)
-        npi = _arrow_strings(ln["billing_npi"].astype("string")).take(pa.array(pick, mask=pick < 0))
+        npi = arrow_text(ln["billing_npi"].astype("string")).take(pa.array(pick, mask=pick < 0))
         out = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([npi.cast(pa.large_string())])), index=keys.index)
     c = consents.dropna(subset=["consent_date"])
     todo = out.isna().to_numpy() & k["mkey"].notna().to_numpy()
@@ -367,9 +367,9 @@ def encoded_tables(practice: Practice) -> dict[str, pd.DataFrame]:
     base = tabs["patients"]["patient_id"]
     cats = pd.Index(np.sort(np.asarray(pd.unique(base.dropna().astype(str)), dtype=object)))
     rows = sum(len(tabs[n]) for n in names)
-    value_set = _arrow_strings(pd.Series(cats.to_numpy(dtype=object), dtype=object))
-    found = list(map_ordered(lambda n: _positions_in(tabs[n]["patient_id"], cats, value_set), names,
-                                  2 if rows >= PARALLEL_ENCODE_FROM and usable_cores() >= 2 else 1))
+    value_set = arrow_text(pd.Series(cats.to_numpy(dtype=object), dtype=object))
+    found = list(map_ordered(lambda n: positions(tabs[n]["patient_id"], cats, value_set), names,
+                             2 if rows >= PARALLEL_ENCODE_FROM and usable_cores() >= 2 else 1))
     unknown = [tabs[n]["patient_id"][(f < 0) & tabs[n]["patient_id"].notna().to_numpy()] for n, f in zip(names, found)]
     if any(len(u) for u in unknown):
         more = pd.unique(pd.concat([u.astype(str) for u in unknown if len(u)], ignore_index=True))
@@ -393,16 +393,6 @@ def encoded_tables(practice: Practice) -> dict[str, pd.DataFrame]:
 
 #: rows of the patient tables from which their patient ids are encoded two at a time
 PARALLEL_ENCODE_FROM = 1_000_000
-
-
-def _positions_in(s: pd.Series, cats: pd.Index, value_set: pa.Array) -> np.ndarray:
-    """:func:`ccmlib.intake.fastops.positions` of a column in ``cats`` (``value_set``: the same as Arrow text), an Arrow
-    text column read in place (its chunks are not combined first)."""
-    a = getattr(s.array, "_pa_array", None)
-    if a is None or not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
-        return positions(s, cats)
-    found = pc.index_in(a, value_set=value_set.cast(a.type))
-    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def per_patient_month(df: pd.DataFrame, col: str, how: str, name: str) -> pd.DataFrame:

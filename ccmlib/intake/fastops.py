@@ -7,16 +7,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def _arrow_strings(s) -> pa.Array:
+def arrow_text(s) -> pa.Array:
+    """A text column (or index, or values) as one Arrow array: pandas' Arrow text as it is (its chunks combined), any
+    other values converted (missing values as nulls)."""
     arr = pa.array(s.array if isinstance(s, (pd.Series, pd.Index)) else s, type=pa.string(), from_pandas=True) \
         if not isinstance(getattr(s, "array", None), pd.arrays.ArrowStringArray) else pa.array(s.array)
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
-def positions(values: pd.Series, keys) -> np.ndarray:
-    """Position of each value in ``keys`` (-1 when absent or missing), by an Arrow hash lookup."""
-    found = pc.index_in(_arrow_strings(values), value_set=_arrow_strings(pd.Series(keys, dtype=object)))
-    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+def positions(values: pd.Series, keys, value_set: pa.Array | None = None) -> np.ndarray:
+    """Position of each value in ``keys`` (-1 when absent or missing), by an Arrow hash lookup; an Arrow text column is
+    looked up in place (its chunks not combined). ``value_set``: ``keys`` already as :func:`arrow_text`, for a caller
+    that looks up several columns in the same keys."""
+    a = getattr(values.array, "_pa_array", None) if isinstance(values, pd.Series) else None
+    if a is None or not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+        a = arrow_text(values)
+    vs = value_set if value_set is not None else arrow_text(pd.Series(keys, dtype=object))
+    found = pc.index_in(a, value_set=vs if vs.type == a.type else vs.cast(a.type))
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def join_groups(frame: pd.DataFrame, by: list[str], col: str, sep: str) -> pd.Series:
@@ -29,7 +37,7 @@ def join_groups(frame: pd.DataFrame, by: list[str], col: str, sep: str) -> pd.Se
         return pd.Series([], index=index, dtype=object)
     codes = g.ngroup().to_numpy()
     order = np.argsort(codes, kind="stable")
-    values = _arrow_strings(frame[col].astype(str)).cast(pa.string()).take(pa.array(order))
+    values = arrow_text(frame[col].astype(str)).cast(pa.string()).take(pa.array(order))
     offsets = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(index)))]).astype(np.int32)
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), sep)
     return pd.Series(joined.to_numpy(zero_copy_only=False), index=index, dtype=object)
