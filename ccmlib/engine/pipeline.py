@@ -635,8 +635,6 @@ def add_details(res: AuditResult) -> dict:
     every run folder, report and workbook has them). Kept out of :func:`audit` itself: the many audits that only need
     the findings (the trend, the pre-bill review, chart-size checks) do not pay for them."""
     s = res.run["summary"]
-    if all(k in s for k in DETAILS):
-        return s
     s.update({name: part() for name, part in _detail_parts(res)})
     return s
 
@@ -890,11 +888,10 @@ def write_outputs(result: AuditResult, out_dir, extra: dict[str, pd.DataFrame] |
         # the summary's details and the tables' files are independent: on a large run two threads make them, the
         # longest first (the risk indicators and the staff breakdown, then the largest tables), each detail on its own
         parts = dict(_detail_parts(result))
-        first = [n for n in ("risk_indicators", "by_staff") if n in parts]
-        work = [(parts[n], ()) for n in first] + [(_write_csv, (stage / f"{name}.csv", df)) for name, df in tables] \
-            + [(parts[n], ()) for n in parts if n not in first]
-        done = list(map_ordered(lambda w: w[0](*w[1]), work, _output_threads(result)))
-        got = dict(zip(first, done)) | dict(zip([n for n in parts if n not in first], done[len(first) + len(tables):]))
+        longest = [n for n in ("risk_indicators", "by_staff") if n in parts]
+        work = [(n, parts[n], ()) for n in longest] + [(None, _write_csv, (stage / f"{name}.csv", df)) for name, df in tables] \
+            + [(n, part, ()) for n, part in parts.items() if n not in longest]
+        got = {n: r for (n, _, _), r in zip(work, map_ordered(lambda w: w[1](*w[2]), work, _output_threads(result))) if n}
         result.run["summary"].update({n: got[n] for n in DETAILS if n in got})  # in DETAILS' order, as add_details
         _write(stage / "run.json", json.dumps(result.run, indent=2, default=str) + "\n")
         folder.publish(stage)
