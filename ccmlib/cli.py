@@ -86,10 +86,14 @@ def main():
 @click.option("--no-memory-check", "no_memory_check", is_flag=True,
               help="Check even a practice whose time entries look too many for the memory available (by default refused "
               "before loading, with the estimate).")
+@click.option("--shards", type=click.IntRange(min=1), metavar="N",
+              help="Check the patients in N shards, one after another, holding about 1/N of the practice's facts in memory "
+              "(for a practice too large to check at once; the outputs are those of one check). Not with an auditor "
+              "decision log.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @_friendly
 def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npis, encounters_from, overrides, sample_size, seed, spares, strata, unit,
-          profile, no_memory_check, quiet):
+          profile, no_memory_check, shards, quiet):
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
     from ccmlib.engine.pipeline import audit, write_outputs
@@ -102,13 +106,19 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
         raise InputError(f"{overrides}: overrides file not found")
     if not no_memory_check:
         from ccmlib.engine.capacity import check_fits
-        check_fits(data_dir)  # a practice too large for this machine is refused now, not killed by the system later
+        check_fits(data_dir, shards=shards or 1)  # a practice too large for this machine is refused now, not killed later
     with RunFolder(out_dir, "check") as rf:  # checked and locked before any expensive work
         if overrides is None and (out_dir / FILE_NAME).is_file():
             overrides = out_dir / FILE_NAME
-        res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
-                    overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis), profile=profile,
-                    encounters_from=encounters_from, keep_facts=False)  # the run folder is all this command makes
+        if shards:
+            from ccmlib.engine.shards import audit_sharded
+            res = audit_sharded(data_dir, shards, rf.stage(), period=period, start=start, end=end, rules=rules, fees=fees,
+                                conditions=conditions, overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis),
+                                profile=profile, encounters_from=encounters_from)
+        else:
+            res = audit(data_dir, period=period, start=start, end=end, rules=rules, fees=fees, conditions=conditions,
+                        overrides=overrides, progress=not quiet, qp_npis=_npis(qp_npis), profile=profile,
+                        encounters_from=encounters_from, keep_facts=False)  # the run folder is all this command makes
         if sample_size is not None:
             from ccmlib.engine.pipeline import attach_sample
             attach_sample(res, sample_size, seed, spares, strata, unit)

@@ -434,11 +434,12 @@ def patient_month_rows_of(*parts: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_facts(practice: Practice, period: Period | None, condition_map: pd.DataFrame | None = None, encounters_from=None,
-                release: bool = False) -> Facts:
+                release: bool = False, visit_history: tuple[pd.Timestamp, str] | None = None) -> Facts:
     """Everything the rules read. ``encounters_from`` is the declared start of the visit history (IV-01's coverage);
     without it the earliest encounter or visit claim is the start (:func:`visit_history_start`). ``release``: the
     practice was loaded for this audit alone, so its time log is let go as soon as the entry store holds what the facts
-    need of it (taken out of ``practice.tables``: a large log's text is then held once, not twice)."""
+    need of it (taken out of ``practice.tables``: a large log's text is then held once, not twice). ``visit_history``
+    (date, source) is the start found for the whole data when ``practice`` holds only some of its patients (a shard)."""
     missing = {n for n in TABLES if not practice.has(n)}
     tabs = encoded_tables(practice)
     if release:
@@ -451,8 +452,7 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     ccm = claims[claims["cpt_code"].isin(CCM_CODES)]
     day = te["activity_date"]
     if period is None:  # every month that has CCM claims or time (the log's months from its first and last day)
-        keys = pd.concat([ccm["mkey"], month_key(pd.Series([day.min(), day.max()], dtype="datetime64[ns]"))]).dropna()
-        period = Period(int(keys.min()), int(keys.max()), "all") if len(keys) else Period(0, 0, "none")
+        period = period_of(pd.concat([ccm["mkey"], month_key(pd.Series([day.min(), day.max()], dtype="datetime64[ns]"))]).dropna())
     in_p = lambda k: k.between(period.first, period.last).fillna(False).astype(bool)  # noqa: E731
     lines = ccm[in_p(ccm["mkey"])].copy()
     # an entry is in the period when its day is: from the first month's first day to the day after the last month
@@ -514,11 +514,18 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
 
 
     enc = tabs["encounters"]
-    visits_from, visits_source = visit_history_start(enc, claims, encounters_from)
+    visits_from, visits_source = visit_history or visit_history_start(enc, claims, encounters_from)
     return Facts(period=period, store=entries, pm=pm, lines=lines.reset_index(drop=True), claims=claims, diagnoses=dx,
                  consents=consents, consent_status=consent_status, plans=plans, encounters=enc, commencement=comm, missing=missing, totals=totals,
                  conditions=ncat.reset_index(drop=True), patients=tabs.get("patients"), condition_map=condition_map,
                  visits_from=visits_from, visits_from_source=visits_source)
+
+
+def period_of(keys) -> Period:
+    """The period of a check given none: from the first to the last of the month ``keys`` with data ("all"), or the
+    empty period ("none") when there are none."""
+    keys = pd.Series(keys, dtype="float64")
+    return Period(int(keys.min()), int(keys.max()), "all") if len(keys) else Period(0, 0, "none")
 
 
 def condition_lists(f: Facts, pms: pd.DataFrame) -> pd.Series:

@@ -78,19 +78,29 @@ def by_month(cl: pd.DataFrame) -> list[dict]:
 
 def enrolments(consents: pd.DataFrame, last_key: int, months: int = 12) -> list[dict]:
     """New CCM patients (first consent) per month over the ``months`` months up to the period's end, spikes flagged."""
+    counts = enrolment_counts(consents, last_key, months)
+    return [] if counts is None else enrolments_of(counts, last_key)
+
+
+def enrolment_counts(consents: pd.DataFrame, last_key: int, months: int = 12) -> np.ndarray | None:
+    """New CCM patients (first consent) in each of the ``months`` months up to ``last_key`` (None: no consents); the
+    counts of several shards of a practice's patients add up to the practice's."""
     if consents is None or consents.empty or "consent_date" not in consents:
-        return []
+        return None
     c = consents[["patient_id", "consent_date"]]  # the two columns read, not a copy of the whole table
     first = c.dropna(subset=["consent_date"]).groupby("patient_id", observed=True)["consent_date"].min()
     if first.empty:
-        return []
+        return None
     keys = (first.dt.year * 12 + first.dt.month - 1).astype("int64")
-    window = np.arange(last_key - months + 1, last_key + 1)
-    counts = keys.value_counts().reindex(window, fill_value=0)
-    med = float(np.median(counts.to_numpy())) if len(counts) else 0.0
-    labels = key_to_label(pd.Series(window, dtype="int64"))
+    return keys.value_counts().reindex(np.arange(last_key - months + 1, last_key + 1), fill_value=0).to_numpy()
+
+
+def enrolments_of(counts: np.ndarray, last_key: int) -> list[dict]:
+    """:func:`enrolments` from the months' counts of new patients (:func:`enrolment_counts`)."""
+    med = float(np.median(counts)) if len(counts) else 0.0
+    labels = key_to_label(pd.Series(np.arange(last_key - len(counts) + 1, last_key + 1), dtype="int64"))
     return [{"month": str(m), "new_patients": int(n), "spike": bool(n >= ENROL_MIN and n >= ENROL_RATIO * max(med, 1.0))}
-            for m, n in zip(labels, counts.to_numpy())]
+            for m, n in zip(labels, counts)]
 
 
 def minutes_clusters(pm: pd.DataFrame) -> list[dict]:
@@ -187,12 +197,20 @@ def several_practitioners(cl: pd.DataFrame) -> dict:
     return {"patient_months": int((per_pm > 1).sum()), "of_patient_months": int(len(pd.unique(key)))}
 
 
+def no_prior_visit_of(parts: list[dict]) -> dict:
+    """:func:`no_prior_visit` of a practice from its value for each shard of its patients (the counts add up: a
+    patient and its months are in one shard)."""
+    keys = ("patient_months", "patients", "of_patient_months")
+    return {**{k: sum(int(p[k]) for p in parts) for k in keys}, "assessable": any(p["assessable"] for p in parts)}
+
+
 def risk_indicators(res) -> dict:
     cl, pm, facts = res.claim_lines, res.patient_months, res.facts
     last = facts.period.last if facts is not None else None
+    whole = res.facts_details  # a practice checked in shards: what the facts give, found in each shard
     return {
-        "enrolments": enrolments(getattr(facts, "consents", None), last) if last is not None else [],
-        "no_prior_visit": no_prior_visit(facts, cl),
+        "enrolments": whole["enrolments"] if whole else enrolments(getattr(facts, "consents", None), last) if last is not None else [],
+        "no_prior_visit": whole["no_prior_visit"] if whole else no_prior_visit(facts, cl),
         "several_practitioners": several_practitioners(cl),
         "minutes_clusters": minutes_clusters(pm),
         "minutes_distribution": minutes_distribution(pm),

@@ -47,6 +47,14 @@ PACKAGES = ["ccm-audit", "pandas", "numpy", "pyarrow", "duckdb", "scipy", "simpl
 
 
 @dataclass
+class Whole:
+    """What the audit of one shard of a practice's patients takes from the whole practice: where the visit history
+    begins (date, source) and the first and last month with data (:func:`data_months`)."""
+    visit_history: tuple
+    data_months: dict | None
+
+
+@dataclass
 class AuditResult:
     findings: pd.DataFrame
     claim_lines: pd.DataFrame
@@ -58,6 +66,9 @@ class AuditResult:
     sample: pd.DataFrame | None = None  # sampled units (with spares) when the run was sampled
     frame: pd.DataFrame | None = None  # the numbered sampling frame
     decisions: pd.DataFrame | None = field(default=None, repr=False)  # the auditor decisions in force on this period
+    # a practice checked in shards (ccmlib.engine.shards): the summary's details that read the facts, found shard by
+    # shard (by_staff, enrolments, no_prior_visit); the facts themselves are then not kept
+    facts_details: dict | None = field(default=None, repr=False)
 
     def summary(self) -> dict:
         """run.json's summary with the breakdowns and risk indicators (see :func:`add_details`)."""
@@ -207,7 +218,7 @@ def _second_phase(facts: Facts, ids, status, standing: pd.DataFrame, fee_table: 
 def audit(data: str | Path | Practice, period: str | Period | None = None, start: str | None = None, end: str | None = None,
           rules: str | list[str] | None = None, fees: str | Path | None = None, conditions: str | Path | None = None,
           overrides: str | Path | None = None, progress: bool = False, qp_npis=(), profile=None,
-          encounters_from=None, keep_facts: bool = True) -> AuditResult:
+          encounters_from=None, keep_facts: bool = True, whole: "Whole | None" = None) -> AuditResult:
     """Check a practice folder (or a loaded :class:`Practice`) against the CCM rule catalog.
 
     ``overrides`` names an auditor decision log (:mod:`ccmlib.overrides`); overturned findings stay in
@@ -219,7 +230,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     ``encounters_from``; without either, the earliest encounter or visit claim is the start (``run["visit_history"]``).
     ``keep_facts=False`` keeps of the facts only what the run folder's summary reads (:meth:`Facts.keep_for_summary`),
     as ``ccm-audit check`` does: the views (:meth:`AuditResult.entries`, :meth:`AuditResult.patient_month`) then need
-    a fresh audit."""
+    a fresh audit. ``whole`` is what a shard of a practice (:mod:`ccmlib.engine.shards`) takes from the whole of it."""
     started = datetime.now(timezone.utc)
     per = period if isinstance(period, Period) else parse_period(period, start, end)
     prof = profiles.load_profile(profile)
@@ -228,15 +239,15 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     cmap = refdata.condition_map(conditions)
     practice = data if isinstance(data, Practice) else load_practice(data, progress=progress)
     visits_from, visits_declared_by = _declared_visits_from(encounters_from, practice)
-    months_with_data = data_months(practice)
+    months_with_data = data_months(practice) if whole is None else whole.data_months
     loaded_here = not isinstance(data, Practice)  # then the facts are all the audit needs of its tables: they are let go
-    facts = build_facts(practice, per, cmap, visits_from, release=loaded_here)
+    facts = build_facts(practice, per, cmap, visits_from, release=loaded_here, visit_history=whole and whole.visit_history)
     if loaded_here:
         for name in [n for n in practice.tables if n != "staff"]:  # the staff directory is read from the practice
             practice.tables.pop(name)
     years = {str(k // 12) for k in facts.period.keys}
     fee_notes = [n["problem"] for n in fee_notes if str(n["from"].year) in years or str(n["to"].year) in years]
-    qp_npis = tuple(sorted({str(n).strip() for n in (qp_npis or ()) if str(n).strip()}))
+    qp_npis = normalized_npis(qp_npis)
     raw, status = _run_rules(facts, ids, progress)
     raw, status = profiles.apply(raw, prof, facts), status + switched_off
     raw["fid"] = np.arange(len(raw))
@@ -339,6 +350,11 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
                                       for d in ("accept", "confirm", "add")},
                                    "no_longer_raised": int((t["status"] != "applied").sum())}
     return result
+
+
+def normalized_npis(npis) -> tuple[str, ...]:
+    """The qualifying APM participants' NPIs as a run records them: text, trimmed, distinct, sorted."""
+    return tuple(sorted({str(n).strip() for n in (npis or ()) if str(n).strip()}))
 
 
 def _declared_visits_from(option, practice: Practice):
@@ -549,15 +565,25 @@ def _patient_months_table(pm: pd.DataFrame, lines: pd.DataFrame, settled: pd.Dat
 def data_months(practice: Practice) -> dict | None:
     """The first and last month with a CCM-family claim line or a time entry in the practice's data (for the message
     when a period has none)."""
+    return months_between([data_dates(name, practice[name]) for name in ("claims", "time_entries") if practice.has(name)])
+
+
+def data_dates(name: str, df: pd.DataFrame) -> pd.Series:
+    """The earliest and latest date :func:`data_months` reads from one table (claims: their CCM-family lines' service
+    dates; time entries: their days); none for another table or one without dates."""
     from ccmlib.reference.codes import CCM_CODES
 
-    ends = []  # the earliest and latest date of each table: their months are the first and last (the key grows with the date)
-    if practice.has("claims") and len(practice["claims"]):
-        c = practice["claims"]
-        ends.append(c.loc[c["cpt_code"].isin(CCM_CODES), "service_date"].dropna())
-    if practice.has("time_entries") and len(practice["time_entries"]):
-        ends.append(practice["time_entries"]["activity_date"].dropna())
-    ends = [pd.Series([d.min(), d.max()], dtype=d.dtype) for d in ends if len(d)]
+    d = pd.Series([], dtype="datetime64[ns]")
+    if name == "claims" and len(df):
+        d = df.loc[df["cpt_code"].isin(CCM_CODES), "service_date"].dropna()
+    elif name == "time_entries" and len(df):
+        d = df["activity_date"].dropna()
+    return pd.Series([d.min(), d.max()], dtype=d.dtype) if len(d) else d
+
+
+def months_between(ends: list[pd.Series]) -> dict | None:
+    """{"from", "to"}: the months of the earliest and latest of the dates ``ends`` (None when there are none)."""
+    ends = [d for d in ends if len(d)]
     if not ends:
         return None
     k = month_key(pd.concat(ends))
@@ -646,14 +672,22 @@ def _detail_parts(res: AuditResult) -> list[tuple[str, object]]:
         return []
     cl, pm = res.claim_lines, res.patient_months
     return [("by_practitioner", lambda: indicators.by_practitioner(cl)), ("by_month", lambda: indicators.by_month(cl)),
-            ("by_staff", lambda: _by_staff(res.facts, pm) if res.facts is not None else []),
+            ("by_staff", lambda: res.facts_details["by_staff"] if res.facts_details else
+             _by_staff(res.facts, pm) if res.facts is not None else []),
             ("risk_indicators", lambda: indicators.risk_indicators(res))]
 
 
 def _by_staff(f: Facts, pm: pd.DataFrame) -> list[dict]:
-    """indicators.by_staff read from the time entries' store in place (sqlfacts.staff_breakdown): the billed
-    patient-months as the store's integer keys (patient code in the shared categories, month key)."""
-    from ccmlib.engine.sqlfacts import staff_breakdown
+    """indicators.by_staff read from the time entries' store in place (sqlfacts.staff_breakdown)."""
+    from ccmlib.engine.sqlfacts import staff_rows_of
+
+    return staff_rows_of([staff_counts(f, pm)])
+
+
+def staff_counts(f: Facts, pm: pd.DataFrame) -> list[tuple]:
+    """sqlfacts.staff_counts of the billed patient-months of ``pm``, as the store's integer keys (patient code in the
+    shared categories, month key)."""
+    from ccmlib.engine.sqlfacts import staff_counts as counts
 
     cats = f.store.dtypes["patient_id"].categories  # patient ids are categoricals shared by every table (facts.encoded_tables)
     billed = pm[pm["codes_billed"].fillna("") != ""]
@@ -661,7 +695,7 @@ def _by_staff(f: Facts, pm: pd.DataFrame) -> list[dict]:
     mkeys = np.array([parse_period(x).first for x in labels], dtype="int64")  # a handful of distinct months
     keyed = pd.DataFrame({"_p": pd.Categorical(billed["patient_id"].astype(object), categories=cats).codes,
                           "_m": mkeys[mcodes] if len(mkeys) else np.array([], dtype="int64"), "errors": billed["errors"].to_numpy()})
-    return staff_breakdown(f.store, keyed[keyed["_p"] >= 0])
+    return counts(f.store, keyed[keyed["_p"] >= 0])
 
 
 def headline_summary(res: AuditResult) -> dict:

@@ -561,8 +561,12 @@ FROM g LEFT JOIN mins USING (staff_id) ORDER BY rate DESC, g.pms DESC, g.staff_i
 def staff_breakdown(store: EntryStore, billed: pd.DataFrame) -> list[dict]:
     """:func:`ccmlib.engine.indicators.by_staff` read from the store in place (no frame of every entry): ``billed`` has
     the billed patient-months' patient codes in the store's categories (_p), month keys (_m) and error counts."""
-    from ccmlib.engine.indicators import _rate
+    return staff_rows_of([staff_counts(store, billed)])
 
+
+def staff_counts(store: EntryStore, billed: pd.DataFrame) -> list[tuple]:
+    """Per staff member: (staff_id, billed patient-months, those with an error, minutes logged, minutes counted), the
+    minutes unrounded; the counts of several shards of a practice's patients add up to the practice's."""
     if not len(store) or not len(billed):
         return []
     b = pa.table({"_p": pa.array(np.asarray(billed["_p"], dtype="int32")), "_m": pa.array(np.asarray(billed["_m"], dtype="int64")),
@@ -574,6 +578,23 @@ def staff_breakdown(store: EntryStore, billed: pd.DataFrame) -> list[dict]:
         rows = con.execute(STAFF_SQL).fetchall()
     finally:
         con.close()
-    return [{"staff_id": str(sid), "patient_months": int(n), "with_error": int(w), "error_rate": _rate(w, n),
-             "minutes_logged": int(round(float(logged or 0))), "minutes_counted": int(round(float(counted or 0)))}
-            for sid, n, w, logged, counted, _ in rows]
+    return [(str(sid), int(n), int(w), float(logged or 0), float(counted or 0)) for sid, n, w, logged, counted, _ in rows]
+
+
+def staff_rows_of(parts: list[list[tuple]]) -> list[dict]:
+    """The staff breakdown from :func:`staff_counts` of one or more shards: summed per staff member, in STAFF_SQL's
+    order (error rate, then patient-months, highest first; then the staff id)."""
+    from ccmlib.engine.indicators import _rate
+
+    total: dict[str, list] = {}
+    for rows in parts:
+        for sid, n, w, logged, counted in rows:
+            t = total.setdefault(sid, [0, 0, 0.0, 0.0])
+            t[0] += n
+            t[1] += w
+            t[2] += logged
+            t[3] += counted
+    order = sorted(total, key=lambda k: (-(total[k][1] / total[k][0]), -total[k][0], k.encode("utf-8")))
+    return [{"staff_id": sid, "patient_months": int(total[sid][0]), "with_error": int(total[sid][1]),
+             "error_rate": _rate(total[sid][1], total[sid][0]), "minutes_logged": int(round(total[sid][2])),
+             "minutes_counted": int(round(total[sid][3]))} for sid in order]

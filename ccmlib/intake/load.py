@@ -91,9 +91,21 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
     required column, not UTF-8, empty, unknown sheet); bad rows go to ``Practice.quality``.
     """
     folder = Path(folder)
+    tables, quality, inputs, labels = {}, [], [], {}
+    for name, accepted, dq, record in load_tables(folder, progress):
+        tables[name], labels[name] = accepted, record["file"]
+        quality.append(dq)
+        inputs.append(record)
+    quality.extend(_unknown_patients(tables, labels))
+    ingest, dq = finish_quality(folder, tables, quality)
+    return Practice(folder, tables, dq, inputs, *ingest)
+
+
+def load_tables(folder: Path, progress: bool = False, threads: int | None = None):
+    """Each table of a practice folder read, mapped, typed and validated, in the contract's order: (name, accepted
+    rows, data-quality rows, input record). ``threads`` (default: two for a large folder) tables are read at once."""
     sources = io.find_sources(folder)
     mapping = io.load_mapping(folder)
-    tables, quality, inputs, labels = {}, [], [], {}
     items = list(sources.items())
     bar = None
     if progress:
@@ -115,20 +127,26 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
 
     # a large folder's tables are read two at a time (threads: Arrow's readers and kernels and the hashing let go of the
     # interpreter); the tables, their data-quality rows and the first error come in the folder's order either way
-    threads = 2 if usable_cores() >= 2 and sum(_size(src) for _, src in items) >= PARALLEL_LOAD_FROM else 1
-    for (name, src), (accepted, dq, n_read, digest) in zip(items, map_ordered(one, items, threads)):
-        label = src.label
-        dq["file"] = label
-        tables[name], labels[name] = accepted, label
-        quality.append(dq)
-        inputs.append({"table": name, "file": label, "path": str(src.path), "sha256": digest,
-                       "rows_read": int(n_read), "rows_accepted": int(len(accepted)),
-                       "rows_rejected": int(n_read - len(accepted))})
+    if threads is None:
+        threads = 2 if usable_cores() >= 2 and sum(_size(src) for _, src in items) >= PARALLEL_LOAD_FROM else 1
+    try:
+        for (name, src), (accepted, dq, n_read, digest) in zip(items, map_ordered(one, items, threads)):
+            label = src.label
+            dq["file"] = label
+            yield name, accepted, dq, {"table": name, "file": label, "path": str(src.path), "sha256": digest,
+                                       "rows_read": int(n_read), "rows_accepted": int(len(accepted)),
+                                       "rows_rejected": int(n_read - len(accepted))}
+            if bar is not None:
+                bar.update()
+    finally:
         if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
-    quality.extend(_unknown_patients(tables, labels))
+            bar.close()
+
+
+def finish_quality(folder: Path, tables, quality: list[pd.DataFrame]) -> tuple[tuple, pd.DataFrame]:
+    """The practice's data-quality table from its tables' rows (``quality``): with a note for each table not provided
+    (``tables`` names those that were) and the rows of the folder's ingest, sorted; and ((ingest.json, its rows))."""
+    quality = list(quality)
     for name in TABLES:
         if name not in tables:
             quality.append(pd.DataFrame([{"table": name, "file": "", "line": np.nan, "column": "",
@@ -139,7 +157,7 @@ def load_practice(folder: str | Path, progress: bool = False) -> Practice:
         quality.append(ingest_dq.assign(table=ingest_dq["table"].replace("", "sources"))[DQ_COLUMNS])
     quality = [q for q in quality if len(q)]
     dq = pd.concat(quality, ignore_index=True)[DQ_COLUMNS] if quality else empty_quality()
-    return Practice(folder, tables, sort_quality(dq), inputs, ingest, ingest_dq)
+    return (ingest, ingest_dq), sort_quality(dq)
 
 
 def read_ingest(folder: Path) -> tuple[dict | None, pd.DataFrame | None]:

@@ -1,0 +1,94 @@
+"""A check in shards of the patients (``ccm-audit check --shards N``, issue #23) writes the run folder of one check,
+byte for byte: the unsharded check is the oracle. The practices here cross patients the two ways a shard could miss:
+a staff member's entries for two patients that overlap (TIME-03 counts the later one's overlap once), and one claim
+with lines of two patients."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import DEMO, run_cli
+from ccmlib.engine import shards as sh
+
+TABLES = ("findings.csv", "claim_lines.csv", "patient_months.csv", "data_quality.csv")
+
+
+@pytest.fixture(scope="module")
+def crossed(tmp_path_factory) -> Path:
+    """The demo practice with patients crossed far apart in the text order (so that shards cut by it would part them):
+    P000109's new entry overlaps P000008's first one (staff S0003, 2 January, 08:05-08:17 against 08:00-08:14), and
+    claim C0000001 (P000040's) gains a line of P000111."""
+    out = tmp_path_factory.mktemp("crossed") / "practice"
+    shutil.copytree(DEMO, out)
+    with open(out / "time_entries.csv", "a", encoding="utf-8") as fh:
+        fh.write("T9000001,P000109,S0003,2026-01-02,12,08:05,08:17,care_coordination,Called pharmacy about refills,false,,S0003\n")
+    with open(out / "claims.csv", "a", encoding="utf-8") as fh:
+        fh.write("C0000001,9,P000111,8666668347,2026-01-20,99490,1,43.76,55.8,11,J45909;E785\n")
+    return out
+
+
+def _check(data: Path, out: Path, *extra: str):
+    r = run_cli("check", str(data), "--out", str(out), "--period", "2026Q1", "--quiet", *extra)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def _assert_same_run_folder(one: Path, other: Path):
+    for name in TABLES:
+        assert (one / name).read_bytes() == (other / name).read_bytes(), name
+    a, b = (json.loads((p / "run.json").read_text()) for p in (one, other))
+    for d in (a, b):
+        for k in ("started", "finished", "command"):
+            d.pop(k)
+    assert json.dumps(a) == json.dumps(b)  # the same record, keys in the same order
+
+
+@pytest.mark.parametrize("shards", [4, 9])
+def test_a_check_in_shards_writes_the_run_folder_of_one_check(crossed, tmp_path, shards):
+    one = _check(crossed, tmp_path / "one")
+    _assert_same_run_folder(one, _check(crossed, tmp_path / "sharded", "--shards", str(shards)))
+    f = pd.read_csv(one / "findings.csv", dtype=str)
+    # the crossing matters: the overlap is found across the two patients, and the shared claim's lines are audited
+    assert ((f["rule_id"] == "TIME-03") & (f["entry_id"] == "T9000001")).any()
+    lines = pd.read_csv(one / "claim_lines.csv", dtype=str)
+    assert set(lines.loc[lines["claim_id"] == "C0000001", "patient_id"]) >= {"P000040", "P000111"}
+
+
+def test_patients_whose_entries_overlap_or_who_share_a_claim_are_one_shard(tmp_path):
+    d = pd.Timestamp("2026-01-05")
+    te = pd.DataFrame({"patient_id": ["p1", "p2", "p3", "p4", "p5"], "staff_id": ["S1", "S1", "S1", "S2", "S1"],
+                       "activity_date": [d, d, d, d, d + pd.Timedelta(days=1)],
+                       "start_time": pd.array([480, 500, 520, 480, 480], dtype="Int32"),  # p3 starts as p2 ends: no overlap
+                       "end_time": pd.array([510, 520, 540, 510, 510], dtype="Int32")})
+    claims = pd.DataFrame({"claim_id": ["c1", "c1", "c2"], "patient_id": ["p6", "p7", "p8"]})
+    for name, df in (("time_entries", te), ("claims", claims)):
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / f"{name}.parquet")
+    weights = pd.concat([te["patient_id"], claims["patient_id"]]).value_counts()
+    plan = sh._plan(tmp_path, ["time_entries", "claims"], 8, weights)
+    assert plan["p1"] == plan["p2"] and plan["p6"] == plan["p7"]
+    # every other patient is a component of its own, each in its own shard here (rows balanced over 8 shards)
+    assert plan.groupby(plan).size().max() == 2 and plan.nunique() == 6
+    assert list(plan.index) == sorted(plan.index)  # in the patients' text order
+
+
+def test_more_shards_than_patients_and_a_parquet_folder(tmp_path):
+    from ccmlib.synth.generator import generate
+    data = tmp_path / "small"
+    generate(patients=6, months="2026-01..2026-03", seed=3, out=data, fmt="parquet")
+    _assert_same_run_folder(_check(data, tmp_path / "one"), _check(data, tmp_path / "sharded", "--shards", "10"))
+
+
+def test_a_check_in_shards_refuses_a_decision_log_and_no_shards(tmp_path):
+    log = tmp_path / "overrides.csv"
+    log.write_text("finding_key,decision,reviewer,decided_at,reason\n", encoding="utf-8")
+    r = run_cli("check", str(DEMO), "--out", str(tmp_path / "out"), "--shards", "2", "--overrides", str(log), "--quiet")
+    assert r.returncode != 0 and "not applied in a check in shards" in r.stderr and str(log) in r.stderr
+    assert not (tmp_path / "out" / "findings.csv").exists()
+    r = run_cli("check", str(DEMO), "--out", str(tmp_path / "out0"), "--shards", "0", "--quiet")
+    assert r.returncode != 0 and "--shards" in r.stderr
