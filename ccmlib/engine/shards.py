@@ -50,14 +50,15 @@ WHOLE_PRACTICE_NOTES = ("", "fee_schedule")
 
 OVERLAP_CLUSTERS_SQL = """
 WITH e AS (
-  SELECT patient_id, staff_id, activity_date AS d, start_time AS s, end_time AS f,
-         max(end_time) OVER (PARTITION BY staff_id, activity_date ORDER BY start_time, end_time
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS m
-  FROM read_parquet(?)
-  WHERE staff_id IS NOT NULL AND start_time IS NOT NULL AND end_time IS NOT NULL AND activity_date IS NOT NULL),
+  SELECT patient_id, staff_id, activity_date AS d, start_time AS s, end_time AS f, file_row_number AS r,
+         max(end_time) OVER w AS m
+  FROM read_parquet(?, file_row_number = true)
+  WHERE staff_id IS NOT NULL AND start_time IS NOT NULL AND end_time IS NOT NULL AND activity_date IS NOT NULL
+  WINDOW w AS (PARTITION BY staff_id, activity_date ORDER BY start_time, end_time, file_row_number
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)),
 c AS (
   SELECT patient_id, staff_id, d,
-         sum(CASE WHEN m IS NULL OR m <= s THEN 1 ELSE 0 END) OVER (PARTITION BY staff_id, d ORDER BY s, f
+         sum(CASE WHEN m IS NULL OR m <= s THEN 1 ELSE 0 END) OVER (PARTITION BY staff_id, d ORDER BY s, f, r
                                                                   ROWS UNBOUNDED PRECEDING) AS run
   FROM e),
 g AS (SELECT DISTINCT staff_id, d, run, patient_id FROM c WHERE patient_id IS NOT NULL)
@@ -76,11 +77,12 @@ SELECT first(patient_id) OVER (PARTITION BY claim_id) AS a, patient_id AS b FROM
 
 def audit_sharded(data: str | Path, shards: int, work: str | Path, period: str | Period | None = None, start=None, end=None,
                   rules=None, fees=None, conditions=None, overrides=None, progress: bool = False, qp_npis=(), profile=None,
-                  encounters_from=None) -> AuditResult:
+                  encounters_from=None, processes: bool = True) -> AuditResult:
     """:func:`~ccmlib.engine.pipeline.audit` of the practice folder ``data`` in ``shards`` shards of its patients, one
     after another, with ``work`` (an empty folder this call may fill and empties again) holding the typed tables
     between the steps. The result equals the unsharded audit's (its facts are not kept: the summary's details that
-    read them are in :attr:`AuditResult.facts_details`)."""
+    read them are in :attr:`AuditResult.facts_details`). ``processes``: the reading and each shard in a process of its
+    own, so that the memory one step used is the system's again before the next (False: all in this process)."""
     if shards < 1:
         raise InputError(f"--shards {shards}: give a number of shards of 1 or more")
     if overrides is not None:
@@ -90,29 +92,48 @@ def audit_sharded(data: str | Path, shards: int, work: str | Path, period: str |
     folder, work = Path(data), Path(work)
     per = period if isinstance(period, Period) else parse_period(period, start, end)
     profiles.rules_run(profiles.load_profile(profile), select_rules(rules))  # a wrong profile or rule id: before reading
+    step = _in_process if processes else _here
+    options = dict(rules=rules, fees=fees, conditions=conditions, qp_npis=qp_npis, profile=profile, encounters_from=encounters_from)
     try:
-        whole, names, inputs, ingest, quality, weights = _load_whole(folder, work / "whole", progress, encounters_from)
+        whole, names, inputs, ingest, quality, weights = step(_load_whole, folder, work / "whole", progress, encounters_from)
         per = per or period_of(_month_keys(whole.data_months))
-        plan = _plan(work / "whole", names, shards, weights)
-        parts = []
+        step(_plan_and_partition, work, names, shards, weights)
+        del weights
         bar = None
         if progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=shards, desc="checking shards", unit="shard", disable=paths.progress_off())
         for i in range(shards):
-            tables = _shard_tables(work / "whole", names, plan, i)
-            practice = Practice(folder, tables, empty_quality(), inputs, *ingest)
-            res = audit(practice, per, rules=rules, fees=fees, conditions=conditions, qp_npis=qp_npis, profile=profile,
-                        encounters_from=encounters_from, keep_facts=False, whole=whole)
-            parts.append(_shard_part(res, first=i == 0))
-            del practice, tables, res
+            step(_audit_shard, work, i, folder, names, inputs, ingest, per, whole, options)
             if bar is not None:
                 bar.update()
         if bar is not None:
             bar.close()
+        return _merge([work / f"shard_{i}" / PART for i in range(shards)], quality, started, fees, qp_npis)
     finally:
-        shutil.rmtree(work / "whole", ignore_errors=True)
-    return _merge(parts, quality, started, fees, qp_npis)
+        for p in [work / "whole", *work.glob("shard_*")]:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+PART = "part.pickle"
+#: memory DuckDB may hold while it finds the patients that overlapping entries and shared claims join
+PLAN_MEMORY = "768MB"
+#: rows of the typed tables written and cut into shards at a time
+ROWS_PER_GROUP = 500_000
+
+
+def _here(fn, *args):
+    return fn(*args)
+
+
+def _in_process(fn, *args):
+    """``fn(*args)`` in a new Python process (spawned, so that it shares no memory with this one), its result (or its
+    exception) returned here; the memory it used is the system's again when it ends."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def _month_keys(months: dict | None) -> list[int]:
@@ -146,7 +167,7 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
             visits["claims"] = accepted.loc[accepted["cpt_code"].isin(list(INITIATING_VISITS)), ["cpt_code", "service_date"]]
         if "patient_id" in accepted.columns:
             weights.append(accepted["patient_id"].value_counts(dropna=False))
-        pq.write_table(pa.Table.from_pandas(accepted, preserve_index=False), out / f"{name}.parquet")
+        pq.write_table(pa.Table.from_pandas(accepted, preserve_index=False), out / f"{name}.parquet", row_group_size=ROWS_PER_GROUP)
         del accepted
     tables = dict.fromkeys(names)
     ingest, dq = finish_quality(folder, tables, quality + unknown)
@@ -171,6 +192,9 @@ def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series) -> pd
     con = duckdb.connect()
     try:
         con.execute("SET threads TO 2")
+        con.execute(f"SET memory_limit = '{PLAN_MEMORY}'")  # more spills to DuckDB's temporary files
+        spill = str(tables / "spill").replace("'", "''")
+        con.execute(f"SET temp_directory = '{spill}'")
         if "time_entries" in names:
             pairs.append(con.execute(OVERLAP_CLUSTERS_SQL, [str(tables / "time_entries.parquet")]).fetchdf())
         if "claims" in names:
@@ -196,23 +220,56 @@ def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series) -> pd
     return pd.Series(comp_shard[comp], index=ids)
 
 
-def _shard_tables(tables: Path, names: list[str], plan: pd.Series, shard: int) -> dict[str, pd.DataFrame]:
-    """Step 3's input: every table's rows of the shard's patients, in the file's order, typed as loaded (a table
-    without patients, the staff directory, whole); rows without a patient id go to the first shard."""
+def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.Series) -> None:
+    """Steps 2 and 3's input: the plan (:func:`_plan`), and each table of ``work``/whole cut into the shards' tables
+    (``work``/shard_I/TABLE.parquet), each shard's rows in the file's order; a table without patients (the staff
+    directory) goes whole to every shard, rows without a patient id to the first."""
+    plan = _plan(work / "whole", names, shards, weights)
     keys = pa.array(plan.index.to_numpy(dtype=object), type=pa.large_string())
-    in_shard = plan.to_numpy() == shard
-    out = {}
+    shard_of = plan.to_numpy()
+    for i in range(shards):
+        (work / f"shard_{i}").mkdir()
     for name in names:
-        t = pq.read_table(tables / f"{name}.parquet")
-        if "patient_id" in t.column_names:
-            at = pc.index_in(t.column("patient_id").cast(pa.large_string()), value_set=keys).to_numpy(zero_copy_only=False)
-            missing = pd.isna(at)
-            at = np.where(missing, 0, at).astype(np.int64)
-            keep = np.where(missing, shard == 0, in_shard[at] if len(in_shard) else False)
-            t = t.filter(pa.array(keep))
-        out[name] = t.to_pandas()
-        del t
-    return out
+        src = work / "whole" / f"{name}.parquet"
+        f = pq.ParquetFile(src)
+        writers = [pq.ParquetWriter(work / f"shard_{i}" / f"{name}.parquet", f.schema_arrow) for i in range(shards)]
+        try:
+            for batch in f.iter_batches(batch_size=ROWS_PER_GROUP):  # a batch at a time: the table is never held whole
+                if "patient_id" not in batch.schema.names:
+                    for w in writers:
+                        w.write_batch(batch)
+                    continue
+                at = pc.index_in(batch.column("patient_id").cast(pa.large_string()), value_set=keys).to_numpy(zero_copy_only=False)
+                missing = pd.isna(at)
+                s = np.where(missing, 0, shard_of[np.where(missing, 0, at).astype(np.int64)] if len(shard_of) else 0)
+                order = np.argsort(s, kind="stable")
+                bounds = np.searchsorted(s[order], np.arange(shards + 1))
+                for i, w in enumerate(writers):
+                    if bounds[i + 1] > bounds[i]:
+                        w.write_batch(batch.take(pa.array(order[bounds[i]:bounds[i + 1]])))
+        finally:
+            for w in writers:
+                w.close()
+        del f
+        src.unlink()
+
+
+def _audit_shard(work: Path, shard: int, folder: Path, names: list[str], inputs, ingest, per: Period, whole: Whole,
+                 options: dict) -> None:
+    """Step 3: the audit of one shard's tables, what the merge takes of it written to ``work``/shard_I/part.pickle."""
+    import pickle
+
+    here = work / f"shard_{shard}"
+    tables = {}
+    for name in names:
+        tables[name] = pq.read_table(here / f"{name}.parquet").to_pandas()
+        (here / f"{name}.parquet").unlink()
+    res = audit(Practice(folder, tables, empty_quality(), inputs, *ingest), per, keep_facts=False, whole=whole, **options)
+    del tables
+    part = _shard_part(res, first=shard == 0)
+    del res
+    with open(here / PART, "wb") as fh:
+        pickle.dump(part, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _shard_part(res: AuditResult, first: bool) -> dict:
@@ -224,18 +281,26 @@ def _shard_part(res: AuditResult, first: bool) -> dict:
         dq = dq[~dq["table"].isin(WHOLE_PRACTICE_NOTES)]
     return {"findings": res.findings, "claim_lines": res.claim_lines, "patient_months": res.patient_months,
             "notes": dq, "run": res.run, "decisions": res.decisions,
-            "staff": staff_counts(facts, res.patient_months) if facts is not None else [],
+            "staff": staff_counts(facts, res.patient_months),
             "enrolments": indicators.enrolment_counts(facts.consents, facts.period.last),
             "no_prior_visit": indicators.no_prior_visit(facts, res.claim_lines)}
 
 
-def _merge(parts: list[dict], quality: pd.DataFrame, started, fees, qp_npis) -> AuditResult:
-    """Step 4: one result from the shards' (in shard order), as the unsharded audit gives it."""
+def _merge(paths_: list[Path], quality: pd.DataFrame, started, fees, qp_npis) -> AuditResult:
+    """Step 4: one result from the shards' parts (in shard order), as the unsharded audit gives it."""
+    import pickle
+
+    parts = []
+    for p in paths_:  # written by _audit_shard in this run's own work folder
+        with open(p, "rb") as fh:
+            parts.append(pickle.load(fh))
+
     def together(name: str, na_position: str) -> pd.DataFrame:
-        df = pd.concat([p[name] for p in parts], ignore_index=True)
+        df = pd.concat([p.pop(name) for p in parts], ignore_index=True)
         # each shard's table is in the engine's order and holds whole patients: ordering the rows by patient id
-        # (stable) orders them as one audit does
-        return df.take(_sort_order([df["patient_id"]], na_position=na_position)).reset_index(drop=True)
+        # (stable) orders them as one audit does (shards cut in the patients' order are often in order already)
+        order = _sort_order([df["patient_id"]], na_position=na_position)
+        return df if (order == np.arange(len(df))).all() else df.take(order).reset_index(drop=True)
 
     findings, lines, pms = together("findings", "first"), together("claim_lines", "last"), together("patient_months", "last")
     dq = sort_quality(pd.concat([quality] + [p["notes"] for p in parts], ignore_index=True)[DQ_COLUMNS])

@@ -553,8 +553,8 @@ WITH e AS (SELECT staff_id, p AS _p, mkey AS _m, duration, qualifying FROM ent W
 mins AS (SELECT staff_id, fsum(duration) AS logged, fsum(qualifying) AS counted FROM e GROUP BY staff_id),
 g AS (SELECT s.staff_id, count(*) AS pms, sum(CASE WHEN b.errors > 0 THEN 1 ELSE 0 END) AS with_error
       FROM (SELECT DISTINCT staff_id, _p, _m FROM e) s JOIN billed b USING (_p, _m) GROUP BY s.staff_id)
-SELECT g.staff_id, g.pms, g.with_error, mins.logged, mins.counted, g.with_error / g.pms AS rate
-FROM g LEFT JOIN mins USING (staff_id) ORDER BY rate DESC, g.pms DESC, g.staff_id
+SELECT mins.staff_id, coalesce(g.pms, 0), coalesce(g.with_error, 0), mins.logged, mins.counted
+FROM mins LEFT JOIN g USING (staff_id)
 """
 
 
@@ -565,9 +565,10 @@ def staff_breakdown(store: EntryStore, billed: pd.DataFrame) -> list[dict]:
 
 
 def staff_counts(store: EntryStore, billed: pd.DataFrame) -> list[tuple]:
-    """Per staff member: (staff_id, billed patient-months, those with an error, minutes logged, minutes counted), the
-    minutes unrounded; the counts of several shards of a practice's patients add up to the practice's."""
-    if not len(store) or not len(billed):
+    """Per staff member who logged time: (staff_id, billed patient-months, those with an error, minutes logged,
+    minutes counted), the minutes unrounded, every staff member's minutes whether or not any of their patient-months
+    was billed; the counts of several shards of a practice's patients add up to the practice's."""
+    if not len(store):
         return []
     b = pa.table({"_p": pa.array(np.asarray(billed["_p"], dtype="int32")), "_m": pa.array(np.asarray(billed["_m"], dtype="int64")),
                   "errors": pa.array(np.asarray(billed["errors"], dtype="int64"))})
@@ -578,23 +579,27 @@ def staff_counts(store: EntryStore, billed: pd.DataFrame) -> list[tuple]:
         rows = con.execute(STAFF_SQL).fetchall()
     finally:
         con.close()
-    return [(str(sid), int(n), int(w), float(logged or 0), float(counted or 0)) for sid, n, w, logged, counted, _ in rows]
+    return [(str(sid), int(n), int(w), float(logged or 0), float(counted or 0)) for sid, n, w, logged, counted in rows]
 
 
 def staff_rows_of(parts: list[list[tuple]]) -> list[dict]:
-    """The staff breakdown from :func:`staff_counts` of one or more shards: summed per staff member, in STAFF_SQL's
-    order (error rate, then patient-months, highest first; then the staff id)."""
+    """The staff breakdown from :func:`staff_counts` of one or more shards: per staff member with a billed
+    patient-month, the counts and minutes summed, the error rate, then patient-months, highest first, then the staff
+    id (its UTF-8 bytes, as DuckDB orders text)."""
+    import math
+
     from ccmlib.engine.indicators import _rate
 
     total: dict[str, list] = {}
     for rows in parts:
         for sid, n, w, logged, counted in rows:
-            t = total.setdefault(sid, [0, 0, 0.0, 0.0])
+            t = total.setdefault(sid, [0, 0, [], []])
             t[0] += n
             t[1] += w
-            t[2] += logged
-            t[3] += counted
-    order = sorted(total, key=lambda k: (-(total[k][1] / total[k][0]), -total[k][0], k.encode("utf-8")))
+            t[2].append(logged)
+            t[3].append(counted)
+    billed = [k for k in total if total[k][0] > 0]
+    order = sorted(billed, key=lambda k: (-(total[k][1] / total[k][0]), -total[k][0], k.encode("utf-8")))
     return [{"staff_id": sid, "patient_months": int(total[sid][0]), "with_error": int(total[sid][1]),
-             "error_rate": _rate(total[sid][1], total[sid][0]), "minutes_logged": int(round(total[sid][2])),
-             "minutes_counted": int(round(total[sid][3]))} for sid in order]
+             "error_rate": _rate(total[sid][1], total[sid][0]), "minutes_logged": int(round(math.fsum(total[sid][2]))),
+             "minutes_counted": int(round(math.fsum(total[sid][3])))} for sid in order]
