@@ -167,8 +167,9 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
             visits["claims"] = accepted.loc[accepted["cpt_code"].isin(list(INITIATING_VISITS)), ["cpt_code", "service_date"]]
         if "patient_id" in accepted.columns:
             weights.append(accepted["patient_id"].value_counts(dropna=False))
-        pq.write_table(pa.Table.from_pandas(accepted, preserve_index=False), out / f"{name}.parquet", row_group_size=ROWS_PER_GROUP)
+        _write_typed(accepted, out / f"{name}.parquet")
         del accepted
+        pa.default_memory_pool().release_unused()  # the table's memory back to the system before the next is read
     tables = dict.fromkeys(names)
     ingest, dq = finish_quality(folder, tables, quality + unknown)
     declared, _ = _declared_visits_from(encounters_from, Practice(folder, {}, empty_quality()))
@@ -176,6 +177,23 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
                   data_months=months_between(ends))
     per_patient = pd.concat(weights).groupby(level=0, dropna=False).sum() if weights else pd.Series([], dtype="int64")
     return whole, names, inputs, ingest, dq, per_patient
+
+
+def _write_typed(df: pd.DataFrame, path: Path) -> None:
+    """A typed table to Parquet, as it reads back (pandas' types in the file's metadata), converted to Arrow a row
+    group at a time (a large table is not held twice)."""
+    schema, writer = None, None
+    try:
+        for at in range(0, max(len(df), 1), ROWS_PER_GROUP):
+            t = pa.Table.from_pandas(df.iloc[at:at + ROWS_PER_GROUP], preserve_index=False, schema=schema)
+            if writer is None:
+                schema = t.schema
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(t)
+            del t
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series) -> pd.Series:

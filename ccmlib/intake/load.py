@@ -129,16 +129,20 @@ def load_tables(folder: Path, progress: bool = False, threads: int | None = None
     # interpreter); the tables, their data-quality rows and the first error come in the folder's order either way
     if threads is None:
         threads = 2 if usable_cores() >= 2 and sum(_size(src) for _, src in items) >= PARALLEL_LOAD_FROM else 1
+    results = map_ordered(one, items, threads)
     try:
-        for (name, src), (accepted, dq, n_read, digest) in zip(items, map_ordered(one, items, threads)):
+        for name, src in items:
+            accepted, dq, n_read, digest = next(results)  # (not zip: it would hold a table while the next is read)
             label = src.label
             dq["file"] = label
             yield name, accepted, dq, {"table": name, "file": label, "path": str(src.path), "sha256": digest,
                                        "rows_read": int(n_read), "rows_accepted": int(len(accepted)),
                                        "rows_rejected": int(n_read - len(accepted))}
+            del accepted, dq  # not held while the next table is read (a caller may have let go of it)
             if bar is not None:
                 bar.update()
     finally:
+        results.close()
         if bar is not None:
             bar.close()
 
