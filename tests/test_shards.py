@@ -15,6 +15,7 @@ import pytest
 
 from conftest import DEMO, run_cli
 from ccmlib.engine import shards as sh
+from ccmlib.errors import InputError
 
 TABLES = ("findings.csv", "claim_lines.csv", "patient_months.csv", "data_quality.csv")
 
@@ -125,3 +126,23 @@ def test_the_staff_breakdown_of_two_shards_is_that_of_the_practice():
         parts.append(staff_counts(SimpleNamespace(store=shard), pm[(pm["patient_id"] < cut) == half]))
     assert {s for s, n, *_ in parts[0] if n == 0} & {s for s, n, *_ in parts[1] if n > 0}  # such staff members exist
     assert staff_rows_of(parts) == _by_staff(res.facts, pm)
+
+
+def test_shards_checked_two_at_a_time_give_the_same_run_folder(crossed, tmp_path):
+    one = _check(crossed, tmp_path / "one")
+    _assert_same_run_folder(one, _check(crossed, tmp_path / "two", "--shards", "4", "--shard-jobs", "2"))
+    r = run_cli("check", str(DEMO), "--out", str(tmp_path / "x"), "--shard-jobs", "2", "--quiet")
+    assert r.returncode != 0 and "--shard-jobs goes with --shards" in r.stderr
+
+
+def test_the_memory_check_counts_shards(tmp_path):
+    from ccmlib.engine import capacity
+    whole = capacity.needed_bytes(8_000_000)
+    assert capacity.needed_bytes(8_000_000, shards=8) < whole / 2
+    assert capacity.needed_bytes(8_000_000, shards=4, jobs=2) > capacity.needed_bytes(8_000_000, shards=4)
+    rows = capacity.count_rows(DEMO / "time_entries.csv")
+    with pytest.raises(InputError, match="check in shards"):  # the message of a check at once suggests shards
+        capacity.check_fits(DEMO, available=capacity.needed_bytes(rows) - 1)
+    capacity.check_fits(DEMO, available=capacity.needed_bytes(rows, shards=4), shards=4)
+    with pytest.raises(InputError, match="in 4 shards, 1 at once"):
+        capacity.check_fits(DEMO, available=1, shards=4)

@@ -70,18 +70,19 @@ def available_bytes() -> int | None:
 SHARDED_BYTES_PER_ENTRY = 250
 
 
-def needed_bytes(entries: int, shards: int = 1) -> int:
-    """Estimated peak memory of checking a practice with ``entries`` time entries (in ``shards`` shards)."""
+def needed_bytes(entries: int, shards: int = 1, jobs: int = 1) -> int:
+    """Estimated peak memory of checking a practice with ``entries`` time entries (in ``shards`` shards, ``jobs`` at
+    once)."""
     if shards <= 1:
         return BASE_BYTES + BYTES_PER_ENTRY * int(entries)
-    return BASE_BYTES + max(SHARDED_BYTES_PER_ENTRY * int(entries), BYTES_PER_ENTRY * -(-int(entries) // shards))
+    return BASE_BYTES + max(SHARDED_BYTES_PER_ENTRY * int(entries), jobs * BYTES_PER_ENTRY * -(-int(entries) // shards))
 
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:,.1f} GB"
 
 
-def check_fits(folder: str | Path, available: int | None = None, shards: int = 1) -> None:
+def check_fits(folder: str | Path, available: int | None = None, shards: int = 1, jobs: int = 1) -> None:
     """Raise :class:`~ccmlib.errors.InputError` when the practice in ``folder`` clearly cannot be checked in the memory
     available (``available`` bytes; default :func:`available_bytes`). Quiet when it fits, when the time entries cannot
     be counted cheaply (an Excel workbook, a folder ``ccm-audit`` will reject anyway) or when the memory is unknown."""
@@ -98,14 +99,14 @@ def check_fits(folder: str | Path, available: int | None = None, shards: int = 1
     if rows is None:
         return
     available = available_bytes() if available is None else available
-    need = needed_bytes(rows, shards)
+    need = needed_bytes(rows, shards, jobs)
     if available is None or need <= available:
         return
     how = "holds" if src.path.suffix.lower() == ".parquet" else "holds about"
     raise InputError(
         f"{src.path}: {how} {rows:,} time entries; checking them needs about {_gb(need)} of memory ("
         + (f"about {BYTES_PER_ENTRY} bytes per time entry at the engine's peak" if shards <= 1 else
-           f"in {shards} shards") + f"), and {_gb(available)} is available. Export only the audited months' time entries "
+           f"in {shards} shards, {jobs} at once") + f"), and {_gb(available)} is available. Export only the audited months' time entries "
         f"(the rules read no other month's time), "
         + ("check in shards (--shards N holds about 1/N of the practice at once), " if shards <= 1 else "") +
         "or check on a machine with more memory; --no-memory-check tries anyway")

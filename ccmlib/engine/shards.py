@@ -77,14 +77,17 @@ SELECT first(patient_id) OVER (PARTITION BY claim_id) AS a, patient_id AS b FROM
 
 def audit_sharded(data: str | Path, shards: int, work: str | Path, period: str | Period | None = None, start=None, end=None,
                   rules=None, fees=None, conditions=None, overrides=None, progress: bool = False, qp_npis=(), profile=None,
-                  encounters_from=None, processes: bool = True) -> AuditResult:
+                  encounters_from=None, processes: bool = True, jobs: int = 1) -> AuditResult:
     """:func:`~ccmlib.engine.pipeline.audit` of the practice folder ``data`` in ``shards`` shards of its patients, one
     after another, with ``work`` (an empty folder this call may fill and empties again) holding the typed tables
     between the steps. The result equals the unsharded audit's (its facts are not kept: the summary's details that
     read them are in :attr:`AuditResult.facts_details`). ``processes``: the reading and each shard in a process of its
-    own, so that the memory one step used is the system's again before the next (False: all in this process)."""
+    own, so that the memory one step used is the system's again before the next (False: all in this process);
+    ``jobs`` shards are checked at once (each in its own process: about ``jobs`` times a shard's memory)."""
     if shards < 1:
         raise InputError(f"--shards {shards}: give a number of shards of 1 or more")
+    if jobs < 1 or (jobs > 1 and not processes):
+        raise InputError(f"--shard-jobs {jobs}: give 1 or more (several only with each shard in its own process)")
     if overrides is not None:
         raise InputError(f"{overrides}: an auditor decision log is not applied in a check in shards (its checks need every "
                          f"finding of the practice at once); check without --shards to apply it")
@@ -103,8 +106,8 @@ def audit_sharded(data: str | Path, shards: int, work: str | Path, period: str |
         if progress:
             from tqdm.auto import tqdm
             bar = tqdm(total=shards, desc="checking shards", unit="shard", disable=paths.progress_off())
-        for i in range(shards):
-            step(_audit_shard, work, i, folder, names, inputs, ingest, per, whole, options)
+        tasks = [(_audit_shard, work, i, folder, names, inputs, ingest, per, whole, options) for i in range(shards)]
+        for _ in (_in_processes(tasks, jobs) if processes else (t[0](*t[1:]) for t in tasks)):
             if bar is not None:
                 bar.update()
         if bar is not None:
@@ -113,6 +116,24 @@ def audit_sharded(data: str | Path, shards: int, work: str | Path, period: str |
     finally:
         for p in [work / "whole", *work.glob("shard_*")]:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def _in_processes(tasks: list[tuple], jobs: int):
+    """Each task (function, *arguments) in a new process of its own, ``jobs`` at a time; yields as each ends (the first
+    exception raised here, the tasks not begun dropped)."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
+        pending = {pool.submit(*t) for t in tasks}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    yield f.result()
+        finally:
+            for f in pending:
+                f.cancel()
 
 
 PART = "part.pickle"
