@@ -43,6 +43,8 @@ SIZES = {"10k": 10_000, "100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
 CHUNKED = {"10M"}
 CHUNK_PATIENTS = 100_000
 MONTHS, PERIOD = "2026-01..2026-03", "2026Q1"
+#: the check in shards (`check --shards N --shard-jobs K`) measured beside the check at once: (N, K) per size
+SHARDED = {"1M": (8, 1), "10M": (64, 1)}
 PEERS = {"duckdb": ROOT / "benchmarks" / "peers" / "duckdb_core.py", "polars": ROOT / "benchmarks" / "peers" / "polars_core.py"}
 
 LOAD = "import sys; from ccmlib.intake.load import load_practice; p = load_practice(sys.argv[1]); print(len(p['time_entries']))"
@@ -124,20 +126,38 @@ def rows(path: Path) -> int:
         return sum(1 for _ in f) - 1
 
 
+def same_outputs(one: Path, other: Path) -> bool:
+    """The four tables of two run folders byte for byte (run.json differs in its times, command and paths)."""
+    return all((one / f"{t}.csv").read_bytes() == (other / f"{t}.csv").read_bytes()
+               for t in ("findings", "claim_lines", "patient_months", "data_quality"))
+
+
 def run_size(size: str) -> dict:
     folder, gen = practice(size)
     import pyarrow.parquet as pq
     entries = pq.ParquetFile(folder / "time_entries.parquet").metadata.num_rows
     run = OUT / f"run_{size}"
+    sharded = None
+    if size in SHARDED:
+        n, k = SHARDED[size]
+        subprocess.run(["rm", "-rf", str(OUT / f"run_{size}_shards")], check=True)
+        sharded = measure([*CLI, "check", str(folder), "--out", str(OUT / f"run_{size}_shards"), "--period", PERIOD, "--shards",
+                           str(n), "--shard-jobs", str(k), "--quiet"], f"check {size} in {n} shards")
+        sharded.update(shards=n, jobs=k)
     try:
         check = measure([*CLI, "check", str(folder), "--out", str(run), "--period", PERIOD, "--quiet"], f"check {size}")
     except SystemExit as exc:  # refused before loading: more memory than this machine has (ccmlib/engine/capacity.py)
         said = re.search(r"ccm-audit: error: (.*needs about.*)", str(exc))
         if said is None:
             raise
-        raise NotPossible(f"{size} patient-months: generated ({entries:,} time entries) in {gen['wall_s']:,} s, peak RSS "
-                          f"{gen['peak_rss_mb']:,} MB (`synth --chunk-patients {CHUNK_PATIENTS}`); `ccm-audit check` refuses "
-                          f"it before loading: {said.group(1).strip().replace(str(ROOT) + '/', '')}") from None
+        refused = (f"{size} patient-months: generated ({entries:,} time entries) in {gen['wall_s']:,} s, peak RSS "
+                   f"{gen['peak_rss_mb']:,} MB (`synth --chunk-patients {CHUNK_PATIENTS}`); `ccm-audit check` at once refuses "
+                   f"it before loading: {said.group(1).strip().replace(str(ROOT) + '/', '')}")
+        if sharded is None:
+            raise NotPossible(refused) from None
+        return big_size(size, folder, entries, gen, sharded, refused)
+    if sharded is not None:
+        sharded["same_outputs"] = same_outputs(run, OUT / f"run_{size}_shards")
     load = measure([PY, "-c", LOAD, str(folder)], f"load {size}")  # after the check: what check refuses is not loaded either
     floor = measure([PY, "-c", FLOOR, str(folder)], f"floor {size}")
     pms, lines = rows(run / "patient_months.csv"), rows(run / "claim_lines.csv")
@@ -148,11 +168,28 @@ def run_size(size: str) -> dict:
         peers[name]["claim_lines"] = rows(out)
         if peers[name]["claim_lines"] != lines:  # the same lines, or the comparison is not like for like
             raise SystemExit(f"{name} {size}: {peers[name]['claim_lines']:,} claim lines written, the engine {lines:,}")
+    if sharded is not None:
+        sharded["over_duckdb"] = round(sharded["wall_s"] / peers["duckdb"]["wall_s"], 1)
     return {"size": size, "patient_months": pms, "time_entries": entries, "claim_lines": lines, "synth": gen, "load": load,
             "check": check, "floor": floor, **peers, "entries_per_s": round(entries / check["wall_s"]),
             "check_over_floor": round(check["wall_s"] / floor["wall_s"], 1),
             "check_over_duckdb": round(check["wall_s"] / peers["duckdb"]["wall_s"], 1),
-            "check_over_polars": round(check["wall_s"] / peers["polars"]["wall_s"], 1)}
+            "check_over_polars": round(check["wall_s"] / peers["polars"]["wall_s"], 1), "sharded": sharded}
+
+
+def big_size(size: str, folder: Path, entries: int, gen: dict, sharded: dict, refused: str) -> dict:
+    """A size only the check in shards can do on this machine: beside it the DuckDB sketch (the Polars sketch, the
+    loading and the pandas floor hold the whole practice in memory, about 5 GB per million patient-months)."""
+    run = OUT / f"run_{size}_shards"
+    lines = rows(run / "claim_lines.csv")
+    out = OUT / f"duckdb_{size}.csv"
+    duck = measure([PY, str(PEERS["duckdb"]), str(folder), str(out), "--period", PERIOD], f"duckdb {size}")
+    duck["claim_lines"] = rows(out)
+    if duck["claim_lines"] != lines:
+        raise SystemExit(f"duckdb {size}: {duck['claim_lines']:,} claim lines written, the engine {lines:,}")
+    sharded["over_duckdb"] = round(sharded["wall_s"] / duck["wall_s"], 1)
+    return {"size": size, "patient_months": rows(run / "patient_months.csv"), "time_entries": entries, "claim_lines": lines,
+            "synth": gen, "duckdb": duck, "sharded": sharded, "refused_at_once": refused}
 
 
 REPORT_FLOOR = """
@@ -209,11 +246,26 @@ def table(results: list[dict], report: dict | None) -> str:
             lines.append(f"| {r['size']} | not yet possible (below) |" + " |" * 14)
             notes.append(r["not_possible"])
             continue
+        if "refused_at_once" in r:
+            d = r["duckdb"]
+            lines.append(f"| {r['size']} | {r['patient_months']:,} | {r['time_entries']:,} | {r['claim_lines']:,} | {r['synth']['wall_s']} | "
+                         f"- | in shards (below) | - | - | - | - | {d['wall_s']} | {d['peak_rss_mb']:,} MB | - | - | - |")
+            notes.append(r["refused_at_once"])
+            continue
         d, p = r["duckdb"], r["polars"]
         lines.append(f"| {r['size']} | {r['patient_months']:,} | {r['time_entries']:,} | {r['claim_lines']:,} | {r['synth']['wall_s']} | "
                      f"{r['load']['wall_s']} | {r['check']['wall_s']} | {r['check']['peak_rss_mb']:,} MB | {r['entries_per_s']:,} | "
                      f"{r['floor']['wall_s']} | {r['check_over_floor']} | {d['wall_s']} | {d['peak_rss_mb']:,} MB | {p['wall_s']} | "
                      f"{p['peak_rss_mb']:,} MB | {r['check_over_duckdb']} |")
+    shard_rows = [r for r in results if r.get("sharded")]
+    if shard_rows:
+        lines += ["", "The check in shards (`check --shards N --shard-jobs K`), the same practices:", "",
+                  "| size | shards | at once | check s | check peak RSS | check / DuckDB | run folder as the check at once |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for r in shard_rows:
+            x = r["sharded"]
+            same = {True: "byte-identical (four CSVs)", False: "DIFFERENT", None: "(no check at once to compare)"}[x.get("same_outputs")]
+            lines.append(f"| {r['size']} | {x['shards']} | {x['jobs']} | {x['wall_s']} | {x['peak_rss_mb']:,} MB | {x.get('over_duckdb', '-')} | {same} |")
     lines += [f"\n{n}" for n in notes]
     if report:
         lines += ["", f"Quarterly report, {report['patients']:,}-patient practice with a year of data, one quarter and its trend "
