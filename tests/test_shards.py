@@ -146,3 +146,15 @@ def test_the_memory_check_counts_shards(tmp_path):
     capacity.check_fits(DEMO, available=capacity.needed_bytes(rows, shards=4), shards=4)
     with pytest.raises(InputError, match="in 4 shards, 1 at once"):
         capacity.check_fits(DEMO, available=1, shards=4)
+
+
+def _stopped(*args):
+    import os
+    import signal
+    os.kill(os.getpid(), signal.SIGKILL)  # as the system's out-of-memory killer stops a process
+
+
+def test_a_shard_process_stopped_by_the_system_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(sh, "STEPS", {**sh.STEPS, "_stopped": "checking a shard"})
+    with pytest.raises(InputError, match="the process checking a shard ended without a result .*--shards"):
+        list(sh._in_processes([(_stopped, 1)], 1))

@@ -124,18 +124,30 @@ def _in_processes(tasks: list[tuple], jobs: int):
     import multiprocessing as mp
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
+    from concurrent.futures.process import BrokenProcessPool
+
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
-        pending = {pool.submit(*t) for t in tasks}
+        pending = {pool.submit(*t): t for t in tasks}
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
                 for f in done:
-                    yield f.result()
+                    task = pending.pop(f)
+                    try:
+                        yield f.result()
+                    except BrokenProcessPool:
+                        what = STEPS.get(task[0].__name__, task[0].__name__)
+                        raise InputError(f"the process {what} ended without a result (stopped by the system, most likely for "
+                                         f"want of memory): check in more shards (--shards), fewer at once (--shard-jobs), "
+                                         f"or on a machine with more memory") from None
         finally:
             for f in pending:
                 f.cancel()
 
 
+#: what each step's process does, for the message when the system stops one
+STEPS = {"_load_whole": "reading and validating the tables", "_plan_and_partition": "cutting the tables into shards",
+         "_audit_shard": "checking a shard"}
 PART = "part.pickle"
 #: memory DuckDB may hold while it finds the patients that overlapping entries and shared claims join
 PLAN_MEMORY = "768MB"
@@ -150,11 +162,7 @@ def _here(fn, *args):
 def _in_process(fn, *args):
     """``fn(*args)`` in a new Python process (spawned, so that it shares no memory with this one), its result (or its
     exception) returned here; the memory it used is the system's again when it ends."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
+    return list(_in_processes([(fn, *args)], 1))[0]
 
 
 def _month_keys(months: dict | None) -> list[int]:
