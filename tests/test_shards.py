@@ -155,6 +155,6 @@ def _stopped(*args):
 
 
 def test_a_shard_process_stopped_by_the_system_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(sh, "STEPS", {**sh.STEPS, "_stopped": "checking a shard"})
+    monkeypatch.setattr(sh, "STEPS", {**sh.STEPS, "_stopped": sh.STEPS["_audit_shard"]})
     with pytest.raises(InputError, match="the process checking a shard ended without a result .*--shards"):
         list(sh._in_processes([(_stopped, 1)], 1))

@@ -136,18 +136,21 @@ def _in_processes(tasks: list[tuple], jobs: int):
                     try:
                         yield f.result()
                     except BrokenProcessPool:
-                        what = STEPS.get(task[0].__name__, task[0].__name__)
+                        what, remedy = STEPS.get(task[0].__name__, (task[0].__name__, "on a machine with more memory"))
                         raise InputError(f"the process {what} ended without a result (stopped by the system, most likely for "
-                                         f"want of memory): check in more shards (--shards), fewer at once (--shard-jobs), "
-                                         f"or on a machine with more memory") from None
+                                         f"want of memory): check {remedy}") from None
         finally:
             for f in pending:
                 f.cancel()
 
 
 #: what each step's process does, for the message when the system stops one
-STEPS = {"_load_whole": "reading and validating the tables", "_plan_and_partition": "cutting the tables into shards",
-         "_audit_shard": "checking a shard"}
+STEPS = {"_load_whole": ("reading and validating the tables", "a practice with fewer time entries (each table is read "
+                          "and validated whole, shards or not: export only the audited months' time entries), or on a "
+                          "machine with more memory"),
+         "_plan_and_partition": ("cutting the tables into shards", "on a machine with more memory"),
+         "_audit_shard": ("checking a shard", "in more shards (--shards), fewer at once (--shard-jobs), or on a machine "
+                          "with more memory")}
 PART = "part.pickle"
 #: memory DuckDB may hold while it finds the patients that overlapping entries and shared claims join
 PLAN_MEMORY = "768MB"
