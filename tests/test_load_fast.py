@@ -36,6 +36,7 @@ def general_code(monkeypatch) -> None:
     monkeypatch.setattr(validate, "_ascii", lambda chunk: False)
     monkeypatch.setattr(validate, "_whole_days_in_range", lambda raw: None)
     monkeypatch.setattr(validate, "_ascending_keys", lambda parts: False)
+    monkeypatch.setattr(validate, "_distinct_text", lambda s: False)
     monkeypatch.setattr(load, "_known", lambda columns, known: [positions(ids, known.dropna().unique()) >= 0 for ids in columns])
     monkeypatch.setattr(sources, "_read_parquet", lambda path: pd.read_parquet(path))
 
@@ -336,3 +337,20 @@ def test_values_parsed_once_per_distinct_value_as_value_by_value(values, monkeyp
                     want, want_dq = validate.parse_column(series, col, fmt)
                 pd.testing.assert_series_equal(got, want, check_exact=True)
                 pd.testing.assert_frame_equal(got_dq, want_dq)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_key_out_of_order_is_found_distinct_as_pandas_finds_its_duplicates(seed):
+    """T9999999 before T10000000 is out of text order: the key is then checked by sorting it (issue 23: at 80M entries
+    pandas' hash of every id held several GB); the answer is duplicated()'s."""
+    rng = np.random.default_rng(seed)
+    n = 2000
+    ids = pd.Series([f"T{i}" for i in rng.permutation(n * 3)[:n]], dtype="string")
+    if seed % 2:
+        ids.iloc[rng.integers(n)] = ids.iloc[rng.integers(n)]  # perhaps a duplicate
+    if seed == 3:
+        ids.iloc[7] = None
+    assert validate._distinct_text(ids) == (not ids.duplicated().any() and not ids.isna().any())
+    assert not validate._ascending_keys([ids])
+    assert validate._distinct_text(pd.Series(["T9999999", "T10000000"], dtype="string"))
+    assert validate._distinct_text(None) is False
