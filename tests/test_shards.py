@@ -17,9 +17,6 @@ from conftest import DEMO, run_cli
 from ccmlib.engine import shards as sh
 from ccmlib.errors import InputError
 
-TABLES = ("findings.csv", "claim_lines.csv", "patient_months.csv", "data_quality.csv")
-
-
 @pytest.fixture(scope="module")
 def crossed(tmp_path_factory) -> Path:
     """The demo practice with patients crossed far apart in the text order (so that shards cut by it would part them):
@@ -41,8 +38,9 @@ def _check(data: Path, out: Path, *extra: str):
 
 
 def _assert_same_run_folder(one: Path, other: Path):
-    for name in TABLES:
-        assert (one / name).read_bytes() == (other / name).read_bytes(), name
+    assert sorted(p.name for p in one.glob("*.csv")) == sorted(p.name for p in other.glob("*.csv"))
+    for p in one.glob("*.csv"):  # the four tables, and a sample's sample.csv and frame.csv
+        assert p.read_bytes() == (other / p.name).read_bytes(), p.name
     a, b = (json.loads((p / "run.json").read_text()) for p in (one, other))
     for d in (a, b):
         for k in ("started", "finished", "command"):
@@ -50,10 +48,11 @@ def _assert_same_run_folder(one: Path, other: Path):
     assert json.dumps(a) == json.dumps(b)  # the same record, keys in the same order
 
 
-@pytest.mark.parametrize("shards", [3, 5])
-def test_a_check_in_shards_writes_the_run_folder_of_one_check(crossed, tmp_path, shards):
-    one = _check(crossed, tmp_path / "one")
-    _assert_same_run_folder(one, _check(crossed, tmp_path / "sharded", "--shards", str(shards)))
+@pytest.mark.parametrize("shards,sample", [(3, ("--sample", "12", "--seed", "5")), (5, ())])
+def test_a_check_in_shards_writes_the_run_folder_of_one_check(crossed, tmp_path, shards, sample):
+    one = _check(crossed, tmp_path / "one", *sample)
+    _assert_same_run_folder(one, _check(crossed, tmp_path / "sharded", "--shards", str(shards), *sample))
+    assert (one / "sample.csv").exists() == bool(sample)
     f = pd.read_csv(one / "findings.csv", dtype=str)
     # the crossing matters: the overlap is found across the two patients, and the shared claim's lines are audited
     assert ((f["rule_id"] == "TIME-03") & (f["entry_id"] == "T9000001")).any()
