@@ -154,8 +154,10 @@ STEPS = {"_load_whole": ("reading and validating the tables", "a practice with f
 PART = "part.pickle"
 #: memory DuckDB may hold while it finds the patients that overlapping entries and shared claims join
 PLAN_MEMORY = "768MB"
-#: rows of the typed tables written and cut into shards at a time
+#: rows of the typed tables written at a time
 ROWS_PER_GROUP = 500_000
+#: rows of a typed table cut into shards at a time (each shard's part of them one row group of its file)
+PARTITION_ROWS = 4_000_000
 
 
 def _here(fn, *args):
@@ -275,7 +277,7 @@ def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.S
     (``work``/shard_I/TABLE.parquet), each shard's rows in the file's order; a table without patients (the staff
     directory) goes whole to every shard, rows without a patient id to the first."""
     plan = _plan(work / "whole", names, shards, weights)
-    keys = pa.array(plan.index.to_numpy(dtype=object), type=pa.large_string())
+    ids = pd.Index(plan.index.to_numpy(dtype=object))  # its hash table built once, asked for each batch's distinct ids
     shard_of = plan.to_numpy()
     for i in range(shards):
         (work / f"shard_{i}").mkdir()
@@ -284,14 +286,16 @@ def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.S
         f = pq.ParquetFile(src)
         writers = [pq.ParquetWriter(work / f"shard_{i}" / f"{name}.parquet", f.schema_arrow) for i in range(shards)]
         try:
-            for batch in f.iter_batches(batch_size=ROWS_PER_GROUP):  # a batch at a time: the table is never held whole
+            for batch in f.iter_batches(batch_size=PARTITION_ROWS):  # a batch at a time: the table is never held whole
                 if "patient_id" not in batch.schema.names:
                     for w in writers:
                         w.write_batch(batch)
                     continue
-                at = pc.index_in(batch.column("patient_id").cast(pa.large_string()), value_set=keys).to_numpy(zero_copy_only=False)
-                missing = pd.isna(at)
-                s = np.where(missing, 0, shard_of[np.where(missing, 0, at).astype(np.int64)] if len(shard_of) else 0)
+                enc = pc.dictionary_encode(batch.column("patient_id"))
+                at = ids.get_indexer(enc.dictionary.to_numpy(zero_copy_only=False))
+                of_value = np.where(at >= 0, shard_of[np.maximum(at, 0)] if len(shard_of) else 0, 0)
+                codes = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+                s = np.where(codes >= 0, of_value[np.maximum(codes, 0)] if len(of_value) else 0, 0)  # no id: the first shard
                 order = np.argsort(s, kind="stable")
                 bounds = np.searchsorted(s[order], np.arange(shards + 1))
                 for i, w in enumerate(writers):
