@@ -157,7 +157,7 @@ PLAN_MEMORY = "768MB"
 #: rows of the typed tables written at a time
 ROWS_PER_GROUP = 500_000
 #: rows of a typed table cut into shards at a time (each shard's part of them one row group of its file)
-PARTITION_ROWS = 4_000_000
+PARTITION_ROWS = 1_000_000
 
 
 def _here(fn, *args):
