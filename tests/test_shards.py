@@ -107,7 +107,6 @@ def test_the_staff_breakdown_of_two_shards_is_that_of_the_practice():
     from types import SimpleNamespace
 
     import numpy as np
-    import pyarrow.compute as pc
 
     from conftest import demo_audit
     from ccmlib.engine.pipeline import _by_staff, staff_counts
