@@ -239,7 +239,7 @@ def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series) -> pd
     import duckdb
 
     ids = pd.Index([i for i in weights.index if not pd.isna(i)], dtype=object)
-    ids = ids[np.argsort(np.array([s.encode("utf-8") for s in ids], dtype=object), kind="stable")] if len(ids) else ids
+    ids = ids[pc.sort_indices(pa.array(ids.to_numpy(), type=pa.large_string())).to_numpy()] if len(ids) else ids  # UTF-8 byte order
     pairs = []
     con = duckdb.connect()
     try:
