@@ -88,8 +88,8 @@ def main():
               "before loading, with the estimate).")
 @click.option("--shards", type=click.IntRange(min=1), metavar="N",
               help="Check the patients in N shards, one after another, holding about 1/N of the practice's facts in memory "
-              "(for a practice too large to check at once; the outputs are those of one check). Not with an auditor "
-              "decision log.")
+              "(for a practice too large to check at once; the outputs are those of one check, an auditor decision log "
+              "applied as in one check).")
 @click.option("--shard-jobs", "shard_jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
               help="With --shards: check K shards at once, each in a process of its own (faster on K cores, about K "
               "times a shard's memory).")

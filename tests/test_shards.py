@@ -90,11 +90,75 @@ def test_more_shards_than_patients_and_a_parquet_folder(tmp_path):
     _assert_same_run_folder(_check(data, tmp_path / "one"), tmp_path / "sharded")
 
 
-def test_a_check_in_shards_refuses_a_decision_log_and_no_shards(tmp_path):
+def _decision_log(one: Path) -> pd.DataFrame:
+    """Decisions of every kind on patients far apart (so in different shards): overturned errors of the first and last
+    patients with findings, an accepted one, a decision on a finding no longer raised, confirmed units, and auditor
+    adds on a claim line (the crossed claim's line of P000111) and on a whole patient-month."""
+    from ccmlib.engine import decisions
+
+    f = pd.read_csv(one / "findings.csv", dtype=str, keep_default_na=False)
+    cl = pd.read_csv(one / "claim_lines.csv", dtype=str, keep_default_na=False)
+    errors = f[f["severity"] == "error"]
+    pids = sorted(errors["patient_id"].unique())
+    base = {c: "" for c in decisions.COLUMNS} | {"reviewer": "R. Auditor", "decided_at": "2026-12-01T10:00:00+00:00"}
+    rows = []
+    for pid, verdict in ((pids[0], "overturn"), (pids[-1], "overturn"), (pids[len(pids) // 2], "accept")):
+        e = errors[errors["patient_id"] == pid].iloc[0]
+        rows.append(base | {c: e[c] for c in decisions.KEY_FIELDS} | {"decision": verdict, "reason": "paper chart"})
+    gone = errors.iloc[0]
+    rows.append(base | {c: gone[c] for c in decisions.KEY_FIELDS} | {"rule_id": "CONS-01", "decision": "overturn",
+                        "reason": "consent on file", "original_message": "no consent on file"})  # raised by an earlier run
+    shared = cl[(cl["claim_id"] == "C0000001") & (cl["patient_id"] == "P000111")].iloc[0]
+    rows.append(base | {k: shared[k] for k in ("patient_id", "service_month", "claim_id", "line")} | {
+        "decision": "add", "rule_id": "CHART", "description": "cloned note", "reason": "same text as last month",
+        "evidence": "notes p. 2", "units_supported": "0"})
+    last = cl.iloc[-1]
+    rows.append(base | {"patient_id": last["patient_id"], "service_month": last["service_month"], "decision": "add",
+                        "rule_id": "TIME-01", "reason": "minutes not in the chart", "evidence": "notes p. 7",
+                        "units_supported": "0"})
+    for u in (cl.iloc[1], cl.iloc[len(cl) // 2]):
+        rows.append(base | {k: u[k] for k in ("patient_id", "service_month", "claim_id", "line")} | {"decision": "confirm"})
+    return pd.DataFrame(rows, columns=decisions.COLUMNS)
+
+
+def test_a_decision_log_applied_in_shards_gives_the_run_folder_of_one_check(crossed, tmp_path):
+    one = _check(crossed, tmp_path / "plain")
     log = tmp_path / "overrides.csv"
-    log.write_text("finding_key,decision,reviewer,decided_at,reason\n", encoding="utf-8")
+    _decision_log(one).to_csv(log, index=False)
+    at_once = _check(crossed, tmp_path / "one", "--overrides", str(log), "--sample", "20", "--seed", "3")
+    _assert_same_run_folder(at_once, _check(crossed, tmp_path / "sharded", "--overrides", str(log), "--shards", "3",
+                                            "--sample", "20", "--seed", "3"))
+    o = json.loads((at_once / "run.json").read_text())["overrides"]
+    assert (o["overturned"], o["accepted"], o["added"], o["confirmed"], o["no_longer_raised"]) == (2, 1, 2, 2, 1)
+    trail = pd.read_csv(at_once / "overrides_applied.csv", dtype=str)
+    assert len(trail) == 8 and (trail["status"] == "applied").sum() == 7
+
+
+@pytest.mark.parametrize("spoil,message", [
+    (lambda log: log.assign(finding_key=log["finding_key"].where(log.index != 2, "TIME-01|P999999|2026-01||||")),
+     "line 4, column finding_key: 'TIME-01|P999999|2026-01||||': this audit raised no such finding"),
+    (lambda log: log.assign(line=log["line"].where(log["claim_id"] != "C0000001", "77")),
+     "line 6, column claim_id: claim C0000001 line 77 is not a CCM claim line of this audit")])
+def test_a_decision_log_is_checked_in_shards_as_in_one_check(crossed, tmp_path, spoil, message):
+    """A decision that names nothing of the audit stops the check in shards with the message of one check, after the
+    shards (the log's names are looked for in every shard), and writes nothing."""
+    one = _check(crossed, tmp_path / "plain")
+    log = tmp_path / "overrides.csv"
+    spoil(_decision_log(one)).to_csv(log, index=False)
+    errs = []
+    for out, extra in (("one", ()), ("sharded", ("--shards", "3"))):
+        r = run_cli("check", str(crossed), "--out", str(tmp_path / out), "--period", "2026Q1", "--quiet",
+                    "--overrides", str(log), *extra)
+        assert r.returncode != 0 and not (tmp_path / out / "findings.csv").exists()
+        errs.append(r.stderr)
+    assert message in errs[0] and errs[0] == errs[1]
+
+
+def test_a_check_in_shards_refuses_an_unreadable_decision_log_before_reading_and_no_shards(tmp_path):
+    log = tmp_path / "overrides.csv"
+    log.write_text("finding_key,decision,reviewer,decided_at,reason\nx,maybe,R,2026-12-01,\n", encoding="utf-8")
     r = run_cli("check", str(DEMO), "--out", str(tmp_path / "out"), "--shards", "2", "--overrides", str(log), "--quiet")
-    assert r.returncode != 0 and "not applied in a check in shards" in r.stderr and str(log) in r.stderr
+    assert r.returncode != 0 and f"{log}: line 2, column decision: 'maybe' is not one of" in r.stderr
     assert not (tmp_path / "out" / "findings.csv").exists()
     r = run_cli("check", str(DEMO), "--out", str(tmp_path / "out0"), "--shards", "0", "--quiet")
     assert r.returncode != 0 and "--shards" in r.stderr

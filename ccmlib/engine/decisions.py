@@ -172,7 +172,7 @@ def check_log(log: pd.DataFrame, path, finding_keys: set[str], lines: pd.DataFra
     on_line = unit_rows & ~_blank(log["claim_id"])
     if on_line.any():
         ln = lines.assign(_k=lines["claim_id"].astype(str) + "|" + lines["line"].astype("int64").astype(str))
-        key = log["claim_id"].astype(str).str.strip() + "|" + pd.to_numeric(log["line"], errors="coerce").astype("Int64").astype(str)
+        key = _line_keys(log["claim_id"], log["line"])
         units = key.map(ln.drop_duplicates("_k").set_index("_k")["units"])
         pm_of = key.map(ln.drop_duplicates("_k").set_index("_k")["_pm"])
         fail(on_line & units.isna(), "claim_id", lambda r: f"claim {r['claim_id']} line {r['line']} is not a CCM claim line of this audit")
@@ -186,6 +186,38 @@ def check_log(log: pd.DataFrame, path, finding_keys: set[str], lines: pd.DataFra
     known_rules = set(rule_ids) | {CHART}
     fail((d == "add") & ~log["rule_id"].isin(known_rules), "rule_id",
          lambda r: f"{r['rule_id']!r} is not a rule of the catalog (or {CHART} for a defect no rule describes)")
+
+
+def _line_keys(claim_id: pd.Series, line: pd.Series) -> pd.Series:
+    """``claim_id|line`` of a decision's or a claim line's cells, as :func:`check_log` joins them."""
+    return claim_id.astype(str).str.strip() + "|" + pd.to_numeric(line, errors="coerce").astype("Int64").astype(str)
+
+
+def log_refs(log: pd.DataFrame, finding_keys: set[str], lines: pd.DataFrame, months: pd.DataFrame) -> dict:
+    """What one shard of a practice holds of the things the decisions in ``log`` name (the arguments of
+    :func:`check_log`, kept only where the log names them): the decisions are checked once every shard is done, on
+    these put together (:func:`refs_together`), with the result :func:`check_log` gives on the whole practice."""
+    named = set(log["finding_key"])
+    pairs = set(zip(log["patient_id"].astype(str), log["service_month"].astype(str)))
+    in_log = [(p, m) in pairs for p, m in zip(months["patient_id"].astype(str), months["service_month"].astype(str))]
+    on_lines = lines["claim_id"].astype(str) + "|" + lines["line"].astype("int64").astype(str)
+    return {"finding_keys": finding_keys & named,
+            "lines": lines[on_lines.isin(set(_line_keys(log["claim_id"], log["line"]))).to_numpy()],
+            "months": months[np.asarray(in_log, dtype=bool)]}
+
+
+def refs_together(refs: list[dict]) -> dict:
+    """The shards' :func:`log_refs` as one practice's, in shard order."""
+    return {"finding_keys": set().union(*(r["finding_keys"] for r in refs)),
+            "lines": pd.concat([r["lines"] for r in refs], ignore_index=True),
+            "months": pd.concat([r["months"] for r in refs], ignore_index=True)}
+
+
+def on_months(log: pd.DataFrame, months: pd.DataFrame) -> pd.DataFrame:
+    """The decisions on the patient-months of ``months`` (a shard's: its auditor-added findings are its own)."""
+    pairs = set(zip(months["patient_id"].astype(str), months["service_month"].astype(str)))
+    mine = [(p, m) in pairs for p, m in zip(log["patient_id"].astype(str), log["service_month"].astype(str))]
+    return log[np.asarray(mine, dtype=bool)]
 
 
 def record_decision(path: str | Path, finding: dict | pd.Series, decision: str, reviewer: str, reason: str = "",
@@ -279,7 +311,7 @@ def added_findings(log: pd.DataFrame, lines: pd.DataFrame, catalog: dict) -> pd.
     on_line = ~_blank(adds["claim_id"])
     ln = lines[["claim_id", "line", "billing_npi", "cpt_code", "units"]].assign(
         _k=lines["claim_id"].astype(str) + "|" + lines["line"].astype("int64").astype(str)).drop_duplicates("_k").set_index("_k")
-    k = adds["claim_id"].astype(str).str.strip() + "|" + pd.to_numeric(adds["line"], errors="coerce").astype("Int64").astype(str)
+    k = _line_keys(adds["claim_id"], adds["line"])
     units = k.map(ln["units"])
     supported = pd.to_numeric(adds["units_supported"], errors="coerce").fillna(0).astype("int64")
     rule = adds["rule_id"]

@@ -69,6 +69,9 @@ class AuditResult:
     # a practice checked in shards (ccmlib.engine.shards): the summary's details that read the facts, found shard by
     # shard (by_staff, enrolments, no_prior_visit); the facts themselves are then not kept
     facts_details: dict | None = field(default=None, repr=False)
+    # a shard's audit with a decision log: what it holds of the things the log names (decisions.log_refs), for the
+    # log's check once every shard is done
+    log_refs: dict | None = field(default=None, repr=False)
 
     def summary(self) -> dict:
         """run.json's summary with the breakdowns and risk indicators (see :func:`add_details`)."""
@@ -254,11 +257,15 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     raw["service_month"] = key_to_label(raw["mkey"].astype("int64")) if len(raw) else pd.Series([], dtype="object")
     raw["found_by"] = "engine"
     log = review.in_period(review.load(overrides), set(key_to_label(np.array(sorted(facts.period.keys))))) if overrides else None
+    log_refs = None
     if log is not None and len(log):
         months = pd.DataFrame({"patient_id": facts.pm["patient_id"].astype(str), "service_month": key_to_label(facts.pm["mkey"].astype("int64"))})
         lines_ = facts.lines.assign(_pm=facts.lines["patient_id"].astype(str) + "|" + key_to_label(facts.lines["mkey"].astype("int64")))
-        review.check_log(log, overrides, set(review.finding_key(raw)), lines_, months, load_all())
-        added = review.added_findings(log, facts.lines, load_all())
+        if whole is None:
+            review.check_log(log, overrides, set(review.finding_key(raw)), lines_, months, load_all())
+        else:  # a shard: the log is checked when every shard is done, on what each holds of it (shards._merge)
+            log_refs = review.log_refs(log, set(review.finding_key(raw)), lines_, months)
+        added = review.added_findings(log if whole is None else review.on_months(log, months), facts.lines, load_all())
         if len(added):
             added["mkey"] = [parse_period(m).first for m in added["service_month"]]
             added["fid"] = np.arange(len(raw), len(raw) + len(added))
@@ -342,14 +349,20 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     result.run["profile"] = prof.to_json()
     result.run["data_months"] = months_with_data
     if overrides:
-        t = result.review_trail
-        result.run["overrides"] = {"file": str(overrides), "sha256": sha256(Path(overrides)) if Path(overrides).is_file() else None,
-                                   "decisions": int(len(t)), "applied": int((t["status"] == "applied").sum()),
-                                   "overturned": int(((t["status"] == "applied") & (t["decision"] == "overturn")).sum()),
-                                   **{f"{d}ed" if d != "accept" else "accepted": int(((t["status"] == "applied") & (t["decision"] == d)).sum())
-                                      for d in ("accept", "confirm", "add")},
-                                   "no_longer_raised": int((t["status"] != "applied").sum())}
+        result.run["overrides"] = overrides_record(overrides, result.review_trail)
+    result.log_refs = log_refs
     return result
+
+
+def overrides_record(overrides, trail: pd.DataFrame) -> dict:
+    """run.json's ``overrides``: the decision log applied (file, hash) and its decisions counted from the trail."""
+    applied = trail["status"] == "applied"
+    return {"file": str(overrides), "sha256": sha256(Path(overrides)) if Path(overrides).is_file() else None,
+            "decisions": int(len(trail)), "applied": int(applied.sum()),
+            "overturned": int((applied & (trail["decision"] == "overturn")).sum()),
+            **{f"{d}ed" if d != "accept" else "accepted": int((applied & (trail["decision"] == d)).sum())
+               for d in ("accept", "confirm", "add")},
+            "no_longer_raised": int((~applied).sum())}
 
 
 def normalized_npis(npis) -> tuple[str, ...]:

@@ -15,7 +15,10 @@ different patients, and one claim may carry lines of different patients. So:
    the facts are summed from the shards' counts, and the whole-practice notes are written once.
 
 The unsharded check is the oracle (tests/test_shards.py compares the run folders byte for byte). An auditor decision
-log is not yet applied in shards (its checks need every finding of the practice at once): such a run is refused.
+log is applied in every shard (its adds by the shard that holds their patient-month) and checked once, at the merge:
+each shard returns what it holds of the findings, claim lines and patient-months the log names
+(:func:`~ccmlib.engine.decisions.log_refs`), so that a decision naming nothing of the audit stops the check with the
+message one check gives (after the shards, not before them; a log that cannot be read is refused before reading).
 """
 from __future__ import annotations
 
@@ -32,12 +35,14 @@ import pyarrow.parquet as pq
 
 from ccmlib import paths
 from ccmlib.errors import InputError
+from ccmlib.engine import decisions as review
 from ccmlib.engine import indicators, profiles
 from ccmlib.engine.facts import period_of, visit_history_start
-from ccmlib.engine.periods import Period, parse_period
+from ccmlib.engine.periods import Period, key_to_label, parse_period
+from ccmlib.engine.rules import load_all
 from ccmlib.engine.pipeline import (AuditResult, Whole, _pricing_summary, _sort_order, _declared_visits_from, audit,
-                                    data_dates, headline_summary, months_between, normalized_npis, select_rules,
-                                    staff_counts)
+                                    data_dates, headline_summary, months_between, normalized_npis, overrides_record,
+                                    select_rules, staff_counts)
 from ccmlib.engine.sqlfacts import staff_rows_of
 from ccmlib.intake.load import Practice, _unknown_patients, finish_quality, load_tables, sort_quality
 from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
@@ -89,14 +94,14 @@ def audit_sharded(data: str | Path, shards: int, work: str | Path, period: str |
     if jobs < 1 or (jobs > 1 and not processes):
         raise InputError(f"--shard-jobs {jobs}: give 1 or more (several only with each shard in its own process)")
     if overrides is not None:
-        raise InputError(f"{overrides}: an auditor decision log is not applied in a check in shards (its checks need every "
-                         f"finding of the practice at once); check without --shards to apply it")
+        review.load(overrides)  # a decision log that cannot be read: before reading the practice
     started = datetime.now(timezone.utc)
     folder, work = Path(data), Path(work)
     per = period if isinstance(period, Period) else parse_period(period, start, end)
     profiles.rules_run(profiles.load_profile(profile), select_rules(rules))  # a wrong profile or rule id: before reading
     step = _in_process if processes else _here
-    options = dict(rules=rules, fees=fees, conditions=conditions, qp_npis=qp_npis, profile=profile, encounters_from=encounters_from)
+    options = dict(rules=rules, fees=fees, conditions=conditions, qp_npis=qp_npis, profile=profile, encounters_from=encounters_from,
+                   overrides=overrides)
     try:
         whole, names, inputs, ingest, quality, weights = step(_load_whole, folder, work / "whole", progress, encounters_from)
         per = per or period_of(_month_keys(whole.data_months))
@@ -112,7 +117,7 @@ def audit_sharded(data: str | Path, shards: int, work: str | Path, period: str |
                 bar.update()
         if bar is not None:
             bar.close()
-        return _merge([work / f"shard_{i}" / PART for i in range(shards)], quality, started, fees, qp_npis)
+        return _merge([work / f"shard_{i}" / PART for i in range(shards)], quality, started, fees, qp_npis, overrides, per)
     finally:
         for p in [work / "whole", *work.glob("shard_*")]:
             shutil.rmtree(p, ignore_errors=True)
@@ -334,20 +339,27 @@ def _shard_part(res: AuditResult, first: bool) -> dict:
     if not first:
         dq = dq[~dq["table"].isin(WHOLE_PRACTICE_NOTES)]
     return {"findings": res.findings, "claim_lines": res.claim_lines, "patient_months": res.patient_months,
-            "notes": dq, "run": res.run, "decisions": res.decisions,
+            "notes": dq, "run": res.run, "decisions": res.decisions, "log_refs": res.log_refs,
             "staff": staff_counts(facts, res.patient_months),
             "enrolments": indicators.enrolment_counts(facts.consents, facts.period.last),
             "no_prior_visit": indicators.no_prior_visit(facts, res.claim_lines)}
 
 
-def _merge(paths_: list[Path], quality: pd.DataFrame, started, fees, qp_npis) -> AuditResult:
-    """Step 4: one result from the shards' parts (in shard order), as the unsharded audit gives it."""
+def _merge(paths_: list[Path], quality: pd.DataFrame, started, fees, qp_npis, overrides=None, per: Period | None = None) -> AuditResult:
+    """Step 4: one result from the shards' parts (in shard order), as the unsharded audit gives it; with a decision
+    log, the log checked first (as one audit checks it, on what the shards found of the things it names)."""
     import pickle
 
     parts = []
     for p in paths_:  # written by _audit_shard in this run's own work folder
         with open(p, "rb") as fh:
             parts.append(pickle.load(fh))
+    log = None
+    if overrides is not None:
+        log = review.in_period(review.load(overrides), set(key_to_label(np.array(sorted(per.keys)))))
+        if len(log):
+            refs = review.refs_together([p["log_refs"] for p in parts])
+            review.check_log(log, overrides, refs["finding_keys"], refs["lines"], refs["months"], load_all())
 
     def together(name: str, na_position: str) -> pd.DataFrame:
         df = pd.concat([p.pop(name) for p in parts], ignore_index=True)
@@ -363,6 +375,9 @@ def _merge(paths_: list[Path], quality: pd.DataFrame, started, fees, qp_npis) ->
     last = parse_period(run["period"]["to"]).first
     res = AuditResult(findings=findings, claim_lines=lines, patient_months=pms, data_quality=dq, run=run, facts=None)
     res.decisions = parts[0]["decisions"]
+    if log is not None:
+        res.review_trail = review.trail(findings, log)
+        run["overrides"] = overrides_record(overrides, res.review_trail)
     res.facts_details = {"by_staff": staff_rows_of([p["staff"] for p in parts]),
                          "enrolments": indicators.enrolments_of(np.sum(counts, axis=0), last) if counts else [],
                          "no_prior_visit": indicators.no_prior_visit_of([p["no_prior_visit"] for p in parts])}
