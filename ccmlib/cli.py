@@ -84,19 +84,24 @@ def main():
 @click.option("--profile", metavar="NAME_OR_FILE", help="Catalog variant: medicare-ffs (default), strict-mac, medicare-advantage, "
               "or a profile YAML file (see README, Profiles).")
 @click.option("--no-memory-check", "no_memory_check", is_flag=True,
-              help="Check even a practice whose time entries look too many for the memory available (by default refused "
-              "before loading, with the estimate).")
+              help="No memory estimate: check at once (or in --shards N) even a practice whose time entries look too many "
+              "for the memory limit (by default sharded to fit it, or refused before loading, with the estimate).")
 @click.option("--shards", type=click.IntRange(min=1), metavar="N",
               help="Check the patients in N shards, one after another, holding about 1/N of the practice's facts in memory "
               "(for a practice too large to check at once; the outputs are those of one check, an auditor decision log "
               "applied as in one check).")
+@click.option("--memory-limit", "memory_limit", metavar="SIZE",
+              help="Memory the check may use: a size (2GB, 1.5GiB, 800MB) or a share of the memory available (60%); "
+              "default 90% of the memory available. A practice whose check at once would need more is checked in as "
+              "many shards as keep it within the limit (as with --shards N; the outputs are those of one check), one "
+              "that needs more even in shards is refused before loading, with the estimate.")
 @click.option("--shard-jobs", "shard_jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
               help="With --shards: check K shards at once, each in a process of its own (faster on K cores, about K "
               "times a shard's memory).")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @_friendly
 def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npis, encounters_from, overrides, sample_size, seed, spares, strata, unit,
-          profile, no_memory_check, shards, shard_jobs, quiet):
+          profile, no_memory_check, shards, memory_limit, shard_jobs, quiet):
     """Check a practice data folder against every CCM rule; write findings.csv, claim_lines.csv,
     patient_months.csv, data_quality.csv and run.json to --out."""
     from ccmlib.engine.pipeline import audit, write_outputs
@@ -109,9 +114,15 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
         raise InputError("--seed and --strata go with --sample N")
     if overrides is not None and not overrides.is_file():
         raise InputError(f"{overrides}: overrides file not found")
-    if not no_memory_check:
-        from ccmlib.engine.capacity import check_fits
-        check_fits(data_dir, shards=shards or 1, jobs=shard_jobs)  # a practice too large for this machine is refused now, not killed later
+    if no_memory_check and memory_limit is not None:
+        raise InputError("--memory-limit and --no-memory-check: give one or the other")
+    if not no_memory_check:  # a practice too large for the limit is sharded or refused now, not killed later
+        from ccmlib.engine.capacity import choose_shards
+        n, why = choose_shards(data_dir, memory_limit, shards, shard_jobs)
+        if why is not None:
+            shards = n
+            if not quiet:
+                click.echo(f"ccm-audit: {why}", err=True)
     with RunFolder(out_dir, "check") as rf:  # checked and locked before any expensive work
         if overrides is None and (out_dir / FILE_NAME).is_file():
             overrides = out_dir / FILE_NAME

@@ -90,6 +90,20 @@ def test_more_shards_than_patients_and_a_parquet_folder(tmp_path):
     _assert_same_run_folder(_check(data, tmp_path / "one"), tmp_path / "sharded")
 
 
+def test_every_step_of_a_check_in_shards_shows_its_progress(tmp_path, monkeypatch, capsys):
+    from ccmlib import paths
+    from ccmlib.synth.generator import generate
+    data = tmp_path / "small"
+    generate(patients=8, months="2026-01..2026-03", seed=4, out=data, fmt="parquet")
+    (tmp_path / "work").mkdir()
+    monkeypatch.setattr(paths, "progress_off", lambda: False)  # as on a terminal
+    sh.audit_sharded(data, 2, tmp_path / "work", period="2026Q1", processes=False, progress=True)
+    err = capsys.readouterr().err
+    assert "loading tables" in err  # (a bar that goes away when done)
+    for step in ("finding patients to keep together", "cutting into shards", "checking shards"):
+        assert f"{step}: 100%" in err, step  # each bar reaches its end
+
+
 def _decision_log(one: Path) -> pd.DataFrame:
     """Decisions of every kind on patients far apart (so in different shards): overturned errors of the first and last
     patients with findings, an accepted one, a decision on a finding no longer raised, confirmed units, and auditor
@@ -195,6 +209,21 @@ def test_shards_checked_two_at_a_time_give_the_same_run_folder(crossed, tmp_path
     _assert_same_run_folder(one, _check(crossed, tmp_path / "two", "--shards", "4", "--shard-jobs", "2"))
     r = run_cli("check", str(DEMO), "--out", str(tmp_path / "x"), "--shard-jobs", "2", "--quiet")
     assert r.returncode != 0 and "--shard-jobs goes with --shards" in r.stderr
+
+
+def test_a_practice_over_the_memory_limit_is_checked_in_shards_with_the_outputs_of_one_check(crossed, tmp_path, monkeypatch):
+    from ccmlib.engine import capacity
+    monkeypatch.setattr(capacity, "BASE_BYTES", 0)  # the memory model of a large practice (the time entries count)
+    monkeypatch.setattr(capacity, "SHARD_BASE_BYTES", 0)
+    rows = capacity.count_rows(crossed / "time_entries.csv")
+    limit = str(capacity.needed_bytes(rows) - 1)  # a byte short of the check at once: two shards
+    one = _check(crossed, tmp_path / "one")
+    r = run_cli("check", str(crossed), "--out", str(tmp_path / "limited"), "--period", "2026Q1", "--memory-limit", limit)
+    assert r.returncode == 0, r.stderr
+    assert f"checking in 2 shards of its patients" in r.stderr and f"(--memory-limit {limit})" in r.stderr
+    _assert_same_run_folder(one, tmp_path / "limited")
+    r = run_cli("check", str(crossed), "--out", str(tmp_path / "x"), "--memory-limit", "2GB", "--no-memory-check")
+    assert r.returncode != 0 and "give one or the other" in r.stderr
 
 
 def test_the_memory_check_counts_shards(tmp_path):

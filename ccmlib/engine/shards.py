@@ -105,12 +105,9 @@ def audit_sharded(data: str | Path, shards: int, work: str | Path, period: str |
     try:
         whole, names, inputs, ingest, quality, weights = step(_load_whole, folder, work / "whole", progress, encounters_from)
         per = per or period_of(_month_keys(whole.data_months))
-        step(_plan_and_partition, work, names, shards, weights)
+        step(_plan_and_partition, work, names, shards, weights, progress)
         del weights
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=shards, desc="checking shards", unit="shard", disable=paths.progress_off())
+        bar = _bar(progress, shards, "checking shards", "shard")
         tasks = [(_audit_shard, work, i, folder, names, inputs, ingest, per, whole, options) for i in range(shards)]
         for _ in (_in_processes(tasks, jobs) if processes else (t[0](*t[1:]) for t in tasks)):
             if bar is not None:
@@ -163,6 +160,14 @@ PLAN_MEMORY = "768MB"
 ROWS_PER_GROUP = 500_000
 #: rows of a typed table cut into shards at a time (each shard's part of them one row group of its file)
 PARTITION_ROWS = 1_000_000
+
+
+def _bar(progress: bool, total: int, desc: str, unit: str):
+    """A progress bar of one step (None without progress)."""
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "row", disable=paths.progress_off())
 
 
 def _here(fn, *args):
@@ -235,7 +240,7 @@ def _write_typed(df: pd.DataFrame, path: Path) -> None:
             writer.close()
 
 
-def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series) -> pd.Series:
+def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series, bar=None) -> pd.Series:
     """Step 2: the shard of each patient id (a Series indexed by the id; a missing id in shard 0): patients joined by
     overlapping entries or a shared claim in one component, the components in the text order of their first patient,
     cut into ``shards`` runs of about equal rows."""
@@ -252,10 +257,11 @@ def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series) -> pd
         con.execute(f"SET memory_limit = '{PLAN_MEMORY}'")  # more spills to DuckDB's temporary files
         spill = str(tables / "spill").replace("'", "''")
         con.execute(f"SET temp_directory = '{spill}'")
-        if "time_entries" in names:
-            pairs.append(con.execute(OVERLAP_CLUSTERS_SQL, [str(tables / "time_entries.parquet")]).fetchdf())
-        if "claims" in names:
-            pairs.append(con.execute(SHARED_CLAIMS_SQL, [str(tables / "claims.parquet")]).fetchdf())
+        for name, sql in (("time_entries", OVERLAP_CLUSTERS_SQL), ("claims", SHARED_CLAIMS_SQL)):
+            if name in names:
+                pairs.append(con.execute(sql, [str(tables / f"{name}.parquet")]).fetchdf())
+            if bar is not None:
+                bar.update()
     finally:
         con.close()
     edges = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame({"a": [], "b": []})
@@ -277,11 +283,16 @@ def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series) -> pd
     return pd.Series(comp_shard[comp], index=ids)
 
 
-def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.Series) -> None:
+def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.Series, progress: bool = False) -> None:
     """Steps 2 and 3's input: the plan (:func:`_plan`), and each table of ``work``/whole cut into the shards' tables
     (``work``/shard_I/TABLE.parquet), each shard's rows in the file's order; a table without patients (the staff
     directory) goes whole to every shard, rows without a patient id to the first."""
-    plan = _plan(work / "whole", names, shards, weights)
+    bar = _bar(progress, 2, "finding patients to keep together", "query")
+    plan = _plan(work / "whole", names, shards, weights, bar)
+    if bar is not None:
+        bar.close()
+    bar = _bar(progress, sum(pq.ParquetFile(work / "whole" / f"{n}.parquet").metadata.num_rows for n in names),
+               "cutting into shards", "row")
     ids = pd.Index(plan.index.to_numpy(dtype=object))  # its hash table built once, asked for each batch's distinct ids
     shard_of = plan.to_numpy()
     for i in range(shards):
@@ -292,6 +303,8 @@ def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.S
         writers = [pq.ParquetWriter(work / f"shard_{i}" / f"{name}.parquet", f.schema_arrow) for i in range(shards)]
         try:
             for batch in f.iter_batches(batch_size=PARTITION_ROWS):  # a batch at a time: the table is never held whole
+                if bar is not None:
+                    bar.update(batch.num_rows)
                 if "patient_id" not in batch.schema.names:
                     for w in writers:
                         w.write_batch(batch)
@@ -311,6 +324,8 @@ def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.S
                 w.close()
         del f
         src.unlink()
+    if bar is not None:
+        bar.close()
 
 
 def _audit_shard(work: Path, shard: int, folder: Path, names: list[str], inputs, ingest, per: Period, whole: Whole,
