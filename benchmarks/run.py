@@ -144,18 +144,20 @@ def run_size(size: str) -> dict:
         sharded = measure([*CLI, "check", str(folder), "--out", str(OUT / f"run_{size}_shards"), "--period", PERIOD, "--shards",
                            str(n), "--shard-jobs", str(k), "--quiet"], f"check {size} in {n} shards")
         sharded.update(shards=n, jobs=k)
+    from ccmlib.engine.capacity import choose_shards
+    from ccmlib.errors import InputError
     try:
-        check = measure([*CLI, "check", str(folder), "--out", str(run), "--period", PERIOD, "--quiet"], f"check {size}")
-    except SystemExit as exc:  # refused before loading: more memory than this machine has (ccmlib/engine/capacity.py)
-        said = re.search(r"ccm-audit: error: (.*needs about.*)", str(exc))
-        if said is None:
-            raise
+        n_auto, why = choose_shards(folder)  # what `check` without --shards does with this machine's memory
+    except InputError as exc:
+        n_auto, why = 0, str(exc)
+    if n_auto != 1:  # not at once on this machine: sharded to fit its memory limit, or refused before loading
         refused = (f"{size} patient-months: generated ({entries:,} time entries) in {gen['wall_s']:,} s, peak RSS "
-                   f"{gen['peak_rss_mb']:,} MB (`synth --chunk-patients {CHUNK_PATIENTS}`); `ccm-audit check` at once refuses "
-                   f"it before loading: {said.group(1).strip().replace(str(ROOT) + '/', '')}")
+                   f"{gen['peak_rss_mb']:,} MB (`synth --chunk-patients {CHUNK_PATIENTS}`); `ccm-audit check` does not check "
+                   f"it at once on this machine: " + why.replace(str(ROOT) + "/", ""))
         if sharded is None:
-            raise NotPossible(refused) from None
+            raise NotPossible(refused)
         return big_size(size, folder, entries, gen, sharded, refused)
+    check = measure([*CLI, "check", str(folder), "--out", str(run), "--period", PERIOD, "--quiet"], f"check {size}")
     if sharded is not None:
         sharded["same_outputs"] = same_outputs(run, OUT / f"run_{size}_shards")
     load = measure([PY, "-c", LOAD, str(folder)], f"load {size}")  # after the check: what check refuses is not loaded either
