@@ -96,8 +96,8 @@ def main():
               "many shards as keep it within the limit (as with --shards N; the outputs are those of one check), one "
               "that needs more even in shards is refused before loading, with the estimate.")
 @click.option("--shard-jobs", "shard_jobs", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
-              help="With --shards: check K shards at once, each in a process of its own (faster on K cores, about K "
-              "times a shard's memory).")
+              help="When the check is in shards (--shards, or to keep within the memory limit): K shards at once, each in "
+              "a process of its own (faster on K cores, about K times a shard's memory; the limit counts it).")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @_friendly
 def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npis, encounters_from, overrides, sample_size, seed, spares, strata, unit,
@@ -108,8 +108,8 @@ def check(data_dir, out_dir, period, start, end, rules, fees, conditions, qp_npi
     from ccmlib.engine.outputs import RunFolder
     from ccmlib.engine.decisions import FILE_NAME
 
-    if shard_jobs > 1 and not shards:
-        raise InputError("--shard-jobs goes with --shards N")
+    if shard_jobs > 1 and not shards and no_memory_check:
+        raise InputError("--shard-jobs goes with --shards N, or with the memory limit (which may check in shards)")
     if (seed is not None or strata is not None) and sample_size is None:
         raise InputError("--seed and --strata go with --sample N")
     if overrides is not None and not overrides.is_file():

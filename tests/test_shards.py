@@ -31,6 +31,12 @@ def crossed(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def plain(crossed, tmp_path_factory) -> Path:
+    """The crossed practice's run folder of one check (the tables decision logs are written from)."""
+    return _check(crossed, tmp_path_factory.mktemp("plain") / "run")
+
+
 def _check(data: Path, out: Path, *extra: str):
     r = run_cli("check", str(data), "--out", str(out), "--period", "2026Q1", "--quiet", *extra)
     assert r.returncode == 0, r.stderr
@@ -135,10 +141,9 @@ def _decision_log(one: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=decisions.COLUMNS)
 
 
-def test_a_decision_log_applied_in_shards_gives_the_run_folder_of_one_check(crossed, tmp_path):
-    one = _check(crossed, tmp_path / "plain")
+def test_a_decision_log_applied_in_shards_gives_the_run_folder_of_one_check(crossed, plain, tmp_path):
     log = tmp_path / "overrides.csv"
-    _decision_log(one).to_csv(log, index=False)
+    _decision_log(plain).to_csv(log, index=False)
     at_once = _check(crossed, tmp_path / "one", "--overrides", str(log), "--sample", "20", "--seed", "3")
     _assert_same_run_folder(at_once, _check(crossed, tmp_path / "sharded", "--overrides", str(log), "--shards", "3",
                                             "--sample", "20", "--seed", "3"))
@@ -153,12 +158,11 @@ def test_a_decision_log_applied_in_shards_gives_the_run_folder_of_one_check(cros
      "line 4, column finding_key: 'TIME-01|P999999|2026-01||||': this audit raised no such finding"),
     (lambda log: log.assign(line=log["line"].where(log["claim_id"] != "C0000001", "77")),
      "line 6, column claim_id: claim C0000001 line 77 is not a CCM claim line of this audit")])
-def test_a_decision_log_is_checked_in_shards_as_in_one_check(crossed, tmp_path, spoil, message):
+def test_a_decision_log_is_checked_in_shards_as_in_one_check(crossed, plain, tmp_path, spoil, message):
     """A decision that names nothing of the audit stops the check in shards with the message of one check, after the
     shards (the log's names are looked for in every shard), and writes nothing."""
-    one = _check(crossed, tmp_path / "plain")
     log = tmp_path / "overrides.csv"
-    spoil(_decision_log(one)).to_csv(log, index=False)
+    spoil(_decision_log(plain)).to_csv(log, index=False)
     errs = []
     for out, extra in (("one", ()), ("sharded", ("--shards", "3"))):
         r = run_cli("check", str(crossed), "--out", str(tmp_path / out), "--period", "2026Q1", "--quiet",
@@ -204,24 +208,29 @@ def test_the_staff_breakdown_of_two_shards_is_that_of_the_practice():
     assert staff_rows_of(parts) == _by_staff(res.facts, pm)
 
 
-def test_shards_checked_two_at_a_time_give_the_same_run_folder(crossed, tmp_path):
-    one = _check(crossed, tmp_path / "one")
-    _assert_same_run_folder(one, _check(crossed, tmp_path / "two", "--shards", "4", "--shard-jobs", "2"))
-    r = run_cli("check", str(DEMO), "--out", str(tmp_path / "x"), "--shard-jobs", "2", "--quiet")
+def test_shards_checked_two_at_a_time_give_the_same_run_folder(crossed, plain, tmp_path):
+    _assert_same_run_folder(plain, _check(crossed, tmp_path / "two", "--shards", "4", "--shard-jobs", "2"))
+    r = run_cli("check", str(DEMO), "--out", str(tmp_path / "x"), "--shard-jobs", "2", "--quiet", "--no-memory-check")
     assert r.returncode != 0 and "--shard-jobs goes with --shards" in r.stderr
+    r = run_cli("check", str(DEMO), "--out", str(tmp_path / "y"), "--shard-jobs", "2", "--quiet")  # within the limit: at once
+    assert r.returncode == 0 and (tmp_path / "y" / "findings.csv").is_file()
 
 
-def test_a_practice_over_the_memory_limit_is_checked_in_shards_with_the_outputs_of_one_check(crossed, tmp_path, monkeypatch):
+def test_a_practice_over_the_memory_limit_is_checked_in_shards_with_the_outputs_of_one_check(crossed, plain, tmp_path, monkeypatch):
     from ccmlib.engine import capacity
     monkeypatch.setattr(capacity, "BASE_BYTES", 0)  # the memory model of a large practice (the time entries count)
     monkeypatch.setattr(capacity, "SHARD_BASE_BYTES", 0)
     rows = capacity.count_rows(crossed / "time_entries.csv")
     limit = str(capacity.needed_bytes(rows) - 1)  # a byte short of the check at once: two shards
-    one = _check(crossed, tmp_path / "one")
+    one = plain
     r = run_cli("check", str(crossed), "--out", str(tmp_path / "limited"), "--period", "2026Q1", "--memory-limit", limit)
     assert r.returncode == 0, r.stderr
     assert f"checking in 2 shards of its patients" in r.stderr and f"(--memory-limit {limit})" in r.stderr
     _assert_same_run_folder(one, tmp_path / "limited")
+    r = run_cli("check", str(crossed), "--out", str(tmp_path / "two"), "--period", "2026Q1", "--memory-limit", limit,
+                "--shard-jobs", "2")  # two at once: smaller shards, so more of them
+    assert r.returncode == 0 and "checking in 3 shards of its patients" in r.stderr, r.stderr
+    _assert_same_run_folder(one, tmp_path / "two")
     r = run_cli("check", str(crossed), "--out", str(tmp_path / "x"), "--memory-limit", "2GB", "--no-memory-check")
     assert r.returncode != 0 and "give one or the other" in r.stderr
 
