@@ -87,7 +87,7 @@ def test_a_practice_over_the_limit_is_checked_in_as_many_shards_as_fit_it(monkey
     n, why = capacity.choose_shards(DEMO, str(at_once - 1))
     assert n == 2 and capacity.needed_bytes(entries, 2) <= at_once - 1  # the fewest shards that fit
     assert why.startswith("checking in 2 shards of its patients") and "--memory-limit" in why
-    room = 300 * entries  # the reading whole (240 bytes per entry) fits, the check at once (700) does not
+    room = 300 * entries  # the reading whole (240 bytes per entry) fits, the check at once (800) does not
     n, _ = capacity.choose_shards(DEMO, str(room))
     assert capacity.needed_bytes(entries, n) <= room < capacity.needed_bytes(entries, n - 1)
     n2, _ = capacity.choose_shards(DEMO, str(room), jobs=2)  # two at once: smaller shards

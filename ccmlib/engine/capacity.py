@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: peak resident memory of ``ccm-audit check`` per time entry of the data folder, with the process's own base: the 1M
-#: patient-month benchmark practice (8.03M time entries, 1.43M claim lines, Parquet) peaks at 5.3 GB (about 610 bytes
-#: per entry over the base); the rest is room for a log whose descriptions are free text that does not repeat
-BYTES_PER_ENTRY = 700
+#: peak resident memory of ``ccm-audit check`` per time entry of the data folder, with the process's own base. It grows
+#: a little with the practice (longer ids, larger hash tables): the 1M patient-month benchmark practice (8.03M time
+#: entries, Parquet) peaks at 5.2-5.6 GB, 650-700 bytes per entry; a shard of 26.8M entries of the 10M practice (its
+#: default check, 3 shards) at 19.9 GiB, about 790 bytes per entry
+BYTES_PER_ENTRY = 800
 BASE_BYTES = 400 * 2 ** 20
 _SAMPLE = 2 ** 20  # bytes of a CSV file read to estimate its mean line length
 
