@@ -165,9 +165,8 @@ def check_log(log: pd.DataFrame, path, finding_keys: set[str], lines: pd.DataFra
     known = log["finding_key"].isin(finding_keys) | log["finding_key"].isin(added)
     fail(fb & ~known & _blank(log["original_message"]), "finding_key",
          lambda r: f"{r['finding_key']!r}: this audit raised no such finding")
-    pm = pd.MultiIndex.from_frame(months[["patient_id", "service_month"]].astype(str))
     unit_rows = d.isin(["confirm", "add"])
-    fail(unit_rows & ~pd.MultiIndex.from_frame(log[["patient_id", "service_month"]].astype(str)).isin(pm), "patient_id",
+    fail(unit_rows & ~_months_of(log).isin(_months_of(months)), "patient_id",
          lambda r: f"patient-month {r['patient_id']} {r['service_month']} is not in this audit")
     on_line = unit_rows & ~_blank(log["claim_id"])
     if on_line.any():
@@ -197,13 +196,10 @@ def log_refs(log: pd.DataFrame, finding_keys: set[str], lines: pd.DataFrame, mon
     """What one shard of a practice holds of the things the decisions in ``log`` name (the arguments of
     :func:`check_log`, kept only where the log names them): the decisions are checked once every shard is done, on
     these put together (:func:`refs_together`), with the result :func:`check_log` gives on the whole practice."""
-    named = set(log["finding_key"])
-    pairs = set(zip(log["patient_id"].astype(str), log["service_month"].astype(str)))
-    in_log = [(p, m) in pairs for p, m in zip(months["patient_id"].astype(str), months["service_month"].astype(str))]
     on_lines = lines["claim_id"].astype(str) + "|" + lines["line"].astype("int64").astype(str)
-    return {"finding_keys": finding_keys & named,
+    return {"finding_keys": finding_keys & set(log["finding_key"]),
             "lines": lines[on_lines.isin(set(_line_keys(log["claim_id"], log["line"]))).to_numpy()],
-            "months": months[np.asarray(in_log, dtype=bool)]}
+            "months": months[_months_of(months).isin(_months_of(log))]}
 
 
 def refs_together(refs: list[dict]) -> dict:
@@ -215,9 +211,12 @@ def refs_together(refs: list[dict]) -> dict:
 
 def on_months(log: pd.DataFrame, months: pd.DataFrame) -> pd.DataFrame:
     """The decisions on the patient-months of ``months`` (a shard's: its auditor-added findings are its own)."""
-    pairs = set(zip(months["patient_id"].astype(str), months["service_month"].astype(str)))
-    mine = [(p, m) in pairs for p, m in zip(log["patient_id"].astype(str), log["service_month"].astype(str))]
-    return log[np.asarray(mine, dtype=bool)]
+    return log[_months_of(log).isin(_months_of(months))]
+
+
+def _months_of(df: pd.DataFrame) -> pd.MultiIndex:
+    """(patient_id, service_month) of each row as text, as :func:`check_log` matches them."""
+    return pd.MultiIndex.from_frame(df[["patient_id", "service_month"]].astype(str))
 
 
 def record_decision(path: str | Path, finding: dict | pd.Series, decision: str, reviewer: str, reason: str = "",

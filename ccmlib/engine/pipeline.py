@@ -338,7 +338,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
         data_quality=data_quality,
         run={}, facts=facts)
     result.decisions = decisions
-    result.review_trail = review.trail(result.findings, log) if overrides else None
+    result.review_trail = review.trail(result.findings, log) if overrides and whole is None else None  # (shards: merged)
     result.run = _run_record(practice, facts.period, ids, status, fee_table, fee_notes, fees, conditions, result, started)
     result.run["fee_schedule"].update(_pricing_summary(result.claim_lines, fee_table, qp_npis))
     result.run["fee_schedule"].update(medicare_share=refdata.MEDICARE_SHARE, sequestration_rates=sorted(
@@ -348,7 +348,7 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
                                    "source": facts.visits_from_source, "declared_by": visits_declared_by}
     result.run["profile"] = prof.to_json()
     result.run["data_months"] = months_with_data
-    if overrides:
+    if overrides and whole is None:  # a shard's decisions are counted on the merged findings (shards._merge)
         result.run["overrides"] = overrides_record(overrides, result.review_trail)
     result.log_refs = log_refs
     return result
