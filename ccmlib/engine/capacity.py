@@ -104,7 +104,6 @@ def memory_limit(text: str | None, available: int | None = None) -> tuple[int | 
 
     from ccmlib.errors import InputError
 
-    available = available_bytes() if available is None else available
     if text is None or str(text).strip().endswith("%"):
         share = DEFAULT_SHARE if text is None else None
         if text is not None:
@@ -114,6 +113,7 @@ def memory_limit(text: str | None, available: int | None = None) -> tuple[int | 
                 share = -1.0
             if not 0 < share <= 1:
                 raise InputError(f"--memory-limit {text}: a share of the memory available is more than 0% and at most 100%")
+        available = available_bytes() if available is None else available  # (a size needs no reading of it)
         if available is None:
             return None, ""
         return int(available * share), f"the memory limit is {_gb(int(available * share))} ({share:.0%} of the {_gb(available)} available" + (
@@ -142,6 +142,11 @@ def _entries(folder: str | Path) -> tuple[Path, int] | None:
     return None if rows is None else (src.path, rows)
 
 
+def _holds(path: Path, rows: int) -> str:
+    """How many time entries a file holds, as the messages say it (a CSV's count is an estimate)."""
+    return f"{path}: {'holds' if path.suffix.lower() == '.parquet' else 'holds about'} {rows:,} time entries"
+
+
 def check_fits(folder: str | Path, available: int | None = None, shards: int = 1, jobs: int = 1, said: str | None = None) -> None:
     """Raise :class:`~ccmlib.errors.InputError` when the practice in ``folder`` clearly cannot be checked in the memory
     available (``available`` bytes, described by ``said``; default :func:`available_bytes`). Quiet when it fits, when
@@ -157,9 +162,8 @@ def check_fits(folder: str | Path, available: int | None = None, shards: int = 1
     need = needed_bytes(rows, shards, jobs)
     if available is None or need <= available:
         return
-    how = "holds" if path.suffix.lower() == ".parquet" else "holds about"
     raise InputError(
-        f"{path}: {how} {rows:,} time entries; checking them needs about {_gb(need)} of memory ("
+        f"{_holds(path, rows)}; checking them needs about {_gb(need)} of memory ("
         + (f"about {BYTES_PER_ENTRY} bytes per time entry at the engine's peak" if shards <= 1 else
            f"in {shards} shards, {jobs} at once") + f"), and {said or _gb(available) + ' is available'}. Export only the "
         f"audited months' time entries (the rules read no other month's time), "
@@ -187,7 +191,7 @@ def choose_shards(folder: str | Path, limit: str | None = None, shards: int | No
     if least > budget:
         from ccmlib.errors import InputError
         raise InputError(
-            f"{path}: {'holds' if path.suffix.lower() == '.parquet' else 'holds about'} {rows:,} time entries; checking them "
+            f"{_holds(path, rows)}; checking them "
             f"needs about {_gb(needed_bytes(rows))} of memory at once, and even in shards about {_gb(least)} (each table is "
             f"read and validated whole first, about {SHARDED_BYTES_PER_ENTRY} bytes per time entry, and each shard's "
             f"process needs {_gb(SHARD_BASE_BYTES)} beyond its rows), and {said}. Export only the audited months' time "

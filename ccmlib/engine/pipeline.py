@@ -261,10 +261,11 @@ def audit(data: str | Path | Practice, period: str | Period | None = None, start
     if log is not None and len(log):
         months = pd.DataFrame({"patient_id": facts.pm["patient_id"].astype(str), "service_month": key_to_label(facts.pm["mkey"].astype("int64"))})
         lines_ = facts.lines.assign(_pm=facts.lines["patient_id"].astype(str) + "|" + key_to_label(facts.lines["mkey"].astype("int64")))
+        keys = set(review.finding_key(raw))
         if whole is None:
-            review.check_log(log, overrides, set(review.finding_key(raw)), lines_, months, load_all())
+            review.check_log(log, overrides, keys, lines_, months, load_all())
         else:  # a shard: the log is checked when every shard is done, on what each holds of it (shards._merge)
-            log_refs = review.log_refs(log, set(review.finding_key(raw)), lines_, months)
+            log_refs = review.log_refs(log, keys, lines_, months)
         added = review.added_findings(log if whole is None else review.on_months(log, months), facts.lines, load_all())
         if len(added):
             added["mkey"] = [parse_period(m).first for m in added["service_month"]]
