@@ -27,8 +27,24 @@ TIMES = ["9:5", "24:00", "9:15", "09:15:00", "23:59", "00:00", "12:60", "1200", 
          "19:7", "09;15", "9:15 ", "099:1", "-1:00"]
 
 
+def pandas_mask_empty(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The oracle of ``validate._mask_empty``: the pandas masks it replaced."""
+    blank = text.isna() | (text == "")
+    return text.mask(blank), blank.to_numpy(dtype=bool)
+
+
+def pandas_in_range(d: pd.Series) -> pd.Series:
+    """The oracle of ``validate._in_range``: the pandas expression it replaced (then as nanoseconds, as its callers made it)."""
+    d = d.astype("datetime64[s]")
+    return d.where((d >= validate.DATE_MIN) & (d <= validate.DATE_MAX)).astype("datetime64[ns]")
+
+
 def general_code(monkeypatch) -> None:
     """Every fast path off: the code that ran before them."""
+    monkeypatch.setattr(validate, "_mask_empty", pandas_mask_empty)
+    monkeypatch.setattr(validate, "_in_range", pandas_in_range)
+    monkeypatch.setattr(validate, "_bools", lambda t: t.str.lower().map(validate._BOOL_MAP).astype("boolean"))
+    monkeypatch.setattr(validate, "_isin", lambda s, values: s.isin(values).to_numpy(dtype=bool, na_value=False))
     monkeypatch.setattr(validate, "_may_need_strip", lambda text: True)
     monkeypatch.setattr(validate, "_blank_fast", lambda text: None)
     monkeypatch.setattr(validate, "_has_none_of", lambda text, flags: False)
@@ -354,3 +370,71 @@ def test_a_key_out_of_order_is_found_distinct_as_pandas_finds_its_duplicates(see
     assert not validate._ascending_keys([ids])
     assert validate._distinct_text(pd.Series(["T9999999", "T10000000"], dtype="string"))
     assert validate._distinct_text(None) is False
+
+
+def test_a_table_without_problems_has_the_quality_rows_the_general_steps_give():
+    """``validate_table`` returns early for a table with no problem (most tables); its empty data-quality rows are the
+    ones the steps after it made of no rows (types, index), and each call gets its own copy."""
+    dq = pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
+    dq = dq[(dq["action"] == "rejected") | ~np.zeros(0, dtype=bool)]
+    dq["line"] = pd.Series(dtype="int64")
+    dq["table"], dq["file"] = "patients", "patients.csv"
+    want = dq[validate.DQ_COLUMNS]
+    raw = pd.DataFrame({"patient_id": ["P1", "P2"], "birth_date": ["1948-05-17", ""], "_line": [2, 3]})
+    ok, got = validate.validate_table(TABLES["patients"], raw, "patients.csv")
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert [str(t) for t in got.dtypes] == [str(t) for t in want.dtypes] and type(got.index) is type(want.index)
+    got["file"] = "x"  # as load_tables does
+    pd.testing.assert_frame_equal(validate.validate_table(TABLES["patients"], raw, "patients.csv")[1], want, check_exact=True)
+    empty = validate.empty_quality()
+    empty["line"] = 1.0
+    assert validate.empty_quality().dtypes.tolist() == [np.dtype(object)] * len(validate.DQ_COLUMNS)
+
+
+def test_consuming_the_raw_table_types_it_as_without_and_leaves_its_lines_and_unknown_columns():
+    raw = pd.DataFrame({"note": ["a", "b", "c"], "entry_id": ["T1", "T1", ""], "patient_id": ["P1", "P1", "P2"],
+                        "staff_id": ["S1", "", "S1"], "activity_date": ["2026-01-02", "x", "2026-01-03"], "minutes": ["5", "6", "7"],
+                        "description": ["d", "d", "d"], "extra": [1, 2, 3], "_line": [2, 3, 4]}, index=[5, 6, 7])
+    want_ok, want_dq = validate.validate_table(TABLES["time_entries"], raw.copy(), "t.csv")
+    given = raw.copy()
+    got_ok, got_dq = validate.validate_table(TABLES["time_entries"], given, "t.csv", consume=True)
+    pd.testing.assert_frame_equal(got_ok, want_ok, check_exact=True)
+    pd.testing.assert_frame_equal(got_dq, want_dq, check_exact=True)
+    pd.testing.assert_frame_equal(given, raw[["note", "extra", "_line"]])
+    assert len(got_dq) == 3  # the duplicate, the blank id, the date
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 1500])
+def test_a_column_without_values_is_typed_as_parsing_it_types_it(n, monkeypatch):
+    """A column the file lacks (or left empty) is typed without parsing: missing dates, numbers, whole numbers."""
+    for values in ([None] * n, [""] * n):
+        raw = pd.Series(values, dtype=object)
+        for kind, want in (("date", pd.Series([pd.NaT] * n, dtype="datetime64[ns]")), ("number", pd.Series([np.nan] * n, dtype="float64")),
+                           ("int", pd.Series([pd.NA] * n, dtype="Int64"))):
+            got, dq = validate.parse_column(raw, validate.Col("c", kind))
+            pd.testing.assert_series_equal(got, want, check_exact=True, check_index_type=True)
+            assert len(dq) == 0
+            with monkeypatch.context() as m:
+                general_code(m)
+                m.setattr(validate, "_blank_fast", lambda text: None)
+                text = validate._as_text(raw)
+                parsed = (pd.to_datetime(text.mask(text == ""), format="%Y-%m-%d", errors="coerce").astype("datetime64[ns]")
+                          if kind == "date" else pd.to_numeric(text.mask(text == ""), errors="coerce").astype("float64"))
+            pd.testing.assert_series_equal(got.astype(parsed.dtype) if kind == "int" else got, parsed, check_exact=True,
+                                           check_names=False)
+
+
+@pytest.mark.parametrize("values", [
+    ["true", "FALSE", "Yes", "n", "1", "0", "maybe", "", None, "T", "ｙ", "K", "\u212a", "yes ", "ｔｒｕｅ", "İ"],
+    [None, None], [], ["no"],
+])
+def test_booleans_and_value_sets_looked_up_in_arrow_as_pandas_maps_them(values):
+    text = pd.Series(values, dtype=object).astype(validate.TEXT)
+    pd.testing.assert_series_equal(validate._bools(text), text.str.lower().map(validate._BOOL_MAP).astype("boolean"),
+                                   check_exact=True)
+    for bound in (["verbal", "written"], ["true", "T"], ["Yes", None], []):
+        np.testing.assert_array_equal(validate._isin(text, bound), text.isin(bound).to_numpy(dtype=bool, na_value=False))
+    blank = text.isna() | (text == "")
+    masked, got_blank = validate._mask_empty(text)
+    pd.testing.assert_series_equal(masked, text.mask(blank), check_exact=True)
+    np.testing.assert_array_equal(got_blank, blank.to_numpy(dtype=bool))

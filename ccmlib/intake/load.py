@@ -201,6 +201,8 @@ def all_rejected(table: str, label: str, dq: pd.DataFrame, rows: int) -> str:
 
 
 def sort_quality(dq: pd.DataFrame) -> pd.DataFrame:
+    if len(dq) < 2:  # nothing to order (most small practices): the same columns, without the sort's steps
+        return dq.assign(line=pd.to_numeric(dq["line"], errors="coerce").astype("Int64")).reset_index(drop=True)
     order = {n: i for i, n in enumerate(TABLES)}
     dq = dq.assign(_t=dq["table"].map(order).fillna(99), line=pd.to_numeric(dq["line"], errors="coerce").astype("Int64"))
     return dq.sort_values(["_t", "line", "column", "problem"], kind="mergesort", na_position="first").drop(columns="_t").reset_index(drop=True)

@@ -54,7 +54,14 @@ TEXT = pd.StringDtype("pyarrow")  # vectorized string kernels (pyarrow is a depe
 def _as_text(s: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(s) and s.dropna().mod(1).eq(0).all():
         s = s.astype("Int64")  # 123.0 from a Parquet/Excel number column -> "123"
-    text = s.astype(TEXT)
+    # what ``astype`` does to an object column or (a no-op cast) to an Arrow ``str`` one, without its dispatch, which is
+    # most of the time on small tables
+    if s.dtype == object:
+        text = pd.Series(pd.arrays.ArrowStringArray._from_sequence(s.to_numpy(), dtype=TEXT), index=s.index, name=s.name, copy=False)
+    elif isinstance(s.array, pd.arrays.ArrowStringArray) and s.dtype != TEXT:
+        text = pd.Series(pd.arrays.ArrowStringArray(s.array._pa_array, dtype=TEXT), index=s.index, name=s.name, copy=False)
+    else:
+        text = s.astype(TEXT)
     return text.str.strip() if _may_need_strip(text) else text  # most exports have no padded value: no copy of the column
 
 
@@ -129,22 +136,42 @@ def _has_none_of(text: pd.Series, flags: np.ndarray) -> bool:
     return True
 
 
-def _blank_fast(text: pd.Series) -> pd.Series | None:
-    """``text.isna()`` as a boolean Series when a ``string[pyarrow]`` column has no empty value (then it is also
+def _blank_fast(text: pd.Series) -> np.ndarray | None:
+    """``text.isna()`` as a numpy mask when a ``string[pyarrow]`` column has no empty value (then it is also
     ``text.isna() | (text == "")`` and masking the blanks changes nothing); None when it has one or is stored otherwise."""
+    chunks = _string_chunks(text)
+    if chunks is None:
+        return None
+    blank = []
+    for ch in chunks:
+        valid, offsets, _ = _layout(ch)
+        if len(valid) < len(ch):  # no value buffer (a chunk of nulls only)
+            valid = np.zeros(len(ch), dtype=bool)
+        empty = offsets[1:] == offsets[:-1]  # empty text, or (usually) a missing value
+        if empty.any() and (empty & valid).any():
+            return None
+        blank.append(~valid)
+    return blank[0] if len(blank) == 1 else np.concatenate(blank) if blank else np.zeros(0, dtype=bool)
+
+
+def _mask_empty(text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """``text.mask(blank)`` and ``blank = text.isna() | (text == "")`` (as a numpy mask), by Arrow kernels chunk by
+    chunk: a column with empty values (most CSV exports) is masked without pandas' per-operation cost."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     chunks = _string_chunks(text)
     if chunks is None:
-        return None
+        blank = (text.isna() | (text == "")).to_numpy(dtype=bool, na_value=True)
+        return text.mask(blank), blank
+    kept, blank = [], []
     for ch in chunks:
-        offsets = _layout(ch)[1]
-        empty = offsets[1:] == offsets[:-1]  # empty text, or (usually) a missing value
-        if empty.any() and (empty & ch.is_valid().to_numpy(zero_copy_only=False)).any():
-            return None
-    blank = pc.is_null(pa.chunked_array(chunks, type=chunks[0].type) if chunks else pa.chunked_array([], pa.large_string()))
-    return pd.Series(pd.arrays.ArrowExtensionArray(blank), index=text.index)  # bool[pyarrow], the type ``text == ""`` gives
+        empty = pc.equal(pc.binary_length(ch), 0)  # null for a missing value
+        kept.append(pc.if_else(empty, pa.scalar(None, ch.type), ch))
+        blank.append(pc.fill_null(empty, True).to_numpy(zero_copy_only=False))
+    arr = pa.chunked_array(kept, type=chunks[0].type) if chunks else text.array._pa_array
+    out = pd.Series(pd.arrays.ArrowStringArray(arr, dtype=TEXT), index=text.index, name=text.name, copy=False)
+    return out, (np.concatenate(blank) if blank else np.zeros(0, dtype=bool))
 
 
 def _fixed5(text: pd.Series) -> np.ndarray:
@@ -255,11 +282,16 @@ def _times(text: pd.Series) -> pd.Series:
 DATE_MIN, DATE_MAX = pd.Timestamp("1800-01-01"), pd.Timestamp("2199-12-31")
 
 
+_LO, _HI = np.datetime64(DATE_MIN, "s"), np.datetime64(DATE_MAX, "s")
+
+
 def _in_range(d: pd.Series) -> pd.Series:
     """Dates outside 1800-2199 as missing (9999-12-31 or 0954-05-31 are typos or placeholders, and would not fit
-    the nanosecond timestamps every later step uses)."""
-    d = d.astype("datetime64[s]")
-    return d.where((d >= DATE_MIN) & (d <= DATE_MAX))
+    the nanosecond timestamps every later step uses), as ``datetime64[ns]`` (compared in whole seconds); in numpy,
+    a few operations whatever the column's length."""
+    v = d.to_numpy().astype("datetime64[s]")
+    ok = (v >= _LO) & (v <= _HI)  # NaT compares False
+    return pd.Series(np.where(ok, v, np.datetime64("NaT", "s")).astype("datetime64[ns]"), index=d.index, name=d.name, copy=False)
 
 
 def _whole_days_in_range(raw: pd.Series) -> pd.Series | None:
@@ -310,39 +342,95 @@ INT_LIMIT = 2 ** 63
 
 def _whole(out: pd.Series, shown: pd.Series, name: str) -> tuple[pd.Series, list[pd.DataFrame]]:
     """A float column as whole numbers (Int64): a fraction is "not a whole number", a magnitude of 2**63 or more
-    (1e30) "too large" (both rejected, rather than a cast that fails the whole load)."""
-    frac = out.notna() & (out % 1 != 0)
-    huge = out.notna() & ~frac & (out.abs() >= INT_LIMIT)
+    (1e30) "too large" (both rejected, rather than a cast that fails the whole load). The masks in numpy (``%`` is
+    numpy's remainder: infinity has none, so it is "not a whole number")."""
+    v = out.to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        frac = ~np.isnan(v) & (np.remainder(v, 1) != 0)
+        huge = ~np.isnan(v) & ~frac & (np.abs(v) >= float(INT_LIMIT))
     probs = [p for p in (_problems(frac, name, "not a whole number", shown),
                          _problems(huge, name, f"too large for a whole number (beyond ±{INT_LIMIT - 1:,})", shown)) if len(p)]
-    return out.where(~frac & ~huge).astype("Int64"), probs
+    drop = frac | huge
+    if drop.any():
+        out = pd.Series(np.where(drop, np.nan, v), index=out.index, name=out.name, copy=False)
+    return out.astype("Int64"), probs
+
+
+def _isin(s: pd.Series, values: list) -> np.ndarray:
+    """``s.isin(values).to_numpy()``: for Arrow text and strings, the one Arrow lookup pandas makes, without the Series
+    and the Arrow scalar pandas makes of each value first (milliseconds for a list of a hundred codes)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (isinstance(s.array, pd.arrays.ArrowStringArray) and values and all(type(v) is str for v in values)):
+        return s.isin(values).to_numpy(dtype=bool, na_value=False)
+    arr = s.array._pa_array
+    return np.array(pc.is_in(arr, value_set=pa.array(values, type=arr.type)), dtype=np.bool_)  # a missing value: False
+
+
+def _missing(s: pd.Series) -> np.ndarray:
+    """``s.isna()`` as a numpy mask, asked of the column's array (no Series made)."""
+    return np.asarray(s.array.isna(), dtype=bool)
+
+
+_BOOL_KEYS = None
+
+
+def _bools(t: pd.Series) -> pd.Series:
+    """``t.str.lower().map(_BOOL_MAP).astype("boolean")`` for Arrow text: the same lower-casing kernel (pandas'
+    ``str.lower``), then one Arrow lookup of the lower-cased values among the words (a value not among them, or
+    missing, is missing) instead of pandas' ``map``, which costs milliseconds even on a few rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    global _BOOL_KEYS
+    arr = getattr(t.array, "_pa_array", None)
+    if not isinstance(t.array, pd.arrays.ArrowStringArray) or arr is None:
+        return t.str.lower().map(_BOOL_MAP).astype("boolean")
+    if _BOOL_KEYS is None:
+        _BOOL_KEYS = (pa.array(list(_BOOL_MAP), type=pa.large_string()), np.array(list(_BOOL_MAP.values()), dtype=bool))
+    keys, values = _BOOL_KEYS
+    at = pc.index_in(pc.utf8_lower(arr), value_set=keys)  # null: not a word (or missing)
+    at = np.asarray(pc.fill_null(at, -1).to_numpy(zero_copy_only=False), dtype=np.int64) if len(arr) else np.zeros(0, dtype=np.int64)
+    missing = at < 0
+    data = values[np.where(missing, 0, at)] & ~missing  # False under the mask
+    return pd.Series(pd.arrays.BooleanArray(data, missing), index=t.index, name=t.name, copy=False)
+
+
+def _one(probs: list[pd.DataFrame]) -> pd.DataFrame:
+    """The problems of a column as one frame: the shared empty one, a single one as it is (concatenating it alone
+    would only copy it), or several concatenated."""
+    probs = [p for p in probs if len(p)]
+    return _NO_PROBLEMS if not probs else probs[0] if len(probs) == 1 else pd.concat(probs, ignore_index=True)
 
 
 def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tuple[pd.Series, pd.DataFrame]:
     """Typed series and the problems found in one column (dates in ``date_format``, mapping.yml's ``dates:``; ISO
-    by default)."""
+    by default). The masks are numpy arrays and a column with no value is typed without being parsed: on the small
+    tables of most practices and tests, pandas' cost per operation, not the rows, is the time."""
     kind = col.kind
     if kind == "date" and (days := _whole_days_in_range(raw)) is not None:  # typed Parquet dates: nothing to normalize or reject
         return days, _NO_PROBLEMS
     if kind == "date" and pd.api.types.is_datetime64_any_dtype(raw):
         d = pd.to_datetime(raw).dt.tz_localize(None).dt.normalize()
         ok = _in_range(d)
-        return ok.astype("datetime64[ns]"), _problems(d.notna() & ok.isna(), col.name,
-                                                      f"date out of range (expected a year from {DATE_MIN.year} to {DATE_MAX.year})",
-                                                      d)  # formatted in _problems, for the rejected rows only
+        return ok, _problems(~_missing(d) & _missing(ok), col.name,
+                             f"date out of range (expected a year from {DATE_MIN.year} to {DATE_MAX.year})",
+                             d)  # formatted in _problems, for the rejected rows only
     if kind == "bool" and pd.api.types.is_bool_dtype(raw):
-        return raw.astype("boolean"), _problems(raw.isna() & False, col.name, "")
+        return raw.astype("boolean"), _NO_PROBLEMS
     if kind in ("number", "int") and pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         out = raw.astype("float64")
         if kind != "int":
-            return out, _problems(out.isna() & False, col.name, "not a whole number", raw)
+            return out, _NO_PROBLEMS
         out, probs = _whole(out, raw, col.name)
-        return out, (pd.concat(probs, ignore_index=True) if probs else _problems(out.isna() & False, col.name, ""))
+        return out, _one(probs)
     text = _as_text(raw)
     blank = _blank_fast(text)
     if blank is None:  # some values are empty text: they are blanks
-        blank = text.isna() | (text == "")
-        text = text.mask(blank)
+        text, blank = _mask_empty(text)
+    filled = ~blank
+    none = not filled.any()  # no value at all (a column the file lacks, or left empty): nothing to parse
     probs = []
     if not col.blank_ok:
         probs.append(_problems(blank, col.name, "required value is blank"))
@@ -357,39 +445,47 @@ def parse_column(raw: pd.Series, col: Col, date_format: str | None = None) -> tu
         out = text if _has_none_of(text, _UPPER) else text.str.lower()
     elif kind == "date":
         fmt = date_format or dates.ISO
-        if fmt == dates.ISO:
+        if none:
+            parsed = pd.Series(np.full(len(text), np.datetime64("NaT", "ns")), index=text.index, name=text.name, copy=False)
+        elif fmt == dates.ISO:
             parsed = _per_distinct(text, lambda t: _in_range(pd.to_datetime(t, format="%Y-%m-%d", errors="coerce")))
-            retry = (~blank & parsed.isna()).to_numpy()
+            retry = filled & _missing(parsed)
             if retry.any():  # also YYYY-MM-DD 00:00:00 (Excel dates read as text)
                 t = text[retry]
                 ok = t.str.match(_DATE_RE).fillna(False).astype(bool)
                 parsed[retry] = _in_range(pd.to_datetime(t.where(ok).str.slice(0, 10), format="%Y-%m-%d", errors="coerce")).to_numpy()
         else:
             parsed = _per_distinct(text, lambda t: _in_range(dates.parse(t, fmt)))
-        out = parsed.astype("datetime64[ns]")
-        bad = ~blank & out.isna()
-        early_late = bad & text.str.match(r"^\d{4}-").fillna(False).astype(bool) & ~text.str.slice(0, 4).between(str(DATE_MIN.year), str(DATE_MAX.year))
-        problem = f"not a valid date (expected {fmt})"
-        if dates.majority_bad(blank.to_numpy(dtype=bool), bad.to_numpy(dtype=bool)):  # the column's format, not a few typos
-            problem += dates.hint(text[bad & ~early_late]) if fmt == dates.ISO else ""
-        probs.append(_problems(bad & ~early_late, col.name, problem, text))
-        probs.append(_problems(early_late, col.name, f"date out of range (expected a year from {DATE_MIN.year} to {DATE_MAX.year})", text))
+        out = parsed if parsed.dtype == np.dtype("datetime64[ns]") else parsed.astype("datetime64[ns]")
+        bad = filled & _missing(out)
+        if bad.any():  # a year before 1800 or after 2199 is out of range, anything else not a date
+            early_late = np.zeros(len(text), dtype=bool)
+            t = text[bad]
+            early_late[bad] = (t.str.match(r"^\d{4}-").fillna(False).astype(bool)
+                               & ~t.str.slice(0, 4).between(str(DATE_MIN.year), str(DATE_MAX.year))).to_numpy(dtype=bool, na_value=False)
+            problem = f"not a valid date (expected {fmt})"
+            if dates.majority_bad(blank, bad):  # the column's format, not a few typos
+                problem += dates.hint(text[bad & ~early_late]) if fmt == dates.ISO else ""
+            probs.append(_problems(bad & ~early_late, col.name, problem, text))
+            probs.append(_problems(early_late, col.name, f"date out of range (expected a year from {DATE_MIN.year} to {DATE_MAX.year})", text))
     elif kind == "time":
         out = _times(text)
-        probs.append(_problems(~blank & out.isna(), col.name, "not a valid time (expected HH:MM, 24 h)", text))
+        probs.append(_problems(filled & _missing(out), col.name, "not a valid time (expected HH:MM, 24 h)", text))
     elif kind == "bool":
-        out = _per_distinct(text, lambda t: t.str.lower().map(_BOOL_MAP)).astype("boolean")
-        probs.append(_problems(~blank & out.isna(), col.name, "not a boolean (expected true/false, yes/no, y/n or 1/0)", text))
+        out = _per_distinct(text, _bools)
+        probs.append(_problems(filled & _missing(out), col.name, "not a boolean (expected true/false, yes/no, y/n or 1/0)", text))
     elif kind in ("number", "int"):
-        out = _per_distinct(text, lambda t: pd.to_numeric(t, errors="coerce")).astype("float64")
-        probs.append(_problems(~blank & out.isna(), col.name, "not a number", text))
+        if none:
+            out = pd.Series(np.full(len(text), np.nan), index=text.index, name=text.name, copy=False)
+        else:
+            out = _per_distinct(text, lambda t: pd.to_numeric(t, errors="coerce")).astype("float64")
+        probs.append(_problems(filled & _missing(out), col.name, "not a number", text))
         if kind == "int":
             out, more = _whole(out, text, col.name)
             probs.extend(more)
     else:  # pragma: no cover - guarded by the schema declarations
         raise ValueError(f"unknown column kind {kind}")
-    probs = [p for p in probs if len(p)]
-    return out, (pd.concat(probs, ignore_index=True) if probs else _problems(blank & False, col.name, ""))
+    return out, _one(probs)
 
 
 @dataclass(frozen=True)
@@ -422,6 +518,8 @@ def declared_checks(table: Table) -> list[Check]:
 def _failing(s: pd.Series, check: Check) -> np.ndarray:
     """Positions of the values that fail the check (missing values never fail)."""
     if check.test == "isin":
+        if isinstance(s.array, pd.arrays.ArrowStringArray):
+            return np.flatnonzero(~_missing(s) & ~_isin(s, list(check.bound)))
         return np.flatnonzero((s.notna() & ~s.isin(list(check.bound))).to_numpy(dtype=bool, na_value=False))
     x = s.to_numpy(dtype="float64", na_value=np.nan)  # NaN compares False: a missing value passes
     return np.flatnonzero(x < check.bound if check.test == "ge" else x > check.bound)
@@ -530,7 +628,7 @@ def _table_rules(table: Table, df: pd.DataFrame) -> list[pd.DataFrame]:
         from ccmlib.reference.codes import CCM_CODES, CCM_LIKE, OTHER_994_G05
 
         code = df["cpt_code"]
-        like = code.str.match(CCM_LIKE).fillna(False).astype(bool) & ~code.isin(list(CCM_CODES) + list(OTHER_994_G05)).fillna(False)
+        like = code.str.match(CCM_LIKE).fillna(False).astype(bool).to_numpy() & ~_isin(code, list(CCM_CODES) + list(OTHER_994_G05))
         out.append(_problems(like, "cpt_code", "looks like a CCM-family code but is not one (typo?); the line is kept but not "
                              "audited as CCM: correct the code if it was meant to be " + ", ".join(CCM_CODES), code, action="flagged"))
     if table.name == "time_entries":  # in numpy: NaN where a time or the minutes are missing, and NaN compares False
@@ -566,32 +664,57 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str
                          f"(columns found: {have}; rename them with mapping.yml if the export uses other names: "
                          f"`ccm-audit inspect DATA_DIR` drafts one)")
     given, raw = raw, raw.reset_index(drop=True)
+    texts = None
+    if consume:  # the text columns taken out of both frames in one step (a column deleted from a frame costs a rebuild
+        # of its blocks, ~1 ms, twice per column), each let go of once typed
+        known = [c.name for c in table.cols if c.name in present]
+        texts = {c: raw[c] for c in known}
+        given.drop(columns=known, inplace=True)
+        raw = given.set_axis(raw.index, axis=0)  # its rows, _line and the other columns, on the same index object
     typed = {}
     probs = []
     for c in table.cols:
         if c.name in present:
-            typed[c.name], p = parse_column(raw[c.name], c, date_format)
+            typed[c.name], p = parse_column(texts.pop(c.name) if consume else raw[c.name], c, date_format)
             probs.append(p)
-            if consume:
-                del raw[c.name], given[c.name]
         else:
-            typed[c.name] = parse_column(pd.Series([None] * len(raw), dtype="object"), c)[0]
+            typed[c.name] = parse_column(pd.Series([None] * len(raw), index=raw.index, dtype="object"), c)[0]
     extra = [c for c in raw.columns if c not in typed and c != "_line"]
     columns = {**typed, **{c: raw[c] for c in extra}, "_line": pd.Series(raw["_line"].to_numpy(), index=raw.index, copy=False)}
-    df = pd.DataFrame(columns, copy=False)  # the typed columns as they are: no copy into 2-D blocks of 8M rows
+    # the typed columns as they are: no copy into 2-D blocks of 8M rows; all on raw's index (the same object: not aligned)
+    df = pd.DataFrame(columns, index=raw.index, copy=False)
     del columns, typed
     probs.append(_check_rows(table, df, "rejected"))
     probs.append(_check_rows(table, df, "flagged"))
     probs.extend(_table_rules(table, df))
     probs = [p for p in probs if len(p)]
-    dq = pd.concat(probs, ignore_index=True) if probs else pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
+    if not probs:  # most tables: no problem, no row left out
+        return df, _no_quality_rows(table.name, label)
+    dq = pd.concat(probs, ignore_index=True)
+    row, rejects = dq["row"].to_numpy(dtype="int64"), dq["action"].to_numpy() == "rejected"
     rejected = np.zeros(len(df), dtype=bool)
-    rejected[dq.loc[dq["action"] == "rejected", "row"].astype("int64").to_numpy()] = True
-    dq = dq[(dq["action"] == "rejected") | ~rejected[dq["row"].astype("int64").to_numpy()]]  # no flag on a rejected row
-    dq["line"] = df["_line"].to_numpy()[dq["row"].astype("int64").to_numpy()] if len(dq) else pd.Series(dtype="int64")
+    rejected[row[rejects]] = True
+    keep = rejects | ~rejected[row]  # no flag on a rejected row
+    dq = dq[keep]
+    dq["line"] = df["_line"].to_numpy()[row[keep]]
     dq["table"], dq["file"] = table.name, label
     accepted = _keep_rows(df, ~rejected) if rejected.any() else df  # no copy of a table without rejects
     return accepted, dq[DQ_COLUMNS]
+
+
+_NO_QUALITY_ROWS = []
+
+
+def _no_quality_rows(table: str, label: str) -> pd.DataFrame:
+    """The data-quality rows of a table without problems, as ``validate_table`` made them before it returned early for
+    such a table (the same steps on no rows; their types do not depend on the table or the file): made once, copied."""
+    if not _NO_QUALITY_ROWS:
+        dq = pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
+        dq = dq[np.zeros(0, dtype=bool)]
+        dq["line"] = pd.Series(dtype="int64")
+        dq["table"], dq["file"] = table, label
+        _NO_QUALITY_ROWS.append(dq[DQ_COLUMNS])
+    return _NO_QUALITY_ROWS[0].copy()
 
 
 def _keep_rows(df: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
@@ -607,5 +730,11 @@ def _keep_rows(df: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index, copy=False)
 
 
+_EMPTY_QUALITY = []
+
+
 def empty_quality() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in DQ_COLUMNS})
+    """A data-quality table with no row: made once and copied (a frame of seven empty columns costs a millisecond)."""
+    if not _EMPTY_QUALITY:
+        _EMPTY_QUALITY.append(pd.DataFrame({c: pd.Series(dtype="object") for c in DQ_COLUMNS}))
+    return _EMPTY_QUALITY[0].copy()
