@@ -250,3 +250,128 @@ def test_each_entrys_patient_month_is_the_one_an_sql_join_finds(months):
     empty = np.zeros(0, dtype="int64")
     assert len(sqlfacts.patient_month_rows(empty, empty, pairs["p"].to_numpy(), pairs["m"].to_numpy())) == 0
     assert (sqlfacts.patient_month_rows(left["p"].to_numpy(), left["m"].to_numpy(), empty, empty) == -1).all()
+
+
+# --------------------------------------------------------------------------- commencement (catalog v3) on DuckDB
+def _commencement_both(f, extra_who=None):
+    """facts.commencement_dates (one DuckDB query) and the pandas code it replaced (facts._commencement_dates) on the
+    facts' consents and CCM claims, for every (patient-month, billing NPI) of the lines, every patient-month for any
+    practitioner and ``extra_who``; the two frames must be equal, value for value and dtype for dtype."""
+    from ccmlib.engine.facts import _commencement_dates, commencement_dates
+
+    ccm = f.claims[f.claims["cpt_code"].isin(["99490", "99439", "99487", "99489", "99491", "99437", "G0506", "G0511"])]
+    who = pd.concat([f.lines[PM + ["billing_npi"]], f.pm[PM].assign(billing_npi=pd.Series(pd.NA, index=f.pm.index, dtype="string")),
+                     *([extra_who] if extra_who is not None else [])], ignore_index=True)
+    got = commencement_dates(f.consents, ccm, who)
+    w = who[PM + ["billing_npi"]].drop_duplicates().reset_index(drop=True)
+    w["billing_npi"] = w["billing_npi"].astype("string")
+    want = _commencement_dates(f.consents, ccm, w)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    return got
+
+
+def test_commencement_on_duckdb_is_the_pandas_codes(demo_facts, synth_facts):
+    for f in (demo_facts, synth_facts):
+        got = _commencement_both(f)
+        assert got["commencement"].notna().sum() > 0
+    assert got["reset"].notna().sum() > 0  # the generated practice has spans restarted after a revocation
+
+
+def test_commencement_edge_cases_on_duckdb_are_the_pandas_codes():
+    """Revocations of consents that cover the practitioner or not (practice-level, another's), a consent dated in the
+    revocation month, a consent without a date, claims by another practitioner, before and after a boundary, and a
+    practitioner who never billed the patient."""
+    from ccmlib.synth.examples import NPI, OTHER_NPI, chart, claim, practice
+
+    c = chart()
+    base = c["consents"][0]
+    c["consents"] = [dict(base, consent_date="2025-01-01", revoked_date="2025-06-10"),
+                     dict(base, consent_date="2025-06-20"),  # in the revocation month: coverage never lapsed
+                     dict(base, consent_date="2025-03-01", practitioner_npi=OTHER_NPI, revoked_date="2025-09-05"),
+                     dict(base, consent_date="2025-04-01", practitioner_npi="", revoked_date="2025-11-30"),
+                     dict(base, consent_date="2025-12-15"),
+                     dict(base, consent_date="")]
+    c["claims"] = [claim("C0", "99490", date="2025-02-10"), claim("C1", "99490", date="2025-10-10"),
+                   dict(claim("C2", "99490", date="2025-12-01"), billing_npi=OTHER_NPI), claim("C3", "99490")]
+    f = build_facts(practice(c), None)
+    # every practitioner in January 2026 and in October 2025 (after the other's revocation in September, whose month
+    # ends no span: the practice-level consent of April, revoked only in November, is the one in force then)
+    january, october = 2026 * 12, 2025 * 12 + 9
+    extra = pd.DataFrame({"patient_id": f.pm["patient_id"].iloc[:1].tolist() * 6, "mkey": [january] * 3 + [october] * 3,
+                          "billing_npi": pd.Series([OTHER_NPI, "1999999999", NPI] * 2, dtype="string")})
+    extra["patient_id"] = extra["patient_id"].astype(f.pm["patient_id"].dtype)
+    got = _commencement_both(f, extra)
+    # a practitioner never billing, covered only by the practice-level consent revoked in November: no commencement after
+    assert got.loc[got["billing_npi"] == "1999999999", "commencement"].isna().tolist() == [True, False]
+    other = got[got["billing_npi"] == OTHER_NPI].set_index("mkey")
+    assert other.loc[october, "reset"] is pd.NaT and other.loc[january, "reset"] == pd.Timestamp("2025-11-30")
+
+
+def test_visit_evidence_on_duckdb_is_the_pandas_codes(demo_facts, synth_facts):
+    """IV-01's visit found in the window (one DuckDB query) is the pandas merge it replaced (facts._visit_found), for
+    every (patient-month, billing NPI) of the lines and for any practitioner (REV-01's question)."""
+    from ccmlib.engine.facts import _visit_found, _visits, initiating_visit_status
+
+    for f in (demo_facts, synth_facts):
+        for who in (f.lines[PM + ["billing_npi"]], f.pm[PM].assign(billing_npi=pd.Series(pd.NA, index=f.pm.index, dtype="string"))):
+            st = initiating_visit_status(f, who)
+            want = _visit_found(st, _visits(f))
+            assert st["visit_found"].tolist() == want.tolist()
+            assert 0 < want.sum() < len(want)  # visits found and not found
+
+
+@pytest.mark.parametrize("visit_npi, found", [("", True), ("OTHER", False), ("NPI", True)])
+def test_a_visit_without_a_practitioner_counts_for_any_on_duckdb(visit_npi, found):
+    """An encounter row without practitioner_npi is a visit by any practitioner (catalog v3); one by another
+    practitioner is not the billing practitioner's: on DuckDB as in the pandas code."""
+    from ccmlib.engine.facts import _visit_found, _visits, initiating_visit_status
+    from ccmlib.synth.examples import NPI, OTHER_NPI, chart, practice
+
+    c = chart()
+    c["encounters"] = [dict(e, practitioner_npi={"": "", "OTHER": OTHER_NPI, "NPI": NPI}[visit_npi]) for e in c["encounters"]]
+    f = build_facts(practice(c), None)
+    st = initiating_visit_status(f, f.lines[PM + ["billing_npi"]])
+    assert st["visit_found"].tolist() == [found] == _visit_found(st, _visits(f)).tolist()
+
+
+def _consents_both(f, who):
+    from ccmlib.engine.facts import _consents_in_force, consents_in_force
+
+    got = consents_in_force(f.consents, who)
+    w = who.reset_index(drop=True).assign(_w=lambda d: np.arange(len(d)))
+    cols = ["consent_date", "practitioner_npi", "informed_cost_sharing", "informed_one_practitioner", "informed_right_to_stop",
+            "informed_availability", "revoked_date"]
+    pd.testing.assert_frame_equal(got, _consents_in_force(f.consents, w, cols), check_exact=True)
+    return got
+
+
+def test_the_consent_in_force_on_duckdb_is_the_pandas_codes(demo_facts, synth_facts):
+    """The consent in force per (patient-month, billing NPI; any for an unbilled month), with the counts before and the
+    other practitioners named (one DuckDB query), is the pandas code it replaced (facts._consents_in_force)."""
+    for f in (demo_facts, synth_facts):
+        who = f.consent_status[PM + ["billing_npi", "ref_date"]]
+        got = _consents_both(f, who)
+        assert got["consent_date"].notna().any() and got["consent_date"].isna().any() and (got["other_npis"] != "").any()
+
+
+def test_consent_in_force_edge_cases_on_duckdb_are_the_pandas_codes():
+    """Two consents of one date (the later row wins), a practice-level consent, two other practitioners (named in
+    order), a consent dated after the reference date, and a row without a reference date."""
+    from ccmlib.synth.examples import NPI, OTHER_NPI, chart, practice
+
+    c = chart()
+    base = c["consents"][0]
+    c["consents"] = [dict(base, consent_date="2025-05-01", informed_availability="no"), dict(base, consent_date="2025-05-01"),
+                     dict(base, consent_date="2025-04-01", practitioner_npi=""),
+                     dict(base, consent_date="2025-03-01", practitioner_npi="1999999999"),
+                     dict(base, consent_date="2025-02-01", practitioner_npi=OTHER_NPI),
+                     dict(base, consent_date="2026-06-01")]
+    f = build_facts(practice(c), None)
+    p = f.pm["patient_id"].iloc[:1].tolist() * 5
+    who = pd.DataFrame({"patient_id": pd.Series(p, dtype=f.pm["patient_id"].dtype), "mkey": [2026 * 12] * 4 + [2025 * 12 + 3],
+                        "billing_npi": pd.Series([NPI, pd.NA, OTHER_NPI, NPI, NPI], dtype="string"),
+                        "ref_date": pd.to_datetime(["2026-01-31", "2026-01-31", "2026-01-31", None, "2025-04-01"]).astype("datetime64[ns]")})
+    got = _consents_both(f, who)
+    assert got["other_npis"].tolist() == [f"{OTHER_NPI}, 1999999999", "", f"{NPI}, 1999999999", "", f"{OTHER_NPI}, 1999999999"]
+    assert got["informed_availability"].tolist()[:1] == [True] and got["consents_before"].tolist() == [5, 5, 5, 0, 3]
+    assert got["practitioner_npi"].isna().tolist()[-1]  # dated on the reference date: the practice-level consent

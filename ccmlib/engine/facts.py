@@ -18,7 +18,10 @@ from ccmlib.intake.fastops import arrow_text, distinct_rows, join_groups, lex_or
 from ccmlib.intake.load import Practice
 from ccmlib.paths import map_ordered, usable_cores
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
-from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes  # the time-entry facts on Arrow and DuckDB (issue #23)
+# the time-entry facts and commencement on Arrow and DuckDB (issue #23)
+from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes
+from ccmlib.engine.sqlfacts import commencement as sql_commencement, consent_in_force as sql_consent_in_force, \
+    visit_found as sql_visit_found
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
 
 PM = ["patient_id", "mkey"]
@@ -226,6 +229,20 @@ def consents_in_force(consents: pd.DataFrame, who: pd.DataFrame) -> pd.DataFrame
     w = who.reset_index(drop=True).assign(_w=lambda d: np.arange(len(d)))
     cols = ["consent_date", "practitioner_npi", "informed_cost_sharing", "informed_one_practitioner", "informed_right_to_stop",
             "informed_availability", "revoked_date"]
+    found = sql_consent_in_force(w, consents)  # one DuckDB query (issue #23); the pandas code below where it cannot
+    if found is not None:
+        has = found["pos"] >= 0
+        inforce = consents[cols].take(found["pos"][has]).assign(_w=np.flatnonzero(has))
+        out = w.merge(inforce[["_w", *cols]], on="_w", how="left")
+        out["consents_before"] = found["before"]
+        out["covering_before"] = found["covering"]
+        out["other_npis"] = pd.Series(found["others"], index=out.index, dtype=object).fillna("").astype(str)
+        return _revoked_ended(out)
+    return _consents_in_force(consents, w, cols)
+
+
+def _consents_in_force(consents: pd.DataFrame, w: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """:func:`consents_in_force` in pandas (the oracle of tests/test_sqlfacts.py); ``w`` numbered in ``_w``."""
     c = consents.assign(_row=consents["_line"] if "_line" in consents else np.arange(len(consents)))
     m = w[["_w", "patient_id", "billing_npi", "ref_date"]].merge(c[["patient_id", "_row", *cols]], on="patient_id")
     m = m[m["consent_date"] <= m["ref_date"]]
@@ -240,6 +257,10 @@ def consents_in_force(consents: pd.DataFrame, who: pd.DataFrame) -> pd.DataFrame
     out["consents_before"] = out["_w"].map(before).fillna(0).astype("int64")
     out["covering_before"] = out["_w"].map(cov.groupby("_w").size()).fillna(0).astype("int64")
     out["other_npis"] = out["_w"].map(names).fillna("").astype(str)
+    return _revoked_ended(out)
+
+
+def _revoked_ended(out: pd.DataFrame) -> pd.DataFrame:
     start = key_start(out["mkey"]).to_numpy() if len(out) else np.array([], dtype="datetime64[ns]")
     out["revoked_ended"] = (out["revoked_date"].notna() & (out["revoked_date"].to_numpy() < start)).astype(bool)
     return out.drop(columns="_w")
@@ -284,8 +305,18 @@ def commencement_dates(consents: pd.DataFrame, ccm_claims: pd.DataFrame, who: pd
     first consent covering the practitioner and the practitioner's first CCM claim for the patient, both in the current
     span: after the latest span boundary (:func:`span_boundaries`, the end of a revocation month) that ended before the
     service month. One boundary for consents and claims: a claim in the revocation month belongs to the old span."""
-    w = who[["patient_id", "mkey", "billing_npi"]].drop_duplicates().reset_index(drop=True).assign(_w=lambda d: np.arange(len(d)))
+    w = who[["patient_id", "mkey", "billing_npi"]].drop_duplicates().reset_index(drop=True)
     w["billing_npi"] = w["billing_npi"].astype("string")
+    found = sql_commencement(w, consents, ccm_claims)  # one DuckDB query (issue #23); this code where it cannot
+    if found is not None:
+        w["reset"], w["commencement"] = found
+        return w
+    return _commencement_dates(consents, ccm_claims, w)
+
+
+def _commencement_dates(consents: pd.DataFrame, ccm_claims: pd.DataFrame, w: pd.DataFrame) -> pd.DataFrame:
+    """:func:`commencement_dates` in pandas, for ``w`` its distinct rows (the oracle of tests/test_sqlfacts.py)."""
+    w = w.assign(_w=np.arange(len(w)))
     start = pd.Series(key_start(w["mkey"]).to_numpy() if len(w) else [], dtype="datetime64[ns]")
     bounds = span_boundaries(consents, w)
     r = w[["_w", "patient_id", "billing_npi"]].assign(start=start.to_numpy()).merge(bounds, on=["patient_id", "billing_npi"])
@@ -606,6 +637,15 @@ def _left_join_on_keys(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -
     return out
 
 
+def _visit_found(w: pd.DataFrame, v: pd.DataFrame) -> np.ndarray:
+    """:func:`~ccmlib.engine.sqlfacts.visit_found` in pandas (the oracle of tests/test_sqlfacts.py)."""
+    m = w[["patient_id", "billing_npi", "commencement", "window_start"]].assign(_i=np.arange(len(w))).merge(v, on="patient_id")
+    hit = (m["visit_date"] <= m["commencement"]) & (m["visit_date"] >= m["window_start"]) \
+        & (m["npi"].isna() | m["billing_npi"].isna() | (m["npi"] == m["billing_npi"]))
+    found = m.loc[hit.fillna(False).astype(bool), "_i"].unique()
+    return np.isin(np.arange(len(w)), found)
+
+
 def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:
     """For (patient_id, mkey, billing_npi) rows (npi <NA> = any practitioner), catalog v3: was there a qualifying visit
     (:func:`visit_evidence`, encounters and claims) by the practitioner from the same calendar date one year before
@@ -618,11 +658,8 @@ def initiating_visit_status(f: Facts, who: pd.DataFrame) -> pd.DataFrame:
                            ["patient_id", "mkey", "billing_npi"]).reset_index(drop=True)
     w["window_start"] = one_year_before(w["commencement"]).to_numpy()
     v = _visits(f)
-    m = w[["patient_id", "billing_npi", "commencement", "window_start"]].assign(_i=np.arange(len(w))).merge(v, on="patient_id")
-    hit = (m["visit_date"] <= m["commencement"]) & (m["visit_date"] >= m["window_start"]) \
-        & (m["npi"].isna() | m["billing_npi"].isna() | (m["npi"] == m["billing_npi"]))
-    found = m.loc[hit.fillna(False).astype(bool), "_i"].unique()
-    w["visit_found"] = np.isin(np.arange(len(w)), found)
+    found = sql_visit_found(w, v)  # one DuckDB query (issue #23); the pandas code where it cannot
+    w["visit_found"] = _visit_found(w, v) if found is None else found
     start = f.visits_from
     if pd.isna(start):
         w["covered"] = True

@@ -176,10 +176,7 @@ def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFra
             todo.append((status[-1], r))
 
     def run(item):
-        r = item[1]
-        out = r.func(facts)
-        return out.assign(rule_id=r.id, severity=out["severity"].fillna(r.severity) if len(out) else r.severity,
-                          cert_category=r.cert_category)
+        return item[1].func(facts)
 
     bar = None
     if progress:
@@ -193,8 +190,29 @@ def _run_rules(facts: Facts, ids: list[str], progress: bool) -> tuple[pd.DataFra
             bar.update()
     if bar is not None:
         bar.close()
-    raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["patient_id", "mkey", "scope", "rule_id", "severity"])
-    return raw, status
+    if not parts:
+        return pd.DataFrame(columns=["patient_id", "mkey", "scope", "rule_id", "severity"]), status
+    return _with_rule_columns(pd.concat(parts, ignore_index=True), [r for _, r in todo], [len(p) for p in parts]), status
+
+
+def _with_rule_columns(raw: pd.DataFrame, rules: list, sizes: list[int]) -> pd.DataFrame:
+    """The rules' raw findings, concatenated in the catalog's order (``sizes`` rows of each of ``rules``), with the
+    columns every finding carries from its rule: ``rule_id``, ``cert_category`` and the ``severity`` the finding did not
+    set (set once on the whole table, not on each rule's frame: a frame's new column costs pandas as much on one row as
+    on thousands). Text of pandas' default text dtype; ``severity`` as the rows left it (object), or text when there
+    are none."""
+    text = pd.Series(["x"]).dtype  # pandas' default text dtype
+    ids = np.repeat(np.array([r.id for r in rules], dtype=object), sizes)
+    if len(raw):
+        given = raw["severity"].to_numpy(dtype=object)
+        severity = pd.Series(np.where(pd.isna(given), np.repeat(np.array([r.severity for r in rules], dtype=object), sizes), given),
+                             index=raw.index, dtype=object)  # (an array of text would become pandas' text dtype)
+    else:
+        severity = pd.array([], dtype=text)
+    raw["severity"] = severity
+    raw["rule_id"] = pd.array(ids, dtype=text)
+    raw["cert_category"] = pd.array(np.repeat(np.array([r.cert_category for r in rules], dtype=object), sizes), dtype=text)
+    return raw
 
 
 def _second_phase(facts: Facts, ids, status, standing: pd.DataFrame, fee_table: pd.DataFrame, findings: pd.DataFrame,

@@ -603,3 +603,168 @@ def staff_rows_of(parts: list[list[tuple]]) -> list[dict]:
     return [{"staff_id": sid, "patient_months": int(total[sid][0]), "with_error": int(total[sid][1]),
              "error_rate": _rate(total[sid][1], total[sid][0]), "minutes_logged": int(round(math.fsum(total[sid][2]))),
              "minutes_counted": int(round(math.fsum(total[sid][3])))} for sid in order]
+
+#: CCM commencement (catalog v3) per row of w (i; patient code p, practitioner code n, NULL = any practitioner; the
+#: service month's first day): span boundaries are the last days of revocation months where the revoked consent is the
+#: one in force for the (patient, practitioner) pair at that day (the latest covering consent dated on or before it, by
+#: consent date, then row); the row's reset is the latest boundary before its month; commencement is the earlier of the
+#: first covering consent and the practitioner's first CCM claim after it (:func:`ccmlib.engine.facts.commencement_dates`,
+#: the pandas code it is held to)
+COMMENCEMENT_SQL = """
+WITH pairs AS (SELECT DISTINCT p, n FROM w),
+m AS (SELECT pairs.p, pairs.n, c.d, c.r, c.rev FROM pairs JOIN c ON c.p = pairs.p
+      WHERE c.d IS NOT NULL AND (c.n IS NULL OR pairs.n IS NULL OR c.n = pairs.n)),
+cand AS (SELECT DISTINCT p, n, last_day(rev) AS b FROM m WHERE rev IS NOT NULL),
+judged AS (SELECT cand.p, cand.n, cand.b, m.rev,
+                  row_number() OVER (PARTITION BY cand.p, cand.n, cand.b ORDER BY m.d DESC, m.r DESC) AS k
+           FROM cand JOIN m ON m.p = cand.p AND m.n IS NOT DISTINCT FROM cand.n WHERE m.d <= cand.b),
+bounds AS (SELECT p, n, b FROM judged WHERE k = 1 AND rev IS NOT NULL AND last_day(rev) = b),
+resets AS (SELECT w.i, max(bounds.b) AS reset FROM w JOIN bounds ON bounds.p = w.p AND bounds.n IS NOT DISTINCT FROM w.n
+           WHERE bounds.b < w.start GROUP BY w.i),
+ww AS (SELECT w.i, w.p, w.n, resets.reset FROM w LEFT JOIN resets ON resets.i = w.i),
+fc AS (SELECT ww.i, min(c.d) AS d FROM ww JOIN c ON c.p = ww.p
+       WHERE (c.n IS NULL OR ww.n IS NULL OR c.n = ww.n) AND (ww.reset IS NULL OR c.d > ww.reset) GROUP BY ww.i),
+fb AS (SELECT ww.i, min(k.d) AS d FROM ww JOIN k ON k.p = ww.p
+       WHERE (ww.n IS NULL OR k.n = ww.n) AND (ww.reset IS NULL OR k.d > ww.reset) GROUP BY ww.i)
+SELECT ww.i, CAST(ww.reset AS TIMESTAMP) AS reset, least(fc.d, fb.d) AS commencement
+FROM ww LEFT JOIN fc ON fc.i = ww.i LEFT JOIN fb ON fb.i = ww.i ORDER BY ww.i
+"""
+
+
+def commencement(w: pd.DataFrame, consents: pd.DataFrame, claims: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """(reset, commencement) as datetime64[ns] per row of ``w`` (patient_id, mkey, billing_npi; <NA> = any
+    practitioner), from the consents (patient_id, consent_date, practitioner_npi, revoked_date, _line) and the CCM
+    claim lines (patient_id, billing_npi, service_date): :data:`COMMENCEMENT_SQL`, one query. None where the patient ids
+    are not categoricals of one category list or a row of ``w`` has none (the pandas code then answers)."""
+    from ccmlib.engine.periods import key_start
+
+    pid = [d["patient_id"] for d in (w, consents, claims)]
+    if not all(isinstance(s.dtype, pd.CategoricalDtype) for s in pid) or not (pid[0].dtype == pid[1].dtype == pid[2].dtype) \
+            or (pid[0].cat.codes < 0).any():
+        return None
+    npis = [w["billing_npi"], consents["practitioner_npi"], claims["billing_npi"]]
+    codes, _ = pd.factorize(pd.concat([s.astype("string") for s in npis], ignore_index=True), use_na_sentinel=True)
+    cut = np.cumsum([len(s) for s in npis])[:-1]
+    wn, cn, kn = (pa.array(c, mask=c < 0, type=pa.int64()) for c in np.split(codes.astype("int64"), cut))
+
+    def p(s):
+        c = s.cat.codes.to_numpy(dtype="int64")
+        return pa.array(c, mask=c < 0)
+
+    def day(s):
+        return pa.array(np.asarray(s, dtype="datetime64[ns]"), type=pa.timestamp("ns"), from_pandas=True)
+
+    n = len(w)
+    start = key_start(w["mkey"]).to_numpy() if n else np.array([], dtype="datetime64[ns]")
+    row = consents["_line"].to_numpy(dtype="int64") if "_line" in consents else np.arange(len(consents), dtype="int64")
+    con = _connect()
+    try:
+        con.register("w", pa.table({"i": pa.array(np.arange(n, dtype="int64")), "p": p(pid[0]), "n": wn, "start": day(start)}))
+        con.register("c", pa.table({"p": p(pid[1]), "n": cn, "d": day(consents["consent_date"]), "r": pa.array(row),
+                                    "rev": day(consents["revoked_date"])}))
+        con.register("k", pa.table({"p": p(pid[2]), "n": kn, "d": day(claims["service_date"])}))
+        res = con.sql(COMMENCEMENT_SQL).to_arrow_table()
+    finally:
+        con.close()
+    return tuple(np.asarray(res.column(c).cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False), dtype="datetime64[ns]")
+                 for c in ("reset", "commencement"))
+
+
+
+#: IV-01's visit evidence per row of w (i; patient code p, practitioner code n, NULL = any practitioner; the row's
+#: commencement and its window's first day): is there a qualifying visit (v) of the patient by the practitioner (or
+#: by any, on either side) from the window's first day up to commencement (:func:`ccmlib.engine.facts.initiating_visit_status`,
+#: the pandas code it is held to)
+VISIT_SQL = """
+SELECT DISTINCT w.i FROM w JOIN v ON v.p = w.p
+WHERE v.d <= w.comm AND v.d >= w.ws AND (v.n IS NULL OR w.n IS NULL OR v.n = w.n)
+"""
+
+
+def visit_found(w: pd.DataFrame, visits: pd.DataFrame) -> np.ndarray | None:
+    """Per row of ``w`` (patient_id, billing_npi, commencement, window_start): a qualifying visit in the window among
+    ``visits`` (patient_id, visit_date, npi): :data:`VISIT_SQL`, one query. None where the patient ids are not
+    categoricals of one category list or a row of ``w`` has none (the pandas code then answers)."""
+    pid = [w["patient_id"], visits["patient_id"]]
+    if not all(isinstance(s.dtype, pd.CategoricalDtype) for s in pid) or pid[0].dtype != pid[1].dtype or (pid[0].cat.codes < 0).any():
+        return None
+    npis = [w["billing_npi"], visits["npi"]]
+    codes, _ = pd.factorize(pd.concat([s.astype("string") for s in npis], ignore_index=True), use_na_sentinel=True)
+    wn, vn = (pa.array(c, mask=c < 0, type=pa.int64()) for c in np.split(codes.astype("int64"), [len(w)]))
+
+    def p(s):
+        c = s.cat.codes.to_numpy(dtype="int64")
+        return pa.array(c, mask=c < 0)
+
+    def day(s):
+        return pa.array(np.asarray(s, dtype="datetime64[ns]"), type=pa.timestamp("ns"), from_pandas=True)
+
+    con = _connect()
+    try:
+        con.register("w", pa.table({"i": pa.array(np.arange(len(w), dtype="int64")), "p": p(pid[0]), "n": wn,
+                                    "comm": day(w["commencement"]), "ws": day(w["window_start"])}))
+        con.register("v", pa.table({"p": p(pid[1]), "n": vn, "d": day(visits["visit_date"])}))
+        hit = con.sql(VISIT_SQL).fetchnumpy()["i"]
+    finally:
+        con.close()
+    out = np.zeros(len(w), dtype=bool)
+    out[np.asarray(hit, dtype="int64")] = True
+    return out
+
+
+#: the consent in force per row of w (i; patient code p, practitioner n, NULL = any practitioner; the reference date):
+#: of the patient's consents (c: pos, its place in the table; r, its row) dated on or before the reference date, how many
+#: (before), how many cover the practitioner (covering: practice-level or its own), the latest of those by date, then
+#: row (pos), and the other practitioners named by the rest, in order, comma-separated
+#: (:func:`ccmlib.engine.facts.consents_in_force`, the pandas code it is held to)
+CONSENT_SQL = """
+WITH m AS (SELECT w.i, c.pos, c.d, c.r, c.n, (c.n IS NULL OR w.n IS NULL OR c.n = w.n) AS covers
+           FROM w JOIN c ON c.p = w.p WHERE c.d <= w.ref),
+ranked AS (SELECT i, pos, row_number() OVER (PARTITION BY i ORDER BY d DESC, r DESC) AS k FROM m WHERE covers)
+SELECT m.i, count(*) AS before, count(*) FILTER (WHERE covers) AS covering,
+       any_value(ranked.pos) FILTER (WHERE ranked.k = 1) AS pos,
+       string_agg(DISTINCT m.n, ', ' ORDER BY m.n) FILTER (WHERE NOT covers) AS others
+FROM m LEFT JOIN ranked ON ranked.i = m.i AND ranked.pos = m.pos GROUP BY m.i
+"""
+
+
+def consent_in_force(w: pd.DataFrame, consents: pd.DataFrame) -> dict[str, np.ndarray] | None:
+    """Per row of ``w`` (patient_id, billing_npi, ref_date): the position in ``consents`` of the consent in force (-1:
+    none), the consents dated on or before the reference date (``before``) and those covering the practitioner
+    (``covering``), and the other practitioners' NPIs (``others``, object; None: none): :data:`CONSENT_SQL`, one query.
+    None where the patient ids are not categoricals of one category list or a row of ``w`` has none (the pandas code
+    then answers)."""
+    pid = [w["patient_id"], consents["patient_id"]]
+    if not all(isinstance(s.dtype, pd.CategoricalDtype) for s in pid) or pid[0].dtype != pid[1].dtype or (pid[0].cat.codes < 0).any():
+        return None
+
+    def p(s):
+        c = s.cat.codes.to_numpy(dtype="int64")
+        return pa.array(c, mask=c < 0)
+
+    def day(s):
+        return pa.array(np.asarray(s, dtype="datetime64[ns]"), type=pa.timestamp("ns"), from_pandas=True)
+
+    def text(s):
+        s = s.astype("string")
+        return pa.array(s.astype(object).where(s.notna(), None).to_numpy(), type=pa.string())
+
+    n = len(w)
+    row = consents["_line"].to_numpy(dtype="int64") if "_line" in consents else np.arange(len(consents), dtype="int64")
+    con = _connect()
+    try:
+        con.register("w", pa.table({"i": pa.array(np.arange(n, dtype="int64")), "p": p(pid[0]), "n": text(w["billing_npi"]),
+                                    "ref": day(w["ref_date"])}))
+        con.register("c", pa.table({"pos": pa.array(np.arange(len(consents), dtype="int64")), "p": p(pid[1]),
+                                    "n": text(consents["practitioner_npi"]), "d": day(consents["consent_date"]), "r": pa.array(row)}))
+        res = con.sql(CONSENT_SQL).to_arrow_table()
+    finally:
+        con.close()
+    i = np.asarray(res.column("i").to_numpy(), dtype="int64")
+    out = {"pos": np.full(n, -1, dtype="int64"), "before": np.zeros(n, dtype="int64"), "covering": np.zeros(n, dtype="int64"),
+           "others": np.full(n, None, dtype=object)}
+    out["pos"][i] = np.asarray(res.column("pos").fill_null(-1).to_numpy(zero_copy_only=False), dtype="int64")
+    out["before"][i] = np.asarray(res.column("before").to_numpy(zero_copy_only=False), dtype="int64")
+    out["covering"][i] = np.asarray(res.column("covering").to_numpy(zero_copy_only=False), dtype="int64")
+    out["others"][i] = np.asarray(res.column("others").to_numpy(zero_copy_only=False), dtype=object)
+    return out

@@ -16,6 +16,12 @@ REF = resources.files("ccmlib") / "reference"
 
 
 def _read(name: str) -> pd.DataFrame:
+    """A bundled reference table as text, the caller's own copy (read once per process: every audit asks)."""
+    return _bundled(name).copy()
+
+
+@lru_cache(maxsize=None)
+def _bundled(name: str) -> pd.DataFrame:
     with resources.as_file(REF / name) as p:
         return pd.read_csv(p, dtype=str, keep_default_na=False)
 
@@ -36,6 +42,17 @@ def _user_csv(path: str | Path, columns: list[str], what: str) -> pd.DataFrame:
 
 def condition_map(extra: str | Path | None = None) -> pd.DataFrame:
     """ICD-10-CM prefix (upper case, no dot) -> chronic-condition category; ``extra`` CSV adds rows."""
+    if not extra:  # the bundled map is built once per process; each caller gets its own copy
+        return _bundled_map().copy()
+    return _condition_map(extra)
+
+
+@lru_cache(maxsize=1)
+def _bundled_map() -> pd.DataFrame:
+    return _condition_map(None)
+
+
+def _condition_map(extra: str | Path | None) -> pd.DataFrame:
     m = _read("chronic_conditions.csv")
     if extra:
         add = _user_csv(extra, ["prefix", "category"], "chronic-condition")
@@ -129,6 +146,18 @@ def fee_schedule(path: str | Path | None = None) -> tuple[pd.DataFrame, list[str
     rates in the same columns, or in the short form ``code, effective_from, effective_to, amount`` (one amount for
     both settings). Returns the table and notes (code, from, to, problem) for rows without an amount (none in the
     bundled table)."""
+    if not path:  # the bundled table is parsed once per process; each caller gets its own copy
+        fees, notes = _bundled_fees()
+        return fees.copy(), [dict(n) for n in notes]
+    return _fee_table(path)
+
+
+@lru_cache(maxsize=1)
+def _bundled_fees() -> tuple[pd.DataFrame, list[dict]]:
+    return _fee_table(None)
+
+
+def _fee_table(path: str | Path | None) -> tuple[pd.DataFrame, list[dict]]:
     if path:
         head = _user_csv(path, ["code"], "fee schedule")
         if "amount" in head.columns and "nonfacility_amount" not in head.columns:
@@ -215,6 +244,7 @@ def fee_for(codes: pd.Series, dates: pd.Series, fees: pd.DataFrame, facility: pd
     return pd.DataFrame({"amount": amount, "setting": setting, "conversion_factor": cf[group]}, index=codes.index)
 
 
+@lru_cache(maxsize=None)
 def code_date(code: str, what: str) -> pd.Timestamp:
     """A dated fact about a code from ``reference/code_dates.csv`` (e.g. G0511's last billable date), kept as data so
     that it can be corrected without a code change."""
