@@ -375,3 +375,53 @@ def test_consent_in_force_edge_cases_on_duckdb_are_the_pandas_codes():
     assert got["other_npis"].tolist() == [f"{OTHER_NPI}, 1999999999", "", f"{NPI}, 1999999999", "", f"{OTHER_NPI}, 1999999999"]
     assert got["informed_availability"].tolist()[:1] == [True] and got["consents_before"].tolist() == [5, 5, 5, 0, 3]
     assert got["practitioner_npi"].isna().tolist()[-1]  # dated on the reference date: the practice-level consent
+
+
+def _facts_both_ways(p, period, monkeypatch):
+    """build_facts with the chronic categories and the care plans in force found by DuckDB, and by the pandas code it
+    replaced (facts._conditions_and_plans): the patient-months and the categories must be equal."""
+    from ccmlib.engine import facts as F
+
+    got = build_facts(p, period)
+    with monkeypatch.context() as m:
+        m.setattr(F, "sql_conditions_and_plans", lambda *a: None)
+        want = build_facts(p, period)
+    pd.testing.assert_frame_equal(got.pm, want.pm, check_exact=True)
+    pd.testing.assert_frame_equal(got.conditions, want.conditions, check_exact=True)
+    return got
+
+
+def test_conditions_and_care_plans_on_duckdb_are_the_pandas_codes(monkeypatch):
+    from ccmlib.intake.load import load_practice
+    from ccmlib.synth.examples import practice
+    from ccmlib.synth.generator import build, parse_rates
+
+    t = build(300, "2026-01..2026-03", 11, parse_rates(["0.03"]))
+    t.pop("truth")
+    for p in (load_practice(Path(__file__).resolve().parents[1] / "data" / "demo"),
+              practice({k: v.astype(str).replace({"nan": ""}).to_dict("records") for k, v in t.items()})):
+        f = _facts_both_ways(p, None, monkeypatch)
+        assert f.pm["chronic_conditions"].between(1, 1).any() and (f.pm["chronic_conditions"] >= 2).any()
+        assert f.pm["plan_id"].notna().any() and f.pm["plan_id"].isna().any()
+
+
+def test_condition_and_care_plan_edge_cases_on_duckdb_are_the_pandas_codes(monkeypatch):
+    """A diagnosis resolved on the month's first day (active) and one the day before (not), an onset on the month's
+    last day (active) and one the day after (not), two diagnoses of one category; two plans created on the month's last
+    day (the later row in force) and one after it."""
+    from ccmlib.synth.examples import chart, practice
+
+    c = chart()
+    d = c["diagnoses"][0]
+    c["diagnoses"] = [dict(d, icd10_code="E119", onset_date="2024-01-01", resolved_date=""),
+                      dict(d, icd10_code="E1165", onset_date="2024-01-01", resolved_date=""),
+                      dict(d, icd10_code="J449", onset_date="2024-01-01", resolved_date="2026-01-01"),
+                      dict(d, icd10_code="N184", onset_date="2024-01-01", resolved_date="2025-12-31"),
+                      dict(d, icd10_code="I10", onset_date="2026-01-31", resolved_date=""),
+                      dict(d, icd10_code="F200", onset_date="2026-02-01", resolved_date="")]
+    cp = c["care_plans"][0]
+    c["care_plans"] = [dict(cp, plan_id="A", created_date="2025-12-01"), dict(cp, plan_id="B", created_date="2026-01-31"),
+                       dict(cp, plan_id="C", created_date="2026-01-31"), dict(cp, plan_id="D", created_date="2026-02-01")]
+    f = _facts_both_ways(practice(c), None, monkeypatch)
+    jan = f.pm[f.pm["service_month"] == "2026-01"].iloc[0]
+    assert jan["chronic_conditions"] == 3 and jan["plan_id"] == "C"  # diabetes, COPD, hypertension

@@ -21,7 +21,7 @@ from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, mont
 # the time-entry facts and commencement on Arrow and DuckDB (issue #23)
 from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes
 from ccmlib.engine.sqlfacts import commencement as sql_commencement, consent_in_force as sql_consent_in_force, \
-    visit_found as sql_visit_found
+    month_conditions_and_plans as sql_conditions_and_plans, visit_found as sql_visit_found
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
 
 PM = ["patient_id", "mkey"]
@@ -516,12 +516,18 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     cats = refdata.map_conditions(dx.loc[dx["valid"], "icd10_code"], condition_map)
     dxc = dx[dx["valid"]].merge(cats, left_on="icd10_code", right_on="code")
     dxc["_cc"] = pd.factorize(dxc["category"], use_na_sentinel=False)[0]
-    act = pm[PM + ["month_start", "month_end"]].merge(dxc[["patient_id", "category", "_cc", "onset_date", "resolved_date"]], on="patient_id")
-    act = act[(act["onset_date"].isna() | (act["onset_date"] <= act["month_end"]))
-              & (act["resolved_date"].isna() | (act["resolved_date"] >= act["month_start"]))]
-    # the distinct (patient-month, category) on the category's integer code (found once per diagnosis, before the merge
-    # repeats it per month)
-    ncat = act.drop_duplicates(PM + ["_cc"])[PM + ["category"]]
+    plans = tabs["care_plans"].reset_index(drop=True).assign(plan_row=lambda d: np.arange(len(d)))
+    # the distinct (patient-month, category) and the care plan in force per patient-month (the latest version created
+    # on or before the month's end): two DuckDB queries (issue #23); the pandas code where they cannot
+    found = sql_conditions_and_plans(pm, dxc, plans)
+    if found is None:
+        ncat, cp = _conditions_and_plans(pm, dxc, plans)
+    else:
+        ci, cj, pi, prow = found
+        ncat = pd.DataFrame({"patient_id": pm["patient_id"].take(ci).reset_index(drop=True),
+                             "mkey": pm["mkey"].take(ci).reset_index(drop=True), "category": dxc["category"].take(cj).reset_index(drop=True)})
+        cp = plans.take(prow).reset_index(drop=True).assign(patient_id=pm["patient_id"].take(pi).reset_index(drop=True),
+                                                             mkey=pm["mkey"].take(pi).reset_index(drop=True))
     pm = pm.merge(ncat.groupby(PM).size().rename("chronic_conditions").reset_index(), on=PM, how="left")
     pm["chronic_conditions"] = pm["chronic_conditions"].fillna(0).astype("int64")
 
@@ -536,10 +542,6 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     consent_status = consents_in_force(consents, who)
     anyone = pm[PM].assign(billing_npi=pd.Series(pd.NA, index=pm.index, dtype="string"))  # REV-01 asks for any practitioner
     comm = commencement_dates(consents, ccm, pd.concat([who[PM + ["billing_npi"]], anyone], ignore_index=True))
-    # care plan in force: latest version created on/before the month's end
-    plans = tabs["care_plans"].reset_index(drop=True).assign(plan_row=lambda d: np.arange(len(d)))
-    cp = pm[PM + ["month_end"]].merge(plans, on="patient_id")
-    cp = cp[cp["created_date"] <= cp["month_end"]].sort_values(PM + ["created_date", "plan_row"], kind="mergesort").drop_duplicates(PM, keep="last")
     plan_cols = [c.name for c in TABLES["care_plans"].cols if c.name != "patient_id"]
     pm = pm.merge(cp[PM + plan_cols].rename(columns={c: f"plan_{c}" if not c.startswith("plan_") else c for c in plan_cols}), on=PM, how="left")
 
@@ -550,6 +552,19 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
                  consents=consents, consent_status=consent_status, plans=plans, encounters=enc, commencement=comm, missing=missing, totals=totals,
                  conditions=ncat.reset_index(drop=True), patients=tabs.get("patients"), condition_map=condition_map,
                  visits_from=visits_from, visits_from_source=visits_source)
+
+
+def _conditions_and_plans(pm: pd.DataFrame, dxc: pd.DataFrame, plans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The chronic categories active per patient-month (patient_id, mkey, category; the first diagnosis of each) and the
+    care plan in force (the plans' rows with patient_id, mkey), in pandas (the oracle of tests/test_sqlfacts.py)."""
+    act = pm[PM + ["month_start", "month_end"]].merge(dxc[["patient_id", "category", "_cc", "onset_date", "resolved_date"]], on="patient_id")
+    act = act[(act["onset_date"].isna() | (act["onset_date"] <= act["month_end"]))
+              & (act["resolved_date"].isna() | (act["resolved_date"] >= act["month_start"]))]
+    # the distinct (patient-month, category) on the category's integer code
+    ncat = act.drop_duplicates(PM + ["_cc"])[PM + ["category"]].reset_index(drop=True)
+    cp = pm[PM + ["month_end"]].merge(plans, on="patient_id")
+    cp = cp[cp["created_date"] <= cp["month_end"]].sort_values(PM + ["created_date", "plan_row"], kind="mergesort").drop_duplicates(PM, keep="last")
+    return ncat, cp
 
 
 def period_of(keys) -> Period:

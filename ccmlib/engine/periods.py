@@ -32,13 +32,21 @@ def quarter_label(key: int) -> str:
     return f"{key // 12}Q{key % 12 // 3 + 1}"
 
 
+#: month key of 1970-01, numpy's month zero
+_EPOCH_KEY = 1970 * 12
+
+
 def key_start(keys) -> pd.Series:
-    keys = np.asarray(keys, dtype="int64")
-    return pd.Series(pd.to_datetime({"year": keys // 12, "month": keys % 12 + 1, "day": 1}))
+    """The first day of each month key, as ``datetime64[us]`` (what pandas assembles from year, month and day), by
+    numpy's month arithmetic."""
+    months = np.asarray(keys, dtype="int64") - _EPOCH_KEY
+    return pd.Series(months.astype("datetime64[M]").astype("datetime64[us]"))
 
 
 def key_end(keys) -> pd.Series:
-    return key_start(keys) + pd.offsets.MonthEnd(0)
+    """The last day of each month key, as ``datetime64[us]``."""
+    months = np.asarray(keys, dtype="int64") - _EPOCH_KEY + 1
+    return pd.Series((months.astype("datetime64[M]").astype("datetime64[D]") - np.timedelta64(1, "D")).astype("datetime64[us]"))
 
 
 def _month(text: str, what: str) -> int:

@@ -768,3 +768,52 @@ def consent_in_force(w: pd.DataFrame, consents: pd.DataFrame) -> dict[str, np.nd
     out["covering"][i] = np.asarray(res.column("covering").to_numpy(zero_copy_only=False), dtype="int64")
     out["others"][i] = np.asarray(res.column("others").to_numpy(zero_copy_only=False), dtype=object)
     return out
+
+
+#: per patient-month (pm: i, patient code p, the month's first and last day): the chronic categories active in the
+#: month, each by its first diagnosis row (dx: j, in the table's order; cc, the category's number) with an onset on or
+#: before the month's end and no resolution before its start; and the care plan in force, the latest created on or
+#: before the month's end (by date, then row)
+ACTIVE_SQL = """
+SELECT pm.i, min(dx.j) AS j FROM pm JOIN dx ON dx.p = pm.p
+WHERE (dx.onset IS NULL OR dx.onset <= pm.month_end) AND (dx.resolved IS NULL OR dx.resolved >= pm.month_start)
+GROUP BY pm.i, dx.cc ORDER BY pm.i, j
+"""
+PLAN_SQL = """
+SELECT i, row FROM (SELECT pm.i, cp.row, row_number() OVER (PARTITION BY pm.i ORDER BY cp.created DESC, cp.row DESC) AS k
+                    FROM pm JOIN cp ON cp.p = pm.p WHERE cp.created <= pm.month_end) WHERE k = 1 ORDER BY i
+"""
+
+
+def month_conditions_and_plans(pm: pd.DataFrame, dx: pd.DataFrame, plans: pd.DataFrame) -> tuple[np.ndarray, ...] | None:
+    """For the patient-months ``pm`` (patient_id, month_start, month_end), the diagnoses ``dx`` (patient_id, _cc,
+    onset_date, resolved_date) and the care plans (patient_id, created_date): (pm rows, dx rows) of the categories
+    active in each month (:data:`ACTIVE_SQL`, in the order a merge of pm with dx and the first of each category keep),
+    and (pm rows, plan rows) of the plan in force (:data:`PLAN_SQL`). None where the patient ids are not categoricals of
+    one category list or a patient-month has none (the pandas code then answers)."""
+    pid = [pm["patient_id"], dx["patient_id"], plans["patient_id"]]
+    if not all(isinstance(s.dtype, pd.CategoricalDtype) for s in pid) or not (pid[0].dtype == pid[1].dtype == pid[2].dtype) \
+            or (pid[0].cat.codes < 0).any():
+        return None
+
+    def p(s):
+        c = s.cat.codes.to_numpy(dtype="int64")
+        return pa.array(c, mask=c < 0)
+
+    def day(s):
+        return pa.array(np.asarray(s, dtype="datetime64[ns]"), type=pa.timestamp("ns"), from_pandas=True)
+
+    con = _connect()
+    try:
+        con.register("pm", pa.table({"i": pa.array(np.arange(len(pm), dtype="int64")), "p": p(pid[0]),
+                                     "month_start": day(pm["month_start"]), "month_end": day(pm["month_end"])}))
+        con.register("dx", pa.table({"j": pa.array(np.arange(len(dx), dtype="int64")), "p": p(pid[1]),
+                                     "cc": pa.array(dx["_cc"].to_numpy(dtype="int64")), "onset": day(dx["onset_date"]),
+                                     "resolved": day(dx["resolved_date"])}))
+        con.register("cp", pa.table({"row": pa.array(np.arange(len(plans), dtype="int64")), "p": p(pid[2]),
+                                     "created": day(plans["created_date"])}))
+        active = con.sql(ACTIVE_SQL).fetchnumpy()
+        plan = con.sql(PLAN_SQL).fetchnumpy()
+    finally:
+        con.close()
+    return tuple(np.asarray(a, dtype="int64") for a in (active["i"], active["j"], plan["i"], plan["row"]))

@@ -135,6 +135,9 @@ def catalog() -> pd.DataFrame:
 
 def minutes_text(m: pd.Series) -> pd.Series:
     """Minutes as a message prints them: whole minutes without a decimal (33, not 33.0), a fraction to one decimal."""
-    v = m.fillna(0).astype(float).round(1)
-    whole = (v % 1 == 0).to_numpy()
-    return pd.Series(np.where(whole, v.round(0).astype("int64").astype(str), v.astype(str)), index=m.index)
+    v = m.to_numpy(dtype="float64", na_value=np.nan)
+    v = np.where(np.isnan(v), 0.0, v).round(1)
+    # the text of each distinct value (a handful), as Python writes the number; spread to the rows
+    uniq, at = np.unique(v, return_inverse=True)
+    text = np.array([str(int(u)) if u % 1 == 0 else str(float(u)) for u in uniq], dtype=object)
+    return pd.Series(text[at.reshape(-1)], index=m.index)
