@@ -13,6 +13,12 @@
   dates each threshold was first reached, and the running totals (:class:`RunningTotals`, which BILL-05 asks when a
   line's minutes were reached), read from the store in place.
 - :func:`staff_breakdown`: run.json's per-staff figures, one query over the store.
+- The facts per patient-month and practitioner, one query each over Arrow columns of integer codes (the patients'
+  category codes, the NPIs factorized on one scale): :func:`commencement` (catalog v3's span boundaries and CCM
+  commencement), :func:`consent_in_force`, :func:`visit_found` (IV-01's visit in the window) and
+  :func:`month_conditions_and_plans` (the chronic categories active in each month and the care plan in force). Each
+  returns row numbers or values that :mod:`ccmlib.engine.facts` assembles into the frames its pandas code made (that
+  code stays as the answer where the patient ids are not one category list, and as the oracle in tests).
 
 Each is held to the pandas code it replaced by oracle tests (tests/test_entry_store.py, tests/test_sqlfacts.py).
 """
@@ -604,6 +610,39 @@ def staff_rows_of(parts: list[list[tuple]]) -> list[dict]:
              "error_rate": _rate(total[sid][1], total[sid][0]), "minutes_logged": int(round(math.fsum(total[sid][2]))),
              "minutes_counted": int(round(math.fsum(total[sid][3])))} for sid in order]
 
+def _codes(s: pd.Series) -> pa.Array:
+    """A categorical's codes as an Arrow integer column, a missing value as null (the patient ids of the queries below:
+    the tables share one category list, :func:`~ccmlib.engine.facts.encoded_tables`)."""
+    c = s.cat.codes.to_numpy(dtype="int64")
+    return pa.array(c, mask=c < 0)
+
+
+def _days(s) -> pa.Array:
+    """Dates as an Arrow nanosecond timestamp column, NaT as null."""
+    return pa.array(np.asarray(s, dtype="datetime64[ns]"), type=pa.timestamp("ns"), from_pandas=True)
+
+
+def _text(s: pd.Series) -> pa.Array:
+    """Text (an NPI) as an Arrow string column, a missing value as null."""
+    s = s.astype("string")
+    return pa.array(s.astype(object).where(s.notna(), None).to_numpy(), type=pa.string())
+
+
+def _npi_codes(*cols: pd.Series) -> list[pa.Array]:
+    """The practitioners' NPIs of several columns as integer codes on one scale (equal text, equal code), a missing
+    one as null."""
+    codes, _ = pd.factorize(pd.concat([s.astype("string") for s in cols], ignore_index=True), use_na_sentinel=True)
+    parts = np.split(codes.astype("int64"), np.cumsum([len(s) for s in cols])[:-1])
+    return [pa.array(c, mask=c < 0, type=pa.int64()) for c in parts]
+
+
+def _shared_patients(*cols: pd.Series) -> bool:
+    """The patient ids are categoricals of one category list, and the first column has no missing one: the queries
+    below then join on the codes (else the pandas code answers)."""
+    return all(isinstance(s.dtype, pd.CategoricalDtype) for s in cols) and all(s.dtype == cols[0].dtype for s in cols) \
+        and not (cols[0].cat.codes < 0).any()
+
+
 #: CCM commencement (catalog v3) per row of w (i; patient code p, practitioner code n, NULL = any practitioner; the
 #: service month's first day): span boundaries are the last days of revocation months where the revoked consent is the
 #: one in force for the (patient, practitioner) pair at that day (the latest covering consent dated on or before it, by
@@ -639,30 +678,19 @@ def commencement(w: pd.DataFrame, consents: pd.DataFrame, claims: pd.DataFrame) 
     from ccmlib.engine.periods import key_start
 
     pid = [d["patient_id"] for d in (w, consents, claims)]
-    if not all(isinstance(s.dtype, pd.CategoricalDtype) for s in pid) or not (pid[0].dtype == pid[1].dtype == pid[2].dtype) \
-            or (pid[0].cat.codes < 0).any():
+    if not _shared_patients(*pid):
         return None
-    npis = [w["billing_npi"], consents["practitioner_npi"], claims["billing_npi"]]
-    codes, _ = pd.factorize(pd.concat([s.astype("string") for s in npis], ignore_index=True), use_na_sentinel=True)
-    cut = np.cumsum([len(s) for s in npis])[:-1]
-    wn, cn, kn = (pa.array(c, mask=c < 0, type=pa.int64()) for c in np.split(codes.astype("int64"), cut))
-
-    def p(s):
-        c = s.cat.codes.to_numpy(dtype="int64")
-        return pa.array(c, mask=c < 0)
-
-    def day(s):
-        return pa.array(np.asarray(s, dtype="datetime64[ns]"), type=pa.timestamp("ns"), from_pandas=True)
+    wn, cn, kn = _npi_codes(w["billing_npi"], consents["practitioner_npi"], claims["billing_npi"])
 
     n = len(w)
     start = key_start(w["mkey"]).to_numpy() if n else np.array([], dtype="datetime64[ns]")
     row = consents["_line"].to_numpy(dtype="int64") if "_line" in consents else np.arange(len(consents), dtype="int64")
     con = _connect()
     try:
-        con.register("w", pa.table({"i": pa.array(np.arange(n, dtype="int64")), "p": p(pid[0]), "n": wn, "start": day(start)}))
-        con.register("c", pa.table({"p": p(pid[1]), "n": cn, "d": day(consents["consent_date"]), "r": pa.array(row),
-                                    "rev": day(consents["revoked_date"])}))
-        con.register("k", pa.table({"p": p(pid[2]), "n": kn, "d": day(claims["service_date"])}))
+        con.register("w", pa.table({"i": pa.array(np.arange(n, dtype="int64")), "p": _codes(pid[0]), "n": wn, "start": _days(start)}))
+        con.register("c", pa.table({"p": _codes(pid[1]), "n": cn, "d": _days(consents["consent_date"]), "r": pa.array(row),
+                                    "rev": _days(consents["revoked_date"])}))
+        con.register("k", pa.table({"p": _codes(pid[2]), "n": kn, "d": _days(claims["service_date"])}))
         res = con.sql(COMMENCEMENT_SQL).to_arrow_table()
     finally:
         con.close()
@@ -686,24 +714,15 @@ def visit_found(w: pd.DataFrame, visits: pd.DataFrame) -> np.ndarray | None:
     ``visits`` (patient_id, visit_date, npi): :data:`VISIT_SQL`, one query. None where the patient ids are not
     categoricals of one category list or a row of ``w`` has none (the pandas code then answers)."""
     pid = [w["patient_id"], visits["patient_id"]]
-    if not all(isinstance(s.dtype, pd.CategoricalDtype) for s in pid) or pid[0].dtype != pid[1].dtype or (pid[0].cat.codes < 0).any():
+    if not _shared_patients(*pid):
         return None
-    npis = [w["billing_npi"], visits["npi"]]
-    codes, _ = pd.factorize(pd.concat([s.astype("string") for s in npis], ignore_index=True), use_na_sentinel=True)
-    wn, vn = (pa.array(c, mask=c < 0, type=pa.int64()) for c in np.split(codes.astype("int64"), [len(w)]))
-
-    def p(s):
-        c = s.cat.codes.to_numpy(dtype="int64")
-        return pa.array(c, mask=c < 0)
-
-    def day(s):
-        return pa.array(np.asarray(s, dtype="datetime64[ns]"), type=pa.timestamp("ns"), from_pandas=True)
+    wn, vn = _npi_codes(w["billing_npi"], visits["npi"])
 
     con = _connect()
     try:
-        con.register("w", pa.table({"i": pa.array(np.arange(len(w), dtype="int64")), "p": p(pid[0]), "n": wn,
-                                    "comm": day(w["commencement"]), "ws": day(w["window_start"])}))
-        con.register("v", pa.table({"p": p(pid[1]), "n": vn, "d": day(visits["visit_date"])}))
+        con.register("w", pa.table({"i": pa.array(np.arange(len(w), dtype="int64")), "p": _codes(pid[0]), "n": wn,
+                                    "comm": _days(w["commencement"]), "ws": _days(w["window_start"])}))
+        con.register("v", pa.table({"p": _codes(pid[1]), "n": vn, "d": _days(visits["visit_date"])}))
         hit = con.sql(VISIT_SQL).fetchnumpy()["i"]
     finally:
         con.close()
@@ -735,28 +754,17 @@ def consent_in_force(w: pd.DataFrame, consents: pd.DataFrame) -> dict[str, np.nd
     None where the patient ids are not categoricals of one category list or a row of ``w`` has none (the pandas code
     then answers)."""
     pid = [w["patient_id"], consents["patient_id"]]
-    if not all(isinstance(s.dtype, pd.CategoricalDtype) for s in pid) or pid[0].dtype != pid[1].dtype or (pid[0].cat.codes < 0).any():
+    if not _shared_patients(*pid):
         return None
-
-    def p(s):
-        c = s.cat.codes.to_numpy(dtype="int64")
-        return pa.array(c, mask=c < 0)
-
-    def day(s):
-        return pa.array(np.asarray(s, dtype="datetime64[ns]"), type=pa.timestamp("ns"), from_pandas=True)
-
-    def text(s):
-        s = s.astype("string")
-        return pa.array(s.astype(object).where(s.notna(), None).to_numpy(), type=pa.string())
 
     n = len(w)
     row = consents["_line"].to_numpy(dtype="int64") if "_line" in consents else np.arange(len(consents), dtype="int64")
     con = _connect()
     try:
-        con.register("w", pa.table({"i": pa.array(np.arange(n, dtype="int64")), "p": p(pid[0]), "n": text(w["billing_npi"]),
-                                    "ref": day(w["ref_date"])}))
-        con.register("c", pa.table({"pos": pa.array(np.arange(len(consents), dtype="int64")), "p": p(pid[1]),
-                                    "n": text(consents["practitioner_npi"]), "d": day(consents["consent_date"]), "r": pa.array(row)}))
+        con.register("w", pa.table({"i": pa.array(np.arange(n, dtype="int64")), "p": _codes(pid[0]), "n": _text(w["billing_npi"]),
+                                    "ref": _days(w["ref_date"])}))
+        con.register("c", pa.table({"pos": pa.array(np.arange(len(consents), dtype="int64")), "p": _codes(pid[1]),
+                                    "n": _text(consents["practitioner_npi"]), "d": _days(consents["consent_date"]), "r": pa.array(row)}))
         res = con.sql(CONSENT_SQL).to_arrow_table()
     finally:
         con.close()
@@ -792,26 +800,18 @@ def month_conditions_and_plans(pm: pd.DataFrame, dx: pd.DataFrame, plans: pd.Dat
     and (pm rows, plan rows) of the plan in force (:data:`PLAN_SQL`). None where the patient ids are not categoricals of
     one category list or a patient-month has none (the pandas code then answers)."""
     pid = [pm["patient_id"], dx["patient_id"], plans["patient_id"]]
-    if not all(isinstance(s.dtype, pd.CategoricalDtype) for s in pid) or not (pid[0].dtype == pid[1].dtype == pid[2].dtype) \
-            or (pid[0].cat.codes < 0).any():
+    if not _shared_patients(*pid):
         return None
-
-    def p(s):
-        c = s.cat.codes.to_numpy(dtype="int64")
-        return pa.array(c, mask=c < 0)
-
-    def day(s):
-        return pa.array(np.asarray(s, dtype="datetime64[ns]"), type=pa.timestamp("ns"), from_pandas=True)
 
     con = _connect()
     try:
-        con.register("pm", pa.table({"i": pa.array(np.arange(len(pm), dtype="int64")), "p": p(pid[0]),
-                                     "month_start": day(pm["month_start"]), "month_end": day(pm["month_end"])}))
-        con.register("dx", pa.table({"j": pa.array(np.arange(len(dx), dtype="int64")), "p": p(pid[1]),
-                                     "cc": pa.array(dx["_cc"].to_numpy(dtype="int64")), "onset": day(dx["onset_date"]),
-                                     "resolved": day(dx["resolved_date"])}))
-        con.register("cp", pa.table({"row": pa.array(np.arange(len(plans), dtype="int64")), "p": p(pid[2]),
-                                     "created": day(plans["created_date"])}))
+        con.register("pm", pa.table({"i": pa.array(np.arange(len(pm), dtype="int64")), "p": _codes(pid[0]),
+                                     "month_start": _days(pm["month_start"]), "month_end": _days(pm["month_end"])}))
+        con.register("dx", pa.table({"j": pa.array(np.arange(len(dx), dtype="int64")), "p": _codes(pid[1]),
+                                     "cc": pa.array(dx["_cc"].to_numpy(dtype="int64")), "onset": _days(dx["onset_date"]),
+                                     "resolved": _days(dx["resolved_date"])}))
+        con.register("cp", pa.table({"row": pa.array(np.arange(len(plans), dtype="int64")), "p": _codes(pid[2]),
+                                     "created": _days(plans["created_date"])}))
         active = con.sql(ACTIVE_SQL).fetchnumpy()
         plan = con.sql(PLAN_SQL).fetchnumpy()
     finally:

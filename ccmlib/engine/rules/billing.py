@@ -134,6 +134,8 @@ def bill_03(f: Facts) -> pd.DataFrame:
     ESRD services."""
     table = refdata.conflicts()
     c = f.claims[f.claims["mkey"].notna() & f.claims["cpt_code"].isin(set(table["code"]))]
+    if not len(c):  # no conflicting service billed at all (most practices' months): the empty findings of the end
+        return raw(f.lines[PM + ["billing_npi"]].iloc[:0], "npi", "")
     c = c.assign(mkey=c["mkey"].astype("int64")).merge(table.rename(columns={"code": "cpt_code"}), on="cpt_code")
     month = (c["mkey"] // 12).astype(str) + "-" + (c["mkey"] % 12 + 1).astype(str).str.zfill(2)
     c = c[((c["from_month"] == "") | (month >= c["from_month"])) & ((c["to_month"] == "") | (month <= c["to_month"]))]
