@@ -18,7 +18,7 @@ from ccmlib.intake.fastops import arrow_text, distinct_rows, join_groups, lex_or
 from ccmlib.intake.load import Practice
 from ccmlib.paths import map_ordered, usable_cores
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
-# the time-entry facts and commencement on Arrow and DuckDB (issue #23)
+# the time-entry facts and the facts per patient-month and practitioner on Arrow and DuckDB (issue #23)
 from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes
 from ccmlib.engine.sqlfacts import commencement as sql_commencement, consent_in_force as sql_consent_in_force, \
     month_conditions_and_plans as sql_conditions_and_plans, visit_found as sql_visit_found
