@@ -261,6 +261,7 @@ def _consents_in_force(consents: pd.DataFrame, w: pd.DataFrame, cols: list[str])
 
 
 def _revoked_ended(out: pd.DataFrame) -> pd.DataFrame:
+    """The consent in force's revocation month ended before the service month (CONS-03), added; the row numbers dropped."""
     start = key_start(out["mkey"]).to_numpy() if len(out) else np.array([], dtype="datetime64[ns]")
     out["revoked_ended"] = (out["revoked_date"].notna() & (out["revoked_date"].to_numpy() < start)).astype(bool)
     return out.drop(columns="_w")

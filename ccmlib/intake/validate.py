@@ -7,6 +7,8 @@ the typed table, a ``flagged`` row is kept. Nothing is dropped without a data-qu
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -689,7 +691,7 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str
     probs.extend(_table_rules(table, df))
     probs = [p for p in probs if len(p)]
     if not probs:  # most tables: no problem, no row left out
-        return df, _no_quality_rows(table.name, label)
+        return df, _no_quality_rows()
     dq = pd.concat(probs, ignore_index=True)
     row, rejects = dq["row"].to_numpy(dtype="int64"), dq["action"].to_numpy() == "rejected"
     rejected = np.zeros(len(df), dtype=bool)
@@ -702,19 +704,19 @@ def validate_table(table: Table, raw: pd.DataFrame, label: str, date_format: str
     return accepted, dq[DQ_COLUMNS]
 
 
-_NO_QUALITY_ROWS = []
-
-
-def _no_quality_rows(table: str, label: str) -> pd.DataFrame:
+def _no_quality_rows() -> pd.DataFrame:
     """The data-quality rows of a table without problems, as ``validate_table`` made them before it returned early for
-    such a table (the same steps on no rows; their types do not depend on the table or the file): made once, copied."""
-    if not _NO_QUALITY_ROWS:
-        dq = pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
-        dq = dq[np.zeros(0, dtype=bool)]
-        dq["line"] = pd.Series(dtype="int64")
-        dq["table"], dq["file"] = table, label
-        _NO_QUALITY_ROWS.append(dq[DQ_COLUMNS])
-    return _NO_QUALITY_ROWS[0].copy()
+    such a table (the same steps on no rows; their types depend on neither the table nor the file): a copy of one."""
+    return _no_quality_rows_once().copy()
+
+
+@lru_cache(maxsize=1)
+def _no_quality_rows_once() -> pd.DataFrame:
+    dq = pd.DataFrame(columns=["row", "column", "problem", "value", "action"])
+    dq = dq[np.zeros(0, dtype=bool)]
+    dq["line"] = pd.Series(dtype="int64")
+    dq["table"], dq["file"] = "", ""
+    return dq[DQ_COLUMNS]
 
 
 def _keep_rows(df: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
@@ -730,11 +732,11 @@ def _keep_rows(df: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index, copy=False)
 
 
-_EMPTY_QUALITY = []
-
-
 def empty_quality() -> pd.DataFrame:
-    """A data-quality table with no row: made once and copied (a frame of seven empty columns costs a millisecond)."""
-    if not _EMPTY_QUALITY:
-        _EMPTY_QUALITY.append(pd.DataFrame({c: pd.Series(dtype="object") for c in DQ_COLUMNS}))
-    return _EMPTY_QUALITY[0].copy()
+    """A data-quality table with no row: a copy of one made once (a frame of seven empty columns costs a millisecond)."""
+    return _empty_quality_once().copy()
+
+
+@lru_cache(maxsize=1)
+def _empty_quality_once() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in DQ_COLUMNS})
