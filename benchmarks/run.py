@@ -61,22 +61,37 @@ print(len(s))
 """
 
 
+def _children(p) -> list:
+    try:
+        return p.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
 def measure(cmd: list[str], label: str) -> dict:
     """Run a command; its wall time and peak RSS: the larger of the process tree's RSS (sampled every 20 ms, summed
     over the processes alive at once) and the kernel's maximum resident set of the process and the children it waited
-    for (wait4's ru_maxrss, exact for one process however short its peak)."""
+    for (wait4's ru_maxrss, exact for one process however short its peak). CPU seconds: the larger of wait4's (the
+    process and the children it waited for) and the sum over every process of the tree last sampled (the check in
+    shards forks its steps from a fork server, which waits for them, not the check)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err)
-        tree, peak = psutil.Process(proc.pid), 0
+        tree, peak, cpu_of = psutil.Process(proc.pid), 0, {}
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            try:
-                peak = max(peak, tree.memory_info().rss + sum(c.memory_info().rss for c in tree.children(recursive=True)))
-            except psutil.Error:
-                pass
+            rss = 0
+            for p in [tree, *_children(tree)]:
+                try:
+                    with p.oneshot():
+                        rss += p.memory_info().rss
+                        t = p.cpu_times()
+                        cpu_of[p.pid] = t.user + t.system
+                except psutil.Error:
+                    pass
+            peak = max(peak, rss)
             time.sleep(0.02)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -86,7 +101,7 @@ def measure(cmd: list[str], label: str) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{label} failed ({proc.returncode}):\n{stderr[-3000:]}")
     peak = max(peak, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
-    cpu = usage.ru_utime + usage.ru_stime  # CPU seconds of the process and its children: less sensitive to a busy machine
+    cpu = max(usage.ru_utime + usage.ru_stime, sum(cpu_of.values()))  # less sensitive to a busy machine than wall time
     return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb": round(peak / 2**20), "stdout": stdout.strip()[-200:]}
 
 
