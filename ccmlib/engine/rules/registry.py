@@ -11,6 +11,7 @@ present, overrides the rule's default (BILL-03 has both). An auditor's added fin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -105,7 +106,15 @@ def raw(df: pd.DataFrame, scope: str, message, **cols) -> pd.DataFrame:
     data["severity"] = col(cols.pop("severity", None))
     if cols:
         raise TypeError(f"unknown columns {sorted(cols)}")
+    if not n:  # most rules find nothing on most charts: the empty frame of these dtypes, built once
+        return _empty_raw(tuple(v.dtype for v in data.values())).copy(deep=False)
     return pd.DataFrame(data)  # the keys above are RAW_COLUMNS, in order (naming them again costs a reindex)
+
+
+@lru_cache(maxsize=None)
+def _empty_raw(dtypes: tuple) -> pd.DataFrame:
+    """No raw findings, with the columns and dtypes :func:`raw` gives them (a copy of it is returned, never itself)."""
+    return pd.DataFrame({c: np.array([], dtype=d) for c, d in zip(RAW_COLUMNS, dtypes)})
 
 
 def not_documented(df: pd.DataFrame, prefix: str, elements, drop: str = "") -> pd.Series:
