@@ -354,6 +354,17 @@ def test_the_consent_in_force_on_duckdb_is_the_pandas_codes(demo_facts, synth_fa
         assert got["consent_date"].notna().any() and got["consent_date"].isna().any() and (got["other_npis"] != "").any()
 
 
+def test_patient_ids_listing_their_categories_in_another_order_are_not_joined_on_codes(demo_facts):
+    """pandas calls two unordered categoricals equal when they list the same categories in another order, but their
+    codes differ: the queries must not join such columns on codes (the pandas code answers them)."""
+    who = demo_facts.consent_status[PM + ["billing_npi", "ref_date"]]
+    pid = who["patient_id"]
+    flipped = pid.cat.reorder_categories(pid.cat.categories[::-1])
+    assert flipped.dtype == pid.dtype and not sqlfacts._shared_patients(flipped, demo_facts.consents["patient_id"])
+    got = _consents_both(demo_facts, who.assign(patient_id=flipped))
+    pd.testing.assert_frame_equal(got.drop(columns="patient_id"), _consents_both(demo_facts, who).drop(columns="patient_id"))
+
+
 def test_consent_in_force_edge_cases_on_duckdb_are_the_pandas_codes():
     """Two consents of one date (the later row wins), a practice-level consent, two other practitioners (named in
     order), a consent dated after the reference date, and a row without a reference date."""
@@ -425,3 +436,125 @@ def test_condition_and_care_plan_edge_cases_on_duckdb_are_the_pandas_codes(monke
     f = _facts_both_ways(practice(c), None, monkeypatch)
     jan = f.pm[f.pm["service_month"] == "2026-01"].iloc[0]
     assert jan["chronic_conditions"] == 3 and jan["plan_id"] == "C"  # diabetes, COPD, hypertension
+
+
+# --------------------------------------------------------------------------- the judged consent (CONS-05) on DuckDB
+def _episode_both(patient_id, dates, consents, npi=None) -> pd.DataFrame:
+    """facts.consent_episode (the judged consent found by one DuckDB query) and the pandas code it replaced
+    (facts._consent_episode): the DuckDB path is taken, and the two frames are equal, value, dtype and index."""
+    from ccmlib.engine.facts import _consent_episode, consent_episode
+
+    assert sqlfacts.consent_judged(patient_id, dates, npi, consents) is not None
+    got = consent_episode(patient_id, dates, consents, npi)
+    pd.testing.assert_frame_equal(got, _consent_episode(patient_id, dates, consents, npi), check_exact=True)
+    return got
+
+
+def _episode_rows(f) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(patient, date, practitioner) rows of a practice: every time entry with its month's judged practitioner, and per
+    consent its own date, its revocation date, the last day of that month and the day after, for its practitioner and
+    for the practice (<NA>); the rows of consents without a patient left out."""
+    from ccmlib.engine.facts import _month_end
+
+    e, c = f.entries, f.consents[f.consents["patient_id"].notna().to_numpy()]
+    end = _month_end(c["revoked_date"])
+    dates = [e["activity_date"], c["consent_date"], c["revoked_date"], end, end + pd.Timedelta(days=1)]
+    npis = [e["judged_npi"].astype("string")] + [c["practitioner_npi"].astype("string")] * 4
+    pid = pd.concat([e["patient_id"]] + [c["patient_id"]] * 8, ignore_index=True)
+    npi = pd.concat(npis + [pd.Series(pd.NA, index=c.index, dtype="string")] * 4, ignore_index=True)
+    return pid, pd.concat(dates + dates[1:], ignore_index=True).astype("datetime64[ns]"), npi
+
+
+def test_the_judged_consent_on_duckdb_is_the_pandas_codes(demo_facts, synth_facts):
+    """The judged consent's revocation per (patient, date, practitioner) of the entries and around every consent and
+    revocation (one DuckDB query) is the pandas code it replaced, for the practitioner and for any; also with the
+    consents in reverse order (a consent's row is its line, not its place) and without their line numbers."""
+    for f in (demo_facts, synth_facts):
+        pid, dates, npi = _episode_rows(f)
+        for consents in (f.consents, f.consents.iloc[::-1], f.consents.drop(columns="_line")):
+            for who in (npi, None):
+                got = _episode_both(pid, dates, consents, who)
+                assert got["after_revocation"].any() and (got["revoked_date"].notna() & ~got["after_revocation"]).any()
+
+
+def _consents(rows) -> pd.DataFrame:
+    """Consents (patient_id, consent_date, practitioner_npi, revoked_date) as build_facts holds them, numbered by line."""
+    c = pd.DataFrame(rows, columns=["patient_id", "consent_date", "practitioner_npi", "revoked_date"])
+    return pd.DataFrame({"patient_id": pd.Categorical(c["patient_id"], categories=[f"P{k}" for k in range(1, 9)]),
+                         "consent_date": pd.to_datetime(c["consent_date"]).astype("datetime64[ns]"),
+                         "practitioner_npi": c["practitioner_npi"].astype("string"),
+                         "revoked_date": pd.to_datetime(c["revoked_date"]).astype("datetime64[ns]"),
+                         "_line": np.arange(2, len(c) + 2)})
+
+
+def _day_texts(s: pd.Series) -> list[str]:
+    return s.dt.strftime("%Y-%m-%d").fillna("-").tolist()
+
+
+def test_judged_consent_edge_cases_on_duckdb_are_the_pandas_codes():
+    """Two consents on one date (the later row is judged, whichever of them is revoked), a covering practice-level
+    consent against a later revoked consent of another practitioner, no covering consent (the latest of any), no
+    practitioner (the latest of any), a date before every consent, a date on a consent's date, a missing date, a consent
+    without a date, a patient without consents, and revocations in the date's month (not after), on its last day and
+    in the month before (after); the consents also in reverse row order and without line numbers."""
+    from ccmlib.synth.examples import NPI, OTHER_NPI
+
+    third = "1999999999"
+    consents = _consents([
+        ("P1", "2025-05-01", NPI, "2025-05-15"), ("P1", "2025-05-01", NPI, None),  # one date: the second row is judged
+        ("P1", "2025-08-01", NPI, None), ("P1", "2025-08-01", NPI, "2025-08-10"),  # one date: the second, revoked
+        ("P2", "2025-02-01", None, None), ("P2", "2025-06-01", OTHER_NPI, "2025-06-10"),  # practice-level, then another's
+        ("P3", "2025-01-01", OTHER_NPI, None), ("P3", "2025-03-01", third, "2025-03-05"),  # none covers NPI
+        ("P4", "2025-01-01", NPI, None), ("P4", None, NPI, "2025-04-02"),  # the undated consent is never judged
+        ("P5", "2025-01-01", NPI, "2025-06-10"), ("P5", "2025-08-01", NPI, None),  # a new consent on August 1st
+        ("P6", "2025-01-01", None, "2025-03-31"), ("P6", "2025-02-01", OTHER_NPI, None),  # revoked on the month's last day
+        ("P8", "2025-01-01", NPI, "2025-01-20")])  # another patient's revocation
+    rows = [  # (patient, date, practitioner, revoked_date, after_revocation)
+        ("P1", "2025-07-01", NPI, None, False), ("P1", "2025-07-01", None, None, False), ("P1", "2025-05-01", NPI, None, False),
+        ("P1", "2025-09-15", NPI, "2025-08-10", True), ("P1", "2025-08-31", None, "2025-08-10", False),
+        ("P1", "2025-04-30", NPI, None, False), ("P1", None, NPI, None, False), ("P1", None, None, None, False),
+        ("P2", "2025-08-01", NPI, None, False), ("P2", "2025-08-01", None, "2025-06-10", True),
+        ("P2", "2025-08-01", OTHER_NPI, "2025-06-10", True), ("P2", "2025-05-31", OTHER_NPI, None, False),
+        ("P3", "2025-05-01", NPI, "2025-03-05", True), ("P3", "2025-02-01", NPI, None, False),
+        ("P3", "2025-05-01", OTHER_NPI, None, False), ("P3", "2025-03-31", third, "2025-03-05", False),
+        ("P4", "2025-06-01", NPI, None, False), ("P4", "2024-12-31", NPI, None, False),
+        ("P5", "2025-06-15", NPI, "2025-06-10", False), ("P5", "2025-06-30", NPI, "2025-06-10", False),
+        ("P5", "2025-07-01", NPI, "2025-06-10", True), ("P5", "2025-07-31", None, "2025-06-10", True),
+        ("P5", "2025-08-01", NPI, None, False), ("P5", "2025-08-01", None, None, False),
+        ("P6", "2025-04-01", NPI, "2025-03-31", True), ("P6", "2025-03-31", NPI, "2025-03-31", False),
+        ("P6", "2025-04-01", OTHER_NPI, None, False), ("P6", "2025-04-01", None, None, False),
+        ("P7", "2025-04-01", NPI, None, False)]
+    w = pd.DataFrame(rows, columns=["patient_id", "date", "npi", "revoked_date", "after"])
+    pid = pd.Series(pd.Categorical(w["patient_id"], dtype=consents["patient_id"].dtype), index=np.arange(len(w))[::-1])
+    dates = pd.to_datetime(w["date"]).astype("datetime64[ns]")
+    npi = w["npi"].astype("string")
+    for c in (consents, consents.iloc[::-1], consents.drop(columns="_line")):
+        got = _episode_both(pid, dates, c, npi)
+        pd.testing.assert_series_equal(got["revoked_date"], pd.to_datetime(w["revoked_date"]).astype("datetime64[ns]"))
+        assert got["after_revocation"].tolist() == w["after"].tolist()
+    # without line numbers a consent's row is its place: in reverse order the other consent of each date is judged
+    got = _episode_both(pid, dates, consents.drop(columns="_line").iloc[::-1], npi)
+    assert _day_texts(got["revoked_date"].iloc[[0, 3]]) == ["2025-05-15", "-"]
+    # no practitioner at all: the latest consent of any, every row
+    got = _episode_both(pid, dates, consents, None)
+    assert _day_texts(got["revoked_date"].iloc[[1, 8, 9, 12, 24]]) == ["-", "2025-06-10", "2025-06-10", "2025-03-05", "-"]
+
+
+def test_judged_consent_without_rows_or_dated_consents_and_with_other_patient_ids():
+    """No rows, only undated consents, no consents: the same empty or blank frames as the pandas code. Patient ids that
+    are text, or categoricals listing their categories in another order, are answered by the pandas code."""
+    from ccmlib.engine.facts import _consent_episode, consent_episode
+
+    consents = _consents([("P1", "2025-01-01", None, "2025-02-03"), ("P2", "2025-01-01", "1234567893", None)])
+    pid = pd.Series(pd.Categorical(["P1", "P2"], dtype=consents["patient_id"].dtype))
+    dates = pd.Series(pd.to_datetime(["2025-03-01", "2025-03-01"])).astype("datetime64[ns]")
+    _episode_both(pid.iloc[:0], dates.iloc[:0], consents)
+    _episode_both(pid, dates, consents.assign(consent_date=pd.NaT).astype({"consent_date": "datetime64[ns]"}))
+    _episode_both(pid, dates, consents.iloc[:0])
+    assert _episode_both(pid, dates, consents)["after_revocation"].tolist() == [True, False]
+    text = pid.astype("string")
+    assert sqlfacts.consent_judged(text, dates, None, consents) is None
+    pd.testing.assert_frame_equal(consent_episode(text, dates, consents), _consent_episode(pid, dates, consents))
+    flipped = pid.cat.reorder_categories(pid.cat.categories[::-1])
+    assert flipped.dtype == consents["patient_id"].dtype and sqlfacts.consent_judged(flipped, dates, None, consents) is None
+    pd.testing.assert_frame_equal(consent_episode(flipped, dates, consents), _consent_episode(pid, dates, consents))

@@ -21,7 +21,7 @@ from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, mont
 # the time-entry facts and the facts per patient-month and practitioner on Arrow and DuckDB (issue #23)
 from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes
 from ccmlib.engine.sqlfacts import commencement as sql_commencement, consent_in_force as sql_consent_in_force, \
-    month_conditions_and_plans as sql_conditions_and_plans, visit_found as sql_visit_found
+    consent_judged as sql_consent_judged, month_conditions_and_plans as sql_conditions_and_plans, visit_found as sql_visit_found
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
 
 PM = ["patient_id", "mkey"]
@@ -186,7 +186,22 @@ def consent_episode(patient_id: pd.Series, dates: pd.Series, consents: pd.DataFr
     yet). Catalog v3: the judged consent is the latest (by consent_date, then row) dated on or before the date that
     covers the practitioner ``npi`` (its own NPI or practice-level; <NA> = any practitioner), else, when none covers
     it (CONS-04's case), the patient's latest consent of any practitioner; so a revoked consent given to another
-    practitioner never puts this practitioner's activity outside consent."""
+    practitioner never puts this practitioner's activity outside consent. A row without a date has no judged consent.
+    Returns revoked_date (NaT where none) and after_revocation, numbered 0..n-1."""
+    n = len(dates)
+    pos = sql_consent_judged(patient_id, dates, npi, consents)  # one DuckDB query (issue #23); the pandas code where it cannot
+    if pos is None:
+        return _consent_episode(patient_id, dates, consents, npi)
+    rev = pd.Series(np.append(consents["revoked_date"].to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))[pos],
+                    index=range(n), dtype="datetime64[ns]")  # position -1 (no consent judged): the NaT appended
+    after = rev.notna().to_numpy() & (np.asarray(dates, dtype="datetime64[ns]") > _month_end(rev).to_numpy())
+    return pd.DataFrame({"revoked_date": rev, "after_revocation": after})
+
+
+def _consent_episode(patient_id: pd.Series, dates: pd.Series, consents: pd.DataFrame, npi: pd.Series | None = None) -> pd.DataFrame:
+    """:func:`consent_episode` in pandas, three ``merge_asof`` (any practitioner's, the practitioner's own and the
+    practice-level consents): the answer where the patient ids are not one category list, and the oracle of
+    tests/test_sqlfacts.py."""
     n = len(dates)
     out = pd.DataFrame({"revoked_date": pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]"),
                         "after_revocation": np.zeros(n, dtype=bool)})

@@ -15,10 +15,11 @@
 - :func:`staff_breakdown`: run.json's per-staff figures, one query over the store.
 - The facts per patient-month and practitioner, one query each over Arrow columns of integer codes (the patients'
   category codes, the NPIs factorized on one scale): :func:`commencement` (catalog v3's span boundaries and CCM
-  commencement), :func:`consent_in_force`, :func:`visit_found` (IV-01's visit in the window) and
-  :func:`month_conditions_and_plans` (the chronic categories active in each month and the care plan in force). Each
-  returns row numbers or values that :mod:`ccmlib.engine.facts` assembles into the frames its pandas code made (that
-  code stays as the answer where the patient ids are not one category list, and as the oracle in tests).
+  commencement), :func:`consent_in_force`, :func:`consent_judged` (the consent CONS-05 judges a day's time against),
+  :func:`visit_found` (IV-01's visit in the window) and :func:`month_conditions_and_plans` (the chronic categories
+  active in each month and the care plan in force). Each returns row numbers or values that :mod:`ccmlib.engine.facts`
+  assembles into the frames its pandas code made (that code stays as the answer where the patient ids are not one
+  category list, and as the oracle in tests).
 
 Each is held to the pandas code it replaced by oracle tests (tests/test_entry_store.py, tests/test_sqlfacts.py).
 """
@@ -445,14 +446,16 @@ def _repeated_text_as_dictionary(t: pa.Table) -> pa.Table:
 def entry_store(te: pd.DataFrame, staff: pd.DataFrame, consents: pd.DataFrame, lines: pd.DataFrame | None) -> EntryStore:
     """The time entries ``te`` with every fact :func:`ccmlib.engine.facts.time_entry_facts` gives them, computed in one
     DuckDB query over Arrow: the month's judged practitioner per distinct patient-month and the judged consent's
-    revocation per distinct (patient, day, practitioner) of the patients with a revoked consent come from the pandas
-    functions (small inputs); everything per entry (roles, the flags, the overlaps, the qualifying minutes) is SQL."""
+    revocation per distinct (patient, day, practitioner) of the patients with a revoked consent come from
+    :mod:`ccmlib.engine.facts` (small inputs; the judged consent by :func:`consent_judged`); everything per entry
+    (roles, the flags, the overlaps, the qualifying minutes) is SQL."""
     from ccmlib.engine.facts import consent_episode, month_practitioner
     from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES
 
     n = len(te)
     pid_dtype = te["patient_id"].dtype
-    if not (isinstance(pid_dtype, pd.CategoricalDtype) and pid_dtype == consents["patient_id"].dtype):
+    if not (isinstance(pid_dtype, pd.CategoricalDtype) and isinstance(consents["patient_id"].dtype, pd.CategoricalDtype)
+            and pid_dtype.categories.equals(consents["patient_id"].cat.categories)):  # one list in one order: one code each
         # build_facts gives every table one categorical patient_id (facts.encoded_tables); anything else is encoded so here
         cats = pd.Index(np.sort(pd.unique(pd.concat([te["patient_id"], consents["patient_id"]]).dropna().astype(str).to_numpy(dtype=object))))
         pid_dtype = pd.CategoricalDtype(cats)
@@ -637,10 +640,13 @@ def _npi_codes(*cols: pd.Series) -> list[pa.Array]:
 
 
 def _shared_patients(*cols: pd.Series) -> bool:
-    """The patient ids are categoricals of one category list, and the first column has no missing one: the queries
-    below then join on the codes (else the pandas code answers)."""
-    return all(isinstance(s.dtype, pd.CategoricalDtype) for s in cols) and all(s.dtype == cols[0].dtype for s in cols) \
-        and not (cols[0].cat.codes < 0).any()
+    """The patient ids are categoricals of one category list (in one order), and the first column has no missing one:
+    the queries below then join on the codes (else the pandas code answers)."""
+    if not all(isinstance(s.dtype, pd.CategoricalDtype) for s in cols):
+        return False
+    first = cols[0].cat.categories
+    # the same categories in the same order (equal unordered dtypes may list them in another order: other codes)
+    return all(s.cat.categories is first or s.cat.categories.equals(first) for s in cols) and not (cols[0].cat.codes < 0).any()
 
 
 #: CCM commencement (catalog v3) per row of w (i; patient code p, practitioner code n, NULL = any practitioner; the
@@ -775,6 +781,47 @@ def consent_in_force(w: pd.DataFrame, consents: pd.DataFrame) -> dict[str, np.nd
     out["before"][i] = np.asarray(res.column("before").to_numpy(zero_copy_only=False), dtype="int64")
     out["covering"][i] = np.asarray(res.column("covering").to_numpy(zero_copy_only=False), dtype="int64")
     out["others"][i] = np.asarray(res.column("others").to_numpy(zero_copy_only=False), dtype=object)
+    return out
+
+
+#: the consent judged per row of w (i; patient code p, the date d, practitioner code n, NULL = any practitioner): of the
+#: patient's consents (c: pos, its place in the table; r, its row) dated on or before the date, the latest (by date, then
+#: row) that covers the practitioner (practice-level or its own), else, when none covers it, the latest of any
+#: practitioner; for any practitioner the latest of all: the consent with the greatest (covers, date, row, place), the
+#: tuples compared field by field (an aggregate: a third faster than a row_number window here). A row without a date,
+#: or before every consent, has none (:func:`ccmlib.engine.facts.consent_episode`; the pandas code it is held to is
+#: facts._consent_episode)
+JUDGED_SQL = """
+SELECT w.i, arg_max(c.pos, ((w.n IS NOT NULL AND (c.n IS NULL OR c.n = w.n)), c.d, c.r, c.pos)) AS pos
+FROM w JOIN c ON c.p = w.p WHERE c.d <= w.d GROUP BY w.i
+"""
+
+
+def consent_judged(patient_id: pd.Series, dates, npi, consents: pd.DataFrame) -> np.ndarray | None:
+    """Per (patient_id, date, practitioner of ``npi``; ``npi`` None or a missing one = any practitioner): the position in
+    ``consents`` (patient_id, consent_date, practitioner_npi, _line) of the consent judged on that date, -1 where there
+    is none: :data:`JUDGED_SQL`, one query. A consent's row is its ``_line`` (else its position); the rows are taken to
+    be distinct, as a file's line numbers are. None where the patient ids are not categoricals of one category list (in
+    one order) or a row has none (the pandas code then answers)."""
+    pid = [pd.Series(patient_id), consents["patient_id"]]
+    if not _shared_patients(*pid):
+        return None
+    n = len(dates)
+    out = np.full(n, -1, dtype="int64")
+    if not n or not consents["consent_date"].notna().any():
+        return out
+    who = pd.Series(pd.NA if npi is None else np.asarray(npi, dtype=object), index=range(n), dtype="string")
+    wn, cn = _npi_codes(who, consents["practitioner_npi"])
+    row = consents["_line"].to_numpy(dtype="int64") if "_line" in consents else np.arange(len(consents), dtype="int64")
+    con = _connect()
+    try:
+        con.register("w", pa.table({"i": pa.array(np.arange(n, dtype="int64")), "p": _codes(pid[0]), "d": _days(dates), "n": wn}))
+        con.register("c", pa.table({"pos": pa.array(np.arange(len(consents), dtype="int64")), "p": _codes(pid[1]), "n": cn,
+                                    "d": _days(consents["consent_date"]), "r": pa.array(row)}))
+        res = con.sql(JUDGED_SQL).fetchnumpy()
+    finally:
+        con.close()
+    out[np.asarray(res["i"], dtype="int64")] = np.asarray(res["pos"], dtype="int64")
     return out
 
 
