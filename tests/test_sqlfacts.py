@@ -558,3 +558,144 @@ def test_judged_consent_without_rows_or_dated_consents_and_with_other_patient_id
     flipped = pid.cat.reorder_categories(pid.cat.categories[::-1])
     assert flipped.dtype == consents["patient_id"].dtype and sqlfacts.consent_judged(flipped, dates, None, consents) is None
     pd.testing.assert_frame_equal(consent_episode(flipped, dates, consents), _consent_episode(pid, dates, consents))
+
+
+# --------------------------------------------------------------------------- the month's judged practitioner on DuckDB
+def _practitioner_both(lines, consents, keys) -> pd.Series:
+    """facts.month_practitioner (one DuckDB query) and the pandas code it replaced (facts._month_practitioner): the
+    DuckDB path is taken, and the two are equal, value, dtype and index."""
+    from ccmlib.engine.facts import _month_practitioner, month_practitioner
+
+    assert len(keys) == 0 or sqlfacts.month_practitioner(keys, lines, consents) is not None
+    got = month_practitioner(lines, consents, keys)
+    pd.testing.assert_series_equal(got, _month_practitioner(lines, consents, keys), check_exact=True)
+    return got
+
+
+def _month_keys(f) -> list[pd.DataFrame]:
+    """The (patient_id, mkey) a practice's months are judged for: the distinct patient-months of the time entries, as
+    entry_store asks (mkey Int64; numbered backwards), and every patient-month of the facts (mkey int64), repeated."""
+    from ccmlib.intake.fastops import distinct_rows
+
+    e = f.entries
+    _, first = distinct_rows(e["patient_id"], e["mkey"])
+    ek = pd.DataFrame({"patient_id": e["patient_id"].take(first).array, "mkey": e["mkey"].take(first).array},
+                      index=np.arange(len(first))[::-1])
+    return [ek, pd.concat([f.pm[PM], f.pm[PM].iloc[::3]])]
+
+
+def test_the_months_practitioner_on_duckdb_is_the_pandas_codes(demo_facts, synth_facts):
+    """The practitioner each month's time is judged against, per patient-month of the entries and of the facts (one
+    DuckDB query), is the pandas code it replaced: the month's first billing practitioner, else the latest consent's;
+    also with the lines and the consents in reverse order, the lines without their claims' natural order (computed from
+    claim_id), the consents without their line numbers, without lines and without consents."""
+    for f in (demo_facts, synth_facts):
+        ccm = f.lines
+        for keys in _month_keys(f):
+            got = _practitioner_both(ccm, f.consents, keys)
+            line, consent = sqlfacts.month_practitioner(keys, ccm, f.consents)
+            # months of a billing practitioner, months judged against a consent's, months of none (<NA>)
+            assert (line >= 0).sum() > 0 and (consent >= 0).sum() > 0 and got.isna().sum() > 0
+            for lines, consents in ((ccm.iloc[::-1], f.consents.iloc[::-1]), (ccm, f.consents.drop(columns="_line")),
+                                    (ccm.drop(columns="_claim_order"), f.consents), (None, f.consents), (ccm.iloc[:0], f.consents),
+                                    (ccm, f.consents.iloc[:0])):
+                _practitioner_both(lines, consents, keys)
+
+
+def _lines(rows) -> pd.DataFrame:
+    """CCM claim lines (claim_id, line, patient_id, billing_npi, service_date, cpt_code) as build_facts holds them: the
+    patients on the categories of :func:`_consents`, the month key of the service date, the claims' natural order."""
+    from ccmlib.engine.periods import month_key
+
+    ln = pd.DataFrame(rows, columns=["claim_id", "line", "patient_id", "billing_npi", "service_date", "cpt_code"])
+    day = pd.to_datetime(ln["service_date"]).astype("datetime64[ns]")
+    out = pd.DataFrame({"claim_id": ln["claim_id"].astype("string"), "line": pd.array(ln["line"].astype(object), dtype="Int64"),
+                        "patient_id": pd.Categorical(ln["patient_id"], categories=[f"P{k}" for k in range(1, 9)]),
+                        "billing_npi": ln["billing_npi"].astype("string"), "service_date": day,
+                        "cpt_code": ln["cpt_code"].astype("string"), "mkey": month_key(day)})
+    out["_claim_order"] = natural_key(out["claim_id"])
+    return out
+
+
+def test_months_practitioner_edge_cases_on_duckdb_are_the_pandas_codes():
+    """Two lines of one date (the claim in natural order decides, C9 before C10, then the line), G0506 with another code
+    (the other wins though later) and alone, a line without a line number or a claim id (after the others), a first
+    line without a billing NPI (the consent's practitioner, not the next line's), a line without a date; months without
+    lines judged against the latest consent (two of one date: the later row; one dated on the month's last day counts,
+    one the next day does not; an undated one never), a practice-level latest consent, a consent after the month, a
+    missing month key, a patient without consents or lines; the lines and consents also in reverse row order, without
+    the claims' natural order or line numbers, and the month keys as floats; consents sharing a line number; a line
+    with a month key but no date (after the dated ones)."""
+    from ccmlib.synth.examples import NPI as A, OTHER_NPI as B
+
+    C = "1999999999"
+    lines = _lines([
+        ("C10", 1, "P1", A, "2026-01-05", "99490"), ("C9", 2, "P1", B, "2026-01-05", "99439"),  # C9 first, natural order
+        ("C1", 1, "P1", C, "2026-01-06", "99490"),  # a later day: after both whatever its claim
+        ("C20", 2, "P1", A, "2026-02-10", "99490"), ("C20", 1, "P1", B, "2026-02-10", "99439"),  # one claim: line 1 first
+        ("C21", 1, "P1", C, "2026-02-11", "99490"), ("C30", 1, "P1", A, None, "99490"),  # no date: no month
+        ("C40", 1, "P2", A, "2026-01-03", "G0506"), ("C41", 1, "P2", B, "2026-01-20", "99490"),  # G0506 after any other
+        ("C42", 1, "P2", C, "2026-01-25", "99490"), ("C43", 1, "P2", A, "2026-02-07", "G0506"),  # G0506 alone
+        ("C44", None, "P2", A, "2026-03-02", "99490"), ("C44", 3, "P2", B, "2026-03-02", "99490"),  # no line number: last
+        ("C50", 1, "P5", None, "2026-01-04", "99490"), ("C51", 1, "P5", B, "2026-01-09", "99490"),  # the first names no one
+        (None, 1, "P5", A, "2026-02-04", "99490"), ("C52", 1, "P5", B, "2026-02-04", "99490"),  # no claim id: last
+        ("C53", 1, "P5", A, "2026-03-04", "99490"), ("C53", 1, "P5", B, "2026-03-04", "99490"),  # the same line twice
+        ("C45", 1, "P2", A, None, "99490"), ("C46", 1, "P2", B, "2026-04-10", "99490"),  # no date (April's key): last
+        ("C60", 1, "P8", C, "2026-01-05", "99490")])  # another patient's
+    lines.loc[lines["claim_id"] == "C45", "mkey"] = 2026 * 12 + 3  # a month key without a date (not as build_facts makes them)
+    consents = _consents([
+        ("P1", "2025-06-01", C, None),
+        ("P3", "2025-12-01", A, None), ("P3", "2025-12-01", B, "2026-01-10"),  # one date: the later row
+        ("P3", "2026-02-28", C, None), ("P3", "2026-03-01", A, None), ("P3", None, B, None),  # February's last day, the next
+        ("P4", "2025-06-01", A, None), ("P4", "2025-09-01", None, None),  # a practice-level latest consent
+        ("P5", "2025-01-01", C, None), ("P7", "2026-02-01", A, None)])
+    jan, feb, mar, apr = 2026 * 12, 2026 * 12 + 1, 2026 * 12 + 2, 2026 * 12 + 3
+    rows = [("P1", jan, B), ("P1", feb, B), ("P1", None, None), ("P1", apr, C), ("P2", jan, B), ("P2", feb, A), ("P2", mar, B),
+            ("P2", apr, B), ("P3", jan, B), ("P3", feb, C), ("P3", mar, A), ("P4", jan, None), ("P5", jan, C), ("P5", feb, B),
+            ("P5", mar, A), ("P6", jan, None), ("P7", jan, None), ("P7", feb, A), ("P1", jan, B)]
+    keys = pd.DataFrame({"patient_id": pd.Categorical([r[0] for r in rows], dtype=consents["patient_id"].dtype),
+                         "mkey": pd.array([r[1] for r in rows], dtype="Int64")}, index=np.arange(len(rows))[::-1] * 2)
+    want = [r[2] for r in rows]
+    texts = lambda s: s.astype(object).where(s.notna(), None).tolist()  # noqa: E731
+    for reverse, ln in ((False, lines), (True, lines.iloc[::-1]), (False, lines.drop(columns="_claim_order"))):
+        for c in (consents, consents.iloc[::-1], consents.drop(columns="_line")):
+            for k in (keys, keys.astype({"mkey": "float64"})):
+                got = _practitioner_both(ln, c, k)
+                assert got.index.equals(keys.index)
+                assert texts(got) == (want[:14] + [B] + want[15:] if reverse else want)
+    # (in reverse order the other of two identical lines is first); without line numbers a consent's row is its place,
+    # and so it is among consents of one date and one line number
+    assert texts(_practitioner_both(lines, consents.drop(columns="_line").iloc[::-1], keys))[8] == A
+    same = consents.assign(_line=2)
+    assert texts(_practitioner_both(lines, same, keys))[8] == B and texts(_practitioner_both(lines, same.iloc[::-1], keys))[8] == A
+    # without lines: every month is judged against the latest consent
+    assert texts(_practitioner_both(None, consents, keys)) == [C, C, None, C, None, None, None, None, B, C, A, None, C, C, C, None,
+                                                               None, A, C]
+
+
+def test_months_practitioner_without_keys_or_consents_and_with_other_patient_ids():
+    """No keys, no consents, only undated consents, no lines: the same empty or blank series as the pandas code.
+    Patient ids that are text, lines on another category list, categoricals listing their categories in another order,
+    or a key without a patient are answered by the pandas code."""
+    from ccmlib.engine.facts import _month_practitioner, month_practitioner
+
+    lines = _lines([("C1", 1, "P1", "1234567893", "2026-01-05", "99490"), ("C2", 1, "P2", "1093817465", "2026-02-05", "99490")])
+    consents = _consents([("P1", "2025-01-01", None, None), ("P3", "2025-01-01", "1999999999", None)])
+    keys = pd.DataFrame({"patient_id": pd.Categorical(["P1", "P2", "P3", "P3"], dtype=consents["patient_id"].dtype),
+                         "mkey": pd.array([24312, 24312, 24312, 24313], dtype="Int64")})
+    _practitioner_both(lines, consents, keys.iloc[:0])
+    assert _practitioner_both(lines, consents.iloc[:0], keys).isna().tolist() == [False, True, True, True]
+    undated = consents.assign(consent_date=pd.NaT).astype({"consent_date": "datetime64[ns]"})
+    assert _practitioner_both(None, undated, keys).isna().all() and _practitioner_both(lines.iloc[:0], undated, keys).isna().all()
+    assert _practitioner_both(lines, consents, keys).tolist() == ["1234567893", pd.NA, "1999999999", "1999999999"]
+    want = _month_practitioner(lines, consents, keys)
+    text = keys.assign(patient_id=keys["patient_id"].astype("string"))
+    other = lines.assign(patient_id=lines["patient_id"].cat.add_categories(["P9"]))
+    flipped = keys.assign(patient_id=keys["patient_id"].cat.reorder_categories(keys["patient_id"].cat.categories[::-1]))
+    assert flipped["patient_id"].dtype == keys["patient_id"].dtype
+    nobody = keys.assign(patient_id=pd.Categorical(["P1", None, "P3", "P3"], dtype=consents["patient_id"].dtype))
+    for ln, k in ((lines, text), (other, keys), (lines, flipped), (lines, nobody)):
+        assert sqlfacts.month_practitioner(k, ln, consents) is None
+        pd.testing.assert_series_equal(month_practitioner(ln, consents, k), _month_practitioner(ln, consents, k), check_exact=True)
+        if k is not nobody:
+            pd.testing.assert_series_equal(month_practitioner(ln, consents, k), want, check_exact=True)

@@ -21,7 +21,8 @@ from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, mont
 # the time-entry facts and the facts per patient-month and practitioner on Arrow and DuckDB (issue #23)
 from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes
 from ccmlib.engine.sqlfacts import commencement as sql_commencement, consent_in_force as sql_consent_in_force, \
-    consent_judged as sql_consent_judged, month_conditions_and_plans as sql_conditions_and_plans, visit_found as sql_visit_found
+    consent_judged as sql_consent_judged, month_conditions_and_plans as sql_conditions_and_plans, \
+    month_practitioner as sql_month_practitioner, visit_found as sql_visit_found
 from ccmlib.intake.schema import CLINICAL_STAFF_ROLES, PRACTITIONER_ROLES, TABLES
 
 PM = ["patient_id", "mkey"]
@@ -142,7 +143,22 @@ def month_practitioner(lines: pd.DataFrame | None, consents: pd.DataFrame, keys:
     (patient_id, mkey): the month's first billing practitioner (its first time-based CCM line by service date, claim
     and line; G0506 only when nothing else was billed), else the practitioner of the patient's latest consent dated on
     or before the month's end (by consent_date, then row). <NA> means any practitioner: a practice-level latest
-    consent, or none."""
+    consent, or none. Text (pandas "string"), with the index of ``keys``."""
+    found = sql_month_practitioner(keys, lines, consents) if len(keys) else None  # one DuckDB query (issue #23)
+    if found is None:
+        return _month_practitioner(lines, consents, keys)
+    line, consent = found  # a line's position where it names its practitioner, else a consent's (-1: none)
+    at = lambda npi, pos: arrow_text(npi.astype("string")).cast(pa.large_string()).take(pa.array(pos, mask=pos < 0))  # noqa: E731
+    npi = at(consents["practitioner_npi"], consent)
+    if lines is not None and len(lines):
+        npi = pc.coalesce(at(lines["billing_npi"], line), npi)
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([npi])), index=keys.index)
+
+
+def _month_practitioner(lines: pd.DataFrame | None, consents: pd.DataFrame, keys: pd.DataFrame) -> pd.Series:
+    """:func:`month_practitioner` in pandas (the lines in ``lex_order``, the first of each month kept; a ``merge_asof``
+    of the consents): the answer where the patient ids are not one category list, and the oracle of
+    tests/test_sqlfacts.py."""
     out = pd.Series(pd.NA, index=keys.index, dtype="string")
     if not len(keys):
         return out

@@ -16,8 +16,9 @@
 - The facts per patient-month and practitioner, one query each over Arrow columns of integer codes (the patients'
   category codes, the NPIs factorized on one scale): :func:`commencement` (catalog v3's span boundaries and CCM
   commencement), :func:`consent_in_force`, :func:`consent_judged` (the consent CONS-05 judges a day's time against),
-  :func:`visit_found` (IV-01's visit in the window) and :func:`month_conditions_and_plans` (the chronic categories
-  active in each month and the care plan in force). Each returns row numbers or values that :mod:`ccmlib.engine.facts`
+  :func:`visit_found` (IV-01's visit in the window), :func:`month_practitioner` (the practitioner whose consent a
+  month's time is judged against) and :func:`month_conditions_and_plans` (the chronic categories active in each month
+  and the care plan in force). Each returns row numbers or values that :mod:`ccmlib.engine.facts`
   assembles into the frames its pandas code made (that code stays as the answer where the patient ids are not one
   category list, and as the oracle in tests).
 
@@ -823,6 +824,88 @@ def consent_judged(patient_id: pd.Series, dates, npi, consents: pd.DataFrame) ->
         con.close()
     out[np.asarray(res["i"], dtype="int64")] = np.asarray(res["pos"], dtype="int64")
     return out
+
+
+#: the practitioner whose consent a month's time is judged against (CONS-05, catalog v3) per row of k (i; patient code
+#: p, month key m, the month's last day e): the first time-based CCM line of each patient-month of the lines (l: pos,
+#: its place in the lines; g, 1 for G0506, so that it comes after any other code; the service date d; o, the claim's
+#: natural order; ln, the line number; a missing value after every other, as the pandas sort puts it; pos, -1 where
+#: that line names no billing practitioner), found once per patient-month of the lines and then joined to the keys (a
+#: third faster than grouping the keys' join with the lines); where it names none, the patient's latest consent (c: pos,
+#: its place in the consents; r, its row) dated on or before the month's last day, by date, then row, then place. A row
+#: without a month key has neither (:func:`ccmlib.engine.facts.month_practitioner`; the pandas code it is held to is
+#: facts._month_practitioner)
+PRACTITIONER_SQL = """
+WITH first_line AS (SELECT p, m, first(CASE WHEN named THEN pos ELSE -1 END
+                                       ORDER BY g, d NULLS LAST, o NULLS LAST, ln NULLS LAST, pos) AS pos
+                    FROM l GROUP BY p, m),
+kf AS (SELECT k.i, k.p, k.e, f.pos FROM k LEFT JOIN first_line f ON f.p = k.p AND f.m = k.m)
+SELECT i, pos AS line, -1 AS consent FROM kf WHERE pos >= 0
+UNION ALL
+SELECT kf.i, -1, arg_max(c.pos, (c.d, c.r, c.pos)) FROM kf JOIN c ON c.p = kf.p AND c.d <= kf.e
+WHERE kf.pos IS NULL OR kf.pos < 0 GROUP BY kf.i
+"""
+
+#: the lines' columns :data:`PRACTITIONER_SQL` reads (an empty table of them where there are no lines)
+_PRACTITIONER_LINES = pa.schema([("pos", pa.int64()), ("p", pa.int64()), ("m", pa.int64()), ("g", pa.int64()),
+                                 ("d", pa.timestamp("ns")), ("o", pa.large_string()), ("ln", pa.float64()), ("named", pa.bool_())])
+
+
+def month_practitioner(keys: pd.DataFrame, lines: pd.DataFrame | None, consents: pd.DataFrame
+                       ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per row of ``keys`` (patient_id, mkey): the position in ``lines`` (patient_id, mkey, cpt_code, service_date,
+    _claim_order or claim_id, line, billing_npi; None: no lines) of the month's first time-based CCM line where it names
+    a billing practitioner, and, where none does, the position in ``consents`` (patient_id, consent_date, _line) of the
+    patient's latest consent dated on or before the month's last day; -1 where there is none:
+    :data:`PRACTITIONER_SQL`, one query. A consent's row is its ``_line`` (else its position). None where the patient
+    ids are not categoricals of one category list (in one order) or a key has none (the pandas code then answers)."""
+    from ccmlib.engine.facts import natural_key
+    from ccmlib.engine.periods import key_end
+    from ccmlib.intake.fastops import arrow_text
+
+    some = lines is not None and len(lines) > 0
+    pid = [keys["patient_id"], consents["patient_id"]] + ([lines["patient_id"]] if some else [])
+    if not _shared_patients(*pid):
+        return None
+    n = len(keys)
+    line, consent = np.full(n, -1, dtype="int64"), np.full(n, -1, dtype="int64")
+    if not n or not (some or consents["consent_date"].notna().any()):
+        return line, consent
+
+    def month(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:  # month keys as integers (as the pandas code truncates them)
+        m = s.to_numpy(dtype="float64", na_value=np.nan)
+        missing = np.isnan(m)
+        return np.where(missing, 0, m).astype("int64"), missing
+
+    km, missing = month(keys["mkey"])
+    end = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    end[~missing] = key_end(km[~missing]).to_numpy(dtype="datetime64[ns]")
+    ln = _PRACTITIONER_LINES.empty_table()
+    if some:
+        lm, lmissing = month(lines["mkey"])
+        order = lines["_claim_order"] if "_claim_order" in lines else natural_key(lines["claim_id"])
+        g = (lines["cpt_code"] == "G0506").astype(int).to_numpy(dtype="int64")  # as the pandas code reads it
+        ln = pa.table({"pos": pa.array(np.arange(len(lines), dtype="int64")), "p": _codes(lines["patient_id"]),
+                       "m": pa.array(lm, mask=lmissing), "g": pa.array(g), "d": _days(lines["service_date"]),
+                       "o": arrow_text(order).cast(pa.large_string()),
+                       "ln": pa.array(lines["line"].to_numpy(dtype="float64", na_value=np.nan), from_pandas=True),
+                       "named": pa.array(lines["billing_npi"].astype("string").notna().to_numpy(dtype=bool))},
+                      schema=_PRACTITIONER_LINES)
+    row = consents["_line"].to_numpy(dtype="int64") if "_line" in consents else np.arange(len(consents), dtype="int64")
+    con = _connect()
+    try:
+        con.register("k", pa.table({"i": pa.array(np.arange(n, dtype="int64")), "p": _codes(pid[0]),
+                                    "m": pa.array(km, mask=missing), "e": _days(end)}))
+        con.register("l", ln)
+        con.register("c", pa.table({"pos": pa.array(np.arange(len(consents), dtype="int64")), "p": _codes(pid[1]),
+                                    "d": _days(consents["consent_date"]), "r": pa.array(row)}))
+        res = con.sql(PRACTITIONER_SQL).fetchnumpy()
+    finally:
+        con.close()
+    i = np.asarray(res["i"], dtype="int64")
+    line[i] = np.asarray(res["line"], dtype="int64")
+    consent[i] = np.asarray(res["consent"], dtype="int64")
+    return line, consent
 
 
 #: per patient-month (pm: i, patient code p, the month's first and last day): the chronic categories active in the
