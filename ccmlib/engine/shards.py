@@ -128,7 +128,8 @@ PRELOAD = ["ccmlib.engine.shards"]
 def _context():
     """The processes of the steps: forked from a fork server (a fresh process started for this purpose, never this
     one, so a step shares no memory with the caller) that has imported the engine once; spawned where there is no
-    fork (Windows, macOS' default)."""
+    fork server (Windows). The fork server lives as long as the process that started it (a notebook's kernel keeps
+    it, about 100 MB, until restarted)."""
     import multiprocessing as mp
 
     if "forkserver" not in mp.get_all_start_methods():
