@@ -193,8 +193,8 @@ def _here(fn, *args):
 
 
 def _in_process(fn, *args):
-    """``fn(*args)`` in a new Python process (forked from the fork server, so that it shares no memory with this one), its result (or its
-    exception) returned here; the memory it used is the system's again when it ends."""
+    """``fn(*args)`` in a new Python process (forked from the fork server, so that it shares no memory with this one),
+    its result (or its exception) returned here; the memory it used is the system's again when it ends."""
     return list(_in_processes([(fn, *args)], 1))[0]
 
 
