@@ -699,3 +699,27 @@ def test_months_practitioner_without_keys_or_consents_and_with_other_patient_ids
         pd.testing.assert_series_equal(month_practitioner(ln, consents, k), _month_practitioner(ln, consents, k), check_exact=True)
         if k is not nobody:
             pd.testing.assert_series_equal(month_practitioner(ln, consents, k), want, check_exact=True)
+
+
+def _database_threads() -> int:
+    con = sqlfacts._connect()
+    try:
+        return int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_an_audits_queries_run_in_one_thread_on_a_small_log_and_in_two_on_a_large_one_with_the_same_facts(monkeypatch):
+    from ccmlib.intake.load import load_practice
+    demo = load_practice(Path(__file__).resolve().parents[1] / "data" / "demo")
+    monkeypatch.setattr(sqlfacts, "usable_cores", lambda: 2)
+    small = build_facts(demo, None)
+    assert _database_threads() == 1
+    monkeypatch.setattr(sqlfacts, "PARALLEL_QUERIES_FROM", len(small.entries))  # the demo's log counts as large
+    large = build_facts(demo, None)
+    assert _database_threads() == 2
+    pd.testing.assert_frame_equal(large.entries, small.entries, check_exact=True)
+    pd.testing.assert_frame_equal(large.pm, small.pm, check_exact=True)
+    monkeypatch.setattr(sqlfacts, "usable_cores", lambda: 1)  # one core: one thread, whatever the size
+    build_facts(demo, None)
+    assert _database_threads() == 1

@@ -19,7 +19,7 @@ from ccmlib.intake.load import Practice
 from ccmlib.paths import map_ordered, usable_cores
 from ccmlib.engine.periods import Period, key_end, key_start, key_to_label, month_key
 # the time-entry facts and the facts per patient-month and practitioner on Arrow and DuckDB (issue #23)
-from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes
+from ccmlib.engine.sqlfacts import EntryStore, RunningTotals, entry_store, month_minutes, use_threads
 from ccmlib.engine.sqlfacts import commencement as sql_commencement, consent_in_force as sql_consent_in_force, \
     consent_judged as sql_consent_judged, month_conditions_and_plans as sql_conditions_and_plans, \
     month_practitioner as sql_month_practitioner, visit_found as sql_visit_found
@@ -522,7 +522,9 @@ def build_facts(practice: Practice, period: Period | None, condition_map: pd.Dat
     # (two comparisons on the dates, not a month key for each of millions of entries; a missing day is in no period)
     bounds = key_start([period.first, period.last + 1])  # any year: pandas gives a coarser unit beyond nanoseconds' range
     in_period = (day >= bounds[0]) & (day < bounds[1])
-    entries = entry_store(te if in_period.all() else te[in_period], staff, consents, lines)  # no copy of a log within the period
+    te = te if in_period.all() else te[in_period]  # no copy of a log within the period
+    use_threads(len(te))  # the database's threads for this audit's queries, before the first
+    entries = entry_store(te, staff, consents, lines)
     del te, day, in_period  # the store holds what the facts need of the log
 
     # patient-months: billed or documented

@@ -26,6 +26,7 @@ Each is held to the pandas code it replaced by oracle tests (tests/test_entry_st
 """
 from __future__ import annotations
 
+import os
 import threading
 
 import duckdb
@@ -35,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ccmlib.intake.fastops import distinct_rows
+from ccmlib.paths import usable_cores
 
 #: running totals within a patient-month, in the engine's order: date, start time (a missing start as -1), the log's order
 CUM_SQL = """
@@ -47,14 +49,32 @@ WINDOW w AS (PARTITION BY pm_id ORDER BY d, coalesce(s, -1), pos ROWS BETWEEN UN
 
 _BASE: dict[int, duckdb.DuckDBPyConnection] = {}
 _BASE_LOCK = threading.Lock()  # rules run in threads on a large practice: one database per process all the same
+_THREADS: dict[int, int] = {}  # the threads each process's database runs a query in, as last set
+
+#: time entries from which the facts' queries run in two threads of DuckDB (with two cores): on fewer the second
+#: thread only costs CPU (a small query gains nothing from it); the same size from which the rules run in two threads
+PARALLEL_QUERIES_FROM = 250_000
+
+
+def use_threads(entries: int) -> int:
+    """Sets how many threads this process's database runs each query in, for an audit of ``entries`` time entries: two
+    from :data:`PARALLEL_QUERIES_FROM` when the process may use two cores, else one. Called once per audit, before its
+    first query (a setting of the whole database: the cursors :func:`_connect` gives share it). Returns the number."""
+    n = 2 if entries >= PARALLEL_QUERIES_FROM and usable_cores() >= 2 else 1
+    if _THREADS.get(os.getpid()) != n:
+        base = _connect()
+        try:
+            base.execute(f"SET threads TO {n}")
+        finally:
+            base.close()
+        _THREADS[os.getpid()] = n
+    return n
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
     """A connection of its own (its registered tables and temp tables are its own; closed by the caller) to one
     in-memory database per process: opening a database costs about 12 ms, a cursor on it much less, and an audit opens
     two. Keyed by process id, so a forked child (the report's background jobs) never uses its parent's database."""
-    import os
-
     with _BASE_LOCK:
         base = _BASE.get(os.getpid())
         if base is None:
