@@ -110,6 +110,33 @@ def test_every_step_of_a_check_in_shards_shows_its_progress(tmp_path, monkeypatc
         assert f"{step}: 100%" in err, step  # each bar reaches its end
 
 
+def test_the_plans_database_draws_no_bar_of_its_own_and_keeps_to_its_memory(tmp_path):
+    con = sh._plan_connection(tmp_path)
+    try:
+        got = con.execute("SELECT current_setting('enable_progress_bar'), current_setting('threads'), "
+                          "current_setting('temp_directory')").fetchone()
+    finally:
+        con.close()
+    assert got[0] is False and int(got[1]) == 2 and got[2] == str(tmp_path / "spill")
+
+
+def test_the_cut_puts_each_row_in_its_patients_shard_in_the_files_order(tmp_path, monkeypatch):
+    """Rows without a patient id, or with one the plan lacks, go to the first shard; a table without patients to
+    every shard; each shard's rows keep the file's order (batches of two rows: across batches too)."""
+    whole = tmp_path / "whole"
+    whole.mkdir()
+    pq.write_table(pa.table({"patient_id": ["P2", "P1", None, "P3", "P2", "PX", "P1"], "n": list(range(7))}), whole / "claims.parquet")
+    pq.write_table(pa.table({"staff_id": ["S1", "S2"]}), whole / "staff.parquet")
+    plan = pd.Series([0, 1, 2], index=["P1", "P2", "P3"])
+    monkeypatch.setattr(sh, "_plan", lambda *a, **k: plan)
+    monkeypatch.setattr(sh, "PARTITION_ROWS", 2)
+    sh._plan_and_partition(tmp_path, ["claims", "staff"], 3, pd.Series(dtype="int64"))
+    got = [pq.read_table(tmp_path / f"shard_{i}" / "claims.parquet").column("n").to_pylist() for i in range(3)]
+    assert got == [[1, 2, 5, 6], [0, 4], [3]]
+    assert all(pq.read_table(tmp_path / f"shard_{i}" / "staff.parquet").column("staff_id").to_pylist() == ["S1", "S2"] for i in range(3))
+    assert not (whole / "claims.parquet").exists()
+
+
 def _decision_log(one: Path) -> pd.DataFrame:
     """Decisions of every kind on patients far apart (so in different shards): overturned errors of the first and last
     patients with findings, an accepted one, a decision on a finding no longer raised, confirmed units, and auditor

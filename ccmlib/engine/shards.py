@@ -250,7 +250,7 @@ def _write_typed(df: pd.DataFrame, path: Path) -> None:
             t = pa.Table.from_pandas(df.iloc[at:at + ROWS_PER_GROUP], preserve_index=False, schema=schema)
             if writer is None:
                 schema = t.schema
-                writer = pq.ParquetWriter(path, schema)
+                writer = pq.ParquetWriter(path, schema, write_statistics=False)  # no step reads a column's min and max
             writer.write_table(t)
             del t
     finally:
@@ -264,17 +264,12 @@ def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series, bar=N
     cut into ``shards`` runs of about equal rows."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
-    import duckdb
 
     ids = pd.Index([i for i in weights.index if not pd.isna(i)], dtype=object)
     ids = ids[pc.sort_indices(pa.array(ids.to_numpy(), type=pa.large_string())).to_numpy()] if len(ids) else ids  # UTF-8 byte order
     pairs = []
-    con = duckdb.connect()
+    con = _plan_connection(tables)
     try:
-        con.execute("SET threads TO 2")
-        con.execute(f"SET memory_limit = '{PLAN_MEMORY}'")  # more spills to DuckDB's temporary files
-        spill = str(tables / "spill").replace("'", "''")
-        con.execute(f"SET temp_directory = '{spill}'")
         for name, sql in (("time_entries", OVERLAP_CLUSTERS_SQL), ("claims", SHARED_CLAIMS_SQL)):
             if name in names:
                 pairs.append(con.execute(sql, [str(tables / f"{name}.parquet")]).fetchdf())
@@ -301,6 +296,19 @@ def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series, bar=N
     return pd.Series(comp_shard[comp], index=ids)
 
 
+def _plan_connection(tables: Path):
+    """The plan's database: two threads, :data:`PLAN_MEMORY` (beyond it DuckDB spills to ``tables``/spill), and no
+    progress bar of DuckDB's own (a connection's default: it would draw on the check's output on a large practice)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"SET memory_limit = '{PLAN_MEMORY}'")
+    con.execute("SET temp_directory = '" + str(tables / "spill").replace("'", "''") + "'")
+    return con
+
+
 def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.Series, progress: bool = False) -> None:
     """Steps 2 and 3's input: the plan (:func:`_plan`), and each table of ``work``/whole cut into the shards' tables
     (``work``/shard_I/TABLE.parquet), each shard's rows in the file's order; a table without patients (the staff
@@ -311,14 +319,16 @@ def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.S
         bar.close()
     bar = _bar(progress, sum(pq.ParquetFile(work / "whole" / f"{n}.parquet").metadata.num_rows for n in names),
                "cutting into shards", "row")
-    ids = pd.Index(plan.index.to_numpy(dtype=object))  # its hash table built once, asked for each batch's distinct ids
-    shard_of = plan.to_numpy()
+    ids = pa.array(plan.index.to_numpy(dtype=object), type=pa.large_string())
+    shard_of = pa.array(plan.to_numpy(dtype=np.int64))
     for i in range(shards):
         (work / f"shard_{i}").mkdir()
+    threads = min(2, paths.usable_cores())
     for name in names:
         src = work / "whole" / f"{name}.parquet"
         f = pq.ParquetFile(src)
-        writers = [pq.ParquetWriter(work / f"shard_{i}" / f"{name}.parquet", f.schema_arrow) for i in range(shards)]
+        writers = [pq.ParquetWriter(work / f"shard_{i}" / f"{name}.parquet", f.schema_arrow, write_statistics=False)
+                   for i in range(shards)]
         try:
             for batch in f.iter_batches(batch_size=PARTITION_ROWS):  # a batch at a time: the table is never held whole
                 if bar is not None:
@@ -327,16 +337,16 @@ def _plan_and_partition(work: Path, names: list[str], shards: int, weights: pd.S
                     for w in writers:
                         w.write_batch(batch)
                     continue
-                enc = pc.dictionary_encode(batch.column("patient_id"))
-                at = ids.get_indexer(enc.dictionary.to_numpy(zero_copy_only=False))
-                of_value = np.where(at >= 0, shard_of[np.maximum(at, 0)] if len(shard_of) else 0, 0)
-                codes = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-                s = np.where(codes >= 0, of_value[np.maximum(codes, 0)] if len(of_value) else 0, 0)  # no id: the first shard
+                # each row's id looked up among the plan's (one hash table per batch, in Arrow); no id: the first shard
+                at = pc.index_in(batch.column("patient_id").cast(pa.large_string()), value_set=ids)
+                s = np.asarray(pc.fill_null(pc.take(shard_of, at), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
                 order = np.argsort(s, kind="stable")
                 bounds = np.searchsorted(s[order], np.arange(shards + 1))
-                for i, w in enumerate(writers):
-                    if bounds[i + 1] > bounds[i]:
-                        w.write_batch(batch.take(pa.array(order[bounds[i]:bounds[i + 1]])))
+                batch = batch.take(pa.array(order))  # the rows by shard, each shard's in the file's order
+                pieces = [(w, batch.slice(bounds[i], bounds[i + 1] - bounds[i]))
+                          for i, w in enumerate(writers) if bounds[i + 1] > bounds[i]]
+                for _ in paths.map_ordered(lambda p: p[0].write_batch(p[1]), pieces, threads):  # two files written at once
+                    pass
         finally:
             for w in writers:
                 w.close()
