@@ -170,3 +170,28 @@ def test_the_declaration_is_the_rule_the_catalog_lists():
     assert list(cat.columns) == ["id", "title", "severity", "cert_category", "citation", "needs"]
     assert list(cat["id"]) == sorted(RULES) and all(isinstance(r, Rule) for r in RULES.values())
     assert dict(zip(cat["id"], cat["title"])) == {rid: r.title for rid, r in RULES.items()}
+
+
+def test_a_findings_message_is_built_only_for_rows_found_and_as_given_for_them():
+    """A rule may give its message as a function (most rules find nothing on most charts; its texts then cost nothing):
+    not called without rows, and the same frame as the text itself with them; without rows the same empty frame."""
+    import numpy as np
+    import pandas as pd
+    from ccmlib.engine.rules.registry import raw
+
+    calls = []
+    rows = pd.DataFrame({"patient_id": ["P1", "P2"], "mkey": [24312, 24313]})
+    text = "month " + rows["mkey"].astype(str)
+
+    def message():
+        calls.append(1)
+        return text
+
+    none = rows.iloc[:0]
+    got = raw(none, "pm", message)
+    assert not calls
+    pd.testing.assert_frame_equal(got, raw(none, "pm", none["mkey"].astype(str)))
+    assert got["message"].dtype == np.dtype(object)
+    pd.testing.assert_frame_equal(raw(rows, "pm", message), raw(rows, "pm", text))
+    assert calls == [1]
+    pd.testing.assert_frame_equal(raw(rows, "pm", lambda: "the same text"), raw(rows, "pm", "the same text"))

@@ -76,7 +76,7 @@ def iv_01(f: Facts) -> pd.DataFrame:
     m = st[~st["visit_found"] & st["covered"]]
     when = m["commencement"].dt.strftime("%Y-%m-%d").fillna("(no consent or claim)")
     since = m["window_start"].dt.strftime("%Y-%m-%d").fillna("?")
-    return raw(m, "npi", "no qualifying visit by " + m["billing_npi"].astype(str) + " from " + since + " to CCM commencement on "
+    return raw(m, "npi", lambda: "no qualifying visit by " + m["billing_npi"].astype(str) + " from " + since + " to CCM commencement on "
                + when + " (encounters and visit claims)", billing_npi=m["billing_npi"])
 
 
@@ -93,7 +93,7 @@ def bill_01(f: Facts) -> pd.DataFrame:
     first = first_at[month]
     x = ln[npi != npi[first]]
     first_npi = pd.Series(ln["billing_npi"].iloc[first[npi != npi[first]]].array, index=x.index)
-    return raw(x, "line", "CCM for this month was first billed by " + first_npi.astype(str) + "; "
+    return raw(x, "line", lambda: "CCM for this month was first billed by " + first_npi.astype(str) + "; "
                + x["billing_npi"].astype(str) + " cannot also bill it")
 
 
@@ -116,7 +116,7 @@ def bill_02(f: Facts) -> pd.DataFrame:
     before = pd.Series(upto - units, index=ln.index)
     removed = (ln["units"] - (1 - before).clip(lower=0)).clip(lower=0).astype("int64")
     bad = removed > 0
-    return raw(ln[bad], "line", ln["cpt_code"][bad] + " is billed once per month; " + removed[bad].astype(str) + " extra unit(s)",
+    return raw(ln[bad], "line", lambda: ln["cpt_code"][bad] + " is billed once per month; " + removed[bad].astype(str) + " extra unit(s)",
                units_removed=removed[bad])
 
 
@@ -156,7 +156,7 @@ def bill_03(f: Facts) -> pd.DataFrame:
             # per practitioner's month, its distinct codes in order, joined (a group-by's order, without a call per group)
             part = part[PM + ["billing_npi", "cpt_code"]].dropna().drop_duplicates().sort_values("cpt_code", kind="mergesort")
             g = join_groups(part, PM + ["billing_npi"], "cpt_code", ", ").rename("cpt_code").reset_index()
-            out.append(raw(g, "npi", text + g["cpt_code"] + " in the month of CCM by " + g["billing_npi"].astype(str), severity=sev))
+            out.append(raw(g, "npi", lambda: text + g["cpt_code"] + " in the month of CCM by " + g["billing_npi"].astype(str), severity=sev))
     return pd.concat(out, ignore_index=True) if out else raw(who.iloc[:0], "npi", "")
 
 
@@ -194,11 +194,11 @@ def bill_04(f: Facts) -> pd.DataFrame:
     bad = (n_bases > 1) & found & (family_of != -1) & (family_of != code[np.where(found, at, 0)])
     x = ln[bad]
     kept = pd.Series(ln["cpt_code"].iloc[at[bad]].array, index=x.index)
-    out.append(raw(x, "line", x["cpt_code"] + " billed in the same month as " + kept + " (incompatible; the code billed "
+    out.append(raw(x, "line", lambda: x["cpt_code"] + " billed in the same month as " + kept + " (incompatible; the code billed "
                    "first keeps the month)"))
     for addon, base in ADDON_OF.items():
         x = ln[(code == number.get(addon, -2)) & ~has(base)]
-        out.append(raw(x, "line", f"add-on {addon} billed without its base code {base} in the month"))
+        out.append(raw(x, "line", lambda: f"add-on {addon} billed without its base code {base} in the month"))
     return pd.concat(out, ignore_index=True) if out else raw(ln.iloc[:0], "line", "")
 
 
@@ -235,7 +235,7 @@ def bill_05(f: Facts) -> pd.DataFrame:
             reached[asked] = f.totals.reach(ln[asked], col).to_numpy()
     bad = reached.notna() & (ln["service_date"] < reached)
     x = ln[bad]
-    return raw(x, "line", "service date " + x["service_date"].dt.strftime("%Y-%m-%d") + " is before the "
+    return raw(x, "line", lambda: "service date " + x["service_date"].dt.strftime("%Y-%m-%d") + " is before the "
                + x["need"].astype(int).astype(str) + "-minute threshold was reached on " + reached[bad].dt.strftime("%Y-%m-%d"),
                units_removed=0)
 
@@ -263,7 +263,7 @@ def bill_06(f: Facts) -> pd.DataFrame:
     bad = g[no_host | dup]
     why = np.where(no_host[no_host | dup], "no E/M, AWV or IPPE by the same practitioner on " + bad["service_date"].dt.strftime("%Y-%m-%d"),
                    "G0506 already billed for this patient by " + bad["billing_npi"].astype(str))
-    return raw(bad, "line", "G0506: " + pd.Series(why, index=bad.index))
+    return raw(bad, "line", lambda: "G0506: " + pd.Series(why, index=bad.index))
 
 
 @rule("BILL-07", "G0511 billed after its last billable date", "error", "incorrect_coding",
@@ -277,7 +277,7 @@ def bill_07(f: Facts) -> pd.DataFrame:
     Before it, G0511 is judged like 99490 (TIME-06, consent, care plan, eligibility)."""
     last = refdata.code_date(G0511, "last_billable_date")
     ln = f.lines[(f.lines["cpt_code"] == G0511) & (f.lines["service_date"] > last)]
-    return raw(ln, "line", "G0511 dated " + ln["service_date"].dt.strftime("%Y-%m-%d") + f", after its last billable date "
+    return raw(ln, "line", lambda: "G0511 dated " + ln["service_date"].dt.strftime("%Y-%m-%d") + f", after its last billable date "
                f"{last:%Y-%m-%d}: RHCs and FQHCs bill the individual care-management codes (99490 and siblings)")
 
 
@@ -292,5 +292,5 @@ def bill_07(f: Facts) -> pd.DataFrame:
 def bill_08(f: Facts) -> pd.DataFrame:
     """A CCM-family line with paid_amount 0: listed apart, its overpayment 0 (determination ``denied``)."""
     ln = f.lines[(f.lines["paid_amount"] == 0).fillna(False)]
-    return raw(ln, "line", ln["cpt_code"].astype(str) + " denied by the payer (paid $0.00): not an overpayment; see why it was "
+    return raw(ln, "line", lambda: ln["cpt_code"].astype(str) + " denied by the payer (paid $0.00): not an overpayment; see why it was "
                "denied (duplicate, conflicting service, missing documentation) before billing the next month")

@@ -22,14 +22,14 @@ def _has_plan(f: Facts, *cols: str) -> pd.DataFrame:
       fix="Create the comprehensive care plan at enrollment.")
 def cp_01(f: Facts) -> pd.DataFrame:
     pm = f.pm.loc[f.pm["plan_id"].isna().to_numpy(), ["patient_id", "mkey", "month_end"]]
-    return raw(pm, "pm", "no care plan created on or before " + pm["month_end"].dt.strftime("%Y-%m-%d"))
+    return raw(pm, "pm", lambda: "no care plan created on or before " + pm["month_end"].dt.strftime("%Y-%m-%d"))
 
 
 def _lacks(f: Facts, elements) -> pd.DataFrame:
     pm = _has_plan(f, *("plan_" + e for e in elements))
     lack = not_documented(pm, "plan_", elements)
     pm, lack = pm[lack != ""], lack[lack != ""]
-    return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " lacks: " + lack)
+    return raw(pm, "pm", lambda: "care plan " + pm["plan_id"].astype(str) + " lacks: " + lack)
 
 
 @rule("CP-02", "Care plan lacks a core element", "error", "insufficient_documentation", CP, ("care_plans",),
@@ -53,7 +53,7 @@ def cp_03(f: Facts) -> pd.DataFrame:
 def cp_04(f: Facts) -> pd.DataFrame:
     pm = _has_plan(f, "plan_electronic")
     pm = pm[~pm["plan_electronic"].fillna(False).astype(bool)]
-    return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " is not kept electronically and shareable with the care team")
+    return raw(pm, "pm", lambda: "care plan " + pm["plan_id"].astype(str) + " is not kept electronically and shareable with the care team")
 
 
 @rule("CP-05", "No copy of the care plan given to the patient", "error", "insufficient_documentation",
@@ -64,7 +64,7 @@ def cp_05(f: Facts) -> pd.DataFrame:
     """Judged on the plan version in force for the month."""
     pm = _has_plan(f, "plan_shared_with_patient_date", "month_end")
     pm = pm[pm["plan_shared_with_patient_date"].isna() | (pm["plan_shared_with_patient_date"] > pm["month_end"])]
-    return raw(pm, "pm", "no record that care plan " + pm["plan_id"].astype(str) + " was given to the patient by "
+    return raw(pm, "pm", lambda: "no record that care plan " + pm["plan_id"].astype(str) + " was given to the patient by "
                + pm["month_end"].dt.strftime("%Y-%m-%d"))
 
 
@@ -77,7 +77,7 @@ def cp_06(f: Facts) -> pd.DataFrame:
     touched = pd.concat([pm["plan_created_date"], reviewed], axis=1).max(axis=1)
     stale = touched < (pm["month_end"] - pd.DateOffset(months=12))
     pm, touched = pm[stale], touched[stale]
-    return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " last created or reviewed on " + touched.dt.strftime("%Y-%m-%d"))
+    return raw(pm, "pm", lambda: "care plan " + pm["plan_id"].astype(str) + " last created or reviewed on " + touched.dt.strftime("%Y-%m-%d"))
 
 
 PIM_SIG = "CMS Program Integrity Manual ch. 3, 3.3.2.4 (signatures; attestation)"
@@ -99,7 +99,7 @@ def doc_01(f: Facts) -> pd.DataFrame:
     unsigned = pm["plan_signed_by"].isna() | (pm["plan_signature_method"] == "stamp")
     pm = pm[unsigned.fillna(True) & pm["plan_attested_date"].isna()]
     why = (pm["plan_signature_method"] == "stamp").map({True: "a stamped signature (not accepted)", False: "no signature"})
-    return raw(pm, "pm", "care plan " + pm["plan_id"].astype(str) + " has " + why + " and no attestation")
+    return raw(pm, "pm", lambda: "care plan " + pm["plan_id"].astype(str) + " has " + why + " and no attestation")
 
 
 @rule("DOC-02", "Time entry or care plan signed late or not at all", "warning", "insufficient_documentation", PIM_SIG,
@@ -113,12 +113,12 @@ def doc_02(f: Facts) -> pd.DataFrame:
     out = []
     if "signed_by" in f.store.columns and f.store.any("signed_by IS NOT NULL"):
         bad = f.entry_rows("coalesce(qualifying, 0) > 0 AND signed_by IS NULL", columns=["patient_id", "mkey", "entry_id"])
-        out.append(raw(bad, "entry", "time entry " + bad["entry_id"].astype(str) + " has no author signature"))
+        out.append(raw(bad, "entry", lambda: "time entry " + bad["entry_id"].astype(str) + " has no author signature"))
     if "plan_signed_date" in f.pm.columns and f.pm["plan_signed_date"].notna().any():
         first_claim = per_patient_month(f.lines, "service_date", "min", "first_claim")
         pm = _has_plan(f, "plan_signed_date", "plan_attested_date").merge(first_claim, on=["patient_id", "mkey"])
         late = pm[(pm["plan_signed_date"] > pm["first_claim"]) & pm["plan_attested_date"].isna()]
-        out.append(raw(late, "pm", "care plan " + late["plan_id"].astype(str) + " signed on "
+        out.append(raw(late, "pm", lambda: "care plan " + late["plan_id"].astype(str) + " signed on "
                        + late["plan_signed_date"].dt.strftime("%Y-%m-%d") + ", after the claim of " + late["first_claim"].dt.strftime("%Y-%m-%d")
                        + ", without an attestation"))
     return pd.concat(out, ignore_index=True) if out else raw(f.pm.iloc[:0], "pm", "")

@@ -18,6 +18,9 @@ def _judged(f: Facts) -> pd.DataFrame:
 
 
 def _raw(st: pd.DataFrame, message) -> pd.DataFrame:
+    """The findings of the consent status rows ``st``; ``message()`` gives their messages (not called when ``st`` has
+    no rows: most charts)."""
+    message = message() if len(st) else ""
     parts = []
     unbilled = st["billing_npi"].isna().to_numpy()
     for scope in ("npi", "pm"):
@@ -39,7 +42,7 @@ def cons_01(f: Facts) -> pd.DataFrame:
     and the practitioner's last CCM claim of the month; the month's end when nothing was billed)."""
     st = _judged(f)
     st = st[st["consents_before"] == 0]
-    return _raw(st, "no consent dated on or before " + st["ref_date"].dt.strftime("%Y-%m-%d").fillna("the service"))
+    return _raw(st, lambda: "no consent dated on or before " + st["ref_date"].dt.strftime("%Y-%m-%d").fillna("the service"))
 
 
 @rule("CONS-02", "Consent lacks the required disclosures", "error", "insufficient_documentation", MLN, ("consents",),
@@ -52,7 +55,8 @@ def cons_02(f: Facts) -> pd.DataFrame:
     st = st[st["consent_date"].notna() & ~st["revoked_ended"]]
     missing = not_documented(st, "", CONSENT_REQUIRED, drop="informed_")
     st, missing = st[missing != ""], missing[missing != ""]
-    return _raw(st, "consent of " + st["consent_date"].dt.strftime("%Y-%m-%d") + _for(st) + " does not document: " + missing)
+    return _raw(st, lambda: "consent of " + st["consent_date"].dt.strftime("%Y-%m-%d") + _for(st) + " does not document: "
+                + missing)
 
 
 @rule("CONS-03", "Consent revoked before the month", "error", "no_documentation", MLN, ("consents",),
@@ -63,7 +67,7 @@ def cons_03(f: Facts) -> pd.DataFrame:
     an older consent was never revoked; a later consent covering the practitioner becomes the one in force."""
     st = _judged(f)
     st = st[st["consent_date"].notna() & st["revoked_ended"]]
-    return _raw(st, "consent of " + st["consent_date"].dt.strftime("%Y-%m-%d") + _for(st) + " was revoked on "
+    return _raw(st, lambda: "consent of " + st["consent_date"].dt.strftime("%Y-%m-%d") + _for(st) + " was revoked on "
                 + st["revoked_date"].dt.strftime("%Y-%m-%d") + "; month not covered")
 
 
@@ -75,7 +79,7 @@ def cons_04(f: Facts) -> pd.DataFrame:
     or theirs): a change of billing practitioner needs a new consent."""
     st = _judged(f)
     st = st[(st["consents_before"] > 0) & (st["covering_before"] == 0) & st["billing_npi"].notna()]
-    return _raw(st, "billing NPI " + st["billing_npi"].astype(str) + " is not the practitioner named in the consent ("
+    return _raw(st, lambda: "billing NPI " + st["billing_npi"].astype(str) + " is not the practitioner named in the consent ("
                 + st["other_npis"] + ")")
 
 
@@ -86,5 +90,5 @@ def cons_04(f: Facts) -> pd.DataFrame:
 def cons_06(f: Facts) -> pd.DataFrame:
     st = _judged(f)
     st = st[st["consent_date"].notna() & ~st["revoked_ended"] & ~st["informed_availability"].fillna(False).astype(bool)]
-    return _raw(st, "consent of " + st["consent_date"].dt.strftime("%Y-%m-%d") + _for(st)
+    return _raw(st, lambda: "consent of " + st["consent_date"].dt.strftime("%Y-%m-%d") + _for(st)
                 + " does not document that CCM was offered as available")

@@ -21,9 +21,8 @@ def elig_01(f: Facts) -> pd.DataFrame:
     """Counts distinct CCW categories (E11.9 + E11.65 = one: diabetes). A code in two categories
     (E11.22: diabetes and CKD) counts for both, as the CCW does."""
     pm = f.pm.loc[(f.pm["chronic_conditions"] < 2).to_numpy(), ["patient_id", "mkey", "chronic_conditions"]]
-    found = condition_lists(f, pm).replace("", "none")
-    msg = pm["chronic_conditions"].astype(str) + " chronic condition(s) active in the month (" + found + "); two are required"
-    return raw(pm, "pm", msg)
+    return raw(pm, "pm", lambda: pm["chronic_conditions"].astype(str) + " chronic condition(s) active in the month ("
+               + condition_lists(f, pm).replace("", "none") + "); two are required")
 
 
 @rule("ELIG-02", "Diagnosis code is not a valid ICD-10-CM code", "warning", "medical_necessity",
@@ -34,7 +33,7 @@ def elig_02(f: Facts) -> pd.DataFrame:
     """One finding per invalid code and patient-month of that patient (the code is ignored)."""
     bad = f.diagnoses[~f.diagnoses["valid"]][["patient_id", "icd10_code"]].drop_duplicates()
     m = f.pm[["patient_id", "mkey"]].merge(bad, on="patient_id")
-    return raw(m, "pm", "diagnosis code " + m["icd10_code"].astype(str) + " is not a valid ICD-10-CM code; ignored")
+    return raw(m, "pm", lambda: "diagnosis code " + m["icd10_code"].astype(str) + " is not a valid ICD-10-CM code; ignored")
 
 
 @rule("ELIG-03", "CCM billed for a month that began after the patient's death", "error", "other",
@@ -49,7 +48,7 @@ def elig_03(f: Facts) -> pd.DataFrame:
         return raw(f.pm.iloc[:0], "pm", "")
     m = f.pm[["patient_id", "mkey", "month_start"]].merge(pat[["patient_id", "death_date"]].dropna(), on="patient_id")
     m = m[m["month_start"] > m["death_date"]]
-    return raw(m, "pm", "the month begins after the patient's death on " + m["death_date"].dt.strftime("%Y-%m-%d"))
+    return raw(m, "pm", lambda: "the month begins after the patient's death on " + m["death_date"].dt.strftime("%Y-%m-%d"))
 
 
 #: what Python's ``\s`` matches among ASCII characters (Arrow's regex ``\s`` leaves out \x0b and \x1c-\x1f)
@@ -100,6 +99,6 @@ def dx_01(f: Facts) -> pd.DataFrame:
     n = np.bincount(pair // (int(cat.max(initial=0)) + 1), minlength=len(lists)).astype(int)
     count = pd.Series(n[which], index=ln.index)
     bad = ln[count < 2]
-    return raw(bad, "line", "the claim line lists " + count[count < 2].astype(str) + " chronic-condition categor"
+    return raw(bad, "line", lambda: "the claim line lists " + count[count < 2].astype(str) + " chronic-condition categor"
                + np.where(count[count < 2] == 1, "y", "ies") + " among its diagnosis codes (" + bad["diagnosis_codes"].fillna("none").astype(str)
                + "); CCM needs two", units_removed=0)

@@ -92,8 +92,12 @@ def rule_ids(attribute: str) -> frozenset[str]:
 
 
 def raw(df: pd.DataFrame, scope: str, message, **cols) -> pd.DataFrame:
-    """Build raw findings from the rows of ``df`` (which has patient_id and mkey), in one frame construction."""
+    """Build raw findings from the rows of ``df`` (which has patient_id and mkey), in one frame construction.
+    ``message``: text, a Series of texts, or a function of no arguments giving either, called only when ``df`` has rows
+    (most rules find nothing on most charts, and building the texts is most of a rule's time on a small chart)."""
     n = len(df)
+    if callable(message):
+        message = message() if n else ""
 
     def col(v, dtype=object):
         return v.to_numpy() if isinstance(v, pd.Series) else np.full(n, v, dtype=dtype if v is None or isinstance(v, str) else None)

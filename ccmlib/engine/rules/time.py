@@ -41,9 +41,8 @@ def _flagged(f: Facts, flag: str | list[str], columns: list[str]) -> pd.DataFram
 
 def _entries(f: Facts, flag: str, what, reads=()) -> pd.DataFrame:
     e = _flagged(f, flag, ENTRY_KEYS + list(reads))
-    mins = minutes_text(e["duration"])
-    msg = "entry " + e["entry_id"].astype(str) + ": " + (what(e) if callable(what) else what) + "; " + mins + " min excluded"
-    return raw(e, "entry", msg)
+    return raw(e, "entry", lambda: "entry " + e["entry_id"].astype(str) + ": " + (what(e) if callable(what) else what) + "; "
+               + minutes_text(e["duration"]) + " min excluded")
 
 
 @rule("TIME-01", "Time entry documentation incomplete", "warning", "insufficient_documentation",
@@ -78,9 +77,8 @@ def time_02(f: Facts) -> pd.DataFrame:
       excludes=(("x_overlap", "overlaps another entry"),))
 def time_03(f: Facts) -> pd.DataFrame:
     e = _flagged(f, "x_overlap", ENTRY_KEYS + ["staff_id", "overlap"])
-    msg = ("entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " logged "
-           + minutes_text(e["overlap"]) + " min that overlap an earlier entry; counted once")
-    return raw(e, "entry", msg)
+    return raw(e, "entry", lambda: "entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " logged "
+               + minutes_text(e["overlap"]) + " min that overlap an earlier entry; counted once")
 
 
 @rule("TIME-04", "Face-to-face time logged as CCM", "warning", "insufficient_documentation",
@@ -122,7 +120,7 @@ def cons_05(f: Facts) -> pd.DataFrame:
                      ["no consent on file", "activity on " + day + " before consent of " + e["first_consent"].dt.strftime("%Y-%m-%d").fillna("")],
                      "activity on " + day + " after the consent was revoked on " + e["revoked_date"].dt.strftime("%Y-%m-%d").fillna("")
                      + " and before a new consent")
-    return raw(e, "entry", "entry " + e["entry_id"].astype(str) + ": " + pd.Series(what, index=e.index) + "; "
+    return raw(e, "entry", lambda: "entry " + e["entry_id"].astype(str) + ": " + pd.Series(what, index=e.index) + "; "
                + minutes_text(e["duration"]) + " min excluded")
 
 
@@ -133,7 +131,7 @@ def cons_05(f: Facts) -> pd.DataFrame:
 def sup_01(f: Facts) -> pd.DataFrame:
     """Clinical staff (not practitioners) whose staff row names no supervising_npi; the minutes still count."""
     e = _flagged(f, "x_unsupervised", ENTRY_KEYS + ["staff_id", "role"])
-    return raw(e, "entry", "entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " (" + e["role"].astype(str)
+    return raw(e, "entry", lambda: "entry " + e["entry_id"].astype(str) + ": staff " + e["staff_id"].astype(str) + " (" + e["role"].astype(str)
                + ") has no supervising practitioner on record; minutes still count")
 
 
@@ -167,8 +165,7 @@ def _base_short(f: Facts, code: str, need: int, col: str, label: str, until=None
     if until is not None:
         ln = ln[ln["service_date"] <= until]
     ln = ln[ln[col].fillna(0) < need]
-    msg = code + " billed with " + minutes_text(ln[col]) + f" {label}minutes; it needs {need}"
-    return raw(ln, "line", msg)
+    return raw(ln, "line", lambda: code + " billed with " + minutes_text(ln[col]) + f" {label}minutes; it needs {need}")
 
 
 def _addon_excess(f: Facts, addon: str, col: str, label: str) -> pd.DataFrame:
@@ -182,9 +179,8 @@ def _addon_excess(f: Facts, addon: str, col: str, label: str) -> pd.DataFrame:
     removed = (ln["units"] - keep).clip(lower=0).astype("int64")
     bad = removed > 0
     x, sup = ln[bad], supported[bad]  # the message written for the flagged lines only
-    msg = (x["units"].astype(str) + f" unit(s) of {addon} billed; " + minutes_text(x[col])
-           + f" {label}minutes support " + sup.astype(int).astype(str) + " in the month")
-    return raw(x, "line", msg, units_removed=removed[bad])
+    return raw(x, "line", lambda: x["units"].astype(str) + f" unit(s) of {addon} billed; " + minutes_text(x[col])
+               + f" {label}minutes support " + sup.astype(int).astype(str) + " in the month", units_removed=removed[bad])
 
 
 @rule("TIME-06", "99490 (or G0511) billed with fewer than 20 qualifying minutes", "error", "insufficient_documentation",
@@ -228,7 +224,7 @@ def time_10(f: Facts) -> pd.DataFrame:
     """From 2024 G0511 also stood for other general care-management services: in a month with no CCM time on record the
     chart must show which service it was (not judged as CCM, not priced as an error)."""
     ln = _g0511_multi_lines(f)
-    return raw(ln, "line", "G0511 billed in a month with no CCM time on record: from 2024 it may stand for PCM, BHI, RPM, RTM "
+    return raw(ln, "line", lambda: "G0511 billed in a month with no CCM time on record: from 2024 it may stand for PCM, BHI, RPM, RTM "
                "or other care management; the chart must show which service it was")
 
 
