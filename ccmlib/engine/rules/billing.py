@@ -74,10 +74,10 @@ def iv_01(f: Facts) -> pd.DataFrame:
     declared start, is evidence of no visit."""
     st = practitioner_visit_status(f)
     m = st[~st["visit_found"] & st["covered"]]
-    when = m["commencement"].dt.strftime("%Y-%m-%d").fillna("(no consent or claim)")
-    since = m["window_start"].dt.strftime("%Y-%m-%d").fillna("?")
-    return raw(m, "npi", lambda: "no qualifying visit by " + m["billing_npi"].astype(str) + " from " + since + " to CCM commencement on "
-               + when + " (encounters and visit claims)", billing_npi=m["billing_npi"])
+    return raw(m, "npi", lambda: "no qualifying visit by " + m["billing_npi"].astype(str) + " from "
+               + m["window_start"].dt.strftime("%Y-%m-%d").fillna("?") + " to CCM commencement on "
+               + m["commencement"].dt.strftime("%Y-%m-%d").fillna("(no consent or claim)") + " (encounters and visit claims)",
+               billing_npi=m["billing_npi"])
 
 
 @rule("BILL-01", "More than one practitioner billed CCM for the patient-month", "error", "other",
@@ -91,9 +91,10 @@ def bill_01(f: Facts) -> pd.DataFrame:
     np.minimum.at(first_at, month, np.arange(len(ln)))  # the month's first line
     npi, _ = pd.factorize(ln["billing_npi"], use_na_sentinel=False)
     first = first_at[month]
-    x = ln[npi != npi[first]]
-    first_npi = pd.Series(ln["billing_npi"].iloc[first[npi != npi[first]]].array, index=x.index)
-    return raw(x, "line", lambda: "CCM for this month was first billed by " + first_npi.astype(str) + "; "
+    other = npi != npi[first]
+    x = ln[other]
+    return raw(x, "line", lambda: "CCM for this month was first billed by "
+               + pd.Series(ln["billing_npi"].iloc[first[other]].array, index=x.index).astype(str) + "; "
                + x["billing_npi"].astype(str) + " cannot also bill it")
 
 
