@@ -115,13 +115,17 @@ def cons_05(f: Facts) -> pd.DataFrame:
     a revoked consent given to another practitioner never puts this practitioner's activity outside consent."""
     e = _flagged(f, ["x_before_consent", "x_no_consent", "x_after_revocation"],
                  ENTRY_KEYS + ["activity_date", "x_no_consent", "x_before_consent", "first_consent", "revoked_date"])
-    day = e["activity_date"].dt.strftime("%Y-%m-%d")
-    what = np.select([e["x_no_consent"].to_numpy(), e["x_before_consent"].to_numpy()],
-                     ["no consent on file", "activity on " + day + " before consent of " + e["first_consent"].dt.strftime("%Y-%m-%d").fillna("")],
-                     "activity on " + day + " after the consent was revoked on " + e["revoked_date"].dt.strftime("%Y-%m-%d").fillna("")
-                     + " and before a new consent")
-    return raw(e, "entry", lambda: "entry " + e["entry_id"].astype(str) + ": " + pd.Series(what, index=e.index) + "; "
-               + minutes_text(e["duration"]) + " min excluded")
+
+    def what(e):
+        day = e["activity_date"].dt.strftime("%Y-%m-%d")
+        return pd.Series(np.select(
+            [e["x_no_consent"].to_numpy(), e["x_before_consent"].to_numpy()],
+            ["no consent on file", "activity on " + day + " before consent of " + e["first_consent"].dt.strftime("%Y-%m-%d").fillna("")],
+            "activity on " + day + " after the consent was revoked on " + e["revoked_date"].dt.strftime("%Y-%m-%d").fillna("")
+            + " and before a new consent"), index=e.index)
+
+    return raw(e, "entry", lambda: "entry " + e["entry_id"].astype(str) + ": " + what(e) + "; " + minutes_text(e["duration"])
+               + " min excluded")
 
 
 @rule("SUP-01", "Clinical staff time with no supervising practitioner on record", "warning", "insufficient_documentation",
