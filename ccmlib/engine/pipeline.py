@@ -31,6 +31,7 @@ from ccmlib.engine.outputs import RunFolder
 from ccmlib.intake.load import Practice, load_practice, sort_quality
 from ccmlib.engine.money import NOT_SUPPORTED, codes_label, expand_effects, settle_lines, unit_values
 from ccmlib.engine.periods import Period, key_to_label, month_key, parse_period, quarter_label
+from ccmlib.engine.sqlfacts import PARALLEL_QUERIES_FROM
 from ccmlib.engine.rules import RULE_CATALOG_VERSION, load_all
 from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
 
@@ -145,8 +146,9 @@ def select_rules(rules: str | list[str] | None) -> list[str]:
 
 
 #: time entries from which the first phase's rules run two at a time (threads: the rules only read the facts, and most
-#: of their work is in numpy, Arrow and DuckDB, which let go of the interpreter); on a small practice threads only cost
-PARALLEL_RULES_FROM = 250_000
+#: of their work is in numpy, Arrow and DuckDB, which let go of the interpreter); on a small practice threads only cost.
+#: The size from which DuckDB runs the facts' queries in two threads too: one size makes a practice large
+PARALLEL_RULES_FROM = PARALLEL_QUERIES_FROM
 
 
 #: patient-months from which the run folder's tables are written while the summary's details are computed (threads)

@@ -52,7 +52,8 @@ _BASE_LOCK = threading.Lock()  # rules run in threads on a large practice: one d
 _THREADS: dict[int, int] = {}  # the threads each process's database runs a query in, as last set
 
 #: time entries from which the facts' queries run in two threads of DuckDB (with two cores): on fewer the second
-#: thread only costs CPU (a small query gains nothing from it); the same size from which the rules run in two threads
+#: thread only costs CPU (a small query gains nothing from it); the rules run in two threads from it too
+#: (``pipeline.PARALLEL_RULES_FROM`` is this number)
 PARALLEL_QUERIES_FROM = 250_000
 
 
