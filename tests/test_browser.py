@@ -1,5 +1,6 @@
 """Real-browser tests: Voila serves the workbench notebooks on 127.0.0.1 and Playwright drives Debian's chromium."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -115,7 +116,8 @@ def test_review_of_an_audit_folder_reaches_the_report(tmp_path, browser, demo_di
         nxt = page.evaluate(PICKED)
         assert "[sample]" in nxt and " - undecided" in nxt
         page.wait_for_selector(f".ccm-view h3:has-text('{nxt.split()[1]}')", timeout=60_000)  # the page is redrawn for it
-        page.wait_for_timeout(500)
+        nxt_month = re.search(r"\d{4}-\d{2}", nxt).group(0)
+        page.wait_for_selector(f".ccm-add-for:has-text('{nxt.split()[1]} {nxt_month}')", timeout=60_000)  # its add form too
         # add a defect the chart shows: refused without evidence, saved with it (the audit re-runs)
         page.locator(".ccm-add-description input").fill("time note cloned from the previous month")
         page.locator(".ccm-add-reason input").fill("same text and minutes as June")

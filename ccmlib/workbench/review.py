@@ -342,6 +342,12 @@ class ChartReview:
                 return
             pid, month = pick.value
             v = patient_month_view(self.result, pid, month)
+            # the forms first, the tables and the figure (the slow part) after: a reviewer who sees the new heading types
+            # into the new patient-month's forms, never into the last one's
+            units_box.children = [self._unit_row(w, u, reviewer, after_save, status) for _, u in self.units(pid, month).iterrows()]
+            panel.children = [self._finding_row(w, fr, reviewer, after_save, status) for _, fr in v["findings"].iterrows()] or [
+                w.HTML("<i>no findings on this patient-month</i>")]
+            add_box.children = [self._add_form(w, v["claim_lines"], pid, month, reviewer, status, after_rerun)]
             if redraw_view:
                 view.clear_output()
                 with view:
@@ -353,10 +359,6 @@ class ChartReview:
                     import matplotlib.pyplot as plt
                     timeline_figure(v["time_log"], month)
                     plt.show()
-            units_box.children = [self._unit_row(w, u, reviewer, after_save, status) for _, u in self.units(pid, month).iterrows()]
-            panel.children = [self._finding_row(w, fr, reviewer, after_save, status) for _, fr in v["findings"].iterrows()] or [
-                w.HTML("<i>no findings on this patient-month</i>")]
-            add_box.children = [self._add_form(w, v["claim_lines"], pid, month, reviewer, status, after_rerun)]
 
         def after_rerun(message):  # the audit has been re-run (the button, or an add, which re-runs by itself): redraw
             refresh_queue(pick.value)
@@ -488,7 +490,9 @@ class ChartReview:
             after_add(escape(f"saved: add {row['rule_id']} on {pid} {month} by {row['reviewer']}; audit re-run"))
 
         save.on_click(on_add)
-        return w.VBox([w.HBox([on, rule]), w.HBox([units, desc]), w.HBox([reason, evidence, save])])
+        where = w.HTML(f"adding to <b>{escape(str(pid))} {escape(str(month))}</b>")  # the form's own patient-month, in words
+        where.add_class("ccm-add-for")
+        return w.VBox([where, w.HBox([on, rule]), w.HBox([units, desc]), w.HBox([reason, evidence, save])])
 
 
 def decisions_rule_ids() -> set[str]:
