@@ -281,6 +281,29 @@ def _stopped(*args):
     os.kill(os.getpid(), signal.SIGKILL)  # as the system's out-of-memory killer stops a process
 
 
+def _quick():
+    return "quick"
+
+
+def _waits_for(flag):
+    import time
+    for _ in range(300):  # 30 s
+        if Path(flag).exists():
+            return "after the flag"
+        time.sleep(0.1)
+    raise TimeoutError("the flag never came: the first task's end was not reported before this one ended")
+
+
+def test_each_process_is_reported_as_it_ends_not_when_all_have(tmp_path):
+    """The bar of the shards moves as each shard ends: the second task waits for a flag the caller sets only when it
+    has been told the first one ended."""
+    flag = tmp_path / "flag"
+    ends = sh._in_processes([(_waits_for, str(flag)), (_quick,)], 2)
+    assert next(ends) == "quick"
+    flag.touch()
+    assert list(ends) == ["after the flag"]
+
+
 def test_a_shard_process_stopped_by_the_system_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(sh, "STEPS", {**sh.STEPS, "_stopped": sh.STEPS["_audit_shard"]})
     with pytest.raises(InputError, match="the process checking a shard ended without a result .*--shards"):

@@ -142,7 +142,7 @@ def _context():
 def _in_processes(tasks: list[tuple], jobs: int):
     """Each task (function, *arguments) in a new process of its own, ``jobs`` at a time; yields as each ends (the first
     exception raised here, the tasks not begun dropped)."""
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from concurrent.futures.process import BrokenProcessPool
 
@@ -150,7 +150,8 @@ def _in_processes(tasks: list[tuple], jobs: int):
         pending = {pool.submit(*t): t for t in tasks}
         try:
             while pending:
-                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                # as each ends (FIRST_EXCEPTION would wait for all of them when none fails: the bar would stand still)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
                     task = pending.pop(f)
                     try:
