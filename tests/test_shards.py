@@ -68,18 +68,22 @@ def test_a_check_in_shards_writes_the_run_folder_of_one_check(crossed, tmp_path,
 
 def test_patients_whose_entries_overlap_or_who_share_a_claim_are_one_shard(tmp_path):
     d = pd.Timestamp("2026-01-05")
-    te = pd.DataFrame({"patient_id": ["p1", "p2", "p3", "p4", "p5"], "staff_id": ["S1", "S1", "S1", "S2", "S1"],
-                       "activity_date": [d, d, d, d, d + pd.Timedelta(days=1)],
-                       "start_time": pd.array([480, 500, 520, 480, 480], dtype="Int32"),  # p3 starts as p2 ends: no overlap
-                       "end_time": pd.array([510, 520, 540, 510, 510], dtype="Int32")})
+    # p3 starts as p2 ends: no overlap. S3's day: p9's long entry overlaps p10's and p11's, which do not overlap each
+    # other (one run of three); p12 starts as p9 ends
+    te = pd.DataFrame({"patient_id": ["p1", "p2", "p3", "p4", "p5", "p9", "p10", "p11", "p12"],
+                       "staff_id": ["S1", "S1", "S1", "S2", "S1", "S3", "S3", "S3", "S3"],
+                       "activity_date": [d, d, d, d, d + pd.Timedelta(days=1), d, d, d, d],
+                       "start_time": pd.array([480, 500, 520, 480, 480, 480, 490, 550, 600], dtype="Int32"),
+                       "end_time": pd.array([510, 520, 540, 510, 510, 600, 500, 560, 620], dtype="Int32")})
     claims = pd.DataFrame({"claim_id": ["c1", "c1", "c2"], "patient_id": ["p6", "p7", "p8"]})
     for name, df in (("time_entries", te), ("claims", claims)):
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / f"{name}.parquet")
     weights = pd.concat([te["patient_id"], claims["patient_id"]]).value_counts()
     plan = sh._plan(tmp_path, ["time_entries", "claims"], 8, weights)
-    assert plan["p1"] == plan["p2"] and plan["p6"] == plan["p7"]
-    # every other patient is a component of its own, each in its own shard here (rows balanced over 8 shards)
-    assert plan.groupby(plan).size().max() == 2 and plan.nunique() == 6
+    assert plan["p1"] == plan["p2"] and plan["p6"] == plan["p7"] and plan["p9"] == plan["p10"] == plan["p11"]
+    # every other patient is a component of its own: in more shards than rows, each component has a shard of its own
+    alone = sh._plan(tmp_path, ["time_entries", "claims"], 100, weights)
+    assert sorted(alone.groupby(alone).size()) == [1] * 5 + [2, 2, 3] and alone["p3"] != alone["p2"] and alone["p12"] != alone["p9"]
     assert list(plan.index) == sorted(plan.index)  # in the patients' text order
 
 
