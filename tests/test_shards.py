@@ -21,13 +21,16 @@ from ccmlib.errors import InputError
 def crossed(tmp_path_factory) -> Path:
     """The demo practice with patients crossed far apart in the text order (so that shards cut by it would part them):
     P000109's new entry overlaps P000008's first one (staff S0003, 2 January, 08:05-08:17 against 08:00-08:14), and
-    claim C0000001 (P000040's) gains a line of P000111."""
+    claim C0000001 (P000040's) gains a line of P000111. Two patients the patients table lacks: P404 with an entry, P405
+    with a claim (flagged by the reading of the whole practice, their rows checked in a shard)."""
     out = tmp_path_factory.mktemp("crossed") / "practice"
     shutil.copytree(DEMO, out)
     with open(out / "time_entries.csv", "a", encoding="utf-8") as fh:
         fh.write("T9000001,P000109,S0003,2026-01-02,12,08:05,08:17,care_coordination,Called pharmacy about refills,false,,S0003\n")
+        fh.write("T9000002,P404,S0002,2026-02-03,15,,,care_coordination,Called about lab results,false,,S0002\n")
     with open(out / "claims.csv", "a", encoding="utf-8") as fh:
         fh.write("C0000001,9,P000111,8666668347,2026-01-20,99490,1,43.76,55.8,11,J45909;E785\n")
+        fh.write("C9000001,1,P405,8666668347,2026-03-20,99490,1,43.76,55.8,11,J45909;E785\n")
     return out
 
 
@@ -64,6 +67,9 @@ def test_a_check_in_shards_writes_the_run_folder_of_one_check(crossed, tmp_path,
     assert ((f["rule_id"] == "TIME-03") & (f["entry_id"] == "T9000001")).any()
     lines = pd.read_csv(one / "claim_lines.csv", dtype=str)
     assert set(lines.loc[lines["claim_id"] == "C0000001", "patient_id"]) >= {"P000040", "P000111"}
+    dq = pd.read_csv(one / "data_quality.csv", dtype=str)
+    unknown = dq[dq["problem"].str.startswith("patient_id not in the patients table", na=False)]
+    assert sorted(unknown["value"]) == ["P404", "P405"]
 
 
 def test_patients_whose_entries_overlap_or_who_share_a_claim_are_one_shard(tmp_path):

@@ -44,7 +44,9 @@ from ccmlib.engine.pipeline import (AuditResult, Whole, _pricing_summary, _sort_
                                     data_dates, headline_summary, months_between, normalized_npis, overrides_record,
                                     select_rules, staff_counts)
 from ccmlib.engine.sqlfacts import staff_rows_of
-from ccmlib.intake.load import Practice, _unknown_patients, finish_quality, load_tables, sort_quality
+from ccmlib.intake.fastops import arrow_text, positions
+from ccmlib.intake.load import Practice, finish_quality, load_tables, sort_quality, unknown_patient_rows
+from ccmlib.intake.schema import TABLES
 from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
 from ccmlib.reference import data as refdata
 from ccmlib.reference.codes import INITIATING_VISITS
@@ -211,28 +213,26 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
     take from the whole practice (:class:`Whole`), the tables' names, the input records, ingest's record and rows, the
     practice's data-quality rows (sorted, as :func:`load_practice` gives them) and the rows per patient id."""
     out.mkdir(parents=True)
-    quality, inputs, labels, names = [], [], {}, []
-    patients = None
+    quality, inputs, names = [], [], []
+    patients = id_set = None
     unknown = []
     ends, visits = [], {"encounters": pd.DataFrame({"encounter_date": pd.Series([], dtype="datetime64[ns]")}),
                         "claims": pd.DataFrame({"cpt_code": pd.Series([], dtype=object), "service_date": pd.Series([], dtype="datetime64[ns]")})}
     weights = []
     for name, accepted, dq, record in load_tables(folder, progress, threads=1):  # one table at a time: the least memory
         names.append(name)
-        labels[name] = record["file"]
         quality.append(dq)
         inputs.append(record)
         if name == "patients":
-            patients = accepted[["patient_id"]]
-        elif patients is not None:
-            unknown.extend(_unknown_patients({"patients": patients, name: accepted}, labels))
+            patients = accepted["patient_id"].dropna().drop_duplicates()
+            id_set = arrow_text(patients)  # hashed by each lookup (Arrow keeps no hash table between calls)
+        if "patient_id" in accepted.columns:
+            weights.extend(_rows_per_patient(name, accepted, patients, id_set, record["file"], unknown))
         ends.append(data_dates(name, accepted))
         if name == "encounters":
             visits["encounters"] = accepted[["encounter_date"]]
         elif name == "claims":
             visits["claims"] = accepted.loc[accepted["cpt_code"].isin(list(INITIATING_VISITS)), ["cpt_code", "service_date"]]
-        if "patient_id" in accepted.columns:
-            weights.append(accepted["patient_id"].value_counts(dropna=False))
         _write_typed(accepted, out / f"{name}.parquet")
         del accepted
         pa.default_memory_pool().release_unused()  # the table's memory back to the system before the next is read
@@ -243,6 +243,23 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
                   data_months=months_between(ends))
     per_patient = pd.concat(weights).groupby(level=0, dropna=False).sum() if weights else pd.Series([], dtype="int64")
     return whole, names, inputs, ingest, dq, per_patient
+
+
+def _rows_per_patient(name: str, df: pd.DataFrame, patients: pd.Series | None, id_set, label: str, unknown: list) -> list[pd.Series]:
+    """The rows of table ``name`` per patient id (counts to add up; a missing id counted under a missing key), and
+    its rows whose id the patients table lacks added to ``unknown`` as data-quality rows (as loading flags them): one
+    lookup of each row's id in the patients' ``id_set`` gives both (before the patients table: its ids counted)."""
+    ids = df["patient_id"]
+    if patients is None:
+        return [ids.value_counts(dropna=False)]
+    pos = positions(ids, None, value_set=id_set)
+    found = pos >= 0
+    out = [pd.Series(np.bincount(pos[found], minlength=len(patients)), index=patients.to_numpy(dtype=object))]
+    if not found.all():
+        out.append(ids[~found].value_counts(dropna=False))  # ids the patients table lacks, and missing ones
+        if name != "patients" and TABLES[name].patient_ref:
+            unknown.append(unknown_patient_rows(name, df, ~found, label))
+    return out
 
 
 def _write_typed(df: pd.DataFrame, path: Path) -> None:

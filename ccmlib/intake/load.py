@@ -43,15 +43,15 @@ def _unknown_patients(tables: dict[str, pd.DataFrame], labels: dict[str, str]) -
         return []
     names = [name for name, df in tables.items() if TABLES[name].patient_ref and len(df)]
     found = _known([tables[name]["patient_id"] for name in names], tables["patients"]["patient_id"])
-    out = []
-    for name, ok in zip(names, found):
-        df, bad = tables[name], ~ok
-        if bad.any():
-            out.append(pd.DataFrame({
-                "table": name, "file": labels[name], "line": df.loc[bad, "_line"].to_numpy(), "column": "patient_id",
-                "problem": "patient_id not in the patients table (row kept; check the export)",
-                "value": df.loc[bad, "patient_id"].astype("string").to_numpy(), "action": "flagged"}))
-    return out
+    return [unknown_patient_rows(name, tables[name], ~ok, labels[name]) for name, ok in zip(names, found) if not ok.all()]
+
+
+def unknown_patient_rows(name: str, df: pd.DataFrame, bad: np.ndarray, label: str) -> pd.DataFrame:
+    """The data-quality rows of the rows ``bad`` of table ``name`` (read from ``label``): a patient id the patients
+    table lacks."""
+    return pd.DataFrame({"table": name, "file": label, "line": df.loc[bad, "_line"].to_numpy(), "column": "patient_id",
+                         "problem": "patient_id not in the patients table (row kept; check the export)",
+                         "value": df.loc[bad, "patient_id"].astype("string").to_numpy(), "action": "flagged"})
 
 
 def _known(columns: list[pd.Series], known: pd.Series) -> list[np.ndarray]:
