@@ -72,6 +72,26 @@ def test_a_check_in_shards_writes_the_run_folder_of_one_check(crossed, tmp_path,
     assert sorted(unknown["value"]) == ["P404", "P405"]
 
 
+def test_the_rows_per_patient_are_every_tables_rows_of_each_id():
+    """What the shards are balanced by: for each id, its rows in every table (the patients table's own included), ids
+    the patients table lacks and a missing id counted too; a table read before the patients table counted by id."""
+    from ccmlib.intake.fastops import arrow_text
+    text = lambda v: pd.DataFrame({"patient_id": pd.array(v, dtype="string[pyarrow]"), "_line": range(2, 2 + len(v))})  # noqa: E731
+    before = text(["P2", "P9"])
+    patients = text(["P1", "P2", "P3"])
+    entries = text(["P2", "P2", "PX", None, "P1", "PX"])
+    ids = patients["patient_id"].dropna().drop_duplicates()
+    unknown = []
+    counts = [sh._rows_per_patient("encounters", before, None, None, "enc.csv", unknown)]
+    counts += [sh._rows_per_patient(n, df, ids, arrow_text(ids), f"{n}.csv", unknown)
+               for n, df in (("patients", patients), ("time_entries", entries))]
+    got = sh._sum_rows(counts, ids)
+    assert got.index.is_unique and got[got.index.notna()].to_dict() == {"P1": 2, "P2": 4, "P3": 1, "PX": 2, "P9": 1}
+    assert got[got.index.isna()].tolist() == [1]
+    assert [(u["table"].iloc[0], u["line"].tolist(), [v if isinstance(v, str) else None for v in u["value"]]) for u in unknown] == [
+        ("time_entries", [4, 5, 7], ["PX", None, "PX"])]
+
+
 def test_patients_whose_entries_overlap_or_who_share_a_claim_are_one_shard(tmp_path):
     d = pd.Timestamp("2026-01-05")
     # p3 starts as p2 ends: no overlap. S3's day: p9's long entry overlaps p10's and p11's, which do not overlap each

@@ -227,7 +227,7 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
             patients = accepted["patient_id"].dropna().drop_duplicates()
             id_set = arrow_text(patients)  # hashed by each lookup (Arrow keeps no hash table between calls)
         if "patient_id" in accepted.columns:
-            weights.extend(_rows_per_patient(name, accepted, patients, id_set, record["file"], unknown))
+            weights.append(_rows_per_patient(name, accepted, patients, id_set, record["file"], unknown))
         ends.append(data_dates(name, accepted))
         if name == "encounters":
             visits["encounters"] = accepted[["encounter_date"]]
@@ -241,24 +241,41 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
     declared, _ = _declared_visits_from(encounters_from, Practice(folder, {}, empty_quality()))
     whole = Whole(visit_history=visit_history_start(visits["encounters"], visits["claims"], declared),
                   data_months=months_between(ends))
-    per_patient = pd.concat(weights).groupby(level=0, dropna=False).sum() if weights else pd.Series([], dtype="int64")
-    return whole, names, inputs, ingest, dq, per_patient
+    return whole, names, inputs, ingest, dq, _sum_rows(weights, patients)
 
 
-def _rows_per_patient(name: str, df: pd.DataFrame, patients: pd.Series | None, id_set, label: str, unknown: list) -> list[pd.Series]:
-    """The rows of table ``name`` per patient id (counts to add up; a missing id counted under a missing key), and
-    its rows whose id the patients table lacks added to ``unknown`` as data-quality rows (as loading flags them): one
-    lookup of each row's id in the patients' ``id_set`` gives both (before the patients table: its ids counted)."""
+def _rows_per_patient(name: str, df: pd.DataFrame, patients: pd.Series | None, id_set, label: str,
+                      unknown: list) -> tuple[np.ndarray | None, pd.Series | None]:
+    """The rows of table ``name`` per patient id: an array of counts per patient of ``patients`` and the counts of the
+    other ids (those the patients table lacks; a missing id under a missing key), and its rows whose id the patients
+    table lacks added to ``unknown`` as data-quality rows (as loading flags them). One lookup of each row's id in the
+    patients' ``id_set`` gives all three; before the patients table, every id is counted as another."""
     ids = df["patient_id"]
     if patients is None:
-        return [ids.value_counts(dropna=False)]
+        return None, ids.value_counts(dropna=False)
     pos = positions(ids, None, value_set=id_set)
     found = pos >= 0
-    out = [pd.Series(np.bincount(pos[found], minlength=len(patients)), index=patients.to_numpy(dtype=object))]
+    other = None
     if not found.all():
-        out.append(ids[~found].value_counts(dropna=False))  # ids the patients table lacks, and missing ones
+        other = ids[~found].value_counts(dropna=False)
         if name != "patients" and TABLES[name].patient_ref:
             unknown.append(unknown_patient_rows(name, df, ~found, label))
+    return np.bincount(pos[found], minlength=len(patients)), other
+
+
+def _sum_rows(counts: list[tuple], patients: pd.Series | None) -> pd.Series:
+    """The rows per patient id of every table (:func:`_rows_per_patient`'s counts added up): the patients' in one
+    array (a sum of arrays, not a group-by of millions of text labels: 2.7 s at 1M patient-months), the few others
+    added to it."""
+    known = [c for c, _ in counts if c is not None]
+    other = [o for _, o in counts if o is not None and len(o)]
+    out = pd.Series(np.sum(known, axis=0) if known else np.zeros(0 if patients is None else len(patients), dtype=np.int64),
+                    index=pd.Index([] if patients is None else patients.to_numpy(dtype=object), dtype=object))
+    if other:
+        o = pd.concat(other).groupby(level=0, dropna=False).sum()
+        mine = o.index.isin(out.index)
+        out.loc[o.index[mine]] += o[mine].to_numpy()
+        out = pd.concat([out, o[~mine]])
     return out
 
 
@@ -286,7 +303,7 @@ def _plan(tables: Path, names: list[str], shards: int, weights: pd.Series, bar=N
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    ids = pd.Index([i for i in weights.index if not pd.isna(i)], dtype=object)
+    ids = pd.Index(weights.index[weights.index.notna()], dtype=object)
     ids = ids[pc.sort_indices(pa.array(ids.to_numpy(), type=pa.large_string())).to_numpy()] if len(ids) else ids  # UTF-8 byte order
     pairs = []
     con = _plan_connection(tables)
