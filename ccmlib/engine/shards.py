@@ -44,7 +44,7 @@ from ccmlib.engine.pipeline import (AuditResult, Whole, _pricing_summary, _sort_
                                     data_dates, headline_summary, months_between, normalized_npis, overrides_record,
                                     select_rules, staff_counts)
 from ccmlib.engine.sqlfacts import staff_rows_of
-from ccmlib.intake.fastops import arrow_text, positions
+from ccmlib.intake.fastops import arrow_text, lookup
 from ccmlib.intake.load import Practice, finish_quality, load_tables, sort_quality, unknown_patient_rows
 from ccmlib.intake.schema import TABLES
 from ccmlib.intake.validate import DQ_COLUMNS, empty_quality
@@ -253,14 +253,17 @@ def _rows_per_patient(name: str, df: pd.DataFrame, patients: pd.Series | None, i
     ids = df["patient_id"]
     if patients is None:
         return None, ids.value_counts(dropna=False)
-    pos = positions(ids, None, value_set=id_set)
-    found = pos >= 0
+    at = lookup(ids, id_set)  # int32, null where absent: no row-sized copies of int64 while the table is held
     other = None
-    if not found.all():
+    if at.null_count:
+        found = pc.is_valid(at).to_numpy(zero_copy_only=False)
         other = ids[~found].value_counts(dropna=False)
         if name != "patients" and TABLES[name].patient_ref:
             unknown.append(unknown_patient_rows(name, df, ~found, label))
-    return np.bincount(pos[found], minlength=len(patients)), other
+    counts = np.zeros(len(patients), dtype=np.int64)
+    for chunk in (at.chunks if isinstance(at, pa.ChunkedArray) else [at]):
+        counts += np.bincount(chunk.drop_null().to_numpy(zero_copy_only=False), minlength=len(patients))
+    return counts, other
 
 
 def _sum_rows(counts: list[tuple], patients: pd.Series | None) -> pd.Series:

@@ -19,12 +19,16 @@ def positions(values: pd.Series, keys, value_set: pa.Array | None = None) -> np.
     """Position of each value in ``keys`` (-1 when absent or missing), by an Arrow hash lookup; an Arrow text column is
     looked up in place (its chunks not combined). ``value_set``: ``keys`` already as :func:`arrow_text`, for a caller
     that looks up several columns in the same keys."""
+    vs = value_set if value_set is not None else arrow_text(pd.Series(keys, dtype=object))
+    return np.asarray(lookup(values, vs).fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def lookup(values: pd.Series, value_set: pa.Array):
+    """:func:`positions` as Arrow gives them: an int32 array (chunked as the column is), null where absent or missing."""
     a = getattr(values.array, "_pa_array", None) if isinstance(values, pd.Series) else None
     if a is None or not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
         a = arrow_text(values)
-    vs = value_set if value_set is not None else arrow_text(pd.Series(keys, dtype=object))
-    found = pc.index_in(a, value_set=vs if vs.type == a.type else vs.cast(a.type))
-    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return pc.index_in(a, value_set=value_set if value_set.type == a.type else value_set.cast(a.type))
 
 
 def join_groups(frame: pd.DataFrame, by: list[str], col: str, sep: str) -> pd.Series:
