@@ -44,7 +44,7 @@ CHUNKED = {"10M"}
 CHUNK_PATIENTS = 100_000
 MONTHS, PERIOD = "2026-01..2026-03", "2026Q1"
 #: the check in shards (`check --shards N --shard-jobs K`) measured beside the check at once: (N, K) per size
-SHARDED = {"1M": (8, 1), "10M": (64, 2)}
+SHARDED = {"1M": (12, 2), "10M": (64, 2)}
 PEERS = {"duckdb": ROOT / "benchmarks" / "peers" / "duckdb_core.py", "polars": ROOT / "benchmarks" / "peers" / "polars_core.py"}
 
 LOAD = "import sys; from ccmlib.intake.load import load_practice; p = load_practice(sys.argv[1]); print(len(p['time_entries']))"
