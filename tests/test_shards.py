@@ -81,11 +81,10 @@ def test_the_rows_per_patient_are_every_tables_rows_of_each_id():
     patients = text(["P1", "P2", "P3"])
     entries = text(["P2", "P2", "PX", None, "P1", "PX"])
     ids = patients["patient_id"].dropna().drop_duplicates()
-    unknown = []
-    counts = [sh._rows_per_patient("encounters", before, None, None, "enc.csv", unknown)]
-    counts += [sh._rows_per_patient(n, df, ids, arrow_text(ids), f"{n}.csv", unknown)
-               for n, df in (("patients", patients), ("time_entries", entries))]
-    got = sh._sum_rows(counts, ids)
+    found = [sh._rows_per_patient("encounters", before, None, None, "enc.csv")]
+    found += [sh._rows_per_patient(n, df, ids, arrow_text(ids), f"{n}.csv") for n, df in (("patients", patients), ("time_entries", entries))]
+    got = sh._sum_rows([(counts, other) for counts, other, _ in found], ids)
+    unknown = [flagged for _, _, flagged in found if flagged is not None]
     assert got.index.is_unique and got[got.index.notna()].to_dict() == {"P1": 2, "P2": 4, "P3": 1, "PX": 2, "P9": 1}
     assert got[got.index.isna()].tolist() == [1]
     assert [(u["table"].iloc[0], u["line"].tolist(), [v if isinstance(v, str) else None for v in u["value"]]) for u in unknown] == [

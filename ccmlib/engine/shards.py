@@ -218,7 +218,7 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
     unknown = []
     ends, visits = [], {"encounters": pd.DataFrame({"encounter_date": pd.Series([], dtype="datetime64[ns]")}),
                         "claims": pd.DataFrame({"cpt_code": pd.Series([], dtype=object), "service_date": pd.Series([], dtype="datetime64[ns]")})}
-    weights = []
+    per_table = []  # each table's rows per patient (_rows_per_patient), added up at the end
     for name, accepted, dq, record in load_tables(folder, progress, threads=1):  # one table at a time: the least memory
         names.append(name)
         quality.append(dq)
@@ -227,7 +227,10 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
             patients = accepted["patient_id"].dropna().drop_duplicates()
             id_set = arrow_text(patients)  # hashed by each lookup (Arrow keeps no hash table between calls)
         if "patient_id" in accepted.columns:
-            weights.append(_rows_per_patient(name, accepted, patients, id_set, record["file"], unknown))
+            counts, other, flagged = _rows_per_patient(name, accepted, patients, id_set, record["file"])
+            per_table.append((counts, other))
+            if flagged is not None:
+                unknown.append(flagged)
         ends.append(data_dates(name, accepted))
         if name == "encounters":
             visits["encounters"] = accepted[["encounter_date"]]
@@ -241,35 +244,36 @@ def _load_whole(folder: Path, out: Path, progress: bool, encounters_from):
     declared, _ = _declared_visits_from(encounters_from, Practice(folder, {}, empty_quality()))
     whole = Whole(visit_history=visit_history_start(visits["encounters"], visits["claims"], declared),
                   data_months=months_between(ends))
-    return whole, names, inputs, ingest, dq, _sum_rows(weights, patients)
+    return whole, names, inputs, ingest, dq, _sum_rows(per_table, patients)
 
 
-def _rows_per_patient(name: str, df: pd.DataFrame, patients: pd.Series | None, id_set, label: str,
-                      unknown: list) -> tuple[np.ndarray | None, pd.Series | None]:
-    """The rows of table ``name`` per patient id: an array of counts per patient of ``patients`` and the counts of the
-    other ids (those the patients table lacks; a missing id under a missing key), and its rows whose id the patients
-    table lacks added to ``unknown`` as data-quality rows (as loading flags them). One lookup of each row's id in the
-    patients' ``id_set`` gives all three; before the patients table, every id is counted as another."""
+def _rows_per_patient(name: str, df: pd.DataFrame, patients: pd.Series | None, id_set,
+                      label: str) -> tuple[np.ndarray | None, pd.Series | None, pd.DataFrame | None]:
+    """The rows of table ``name`` (read from ``label``) per patient id: an array of counts per patient of ``patients``,
+    the counts of the other ids (those the patients table lacks; a missing id under a missing key), and the
+    data-quality rows of its rows whose id the patients table lacks (as loading flags them; None when there are none).
+    One lookup of each row's id in the patients' ``id_set`` gives all three; before the patients table, every id is
+    counted as another."""
     ids = df["patient_id"]
     if patients is None:
-        return None, ids.value_counts(dropna=False)
+        return None, ids.value_counts(dropna=False), None
     at = lookup(ids, id_set)  # int32, null where absent: no row-sized copies of int64 while the table is held
-    other = None
+    other = flagged = None
     if at.null_count:
         found = pc.is_valid(at).to_numpy(zero_copy_only=False)
         other = ids[~found].value_counts(dropna=False)
         if name != "patients" and TABLES[name].patient_ref:
-            unknown.append(unknown_patient_rows(name, df, ~found, label))
+            flagged = unknown_patient_rows(name, df, ~found, label)
     counts = np.zeros(len(patients), dtype=np.int64)
     for chunk in (at.chunks if isinstance(at, pa.ChunkedArray) else [at]):
         counts += np.bincount(chunk.drop_null().to_numpy(zero_copy_only=False), minlength=len(patients))
-    return counts, other
+    return counts, other, flagged
 
 
 def _sum_rows(counts: list[tuple], patients: pd.Series | None) -> pd.Series:
-    """The rows per patient id of every table (:func:`_rows_per_patient`'s counts added up): the patients' in one
-    array (a sum of arrays, not a group-by of millions of text labels: 2.7 s at 1M patient-months), the few others
-    added to it."""
+    """The rows per patient id of every table (the counts and other ids of :func:`_rows_per_patient`, added up): the
+    patients' in one array (a sum of arrays, not a group-by of millions of text labels: 2.7 s at 1M patient-months),
+    the few others added to it."""
     known = [c for c, _ in counts if c is not None]
     other = [o for _, o in counts if o is not None and len(o)]
     out = pd.Series(np.sum(known, axis=0) if known else np.zeros(0 if patients is None else len(patients), dtype=np.int64),
